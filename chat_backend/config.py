@@ -1,0 +1,145 @@
+"""config: settings from the environment and `.env`, the tunables, and per-call generation settings.
+
+Environment variables win over `.env` (python-dotenv's values fill only what is unset), and `os.environ` is
+never modified, so the server key is not copied into child processes by us. A missing key is fine at
+start-up; a malformed value is not.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from .errors import ConfigError, InvalidSettings, MissingKey
+
+DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
+DEFAULT_MODEL = "abab6.5s-chat"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_RETRY_BUDGET = 10.0  # seconds of back-off waiting, in all, before a failure is shown
+DEFAULT_POOL_SIZE = 64  # simultaneous upstream connections kept alive for reuse
+DEFAULT_CATALOGUE_TTL = 3600.0
+DEFAULT_MAX_ATTACHMENT_MB = 10.0
+DEFAULT_MAX_PDF_PAGES = 300
+DEFAULT_MAX_TOKENS = 1024
+
+# Documented ranges (NOTES.md, abab6.5s-chat request schema).
+TEMPERATURE_RANGE = (0.0, 2.0)
+TOP_P_RANGE = (0.01, 1.0)
+PENALTY_RANGE = (-2.0, 2.0)
+
+HOW_TO_SET_KEY = (
+    "No API key is set. Put AIMLAPI_KEY=<your key> in a .env file next to app.py, add it as a Secret "
+    "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings panel. "
+    "Keys are at https://aimlapi.com/app/keys."
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server-wide settings, read once at start-up and never mutated."""
+
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_budget: float = DEFAULT_RETRY_BUDGET
+    pool_size: int = DEFAULT_POOL_SIZE
+    catalogue_ttl: float = DEFAULT_CATALOGUE_TTL
+    max_attachment_bytes: int = int(DEFAULT_MAX_ATTACHMENT_MB * 1_000_000)
+    max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
+    """Read settings from `environ` (default `os.environ`) over the values in `dotenv_path`."""
+    values: dict[str, str | None] = dict(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).exists() else {}
+    values.update(os.environ if environ is None else environ)
+    env = {name: value.strip() for name, value in values.items() if value is not None and value.strip()}
+    return Settings(
+        api_key=env.get("AIMLAPI_KEY"),
+        base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
+        model=env.get("CHAT_MODEL", DEFAULT_MODEL),
+        connect_timeout=_number(env, "AIMLAPI_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+        read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
+        max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),
+        retry_budget=_number(env, "AIMLAPI_RETRY_BUDGET", DEFAULT_RETRY_BUDGET, minimum=0),
+        pool_size=int(_number(env, "AIMLAPI_POOL_SIZE", DEFAULT_POOL_SIZE, minimum=1, whole=True)),
+        catalogue_ttl=_number(env, "CATALOGUE_TTL", DEFAULT_CATALOGUE_TTL, minimum=0),
+        max_attachment_bytes=int(_number(env, "MAX_ATTACHMENT_MB", DEFAULT_MAX_ATTACHMENT_MB) * 1_000_000),
+        max_pdf_pages=int(_number(env, "MAX_PDF_PAGES", DEFAULT_MAX_PDF_PAGES, minimum=1, whole=True)),
+    )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.001, whole: bool = False) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
+    if not math.isfinite(value) or value < minimum or (whole and not value.is_integer()):
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"{name} must be {kind} of at least {minimum:g}, got {raw!r}.")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, default)
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {raw!r}.")
+    return raw.rstrip("/")
+
+
+def resolve_key(user_key: str | None, settings: Settings) -> str:
+    """The key for one call: the visitor's own if given, else the server's; `MissingKey` says how to set one."""
+    key = (user_key or "").strip() or settings.api_key
+    if not key:
+        raise MissingKey(HOW_TO_SET_KEY)
+    return key
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """Generation settings for one call. Checked against the documented ranges on construction.
+
+    `None` (and 0 for the penalties and seed) means "not sent": the API's own default applies.
+    """
+
+    model: str = DEFAULT_MODEL
+    system_prompt: str = ""
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float | None = None
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    seed: int | None = None
+    stream: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.model.strip():
+            raise InvalidSettings("Choose a model before sending.")
+        if not (isinstance(self.max_tokens, int) and self.max_tokens >= 1):
+            raise InvalidSettings(f"Max tokens must be a whole number of at least 1, got {self.max_tokens!r}.")
+        _check_range("Temperature", self.temperature, TEMPERATURE_RANGE)
+        _check_range("Top-p", self.top_p, TOP_P_RANGE)
+        _check_range("Frequency penalty", self.frequency_penalty, PENALTY_RANGE)
+        _check_range("Presence penalty", self.presence_penalty, PENALTY_RANGE)
+        if self.seed is not None and not (isinstance(self.seed, int) and self.seed >= 0):
+            raise InvalidSettings(f"Seed must be a whole number of at least 1 (0 for random), got {self.seed!r}.")
+
+
+def _check_range(label: str, value: float | None, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    if value is not None and not low <= value <= high:
+        raise InvalidSettings(f"{label} must be between {low:g} and {high:g}, got {value:g}.")

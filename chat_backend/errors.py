@@ -1,0 +1,160 @@
+"""errors: the one exception hierarchy of chat_backend, each class carrying a message for the user.
+
+`ChatError.user_message` is the only text a UI shows: what happened and what to do. `str(err)` adds the
+status and a short developer detail; neither ever contains a key (see `redact`).
+"""
+
+from __future__ import annotations
+
+import re
+
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
+    re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"),
+)
+REDACTED = "[redacted]"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Return `text` with every given secret and anything shaped like a bearer token replaced.
+
+    Error bodies from proxies sometimes echo request headers back, so everything that may reach a user or a
+    log goes through here first.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+    return text
+
+
+class ChatError(Exception):
+    """Anything that stops a reply. Not retried unless a subclass says so."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        user_message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        detail: str = "",
+    ) -> None:
+        self.user_message = user_message
+        self.status = status
+        self.request_id = request_id
+        self.detail = detail
+        super().__init__(user_message)
+
+    def __str__(self) -> str:
+        parts = [self.user_message]
+        if self.status is not None:
+            parts.append(f"(HTTP {self.status})")
+        if self.detail:
+            parts.append(f"[{self.detail}]")
+        return " ".join(parts)
+
+
+class ConfigError(ChatError, ValueError):
+    """A bad setting in the environment or `.env`; stops start-up, names the variable."""
+
+
+class MissingKey(ChatError):
+    """No API key at all: the user is told the three ways to set one."""
+
+
+class InvalidSettings(ChatError, ValueError):
+    """A generation setting outside the documented range; caught before anything is sent."""
+
+
+class BadInput(ChatError, ValueError):
+    """A message or attachment that is too big, empty, or of a kind the model can't read; says the limit."""
+
+
+class BadRequest(ChatError):
+    """400: the API rejected the request body. Not retried."""
+
+
+class KeyRejected(ChatError):
+    """401: the key is missing upstream or invalid. Not retried."""
+
+
+class OutOfCredits(ChatError):
+    """403: the account has no credits left. Not retried."""
+
+
+class ModelUnavailable(ChatError):
+    """404, or a model the API no longer serves: the message names models that work. Not retried."""
+
+
+class RateLimited(ChatError):
+    """429 after our retries ran out; the user is told when to try again."""
+
+    retryable = True
+
+
+class ServerError(ChatError):
+    """5xx after our retries ran out (maintenance, gateway, generation timeout)."""
+
+    retryable = True
+
+
+class ConnectionFailed(ChatError):
+    """The API could not be reached at all (refused, DNS, TLS); retried before giving up."""
+
+    retryable = True
+
+
+class TimedOut(ChatError):
+    """Connecting took too long, or the reply stopped arriving for longer than the read timeout."""
+
+    retryable = True
+
+
+class StreamBroken(ChatError):
+    """The connection was cut while the reply was streaming; the partial text is kept."""
+
+    retryable = True
+
+
+class BadResponse(ChatError):
+    """The API answered with something that is not the documented JSON or SSE (a proxy page, garbage)."""
+
+    retryable = True
+
+
+class UpstreamError(ChatError):
+    """The API reported an error inside an otherwise successful stream."""
+
+    retryable = True
+
+
+def error_for_status(status: int) -> type[ChatError]:
+    """The exception class for an HTTP status the API answered with."""
+    return _BY_STATUS.get(status) or (ServerError if status >= 500 else ChatError)
+
+
+_BY_STATUS: dict[int, type[ChatError]] = {
+    400: BadRequest,
+    401: KeyRejected,
+    403: OutOfCredits,
+    404: ModelUnavailable,
+    429: RateLimited,
+}
+
+# What the user reads for each status when the body gives nothing better. The vendor's own messages for
+# 401 and 403 are already clear and are used when present (see client._status_error).
+STATUS_MESSAGES: dict[int, str] = {
+    400: "The API rejected the request.",
+    401: "The API key was rejected. Check AIMLAPI_KEY (or the key pasted in Settings); "
+    "keys are at https://aimlapi.com/app/keys.",
+    403: "The account behind this API key has run out of credits. Top up at https://aimlapi.com/app/billing/.",
+    404: "The API could not find this model or endpoint.",
+    429: "The API is rate-limiting requests right now.",
+    500: "The API had an internal error, or the model is under maintenance.",
+    502: "The API's gateway failed (502 Bad Gateway).",
+    503: "The API is temporarily unavailable (503).",
+    504: "The model took too long to generate a reply (504).",
+}

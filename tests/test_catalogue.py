@@ -1,0 +1,71 @@
+"""catalogue: the live model list, its cache, and the fallback when the API can't be asked."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from chat_backend.catalogue import KNOWN_MODELS, Catalogue, parse_models
+from tests.fake_api import FakeAPI, Reply
+
+
+def catalogue_for(api: FakeAPI, ttl: float = 60.0) -> Catalogue:
+    return Catalogue(requests.Session(), api.base_url, ttl)
+
+
+def test_live_list_holds_chat_models_only_minimax_first_with_context(fake_api: FakeAPI) -> None:
+    catalogue = catalogue_for(fake_api)
+    assert catalogue.refresh()
+    models = catalogue.models()
+    ids = [m.id for m in models]
+    assert "flux/schnell" not in ids and "MiniMax-Text-01" in ids
+    assert all(m.is_minimax for m in models[: len([m for m in models if m.is_minimax])])
+    assert catalogue.info("abab6.5s-chat").context_length == 245_000
+    assert catalogue.info("minimax/text-01").id == "MiniMax-Text-01"  # matched by alias
+    [models_request] = [r for r in fake_api.requests if r.path.startswith("/v1/models")]
+    assert "type=openai%2Fchat-completions" in models_request.path or "type=openai/chat-completions" in models_request.path
+    assert "Authorization" not in models_request.headers
+
+
+def test_second_refresh_uses_the_etag(fake_api: FakeAPI) -> None:
+    catalogue = catalogue_for(fake_api)
+    assert catalogue.refresh() and catalogue.refresh()
+    second = [r for r in fake_api.requests if r.path.startswith("/v1/models")][1]
+    assert second.headers.get("If-None-Match")
+    assert len(catalogue.models()) > 5
+
+
+def test_failure_falls_back_to_the_notes_list(fake_api: FakeAPI) -> None:
+    fake_api.models_reply = Reply(status=503)
+    catalogue = catalogue_for(fake_api)
+    assert not catalogue.refresh()
+    ids = [m.id for m in catalogue.models()]
+    assert ids == [m.id for m in KNOWN_MODELS if not m.deprecated]
+    assert catalogue.info("abab6.5s-chat").deprecated
+    assert "retired" in catalogue.unavailable_message("abab6.5s-chat")
+
+
+def test_models_never_waits_for_a_slow_catalogue(fake_api: FakeAPI) -> None:
+    fake_api.models_reply = Reply(ttft=1.5)
+    catalogue = catalogue_for(fake_api)
+    started = time.monotonic()
+    fallback = catalogue.models()
+    assert time.monotonic() - started < 0.2
+    assert [m.id for m in fallback] == [m.id for m in KNOWN_MODELS if not m.deprecated]
+    fake_api.wait_for_requests(1)
+
+
+def test_unlisted_model_is_marked_and_gets_an_assumed_window(fake_api: FakeAPI) -> None:
+    catalogue = catalogue_for(fake_api)
+    catalogue.refresh()
+    info = catalogue.info("someone/new-model")
+    assert not info.listed and info.context_length > 0
+    assert not catalogue.is_available("someone/new-model")
+
+
+def test_malformed_items_are_skipped() -> None:
+    payload = {"data": [None, {"id": 5}, {"id": "x", "type": "openai/chat-completions", "info": "bad"},
+                        {"id": "y", "type": "openai/chat-completions", "info": {"contextLength": -1}}]}
+    assert [(m.id, m.context_length > 0) for m in parse_models(payload)] == [("x", True), ("y", True)]
+    assert parse_models("not a dict") == []

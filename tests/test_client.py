@@ -1,0 +1,364 @@
+"""client: streaming and non-streaming calls through the real HTTP stack against the stand-in API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from chat_backend import errors
+from chat_backend.client import ChatClient, ChatResult
+from chat_backend.config import ChatSettings, Settings
+from tests.fake_api import FakeAPI, Reply
+
+KEY = "test-key-4f1c9e"
+ALLOWED_KEYS = {
+    "model", "messages", "max_tokens", "temperature", "top_p", "frequency_penalty", "presence_penalty", "seed",
+    "stream", "stream_options",
+}
+
+
+def make_client(api: FakeAPI, **overrides: object) -> ChatClient:
+    """A client on the stand-in whose catalogue is loaded, as the app's is once it has started."""
+    values: dict = dict(api_key=KEY, base_url=api.base_url, connect_timeout=2.0, read_timeout=1.0, retry_budget=3.0)
+    values.update(overrides)
+    chat_client = ChatClient(Settings(**values))
+    assert chat_client.catalogue.refresh()
+    return chat_client
+
+
+@pytest.fixture
+def client(fake_api: FakeAPI) -> Iterator[ChatClient]:
+    with make_client(fake_api) as chat_client:
+        yield chat_client
+
+
+def ask(client: ChatClient, text: str = "Hi", **settings: object) -> ChatResult:
+    return client.complete([{"role": "user", "content": text}], ChatSettings(**settings))
+
+
+def test_streamed_reply_arrives_in_pieces_with_all_the_facts(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(text="Hello there, streaming world.", ttft=0.15))
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    with stream:
+        pieces = list(stream)
+    result = stream.result
+    assert len(pieces) > 1 and "".join(pieces) == result.text == "Hello there, streaming world."
+    assert result.finish_reason == "stop"
+    assert result.usage is not None and result.usage.completion_tokens > 0
+    assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
+    assert result.cost_usd is not None and result.cost_usd > 0 and result.credits_used
+    assert result.inference_id
+    [request] = fake_api.chat_requests()
+    assert request.headers["X-Client-Request-Id"] == result.client_request_id
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert 0.15 <= result.time_to_first_token <= result.duration
+
+
+def test_non_streaming_call_gives_the_same_result_shape(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(text="One piece."))
+    result = ask(client, stream=False)
+    assert result.text == "One piece." and result.finish_reason == "stop"
+    assert result.usage and result.usage.completion_tokens > 0
+    assert result.cost_usd and result.credits_used and result.inference_id
+    [request] = fake_api.chat_requests()
+    assert "stream" not in request.body
+
+
+def test_body_holds_only_schema_keys_and_skips_defaults(client: ChatClient, fake_api: FakeAPI) -> None:
+    ask(client, temperature=0.7, top_p=0.9, frequency_penalty=0.0, presence_penalty=0.5, seed=42, max_tokens=77)
+    body = fake_api.chat_requests()[0].body
+    assert set(body) <= ALLOWED_KEYS
+    assert body["temperature"] == 0.7 and body["top_p"] == 0.9 and body["seed"] == 42 and body["max_tokens"] == 77
+    assert body["presence_penalty"] == 0.5 and "frequency_penalty" not in body
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+def test_every_request_gets_its_own_client_request_id(client: ChatClient, fake_api: FakeAPI) -> None:
+    ask(client)
+    ask(client)
+    ids = [r.headers["X-Client-Request-Id"] for r in fake_api.chat_requests()]
+    assert len(set(ids)) == 2
+    assert all(1 <= len(i) <= 128 and i.replace("-", "").isalnum() for i in ids)
+
+
+RAW_STREAMS = {
+    "crlf-comments-no-space-no-done": (
+        ": keep-alive\r\n\r\n"
+        'data:{"id":"1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\r\n\r\n'
+        'data:{"id":"1","choices":[{"index":0,"delta":{"content":"Grüße "}}]}\r\n\r\n'
+        ": another\r\n\r\n"
+        'data: {"id":"1","choices":[{"index":0,"delta":{"content":"世界 🎉"}}]}\r\n\r\n'
+        'data: {"id":"1","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}\r\n\r\n'
+        'data: {"id":"1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8},'
+        '"meta":{"usage":{"credits_used":16,"usd_spent":0.000008}}}\r\n\r\n'
+    ),
+    "done-and-lf": (
+        'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+        'data: {"choices":[{"delta":{"content":"Grüße "}}]}\n\n'
+        'data: {"choices":[{"delta":{"content":"世界 🎉"},"finish_reason":"length"}]}\n\n'
+        'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8},'
+        '"meta":{"usage":{"credits_used":16,"usd_spent":0.000008}}}\n\n'
+        "data: [DONE]\n\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RAW_STREAMS))
+@pytest.mark.parametrize("cut", [None, 1, 3])
+def test_stream_quirks_parse_to_the_same_result(client: ChatClient, fake_api: FakeAPI, name: str, cut: int | None) -> None:
+    fake_api.script(Reply(raw_stream=RAW_STREAMS[name].encode(), cut=cut))
+    result = ask(client)
+    assert result.text == "Grüße 世界 🎉"
+    assert result.finish_reason == "length"
+    assert (result.usage.total_tokens, result.cost_usd, result.credits_used) == (8, 0.000008, 16)
+
+
+def test_error_object_inside_the_stream_keeps_the_partial_text(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(text="one two three four", stream_error={"message": "Model overloaded", "status": 503}))
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    with pytest.raises(errors.UpstreamError) as caught, stream:
+        list(stream)
+    assert "Model overloaded" in caught.value.user_message and "kept" in caught.value.user_message
+    assert stream.result.text == "one two three four"
+
+
+STATUS_CASES = [
+    (400, errors.BadRequest, "rejected the request", 1),
+    (401, errors.KeyRejected, "key was rejected", 1),
+    (403, errors.OutOfCredits, "run out of credits", 1),
+    (429, errors.RateLimited, "rate-limiting", 3),
+    (500, errors.ServerError, "internal error", 3),
+    (502, errors.ServerError, "gateway", 3),
+    (503, errors.ServerError, "unavailable", 3),
+    (504, errors.ServerError, "too long", 3),
+]
+
+
+@pytest.mark.parametrize(("status", "kind", "words", "attempts"), STATUS_CASES)
+def test_each_documented_status_becomes_its_error_and_only_transient_ones_retry(
+    client: ChatClient, fake_api: FakeAPI, status: int, kind: type, words: str, attempts: int
+) -> None:
+    fake_api.script(*[Reply(status=status, headers={"Retry-After": "0"}) for _ in range(3)])
+    with pytest.raises(kind) as caught:
+        ask(client)
+    assert words in caught.value.user_message and caught.value.status == status
+    assert caught.value.request_id
+    assert len(fake_api.chat_requests()) == attempts
+
+
+def test_unknown_model_gets_a_message_naming_minimax_models(client: ChatClient, fake_api: FakeAPI) -> None:
+    with pytest.raises(errors.ModelUnavailable) as caught:
+        ask(client, model="minimax/does-not-exist")
+    assert "minimax/does-not-exist" in caught.value.user_message
+    assert "MiniMax-Text-01" in caught.value.user_message
+    assert len(fake_api.chat_requests()) == 1
+
+
+def test_deprecated_model_is_explained() -> None:
+    with FakeAPI(deprecated_models=frozenset({"abab6.5s-chat"})) as api, make_client(api) as chat_client:
+        with pytest.raises(errors.ModelUnavailable) as caught:
+            ask(chat_client, model="abab6.5s-chat")
+    assert "retired" in caught.value.user_message and "minimax/m1" in caught.value.user_message
+
+
+def test_retry_after_is_honoured_then_the_reply_streams(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(status=429, headers={"Retry-After": "1"}), Reply(text="after the wait"))
+    started = time.monotonic()
+    assert ask(client).text == "after the wait"
+    assert time.monotonic() - started >= 1.0
+    assert len(fake_api.chat_requests()) == 2
+
+
+def test_backoff_waits_longer_each_time(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(status=503), Reply(status=503), Reply(text="third time"))
+    started = time.monotonic()
+    assert ask(client).text == "third time"
+    assert time.monotonic() - started >= 0.75 * (0.5 + 1.0)
+
+
+def test_a_retry_after_beyond_the_budget_fails_at_once_and_says_when(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(status=429, headers={"Retry-After": "30"}))
+    started = time.monotonic()
+    with pytest.raises(errors.RateLimited) as caught:
+        ask(client)
+    assert time.monotonic() - started < 2 and "Wait 30 s" in caught.value.user_message
+    assert len(fake_api.chat_requests()) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "words"),
+    [
+        (Reply(text="a b c d e f", drop_after=3), errors.StreamBroken, "cut"),
+        (Reply(text="a b c d e f", reset_after=3), errors.StreamBroken, "cut"),
+        (Reply(text="a b c d e f", stall_after=3), errors.TimedOut, "sent nothing for 1 s"),
+    ],
+    ids=["drop", "reset", "stall"],
+)
+def test_mid_stream_failures_keep_the_text_and_are_not_retried(
+    client: ChatClient, fake_api: FakeAPI, reply: Reply, kind: type, words: str
+) -> None:
+    fake_api.script(reply)
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    with pytest.raises(kind) as caught, stream:
+        list(stream)
+    assert words in caught.value.user_message and "kept" in caught.value.user_message
+    assert stream.result.text.startswith("a b")
+    assert len(fake_api.chat_requests()) == 1
+
+
+def test_stall_before_any_text_times_out(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(stall_after=0))
+    with pytest.raises(errors.TimedOut) as caught:
+        ask(client)
+    assert "kept" not in caught.value.user_message
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "words"),
+    [
+        (Reply(status=502, body="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+         errors.ServerError, "web page"),
+        (Reply(status=500, body=""), errors.ServerError, "internal error"),
+        (Reply(status=400, body="{ message: 'Body validation error!', statusCode: '400' }"), errors.BadRequest,
+         "not JSON"),
+        (Reply(status=200, body="<html>Welcome to nginx</html>", content_type="text/html"), errors.BadResponse,
+         "web page"),
+        (Reply(status=200, body="", content_type="application/json"), errors.BadResponse, "not JSON"),
+        (Reply(raw_stream=b"data: {not json}\n\n"), errors.BadResponse, "garbled"),
+    ],
+    ids=["html-502", "empty-500", "vendor-invalid-json", "html-200", "empty-200", "garbled-stream"],
+)
+def test_malformed_answers_are_explained(client: ChatClient, fake_api: FakeAPI, reply: Reply, kind: type, words: str) -> None:
+    fake_api.script(*[reply] * 3)
+    with pytest.raises(kind) as caught:
+        ask(client)
+    assert words in caught.value.user_message
+
+
+def test_vendor_400_message_is_shown(client: ChatClient, fake_api: FakeAPI) -> None:
+    vendor = "Unsupported value: 'messages[0].role' does not support 'system' with this model."
+    fake_api.script(Reply(status=400, body={"message": vendor, "statusCode": "400", "requestId": "req-9"}))
+    with pytest.raises(errors.BadRequest) as caught:
+        ask(client)
+    assert vendor in caught.value.user_message and caught.value.request_id == "req-9"
+
+
+def test_refused_connection_is_retried_then_explained(unused_port: int) -> None:
+    settings = Settings(api_key=KEY, base_url=f"http://127.0.0.1:{unused_port}/v1", retry_budget=0.5)
+    with ChatClient(settings) as chat_client, pytest.raises(errors.ConnectionFailed) as caught:
+        ask(chat_client)
+    assert "refused" in caught.value.user_message
+
+
+def test_unknown_host_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_such_host(host: str, *args: object, **kwargs: object) -> list:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    settings = Settings(api_key=KEY, base_url="https://api.example.invalid/v1", retry_budget=0.1)
+    with ChatClient(settings) as chat_client, pytest.raises(errors.ConnectionFailed) as caught:
+        ask(chat_client)
+    assert "api.example.invalid" in caught.value.user_message
+
+
+def test_connect_timeout_is_explained(unaccepting_port: int) -> None:
+    settings = Settings(api_key=KEY, base_url=f"http://127.0.0.1:{unaccepting_port}/v1", connect_timeout=0.3, retry_budget=0.1)
+    with ChatClient(settings) as chat_client, pytest.raises(errors.TimedOut) as caught:
+        ask(chat_client)
+    assert "within 0.3 s" in caught.value.user_message
+
+
+def test_missing_key_says_how_to_set_one(fake_api: FakeAPI) -> None:
+    with make_client(fake_api, api_key=None) as chat_client, pytest.raises(errors.MissingKey) as caught:
+        ask(chat_client)
+    assert "AIMLAPI_KEY" in caught.value.user_message
+    assert fake_api.chat_requests() == []
+
+
+def test_a_visitors_key_is_used_for_that_call_only(client: ChatClient, fake_api: FakeAPI) -> None:
+    client.complete([{"role": "user", "content": "Hi"}], ChatSettings(), user_key="visitor-key")
+    ask(client)
+    auth = [r.headers["Authorization"] for r in fake_api.chat_requests()]
+    assert auth == ["Bearer visitor-key", f"Bearer {KEY}"]
+
+
+def test_model_specific_ranges_are_checked_before_sending(client: ChatClient, fake_api: FakeAPI) -> None:
+    with pytest.raises(errors.InvalidSettings, match="between 0 and 1"):
+        ask(client, model="MiniMax-Text-01", temperature=1.5)
+    with pytest.raises(errors.InvalidSettings, match="frequency penalty"):
+        ask(client, model="MiniMax-Text-01", frequency_penalty=0.5)
+    assert fake_api.chat_requests() == []
+    assert ask(client, model="MiniMax-Text-01", temperature=0.9).text
+
+
+def test_long_conversation_is_trimmed_to_the_context_window(client: ChatClient, fake_api: FakeAPI) -> None:
+    turn = "word " * 30_000  # about 50,000 tokens by the cautious estimate
+    messages = [{"role": "system", "content": "sys"}]
+    for _ in range(10):
+        messages += [{"role": "user", "content": turn}, {"role": "assistant", "content": "ok"}]
+    messages.append({"role": "user", "content": "newest question"})
+    stream = client.stream_chat(messages, ChatSettings(max_tokens=1000))
+    assert stream.dropped_messages > 0
+    with stream:
+        list(stream)
+    sent = fake_api.chat_requests()[0].body["messages"]
+    assert sent[0]["content"] == "sys" and sent[-1]["content"] == "newest question"
+    assert len(sent) == len(messages) - stream.dropped_messages and sent[1]["role"] == "user"
+    assert stream.result.dropped_messages == stream.dropped_messages
+
+
+def test_closing_the_stream_disconnects_upstream_at_once(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(text=" ".join(f"w{i}" for i in range(200)), delay=0.05))
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    pieces = iter(stream)
+    next(pieces), next(pieces)
+    stream.close()
+    request = fake_api.chat_requests()[0]
+    assert request.client_disconnected.wait(2.0)
+    assert stream.result is not None and stream.result.finish_reason is None
+
+
+def test_sequential_calls_reuse_one_connection(client: ChatClient, fake_api: FakeAPI) -> None:
+    for _ in range(5):
+        ask(client)
+    assert fake_api.connections == 1
+
+
+def test_many_simultaneous_chats_share_the_session(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
+    fake_api.default = Reply(text="parallel reply here", delay=0.02)
+    results: list[str] = []
+    with make_client(fake_api, pool_size=24) as chat_client:
+        threads = [threading.Thread(target=lambda: results.append(ask(chat_client).text)) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert results == ["parallel reply here"] * 24
+        before = fake_api.connections
+        threads = [threading.Thread(target=lambda: results.append(ask(chat_client).text)) for _ in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert fake_api.connections - before <= 4  # the second wave reuses the pooled connections
+    assert "Connection pool is full" not in caplog.text
+
+
+def test_the_key_never_leaks_into_errors_or_logs(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    echo = f'{{"message": "bad header Authorization: Bearer {KEY}", "key": "{KEY}"}}'
+    fake_api.script(Reply(status=400, body=echo), Reply(status=502, body=f"<html>{KEY}</html>", content_type="text/html"))
+    caught = []
+    with make_client(fake_api, max_retries=0) as chat_client:
+        for _ in range(2):
+            with pytest.raises(errors.ChatError) as failure:
+                ask(chat_client)
+            caught.append(failure.value)
+    for error in caught:
+        assert KEY not in f"{error} {error.user_message} {error.detail} {error!r}"
+    assert KEY not in caplog.text

@@ -1,0 +1,102 @@
+"""config, retry maths and redaction: pure functions, table-driven."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chat_backend.config import ChatSettings, Settings, load_settings, resolve_key
+from chat_backend.errors import REDACTED, ConfigError, InvalidSettings, MissingKey, redact
+from chat_backend.retry import MAX_RETRY_DELAY, backoff_delay
+
+
+def test_defaults_with_an_empty_environment(tmp_path: Path) -> None:
+    settings = load_settings({}, tmp_path / ".env")
+    assert settings.api_key is None
+    assert settings.base_url == "https://api.aimlapi.com/v1"
+    assert settings.model == "abab6.5s-chat"
+
+
+def test_dotenv_fills_only_what_the_environment_lacks(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("AIMLAPI_KEY=from-dotenv\nCHAT_MODEL=MiniMax-Text-01\nAIMLAPI_READ_TIMEOUT=5\n")
+    settings = load_settings({"CHAT_MODEL": "minimax/m1"}, dotenv)
+    assert (settings.api_key, settings.model, settings.read_timeout) == ("from-dotenv", "minimax/m1", 5.0)
+
+
+def test_key_never_appears_in_the_settings_repr() -> None:
+    assert "sekrit" not in repr(Settings(api_key="sekrit-123"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("AIMLAPI_READ_TIMEOUT", "soon", "AIMLAPI_READ_TIMEOUT must be a number"),
+        ("AIMLAPI_CONNECT_TIMEOUT", "-1", "AIMLAPI_CONNECT_TIMEOUT must be a number of at least"),
+        ("AIMLAPI_READ_TIMEOUT", "nan", "AIMLAPI_READ_TIMEOUT"),
+        ("AIMLAPI_MAX_RETRIES", "1.5", "AIMLAPI_MAX_RETRIES must be a whole number"),
+        ("AIMLAPI_BASE_URL", "api.aimlapi.com/v1", "AIMLAPI_BASE_URL must be an http"),
+        ("AIMLAPI_BASE_URL", "ftp://host/v1", "AIMLAPI_BASE_URL must be an http"),
+    ],
+)
+def test_bad_values_stop_start_up_naming_the_variable(tmp_path: Path, name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings({name: value}, tmp_path / ".env")
+
+
+def test_base_url_loses_its_trailing_slash(tmp_path: Path) -> None:
+    assert load_settings({"AIMLAPI_BASE_URL": "http://127.0.0.1:9/v1/"}, None).base_url == "http://127.0.0.1:9/v1"
+
+
+def test_key_resolution_order_and_missing_key_message() -> None:
+    assert resolve_key(" mine ", Settings(api_key="server")) == "mine"
+    assert resolve_key("", Settings(api_key="server")) == "server"
+    with pytest.raises(MissingKey) as caught:
+        resolve_key(None, Settings())
+    assert all(way in caught.value.user_message for way in (".env", "Secret", "Settings"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"temperature": 2.5}, "Temperature must be between 0 and 2"),
+        ({"temperature": -0.1}, "Temperature"),
+        ({"top_p": 0.0}, "Top-p must be between 0.01 and 1"),
+        ({"frequency_penalty": 2.1}, "Frequency penalty"),
+        ({"presence_penalty": -3}, "Presence penalty"),
+        ({"max_tokens": 0}, "Max tokens"),
+        ({"max_tokens": 1.5}, "Max tokens"),
+        ({"seed": -1}, "Seed"),
+        ({"model": " "}, "Choose a model"),
+    ],
+)
+def test_chat_settings_out_of_range_are_refused(changes: dict, message: str) -> None:
+    with pytest.raises(InvalidSettings, match=message):
+        ChatSettings(**changes)
+
+
+def test_chat_settings_edges_are_accepted() -> None:
+    ChatSettings(temperature=0, top_p=0.01, frequency_penalty=-2, presence_penalty=2, seed=1, max_tokens=1)
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 4, 10])
+def test_backoff_doubles_with_jitter_and_a_cap(attempt: int) -> None:
+    delays = [backoff_delay(attempt) for _ in range(200)]
+    ceiling = min(MAX_RETRY_DELAY, 0.5 * 2 ** (attempt - 1))
+    assert all(0.75 * ceiling <= delay <= ceiling for delay in delays)
+    assert len(set(delays)) > 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer sk-abc123XYZ",
+        'echo {"api_key": "sk-abc123XYZ"}',
+        "token=sk-abc123XYZ&x=1",
+        "plain sk-abc123XYZ in a sentence",
+    ],
+)
+def test_redact_removes_the_key_and_bearer_tokens(text: str) -> None:
+    cleaned = redact(text, "sk-abc123XYZ")
+    assert "abc123" not in cleaned and REDACTED in cleaned
