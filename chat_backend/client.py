@@ -96,7 +96,7 @@ class ChatClient:
         self.session = requests.Session()
         adapter = HTTPAdapter(
             pool_connections=4,
-            pool_maxsize=settings.pool_size,
+            pool_maxsize=settings.concurrency,
             max_retries=make_retry(settings.max_retries, settings.retry_budget),
         )
         self.session.mount("https://", adapter)
@@ -228,6 +228,11 @@ class ChatStream:
         if self._iterator is None:
             self._iterator = self._run()
         return self._iterator
+
+    @property
+    def text(self) -> str:
+        """All the text received so far, also after a failure."""
+        return "".join(self._chunks)
 
     def accumulated(self) -> Iterator[str]:
         """The whole text so far after each delta: what a chat UI displays."""

@@ -24,7 +24,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BUDGET = 10.0  # seconds of back-off waiting, in all, before a failure is shown
-DEFAULT_POOL_SIZE = 64  # simultaneous upstream connections kept alive for reuse
+DEFAULT_CONCURRENCY = 128  # chats streaming at once; I/O-bound, so far above Gradio's default of 1
+DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are turned away
 DEFAULT_CATALOGUE_TTL = 3600.0
 DEFAULT_MAX_ATTACHMENT_MB = 10.0
 DEFAULT_MAX_PDF_PAGES = 300
@@ -53,10 +54,14 @@ class Settings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_budget: float = DEFAULT_RETRY_BUDGET
-    pool_size: int = DEFAULT_POOL_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY  # also the size of the upstream connection pool
+    queue_size: int = DEFAULT_QUEUE_SIZE
     catalogue_ttl: float = DEFAULT_CATALOGUE_TTL
     max_attachment_bytes: int = int(DEFAULT_MAX_ATTACHMENT_MB * 1_000_000)
     max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES
+    share: bool = False
+    login: tuple[str, str] | None = field(default=None, repr=False)
+    on_spaces: bool = False
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -72,11 +77,22 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),
         retry_budget=_number(env, "AIMLAPI_RETRY_BUDGET", DEFAULT_RETRY_BUDGET, minimum=0),
-        pool_size=int(_number(env, "AIMLAPI_POOL_SIZE", DEFAULT_POOL_SIZE, minimum=1, whole=True)),
+        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, whole=True)),
+        queue_size=int(_number(env, "QUEUE_MAX_SIZE", DEFAULT_QUEUE_SIZE, minimum=1, whole=True)),
         catalogue_ttl=_number(env, "CATALOGUE_TTL", DEFAULT_CATALOGUE_TTL, minimum=0),
         max_attachment_bytes=int(_number(env, "MAX_ATTACHMENT_MB", DEFAULT_MAX_ATTACHMENT_MB) * 1_000_000),
         max_pdf_pages=int(_number(env, "MAX_PDF_PAGES", DEFAULT_MAX_PDF_PAGES, minimum=1, whole=True)),
+        share=env.get("GRADIO_SHARE", "").lower() in ("1", "true", "yes"),
+        login=_login(env),
+        on_spaces="SPACE_ID" in env,
     )
+
+
+def _login(env: Mapping[str, str]) -> tuple[str, str] | None:
+    user, password = env.get("APP_USERNAME"), env.get("APP_PASSWORD")
+    if bool(user) != bool(password):
+        raise ConfigError("Set both APP_USERNAME and APP_PASSWORD to require a login, or neither.")
+    return (user, password) if user and password else None
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.001, whole: bool = False) -> float:

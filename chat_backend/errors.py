@@ -32,6 +32,7 @@ def redact(text: str, *secrets: str | None) -> str:
 class ChatError(Exception):
     """Anything that stops a reply. Not retried unless a subclass says so."""
 
+    title = "Something went wrong"  # a short headline for the notice; user_message says the rest
     retryable = False
 
     def __init__(
@@ -60,37 +61,55 @@ class ChatError(Exception):
 class ConfigError(ChatError, ValueError):
     """A bad setting in the environment or `.env`; stops start-up, names the variable."""
 
+    title = "Configuration problem"
+
 
 class MissingKey(ChatError):
     """No API key at all: the user is told the three ways to set one."""
+
+    title = "No API key"
 
 
 class InvalidSettings(ChatError, ValueError):
     """A generation setting outside the documented range; caught before anything is sent."""
 
+    title = "Setting out of range"
+
 
 class BadInput(ChatError, ValueError):
     """A message or attachment that is too big, empty, or of a kind the model can't read; says the limit."""
+
+    title = "Can't send this message"
 
 
 class BadRequest(ChatError):
     """400: the API rejected the request body. Not retried."""
 
+    title = "Request rejected"
+
 
 class KeyRejected(ChatError):
     """401: the key is missing upstream or invalid. Not retried."""
+
+    title = "API key rejected"
 
 
 class OutOfCredits(ChatError):
     """403: the account has no credits left. Not retried."""
 
+    title = "Out of credits"
+
 
 class ModelUnavailable(ChatError):
     """404, or a model the API no longer serves: the message names models that work. Not retried."""
 
+    title = "Model unavailable"
+
 
 class RateLimited(ChatError):
     """429 after our retries ran out; the user is told when to try again."""
+
+    title = "Rate limited"
 
     retryable = True
 
@@ -98,11 +117,15 @@ class RateLimited(ChatError):
 class ServerError(ChatError):
     """5xx after our retries ran out (maintenance, gateway, generation timeout)."""
 
+    title = "The API is having trouble"
+
     retryable = True
 
 
 class ConnectionFailed(ChatError):
     """The API could not be reached at all (refused, DNS, TLS); retried before giving up."""
+
+    title = "Can't reach the API"
 
     retryable = True
 
@@ -110,11 +133,15 @@ class ConnectionFailed(ChatError):
 class TimedOut(ChatError):
     """Connecting took too long, or the reply stopped arriving for longer than the read timeout."""
 
+    title = "Timed out"
+
     retryable = True
 
 
 class StreamBroken(ChatError):
     """The connection was cut while the reply was streaming; the partial text is kept."""
+
+    title = "Connection cut"
 
     retryable = True
 
@@ -122,11 +149,15 @@ class StreamBroken(ChatError):
 class BadResponse(ChatError):
     """The API answered with something that is not the documented JSON or SSE (a proxy page, garbage)."""
 
+    title = "Unexpected answer"
+
     retryable = True
 
 
 class UpstreamError(ChatError):
     """The API reported an error inside an otherwise successful stream."""
+
+    title = "The API reported an error"
 
     retryable = True
 

@@ -20,6 +20,7 @@ from typing import Any
 from .errors import BadInput
 
 NOTICE_ID = "chat-notice"
+ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 TEXT_SUFFIXES = frozenset(
     ".txt .md .markdown .csv .tsv .json .jsonl .yaml .yml .toml .ini .cfg .xml .html .htm .css .log .rst .tex "
@@ -31,10 +32,10 @@ MESSAGE_OVERHEAD_TOKENS = 4
 Message = dict[str, Any]
 
 
-def is_notice(message: Mapping[str, Any]) -> bool:
+def is_notice(message: Mapping[str, Any], prefix: str = NOTICE_ID) -> bool:
     """Whether the app itself inserted this message (an error notice or a usage line)."""
     metadata = message.get("metadata") or {}
-    return isinstance(metadata, Mapping) and str(metadata.get("id") or "").startswith(NOTICE_ID)
+    return isinstance(metadata, Mapping) and str(metadata.get("id") or "").startswith(prefix)
 
 
 def to_api_messages(
@@ -47,14 +48,15 @@ def to_api_messages(
 ) -> list[Message]:
     """The `messages` list for one call: system prompt first, history without notices, then `message`.
 
-    Consecutive messages of one role (a reply split around a notice, say) are merged, because some models
-    require user and assistant turns to alternate.
+    A user message answered only by an error notice is left out, so that one failed turn (an attachment
+    too big, say) does not fail every later one. Consecutive messages of one role are merged, because some
+    models require user and assistant turns to alternate.
     """
     read = functools.partial(_parts_of, max_bytes=max_attachment_bytes, max_pages=max_pdf_pages)
     turns: list[tuple[str, list[dict[str, Any]]]] = []
-    for item in history:
+    for index, item in enumerate(history):
         role = item.get("role")
-        if role not in ("user", "assistant") or is_notice(item):
+        if role not in ("user", "assistant") or is_notice(item) or _failed_turn(history, index):
             continue
         _append(turns, role, read(item.get("content"), images=role == "user"))
     newest = read(_message_content(message), images=True)
@@ -63,6 +65,11 @@ def to_api_messages(
     _append(turns, "user", newest)
     prompt = [{"role": "system", "content": system_prompt.strip()}] if system_prompt.strip() else []
     return prompt + [{"role": role, "content": _content(parts)} for role, parts in turns]
+
+
+def _failed_turn(history: Sequence[Mapping[str, Any]], index: int) -> bool:
+    following = history[index + 1] if index + 1 < len(history) else None
+    return history[index].get("role") == "user" and following is not None and is_notice(following, ERROR_NOTICE_ID)
 
 
 def _message_content(message: str | Mapping[str, Any]) -> Any:
@@ -106,6 +113,19 @@ def _parts_of(content: Any, *, images: bool, max_bytes: int, max_pages: int) -> 
         if text.strip():
             parts.append({"type": "text", "text": text})
     return [part for part in parts if part]
+
+
+def describe_content(content: Any) -> tuple[str, list[str]]:
+    """The text of any Gradio content shape and the names of its attachments, without reading files."""
+    texts, names = [], []
+    for item in content if isinstance(content, (list, tuple)) else [content]:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, Mapping) and item.get("type") == "text":
+            texts.append(str(item.get("text") or ""))
+        elif (path := _file_path(item)) is not None:
+            names.append(_file_name(item, path))
+    return "\n\n".join(text for text in texts if text.strip()), names
 
 
 def _file_path(item: Any) -> str | None:

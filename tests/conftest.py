@@ -1,4 +1,5 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures: the stand-in API, the app running against it, and awkward ports."""
+
 from __future__ import annotations
 
 import socket
@@ -6,7 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
+
+SERVER_KEY = "canary-key-7d1e5b2a9c"  # recognisable, so leak tests can search for it
+
+
+def _fail_on_schema_errors(api: FakeAPI) -> None:
+    bad = [(r.path, r.schema_errors) for r in api.chat_requests() if r.schema_errors]
+    if bad and not api.expect_schema_errors:
+        pytest.fail(f"chat requests did not match the vendor schema: {bad}", pytrace=False)
 
 
 @pytest.fixture
@@ -19,9 +29,34 @@ def fake_api() -> Iterator[FakeAPI]:
     finally:
         api.release()
         api.close()
-    bad = [(r.path, r.schema_errors) for r in api.chat_requests() if r.schema_errors]
-    if bad and not api.expect_schema_errors:
-        pytest.fail(f"chat requests did not match the vendor schema: {bad}", pytrace=False)
+    _fail_on_schema_errors(api)
+
+
+@pytest.fixture(scope="session")
+def shared_api() -> Iterator[FakeAPI]:
+    with FakeAPI() as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def live_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """`python app.py` with a server key, talking to the shared stand-in API."""
+    app = AppProcess(
+        tmp_path_factory.mktemp("app") / "app.log",
+        AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY=SERVER_KEY, AIMLAPI_READ_TIMEOUT="3",
+        AIMLAPI_RETRY_BUDGET="1",
+    ).start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def app_api(shared_api: FakeAPI, live_app: AppProcess) -> Iterator[FakeAPI]:
+    """The stand-in behind `live_app`, reset for this test and checked against the schema after it."""
+    shared_api.reset()
+    yield shared_api
+    shared_api.release()
+    _fail_on_schema_errors(shared_api)
 
 
 @pytest.fixture

@@ -489,6 +489,15 @@ class FakeAPI:
         with self._lock:
             self._queue.extend(replies)
 
+    def reset(self) -> None:
+        """Forget requests and scripts and restore the defaults, for a server shared by several tests."""
+        self.release()
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+        self.default, self.models_reply = Reply(), None
+        self.deprecated_models, self.expect_schema_errors = frozenset(), False
+
     def release(self) -> None:
         """Unblock stalled streams (every stream started before this call)."""
         with self._lock:

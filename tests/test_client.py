@@ -332,7 +332,7 @@ def test_sequential_calls_reuse_one_connection(client: ChatClient, fake_api: Fak
 def test_many_simultaneous_chats_share_the_session(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
     fake_api.default = Reply(text="parallel reply here", delay=0.02)
     results: list[str] = []
-    with make_client(fake_api, pool_size=24) as chat_client:
+    with make_client(fake_api, concurrency=24) as chat_client:
         threads = [threading.Thread(target=lambda: results.append(ask(chat_client).text)) for _ in range(24)]
         for thread in threads:
             thread.start()

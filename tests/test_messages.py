@@ -68,6 +68,17 @@ def test_notices_are_not_sent_back_and_split_replies_merge() -> None:
     ]
 
 
+def test_a_user_turn_answered_only_by_an_error_is_not_sent_again() -> None:
+    history = [
+        {"role": "user", "content": "huge attachment"},
+        browser("assistant", text("too big"), metadata={"id": f"{NOTICE_ID}-error-1", "title": "Error"}),
+        {"role": "user", "content": "cut off"},
+        {"role": "assistant", "content": "partial"},
+        browser("assistant", text("cut"), metadata={"id": f"{NOTICE_ID}-error-2", "title": "Error"}),
+    ]
+    assert [m["content"] for m in to_api_messages(history, "next")] == ["cut off", "partial", "next"]
+
+
 def test_multimodal_message_with_image_and_text_file(tmp_path: Path) -> None:
     png = tmp_path / "dot.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n fake")

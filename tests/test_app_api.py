@@ -1,0 +1,115 @@
+"""The launched app through Gradio's own API (gradio_client), against the stand-in API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gradio_client import Client
+
+from chat_backend.messages import NOTICE_ID
+from tests.app_process import AppProcess
+from tests.conftest import SERVER_KEY
+from tests.fake_api import FakeAPI, Reply
+
+DEFAULTS: dict[str, Any] = {
+    "model": "abab6.5s-chat", "system_prompt": "You are a helpful assistant.", "temperature": 1.0, "top_p": 0.95,
+    "max_tokens": 256, "presence_penalty": 0.0, "frequency_penalty": 0.0, "seed": 0, "user_key": "",
+}
+
+
+@pytest.fixture
+def client(live_app: AppProcess) -> Iterator[Client]:
+    """A fresh API session: its own conversation history on the server."""
+    yield Client(live_app.url, verbose=False)
+
+
+def chat(client: Client, text: str, **settings: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Send one message; return every streamed output and the final list of messages."""
+    values = {**DEFAULTS, **settings}
+    job = client.submit({"text": text, "files": []}, *values.values(), api_name="/chat")
+    final = job.result(timeout=30)
+    return job.outputs(), final if isinstance(final, list) else [{"role": "assistant", "content": final}]
+
+
+def notices(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in messages if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)]
+
+
+def test_reply_streams_in_growing_updates_and_ends_with_facts(client: Client, app_api: FakeAPI) -> None:
+    reply = " ".join(f"word{i}" for i in range(30))
+    app_api.script(Reply(text=reply, delay=0.03))
+    outputs, final = chat(client, "Hello")
+    partial = [o for o in outputs if isinstance(o, str)]
+    assert len(partial) >= 3 and all(reply.startswith(p) for p in partial)
+    assert len(outputs) < 30  # coalesced: fewer updates than tokens
+    assert final[0]["content"] == reply
+    [facts] = notices(final)
+    assert "tokens" in facts["metadata"]["title"] and "first token" in facts["metadata"]["title"]
+    assert app_api.chat_requests()[0].headers["Authorization"] == f"Bearer {SERVER_KEY}"
+
+
+def test_history_is_sent_back_without_notices(client: Client, app_api: FakeAPI) -> None:
+    app_api.script(Reply(text="Paris."), Reply(text="About 2.1 million."))
+    chat(client, "Capital of France?")
+    chat(client, "Population?")
+    second = app_api.chat_requests()[1].body["messages"]
+    assert second == [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "Population?"},
+    ]
+
+
+def test_settings_reach_the_request_body(client: Client, app_api: FakeAPI) -> None:
+    chat(client, "Hi", model="MiniMax-Text-01", system_prompt="Be terse.", temperature=0.3, top_p=0.5,
+         max_tokens=99, presence_penalty=0.4, seed=7)
+    body = app_api.chat_requests()[0].body
+    assert body["model"] == "MiniMax-Text-01" and body["messages"][0] == {"role": "system", "content": "Be terse."}
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["presence_penalty"], body["seed"]) == (
+        0.3, 0.5, 99, 0.4, 7)
+    assert "frequency_penalty" not in body
+
+
+def test_an_upstream_error_is_a_notice_and_the_next_message_works(client: Client, app_api: FakeAPI) -> None:
+    app_api.script(Reply(status=401))
+    _, failed = chat(client, "First")
+    [notice] = notices(failed)
+    assert "key was rejected" in notice["content"] and "Request id" in notice["content"]
+    assert notice["metadata"]["title"].endswith("API key rejected")
+    _, worked = chat(client, "Second")
+    assert worked[0]["content"] == "Hello from the stand-in."
+    sent = app_api.chat_requests()[-1].body["messages"]
+    assert [m["content"] for m in sent[1:]] == ["Second"]  # the failed turn is not sent again
+
+
+def test_a_cut_stream_keeps_the_partial_reply_before_the_notice(client: Client, app_api: FakeAPI) -> None:
+    app_api.script(Reply(text="one two three four five six", drop_after=3))
+    _, final = chat(client, "Count")
+    assert final[0]["content"].startswith("one two") and not notices(final[:1])
+    assert "cut" in notices(final)[0]["content"]
+
+
+def test_out_of_range_setting_is_explained_before_sending(client: Client, app_api: FakeAPI) -> None:
+    _, final = chat(client, "Hi", model="MiniMax-Text-01", temperature=1.5)
+    assert "between 0 and 1" in notices(final)[0]["content"]
+    assert app_api.chat_requests() == []
+
+
+def test_a_visitor_key_is_used_instead_of_the_servers(client: Client, app_api: FakeAPI) -> None:
+    chat(client, "Hi", user_key="visitor-key-123")
+    assert app_api.chat_requests()[0].headers["Authorization"] == "Bearer visitor-key-123"
+
+
+def test_without_any_key_the_first_message_says_how_to_set_one(shared_api: FakeAPI, tmp_path: Path) -> None:
+    app = AppProcess(tmp_path / "app.log", AIMLAPI_BASE_URL=shared_api.base_url).start()
+    try:
+        _, final = chat(Client(app.url, verbose=False), "Hello?")
+    finally:
+        app.stop()
+    [notice] = notices(final)
+    assert all(way in notice["content"] for way in ("AIMLAPI_KEY", ".env", "Secret", "Settings"))
+    assert notice["metadata"]["title"].endswith("No API key")
