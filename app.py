@@ -126,7 +126,7 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
     with gr.Sidebar(label="Settings", position="right", open=False):
         gr.Markdown("### Settings")
         model_box = gr.Dropdown(
-            model_choices(SETTINGS.model), value=SETTINGS.model, label="Model", allow_custom_value=True,
+            model_choices(SETTINGS.model), value=SETTINGS.model, label="Model", allow_custom_value=True, elem_id="model",
             info="MiniMax models first. abab6.5s-chat is retired by the API; pick a successor if it fails.",
         )
         system_box = gr.Textbox("You are a helpful assistant.", label="System prompt", lines=3,
@@ -146,8 +146,8 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         gr.Markdown("### Export")
         export_button = gr.Button("Export conversation", size="sm")
         with gr.Row():
-            markdown_download = gr.DownloadButton("Markdown", visible=False, size="sm")
-            json_download = gr.DownloadButton("JSON", visible=False, size="sm")
+            markdown_download = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="export-md")
+            json_download = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="export-json")
 
     chat = gr.ChatInterface(
         respond,

@@ -1,0 +1,128 @@
+"""The real page in Debian's Chromium, driven by Playwright, against the app and the stand-in API."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app_process import ROOT, AppProcess
+from tests.fake_api import FakeAPI, Reply
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+
+if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
+    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_app: AppProcess, app_api: FakeAPI, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page on the app; a screenshot of it is kept in test-artifacts/ for a person to look at."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(live_app.url)
+    page.locator("#chat-input textarea").wait_for()
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    context.close()
+
+
+def send(page: Page, text: str) -> None:
+    box = page.locator("#chat-input textarea")
+    expect(box).to_be_enabled()
+    box.fill(text)
+    box.press("Enter")
+
+
+def bot_messages(page: Page):
+    return page.locator('[data-testid="bot"]')
+
+
+def open_settings(page: Page) -> None:
+    page.get_by_role("button", name="Toggle Sidebar").click()
+    expect(page.locator("#model")).to_be_visible()
+
+
+def test_a_streamed_reply_appears_while_it_streams(page: Page, app_api: FakeAPI) -> None:
+    words = [f"streamed{i}" for i in range(40)]
+    app_api.script(Reply(text=" ".join(words), delay=0.05))
+    send(page, "Hello")
+    first = bot_messages(page).first
+    expect(first).to_contain_text("streamed3")
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    assert "streamed39" not in first.inner_text()  # seen mid-stream, not only at the end
+    expect(first).to_contain_text("streamed39")
+    expect(page.get_by_text(re.compile("tokens · .* to first token"))).to_be_visible()
+
+
+def test_stop_halts_the_reply_and_the_textbox_works_again(page: Page, app_api: FakeAPI) -> None:
+    app_api.script(Reply(text=" ".join(f"slow{i}" for i in range(400)), delay=0.05), Reply(text="Next reply."))
+    send(page, "Tell me a long story")
+    expect(bot_messages(page).first).to_contain_text("slow5")
+    page.get_by_role("button", name="Stop").click()
+    assert app_api.chat_requests()[0].client_disconnected.wait(5), "upstream request was not closed"
+    shown = bot_messages(page).first.inner_text()
+    assert "slow399" not in shown
+    send(page, "Something else")
+    expect(page.get_by_text("Next reply.")).to_be_visible()
+
+
+def test_an_upstream_error_shows_inline_and_the_next_message_succeeds(page: Page, app_api: FakeAPI) -> None:
+    app_api.script(*[Reply(status=503)] * 3, Reply(text="Back to normal."))
+    send(page, "Hello?")
+    expect(page.get_by_text("The API is having trouble")).to_be_visible()
+    expect(page.get_by_text(re.compile("temporarily unavailable"))).to_be_visible()
+    send(page, "Again")
+    expect(page.get_by_text("Back to normal.")).to_be_visible()
+
+
+def test_switching_model_changes_the_request(page: Page, app_api: FakeAPI) -> None:
+    open_settings(page)
+    page.locator("#model input").click()
+    page.get_by_role("option", name="MiniMax-Text-01", exact=True).click()
+    send(page, "Which model are you?")
+    expect(bot_messages(page).first).to_contain_text("Hello from the stand-in.")
+    assert app_api.chat_requests()[0].body["model"] == "MiniMax-Text-01"
+
+
+def test_a_text_attachment_reaches_the_request(page: Page, app_api: FakeAPI, tmp_path: Path) -> None:
+    notes = tmp_path / "meeting-notes.txt"
+    notes.write_text("Budget approved: 42,000 for the pilot.\n", encoding="utf-8")
+    page.locator('#chat-input input[data-testid="file-upload"]').set_input_files(str(notes))
+    expect(page.locator("#chat-input").get_by_role("listitem", name="File thumbnail")).to_be_visible()
+    send(page, "What budget was approved?")
+    expect(bot_messages(page).first).to_contain_text("Hello from the stand-in.")
+    user_message = app_api.chat_requests()[0].body["messages"][-1]["content"]
+    assert '<file name="meeting-notes.txt">\nBudget approved: 42,000 for the pilot.\n</file>' in user_message
+    assert user_message.endswith("What budget was approved?")
+
+
+def test_the_markdown_export_downloads(page: Page, app_api: FakeAPI) -> None:
+    app_api.script(Reply(text="The answer is **42**."))
+    send(page, "Meaning of life?")
+    expect(bot_messages(page).first).to_contain_text("The answer is 42.")
+    open_settings(page)
+    page.get_by_role("button", name="Export conversation").click()
+    with page.expect_download() as download:
+        page.locator("#export-md").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert download.value.suggested_filename == "conversation.md"
+    assert "## You\n\nMeaning of life?" in text and "## Assistant\n\nThe answer is **42**." in text
