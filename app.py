@@ -187,12 +187,14 @@ def main() -> None:
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     CLIENT.catalogue.refresh_in_background()
     demo.launch(
         server_name="0.0.0.0" if SETTINGS.on_spaces else os.environ.get("GRADIO_SERVER_NAME"),
         share=args.share or SETTINGS.share,
         auth=SETTINGS.login,
         max_threads=SETTINGS.concurrency + 32,
+        max_file_size=SETTINGS.max_attachment_bytes,
         favicon_path=str(ASSETS / "favicon.png"),
         theme=gr.themes.Soft(primary_hue="pink"),
     )

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_process import ROOT, AppProcess
+from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess
 from tests.fake_api import FakeAPI, Reply
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 ARTIFACTS = ROOT / "test-artifacts"
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
@@ -71,6 +68,20 @@ def test_a_streamed_reply_appears_while_it_streams(page: Page, app_api: FakeAPI)
     assert "streamed39" not in first.inner_text()  # seen mid-stream, not only at the end
     expect(first).to_contain_text("streamed39")
     expect(page.get_by_text(re.compile("tokens · .* to first token"))).to_be_visible()
+
+
+def test_markdown_code_and_every_latex_delimiter_render(page: Page, app_api: FakeAPI) -> None:
+    reply = (
+        "Inline $a^2$, \\(b^2\\) and display $$c^2$$ and \\[d^2\\].\n\n"
+        "```python\nprint('hi')\n```\n\n**bold**"
+    )
+    app_api.script(Reply(chunks=[reply]))
+    send(page, "Show me maths")
+    message = bot_messages(page).first
+    expect(message.locator("strong")).to_have_text("bold")
+    expect(message.locator(".katex")).to_have_count(4)
+    expect(message.locator("pre code")).to_contain_text("print('hi')")
+    expect(message.get_by_role("button", name=re.compile("copy", re.IGNORECASE)).first).to_be_attached()
 
 
 def test_stop_halts_the_reply_and_the_textbox_works_again(page: Page, app_api: FakeAPI) -> None:
