@@ -126,6 +126,13 @@ def test_a_text_attachment_reaches_the_request(page: Page, app_api: FakeAPI, tmp
     assert user_message.endswith("What budget was approved?")
 
 
+def test_the_long_document_example_sends_the_report(page: Page, app_api: FakeAPI) -> None:
+    page.get_by_text("Read this report.").click()
+    expect(bot_messages(page).first).to_contain_text("Hello from the stand-in.")
+    user_message = app_api.chat_requests()[0].body["messages"][-1]["content"]
+    assert '<file name="harbour-microgrid-report.md">' in user_message and "ice machines" in user_message
+
+
 def test_the_markdown_export_downloads(page: Page, app_api: FakeAPI) -> None:
     app_api.script(Reply(text="The answer is **42**."))
     send(page, "Meaning of life?")
