@@ -20,7 +20,9 @@ from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
-from chat_backend.pacing import paced
+from chat_backend.limits import Guard
+from chat_backend.messages import text_length
+from chat_backend.pacing import UpdateBudget, paced, weight_for
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -45,6 +47,9 @@ try:
 except ConfigError as err:
     raise SystemExit(f"Configuration error: {err.user_message}") from None
 CLIENT = ChatClient(SETTINGS)
+UPDATES = UpdateBudget(SETTINGS.update_budget)
+GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream)
+os.environ.setdefault("GRADIO_RUN_HISTORY", "False")  # run history would keep visitors' keys in their browser
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -75,6 +80,7 @@ def respond(
     frequency_penalty: float,
     seed: float | None,
     user_key: str,
+    request: gr.Request,
 ) -> Iterator[str | list[dict[str, Any]]]:
     """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox."""
     stream = None
@@ -92,10 +98,12 @@ def respond(
         messages = to_api_messages(
             history, message, settings.system_prompt,
             max_attachment_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
+            max_message_chars=SETTINGS.max_message_chars,
         )
-        stream = CLIENT.stream_chat(messages, settings, user_key)
-        with stream:
-            yield from paced(stream.accumulated())
+        with GUARD.admit(request.session_hash or "", client_address(request)):
+            stream = CLIENT.stream_chat(messages, settings, user_key)
+            with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
+                yield from paced(stream.accumulated(), interval)
         yield transcript.finished(stream.result)
     except ChatError as error:
         yield transcript.failed(stream.text if stream else "", error)
@@ -105,6 +113,12 @@ def respond(
             raise
         failure = ChatError("Something went wrong on this server. Send the message again.")
         yield transcript.failed(stream.text if stream else "", failure)
+
+
+def client_address(request: gr.Request) -> str:
+    """The visitor's address; behind the Spaces proxy, the first hop it forwarded for."""
+    forwarded = request.headers.get("x-forwarded-for", "") if SETTINGS.on_spaces else ""
+    return forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
 
 
 def temperature_for(model: str, temperature: float) -> dict[str, Any]:
@@ -173,11 +187,13 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         save_history=True,
         concurrency_limit=SETTINGS.concurrency,
         api_name="chat",
+        api_visibility="private" if SETTINGS.hide_api else "public",
         fill_height=True,
     )
-    model_box.change(temperature_for, [model_box, temperature_box], temperature_box, queue=False)
-    export_button.click(export, chat.chatbot, [markdown_download, json_download], queue=False)
-    demo.load(lambda current: gr.update(choices=model_choices(current)), model_box, model_box, queue=False)
+    ui_only: dict[str, Any] = {"queue": False, "api_visibility": "undocumented"}
+    model_box.change(temperature_for, [model_box, temperature_box], temperature_box, **ui_only)
+    export_button.click(export, chat.chatbot, [markdown_download, json_download], **ui_only)
+    demo.load(lambda current: gr.update(choices=model_choices(current)), model_box, model_box, **ui_only)
 
 demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
 
@@ -197,6 +213,7 @@ def main() -> None:
         max_file_size=SETTINGS.max_attachment_bytes,
         favicon_path=str(ASSETS / "favicon.png"),
         theme=gr.themes.Soft(primary_hue="pink"),
+        footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
     )
     CLIENT.close()
 

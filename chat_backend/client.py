@@ -109,7 +109,7 @@ class ChatClient:
         key = resolve_key(user_key, self.settings)
         model = self.catalogue.info(settings.model)
         check_for_model(settings, model)
-        fitted = fit_to_context(messages, model.context_length, settings.max_tokens)
+        fitted = fit_to_context(messages, model.context_length, settings.max_tokens, self.settings.max_history_messages)
         return ChatStream(self, fitted, settings, key)
 
     def complete(self, messages: list[Message], settings: ChatSettings, user_key: str | None = None) -> ChatResult:

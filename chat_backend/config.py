@@ -26,6 +26,11 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BUDGET = 10.0  # seconds of back-off waiting, in all, before a failure is shown
 DEFAULT_CONCURRENCY = 128  # chats streaming at once; I/O-bound, so far above Gradio's default of 1
 DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are turned away
+DEFAULT_RATE_PER_SESSION = 20  # messages a minute from one browser session
+DEFAULT_RATE_PER_ADDRESS = 60  # messages a minute from one client address
+DEFAULT_MAX_MESSAGE_CHARS = 100_000
+DEFAULT_MAX_HISTORY_MESSAGES = 200  # earlier messages sent upstream at most
+DEFAULT_UPDATE_BUDGET = 100.0  # browser updates a second, server-wide, in units of a short chat's update
 DEFAULT_CATALOGUE_TTL = 3600.0
 DEFAULT_MAX_ATTACHMENT_MB = 10.0
 DEFAULT_MAX_PDF_PAGES = 300
@@ -56,6 +61,13 @@ class Settings:
     retry_budget: float = DEFAULT_RETRY_BUDGET
     concurrency: int = DEFAULT_CONCURRENCY  # also the size of the upstream connection pool
     queue_size: int = DEFAULT_QUEUE_SIZE
+    update_budget: float = DEFAULT_UPDATE_BUDGET
+    rate_per_session: int = DEFAULT_RATE_PER_SESSION
+    rate_per_address: int = DEFAULT_RATE_PER_ADDRESS
+    max_upstream: int = DEFAULT_CONCURRENCY
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
+    max_history_messages: int = DEFAULT_MAX_HISTORY_MESSAGES
+    hide_api: bool = False
     catalogue_ttl: float = DEFAULT_CATALOGUE_TTL
     max_attachment_bytes: int = int(DEFAULT_MAX_ATTACHMENT_MB * 1_000_000)
     max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES
@@ -79,10 +91,17 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         retry_budget=_number(env, "AIMLAPI_RETRY_BUDGET", DEFAULT_RETRY_BUDGET, minimum=0),
         concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, whole=True)),
         queue_size=int(_number(env, "QUEUE_MAX_SIZE", DEFAULT_QUEUE_SIZE, minimum=1, whole=True)),
+        update_budget=_number(env, "STREAM_UPDATE_BUDGET", DEFAULT_UPDATE_BUDGET),
+        rate_per_session=_count(env, "RATE_LIMIT_PER_SESSION", DEFAULT_RATE_PER_SESSION),
+        rate_per_address=_count(env, "RATE_LIMIT_PER_ADDRESS", DEFAULT_RATE_PER_ADDRESS),
+        max_upstream=_count(env, "MAX_UPSTREAM_CALLS", DEFAULT_CONCURRENCY),
+        max_message_chars=_count(env, "MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
+        max_history_messages=_count(env, "MAX_HISTORY_MESSAGES", DEFAULT_MAX_HISTORY_MESSAGES),
+        hide_api=_flag(env, "HIDE_API"),
         catalogue_ttl=_number(env, "CATALOGUE_TTL", DEFAULT_CATALOGUE_TTL, minimum=0),
         max_attachment_bytes=int(_number(env, "MAX_ATTACHMENT_MB", DEFAULT_MAX_ATTACHMENT_MB) * 1_000_000),
         max_pdf_pages=int(_number(env, "MAX_PDF_PAGES", DEFAULT_MAX_PDF_PAGES, minimum=1, whole=True)),
-        share=env.get("GRADIO_SHARE", "").lower() in ("1", "true", "yes"),
+        share=_flag(env, "GRADIO_SHARE"),
         login=_login(env),
         on_spaces="SPACE_ID" in env,
     )
@@ -107,6 +126,15 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
         kind = "a whole number" if whole else "a number"
         raise ConfigError(f"{name} must be {kind} of at least {minimum:g}, got {raw!r}.")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 0, where 0 switches the limit off."""
+    return int(_number(env, name, default, minimum=0, whole=True))
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").lower() in ("1", "true", "yes")
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:

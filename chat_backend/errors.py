@@ -82,6 +82,19 @@ class BadInput(ChatError, ValueError):
     title = "Can't send this message"
 
 
+class Throttled(ChatError):
+    """This visitor sent too many messages recently; says how long to wait. Nothing was sent upstream."""
+
+    title = "Slow down"
+
+
+class Busy(ChatError):
+    """The server is at its cap of simultaneous upstream calls; try again shortly."""
+
+    title = "Server busy"
+    retryable = True
+
+
 class BadRequest(ChatError):
     """400: the API rejected the request body. Not retried."""
 

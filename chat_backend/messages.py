@@ -45,6 +45,7 @@ def to_api_messages(
     *,
     max_attachment_bytes: int = 10_000_000,
     max_pdf_pages: int = 300,
+    max_message_chars: int = 0,
 ) -> list[Message]:
     """The `messages` list for one call: system prompt first, history without notices, then `message`.
 
@@ -59,7 +60,14 @@ def to_api_messages(
         if role not in ("user", "assistant") or is_notice(item) or _failed_turn(history, index):
             continue
         _append(turns, role, read(item.get("content"), images=role == "user"))
-    newest = read(_message_content(message), images=True)
+    content = _message_content(message)
+    typed, _ = describe_content(content)
+    if max_message_chars and len(typed) > max_message_chars:
+        raise BadInput(
+            f"This message is {len(typed):,} characters; the limit is {max_message_chars:,}. "
+            "Shorten it, or attach the text as a file."
+        )
+    newest = read(content, images=True)
     if not newest:
         raise BadInput("Type a message or attach a file first.")
     _append(turns, "user", newest)
@@ -212,6 +220,16 @@ def estimate_tokens(message: Mapping[str, Any]) -> int:
     return total
 
 
+def text_length(messages: Sequence[Mapping[str, Any]]) -> int:
+    """Characters of text in `messages` (attachments inlined as text included, images not)."""
+    total = 0
+    for message in messages:
+        content = message["content"]
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        total += sum(len(part["text"]) for part in parts if part["type"] == "text")
+    return total
+
+
 @dataclass(frozen=True)
 class Fitted:
     """Messages that fit the context window, and how many earlier messages were left out to get there."""
@@ -220,8 +238,9 @@ class Fitted:
     dropped: int
 
 
-def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int) -> Fitted:
-    """Drop the oldest turns until the prompt plus `max_tokens` fits; keeps the system prompt and newest message.
+def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int, max_messages: int = 0) -> Fitted:
+    """Drop the oldest turns until the prompt plus `max_tokens` fits (and, if `max_messages` is set, until at
+    most that many messages remain besides the system prompt); keeps the system prompt and newest message.
 
     A turn is dropped whole (up to the next user message), so what remains still starts with the user.
     """
@@ -231,7 +250,11 @@ def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int
     sizes = [estimate_tokens(m) for m in rest]
     used = sum(estimate_tokens(m) for m in system) + sum(sizes)
     start = 0
-    while used > budget and start < len(rest) - 1:
+
+    def too_much() -> bool:
+        return used > budget or bool(max_messages and len(rest) - start > max_messages)
+
+    while too_much() and start < len(rest) - 1:
         used -= sizes[start]
         start += 1
         while start < len(rest) - 1 and rest[start]["role"] != "user":

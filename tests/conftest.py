@@ -41,10 +41,11 @@ def shared_api() -> Iterator[FakeAPI]:
 @pytest.fixture(scope="session")
 def live_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """`python app.py` with a server key, talking to the shared stand-in API."""
+    folder = tmp_path_factory.mktemp("app")
     app = AppProcess(
-        tmp_path_factory.mktemp("app") / "app.log",
+        folder / "app.log", GRADIO_TEMP_DIR=str(folder / "gradio"),
         AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY=SERVER_KEY, AIMLAPI_READ_TIMEOUT="3",
-        AIMLAPI_RETRY_BUDGET="1",
+        AIMLAPI_RETRY_BUDGET="1", RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS="0",  # tests/test_limits.py
     ).start()
     yield app
     app.stop()

@@ -8,6 +8,7 @@ Run `python -m tests.fake_api --help` for manual use and benchmarks.
 from __future__ import annotations
 
 import argparse
+import random
 import functools
 import hashlib
 import json
@@ -22,12 +23,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
@@ -82,6 +83,7 @@ class Reply:
     stream_error: dict | None = None  # after the content chunks send `data: {"error": ...}` and end
     usage: bool = True  # send the usage chunk when the request asked for stream_options.include_usage
     done: bool = True  # end with `data: [DONE]`; False: a plain end of stream
+    abort: bool = False  # reset the connection before any response, as a refused or crashed upstream looks
 
 
 class Headers(dict):
@@ -97,6 +99,22 @@ class Headers(dict):
 
     def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
+
+
+# The faults a chaos-mode stand-in picks from, each made from the normal reply.
+CHAOS: list[Callable[[Reply], Reply]] = [
+    lambda r: replace(r, status=500),
+    lambda r: replace(r, status=502, body="<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+    lambda r: replace(r, status=503),
+    lambda r: replace(r, status=504),
+    lambda r: replace(r, status=429, headers={"Retry-After": "0"}),
+    lambda r: replace(r, drop_after=2),
+    lambda r: replace(r, reset_after=2),
+    lambda r: replace(r, stall_after=2),
+    lambda r: replace(r, stream_error={"message": "Model overloaded", "status": 503}),
+    lambda r: replace(r, raw_stream=b'data: {"choices": [{"delta": {"content": "Hal'),
+    lambda r: replace(r, abort=True),
+]
 
 
 @dataclass
@@ -212,7 +230,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, self._error(404, f"Model '{model}' is deprecated and can no longer be called."))
         if canonical is None:
             return self._send(404, self._error(404, f"Model '{model}' not found."))
-        reply = api._next_reply()
+        reply = api._next_reply(body)
+        if reply.abort:
+            return self._hang_up(reset=True)
         status = 201 if reply.status == 200 and canonical == "abab6.5s-chat" else reply.status
         if reply.body is not None or not 200 <= status < 300:
             if not self._pause(reply.ttft):
@@ -406,6 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the default listen backlog of 5 drops simultaneous connects for seconds
     api: FakeAPI
 
     def server_bind(self) -> None:  # skip HTTPServer's getfqdn(), which can be slow
@@ -442,6 +463,9 @@ class FakeAPI:
         self.connections = 0
         self.base_url = ""
         self._queue: deque[Reply] = deque()
+        self._routes: dict[str, deque[Reply]] = {}
+        self.chaos = 0.0  # share of chat requests that get a random fault from CHAOS
+        self._rng = random.Random(0)
         self._lock = threading.Condition()
         self._closing = threading.Event()
         self._release_gen = 0
@@ -494,7 +518,9 @@ class FakeAPI:
         self.release()
         with self._lock:
             self._queue.clear()
+            self._routes.clear()
             self.requests.clear()
+        self.chaos = 0.0
         self.default, self.models_reply = Reply(), None
         self.deprecated_models, self.expect_schema_errors = frozenset(), False
 
@@ -513,14 +539,38 @@ class FakeAPI:
             if not self._lock.wait_for(lambda: len(self.requests) >= n, timeout):
                 raise TimeoutError(f"expected {n} requests within {timeout}s, got {len(self.requests)}")
 
+    def wait_for_message(self, text: str, timeout: float = 10.0) -> None:
+        """Block until a chat request whose last message contains `text` arrived; TimeoutError otherwise."""
+        def arrived() -> bool:
+            return any(text in str(r.body["messages"][-1].get("content")) for r in self.requests
+                       if isinstance(r.body, dict) and r.body.get("messages"))
+        with self._lock:
+            if not self._lock.wait_for(arrived, timeout):
+                raise TimeoutError(f"no chat request containing {text!r} within {timeout}s")
+
     def _record(self, rec: Recorded) -> None:
         with self._lock:
             self.requests.append(rec)
             self._lock.notify_all()
 
-    def _next_reply(self) -> Reply:
+    def script_for(self, text: str, *replies: Reply) -> None:
+        """Queue replies for requests whose last message contains `text`; they take precedence over `script`,
+        so that simultaneous chats can be given different fates."""
         with self._lock:
-            return self._queue.popleft() if self._queue else self.default
+            self._routes.setdefault(text, deque()).extend(replies)
+
+    def _next_reply(self, body: dict) -> Reply:
+        last = body["messages"][-1].get("content") if body.get("messages") else ""
+        text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last if isinstance(p, dict))
+        with self._lock:
+            for marker, replies in self._routes.items():
+                if marker in text and replies:
+                    return replies.popleft()
+            if self._queue:
+                return self._queue.popleft()
+            if self.chaos and self._rng.random() < self.chaos:
+                return self._rng.choice(CHAOS)(self.default)
+            return self.default
 
     def _canonical(self, name: Any) -> str | None:
         """The catalogue id for a model id or alias (deprecated ones included), else None."""
@@ -551,8 +601,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, help="reply with this many tokens, one per chunk")
     parser.add_argument("--rate", type=float, default=50.0, help="tokens per second")
     parser.add_argument("--deprecated", action="append", default=[], help="model id to answer with 404")
+    parser.add_argument("--chaos", type=float, default=0.0, help="share of chat requests given a random fault")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --chaos")
     args = parser.parse_args(argv)
     api = FakeAPI(args.host, args.port, deprecated_models=args.deprecated)
+    api.chaos, api._rng = args.chaos, random.Random(args.seed)
     delay = 1.0 / args.rate if args.rate > 0 else 0.0
     if args.tokens is not None:
         chunks = [f"{' ' if i else ''}tok{i}" for i in range(args.tokens)]

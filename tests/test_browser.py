@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess
+from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -144,3 +145,59 @@ def test_the_markdown_export_downloads(page: Page, app_api: FakeAPI) -> None:
     text = Path(download.value.path()).read_text(encoding="utf-8")
     assert download.value.suggested_filename == "conversation.md"
     assert "## You\n\nMeaning of life?" in text and "## Assistant\n\nThe answer is **42**." in text
+
+
+def test_an_export_after_an_upstream_echo_holds_no_key(page: Page, app_api: FakeAPI) -> None:
+    app_api.script(Reply(status=400, body=f'{{"message": "bad Authorization: Bearer {SERVER_KEY}"}}'))
+    send(page, "Provoke an echo")
+    expect(page.get_by_text("Request rejected")).to_be_visible()
+    open_settings(page)
+    page.get_by_role("button", name="Export conversation").click()
+    for button in ("#export-md", "#export-json"):
+        with page.expect_download() as download:
+            page.locator(button).click()
+        text = Path(download.value.path()).read_text(encoding="utf-8")
+        assert "Provoke an echo" in text and "[redacted]" in text and SERVER_KEY not in text
+
+
+def test_a_visitors_own_key_is_used_but_never_stored(page: Page, app_api: FakeAPI, live_app: AppProcess) -> None:
+    visitor_key = "visitor-canary-5f0e1d"
+    open_settings(page)
+    page.get_by_label("Your own AI/ML API key (optional)").fill(visitor_key)
+    send(page, "Remember this conversation")
+    expect(bot_messages(page).first).to_contain_text("Hello from the stand-in.")
+    assert app_api.chat_requests()[0].headers["Authorization"] == f"Bearer {visitor_key}"
+    storage = "JSON.stringify(Object.assign({}, localStorage)) + JSON.stringify(Object.assign({}, sessionStorage))"
+    page.wait_for_function(f"{storage}.includes('_saved_conversations')")  # the conversation is saved (encrypted)…
+    assert visitor_key not in page.evaluate(storage)  # …and the key is not stored beside it
+    assert page.evaluate("indexedDB.databases().then(dbs => dbs.map(db => db.name))") == []  # no run history
+    assert visitor_key not in live_app.logs()
+    for folder in (Path(live_app.env["GRADIO_TEMP_DIR"]), ROOT / ".gradio"):
+        for path in folder.rglob("*") if folder.exists() else []:
+            assert not path.is_file() or visitor_key.encode() not in path.read_bytes(), path
+
+
+HOSTILE = (
+    '<script>window.__pwned = "script"</script>\n\n'
+    '<img src="x" onerror="window.__pwned = \'img\'">\n\n'
+    '[a markdown link](javascript:window.__pwned=\'markdown\')\n\n'
+    '<a href="javascript:window.__pwned=\'anchor\'">an html link</a>\n\n'
+    '<iframe srcdoc="<script>parent.__pwned=\'iframe\'</script>"></iframe>\n\n'
+    + "A" * 20_000
+)
+
+
+def test_hostile_html_in_a_reply_is_inert_and_the_page_stays_usable(page: Page, app_api: FakeAPI) -> None:
+    app_api.script(Reply(chunks=[HOSTILE]))
+    send(page, "Say something nasty")
+    reply = bot_messages(page).first
+    expect(reply).to_contain_text("AAAAAAAA")
+    for name in ("a markdown link", "an html link"):
+        links = reply.get_by_text(name)
+        if links.count():
+            links.first.click()
+    assert page.evaluate("window.__pwned") is None
+    assert reply.locator("script, iframe, img[onerror]").count() == 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"] + 1
+    send(page, "Still there?")
+    expect(page.get_by_text("Hello from the stand-in.")).to_be_visible()

@@ -1,8 +1,10 @@
-"""pacing: updates are coalesced by a clock, and the last value always gets through."""
+"""pacing: updates are coalesced by a clock, the last value always gets through, and the budget adapts."""
 
 from __future__ import annotations
 
-from chat_backend.pacing import paced
+import threading
+
+from chat_backend.pacing import MIN_INTERVAL, UpdateBudget, paced, weight_for
 
 
 class FakeClock:
@@ -22,7 +24,7 @@ def run(arrivals: list[float], interval: float) -> list[int]:
             clock.now = at
             yield index
 
-    return list(paced(values(), interval, clock))
+    return list(paced(values(), lambda: interval, clock))
 
 
 def test_fast_tokens_are_coalesced_and_the_last_is_kept() -> None:
@@ -42,3 +44,42 @@ def test_a_zero_interval_passes_everything() -> None:
 
 def test_empty_stream_yields_nothing() -> None:
     assert run([], 0.05) == []
+
+
+def test_a_huge_interval_sends_only_the_first_and_the_last() -> None:
+    assert run([i * 0.01 for i in range(50)], 100.0) == [0, 49]
+
+
+def test_the_interval_grows_with_the_load_and_recovers() -> None:
+    budget = UpdateBudget(per_second=100)
+    assert budget.interval() == MIN_INTERVAL
+    with budget.share(1.0) as interval:
+        assert interval() == MIN_INTERVAL
+        shares = [budget.share(1.0) for _ in range(63)]
+        for share in shares:
+            share.__enter__()
+        assert interval() == 64 / 100
+        for share in shares:
+            share.__exit__(None, None, None)
+        assert interval() == MIN_INTERVAL
+    assert budget._weight == 0
+
+
+def test_long_conversations_weigh_more() -> None:
+    assert weight_for(0) == 1.0 and weight_for(400_000) > 5 * weight_for(0)
+
+
+def test_sharing_is_thread_safe() -> None:
+    budget = UpdateBudget(per_second=10)
+
+    def churn() -> None:
+        for _ in range(2_000):
+            with budget.share(0.5):
+                pass
+
+    threads = [threading.Thread(target=churn) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert budget._weight == 0

@@ -1,0 +1,275 @@
+"""loadgen: a lean asyncio load generator for chat servers, in one event loop, with a hand-rolled HTTP/1.1.
+
+It speaks two protocols: the stand-in API's streaming chat completions (the "direct" floor) and Gradio's
+queue protocol the way the browser does (the submit event chain: quick events over `/run/predict`, queued
+ones over `/queue/join` plus the `/queue/data` event stream). Messages are recognised by substring, never
+JSON-decoded, so that the generator spends far less CPU than the server it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+GRADIO_API = "/gradio_api"
+_MSG = re.compile(rb'"msg":"(\w+)"')
+_NON_EMPTY_CONTENT = re.compile(rb'"content":\s*"[^"]')
+
+
+@dataclass
+class Timing:
+    """One chat turn as the client saw it."""
+
+    ttft: float | None = None  # seconds from sending to the first text
+    total: float | None = None  # seconds from sending to the complete reply
+    ok: bool = False
+    error: str = ""
+    final: bytes = b""  # the completion message of a Gradio turn, undecoded
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; requests on it run one after another."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=2**22)
+        self.writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def send(self, method: str, path: str, body: bytes | None = None, extra: str = "") -> int:
+        """Send a request and read the response head; returns the status. The body is read by `chunks`.
+
+        A kept-alive connection that the server closed while idle is reopened once, as browsers do.
+        """
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAccept: */*\r\n{extra}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        request = head.encode() + b"\r\n" + (body or b"")
+        reused = self.writer is not None
+        if not reused:
+            await self._open()
+        try:
+            self.writer.write(request)
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            if not reused:
+                raise
+            self.close()
+            await self._open()
+            self.writer.write(request)
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        self._headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        return int(lines[0].split()[1])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The response body as it arrives (de-chunked)."""
+        if "content-length" in self._headers:
+            yield await self.reader.readexactly(int(self._headers["content-length"]))
+        elif self._headers.get("transfer-encoding") == "chunked":
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                yield await self.reader.readexactly(size)
+                await self.reader.readexactly(2)
+            await self.reader.readline()
+        else:
+            while data := await self.reader.read(65536):
+                yield data
+            self.close()
+
+    async def json(self, method: str, path: str, payload: Any) -> tuple[int, bytes]:
+        status = await self.send(method, path, json.dumps(payload).encode())
+        body = b"".join([chunk async for chunk in self.chunks()])
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def events(connection: Connection) -> AsyncIterator[bytes]:
+    """The `data:` payloads of a server-sent event stream, undecoded."""
+    buffer = b""
+    async for chunk in connection.chunks():
+        buffer += chunk
+        *complete, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+        for event in complete:
+            for line in event.split(b"\n"):
+                if line.startswith(b"data:"):
+                    yield line[5:].lstrip()
+
+
+async def direct_turn(host: str, port: int, messages: list[dict[str, Any]], model: str) -> Timing:
+    """Stream one reply straight from the chat-completions endpoint: the floor for everything else."""
+    timing, started = Timing(), time.perf_counter()
+    connection = Connection(host, port)
+    body = {"model": model, "messages": messages, "max_tokens": 4096, "stream": True,
+            "stream_options": {"include_usage": True}}
+    try:
+        status = await connection.send("POST", "/v1/chat/completions", json.dumps(body).encode(),
+                                       extra="Authorization: Bearer bench\r\n")
+        if status // 100 != 2:
+            raise ValueError(f"HTTP {status}")
+        async for data in events(connection):
+            if timing.ttft is None and _NON_EMPTY_CONTENT.search(data):
+                timing.ttft = time.perf_counter() - started
+            if data == b"[DONE]":
+                break
+        timing.total, timing.ok = time.perf_counter() - started, timing.ttft is not None
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        timing.error = repr(exc)
+    finally:
+        connection.close()
+    return timing
+
+
+def browser_shape(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as the browser sends the chatbot's value: content as a list of typed parts."""
+    return [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}], "metadata": None, "options": None}
+            for m in history]
+
+
+@dataclass
+class Dependency:
+    fn_index: int
+    queued: bool
+    inputs: list[int]
+
+
+@dataclass
+class GradioChat:
+    """The browser's submit chain of a ChatInterface, learned from the app's `/config`."""
+
+    host: str
+    port: int
+    chain: list[Dependency]
+    defaults: dict[int, Any]
+    textbox: int
+    chatbot: int
+    multimodal: bool
+    trigger: int
+    marker: bytes = b""  # text that only the complete reply contains
+    components: dict[int, str] = field(default_factory=dict)
+    on_load: list[Dependency] = field(default_factory=list)  # quick events a page load runs
+
+    @classmethod
+    async def discover(cls, host: str, port: int) -> GradioChat:
+        connection = Connection(host, port)
+        try:
+            status = await connection.send("GET", "/config")
+            config = json.loads(b"".join([c async for c in connection.chunks()]))
+        finally:
+            connection.close()
+        kinds = {c["id"]: c["type"] for c in config["components"]}
+        defaults = {c["id"]: (c.get("props") or {}).get("value") for c in config["components"]}
+        deps = config["dependencies"]
+        first = next(d for d in deps if any(t[1] == "submit" and kinds.get(t[0]) in ("textbox", "multimodaltextbox")
+                                            for t in d["targets"]))
+        textbox = first["inputs"][0]
+        chain, current = [], first
+        while current is not None:
+            chain.append(Dependency(current["id"], bool(current.get("queue", True)), current["inputs"]))
+            current = next((d for d in deps if d.get("trigger_after") == current["id"]
+                            and d["targets"] == [[None, "then"]]), None)
+        chatbot = next(c for c in config["components"] if c["type"] == "chatbot")["id"]
+        on_load = [Dependency(d["id"], False, d["inputs"]) for d in deps
+                   if any(t[1] == "load" for t in d["targets"]) and not d.get("queue", True)]
+        return cls(host, port, chain, defaults, textbox, chatbot, kinds[textbox] == "multimodaltextbox",
+                   first["targets"][0][0], components=kinds, on_load=on_load)
+
+    def _data(self, dependency: Dependency, text: str, history: list[dict[str, Any]]) -> list[Any]:
+        values = []
+        for component in dependency.inputs:
+            kind = self.components.get(component)
+            if component == self.textbox:
+                values.append({"text": text, "files": []} if self.multimodal else text)
+            elif component == self.chatbot:
+                values.append(browser_shape(history))
+            elif kind in ("state", "browserstate"):
+                values.append(None)
+            else:
+                values.append(self.defaults.get(component))
+        return values
+
+    async def turn(self, text: str, history: list[dict[str, Any]], session: str | None = None) -> Timing:
+        """One message through the whole chain; TTFT and total are taken on the first queued (streaming) event."""
+        session = session or uuid.uuid4().hex[:11]
+        timing, started = Timing(), time.perf_counter()
+        posts = Connection(self.host, self.port)
+        streaming_seen = False
+        after = [*history, {"role": "user", "content": text}]
+        try:
+            for dependency in self.chain:
+                payload = {"data": self._data(dependency, text, history if not streaming_seen else after),
+                           "fn_index": dependency.fn_index, "session_hash": session, "event_data": None,
+                           "trigger_id": self.trigger}
+                if not dependency.queued:
+                    status, body = await posts.json("POST", f"{GRADIO_API}/run/predict", payload)
+                    if status != 200:
+                        raise RuntimeError(f"fn {dependency.fn_index}: HTTP {status} {body[:200]!r}")
+                    continue
+                status, body = await posts.json("POST", f"{GRADIO_API}/queue/join", payload)
+                if status != 200:
+                    raise RuntimeError(f"join {dependency.fn_index}: HTTP {status} {body[:200]!r}")
+                final = await self._follow(session, None if streaming_seen else timing, started)
+                if not streaming_seen:
+                    streaming_seen = True
+                    timing.total, timing.final = time.perf_counter() - started, final
+                    timing.ok = timing.ttft is not None and (not self.marker or self.marker in final)
+                    after.append({"role": "assistant", "content": self.marker.decode() if self.marker else ""})
+        except (OSError, asyncio.IncompleteReadError, RuntimeError, ValueError) as exc:
+            timing.ok, timing.error = False, repr(exc)[:300]
+        finally:
+            posts.close()
+        return timing
+
+    async def open_page(self, history: list[dict[str, Any]] | None = None) -> str:
+        """A new session as a page load makes it (the app's load events run), optionally already holding
+        `history` on the server, as after many turns. Returns the session hash."""
+        session = uuid.uuid4().hex[:11]
+        connection = Connection(self.host, self.port)
+        calls = [(dep, self._data(dep, "", [])) for dep in self.on_load]
+        if history:
+            streaming = next(i for i, dep in enumerate(self.chain) if dep.queued)
+            sync = next(dep for dep in self.chain[streaming + 1:] if dep.inputs == [self.chatbot] and not dep.queued)
+            calls.append((sync, [browser_shape(history)]))
+        try:
+            for dependency, data in calls:
+                payload = {"data": data, "fn_index": dependency.fn_index, "session_hash": session,
+                           "event_data": None, "trigger_id": None}
+                status, body = await connection.json("POST", f"{GRADIO_API}/run/predict", payload)
+                if status != 200:
+                    raise RuntimeError(f"page load fn {dependency.fn_index}: HTTP {status} {body[:200]!r}")
+        finally:
+            connection.close()
+        return session
+
+    async def _follow(self, session: str, timing: Timing | None, started: float) -> bytes:
+        """Read the session's event stream until its event completes; returns the completion message."""
+        stream = Connection(self.host, self.port)
+        try:
+            await stream.send("GET", f"{GRADIO_API}/queue/data?session_hash={session}")
+            async for data in events(stream):
+                kind = _MSG.search(data)
+                name = kind.group(1) if kind else b""
+                if name == b"process_generating" and timing is not None and timing.ttft is None:
+                    timing.ttft = time.perf_counter() - started
+                elif name == b"process_completed":
+                    if b'"success":false' in data:
+                        raise RuntimeError(f"event failed: {data[:300]!r}")
+                    return data
+                elif name == b"close_stream":
+                    break
+        finally:
+            stream.close()
+        raise RuntimeError("event stream closed before the event completed")

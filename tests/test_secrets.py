@@ -1,0 +1,50 @@
+"""The server's key never leaves the server: not in pages, config, API info, API answers, notices or logs.
+
+`live_app` runs with a recognisable canary key; these tests look for it everywhere a visitor or a log
+reader could. (Exports and the visitor's own key are checked in a real browser, in test_browser.py.)
+"""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from gradio_client import Client
+
+from tests.app_process import AppProcess
+from tests.conftest import SERVER_KEY
+from tests.fake_api import FakeAPI, Reply
+from tests.test_app_api import chat, notices
+
+ECHO = f'{{"message": "Invalid header Authorization: Bearer {SERVER_KEY}", "key": "{SERVER_KEY}"}}'
+
+
+def test_the_key_is_not_in_the_page_its_scripts_or_the_config(live_app: AppProcess) -> None:
+    page = requests.get(live_app.url, timeout=10).text
+    scripts = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page)
+    bodies = [page] + [requests.get(requests.compat.urljoin(live_app.url, s), timeout=10).text for s in scripts[:20]]
+    for path in ("config", "gradio_api/info", "gradio_api/info?all_endpoints=true", "gradio_api/openapi.json"):
+        response = requests.get(live_app.url + path, timeout=10)
+        bodies.append(response.text)
+    assert len(bodies) > 4
+    assert not [body[:80] for body in bodies if SERVER_KEY in body]
+
+
+def test_the_key_is_not_in_api_answers_even_when_upstream_echoes_it(live_app: AppProcess, app_api: FakeAPI) -> None:
+    app_api.script(Reply(status=400, body=ECHO), Reply(status=502, body=f"<pre>{SERVER_KEY}</pre>",
+                                                       content_type="text/html"))
+    client = Client(live_app.url, verbose=False)
+    outputs = [chat(client, "first")[1], chat(client, "second")[1], chat(client, "third")]
+    assert SERVER_KEY not in str(outputs)
+    assert "[redacted]" in notices(outputs[0])[0]["content"]
+    assert app_api.chat_requests()[0].headers["Authorization"] == f"Bearer {SERVER_KEY}"  # it was really used
+
+
+def test_the_key_is_not_in_the_logs(live_app: AppProcess, app_api: FakeAPI) -> None:
+    app_api.script(Reply(status=401, body=ECHO), Reply(text="fine"))
+    client = Client(live_app.url, verbose=False)
+    chat(client, "fail")
+    chat(client, "work")
+    logs = live_app.logs()
+    assert "chat_backend.client" in logs or "chat " in logs  # the log is being written
+    assert SERVER_KEY not in logs
