@@ -144,6 +144,7 @@ class Dependency:
     fn_index: int
     queued: bool
     inputs: list[int]
+    outputs: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -161,6 +162,7 @@ class GradioChat:
     marker: bytes = b""  # text that only the complete reply contains
     components: dict[int, str] = field(default_factory=dict)
     on_load: list[Dependency] = field(default_factory=list)  # quick events a page load runs
+    stored: dict[tuple[str, int], Any] = field(default_factory=dict)  # each session's browser-stored values
 
     @classmethod
     async def discover(cls, host: str, port: int) -> GradioChat:
@@ -171,14 +173,15 @@ class GradioChat:
         finally:
             connection.close()
         kinds = {c["id"]: c["type"] for c in config["components"]}
-        defaults = {c["id"]: (c.get("props") or {}).get("value") for c in config["components"]}
+        defaults = {c["id"]: (c.get("props") or {}).get("value", (c.get("props") or {}).get("default_value"))
+                    for c in config["components"]}
         deps = config["dependencies"]
         first = next(d for d in deps if any(t[1] == "submit" and kinds.get(t[0]) in ("textbox", "multimodaltextbox")
                                             for t in d["targets"]))
         textbox = first["inputs"][0]
         chain, current = [], first
         while current is not None:
-            chain.append(Dependency(current["id"], bool(current.get("queue", True)), current["inputs"]))
+            chain.append(Dependency(current["id"], bool(current.get("queue", True)), current["inputs"], current["outputs"]))
             current = next((d for d in deps if d.get("trigger_after") == current["id"]
                             and d["targets"] == [[None, "then"]]), None)
         chatbot = next(c for c in config["components"] if c["type"] == "chatbot")["id"]
@@ -187,16 +190,18 @@ class GradioChat:
         return cls(host, port, chain, defaults, textbox, chatbot, kinds[textbox] == "multimodaltextbox",
                    first["targets"][0][0], components=kinds, on_load=on_load)
 
-    def _data(self, dependency: Dependency, text: str, history: list[dict[str, Any]]) -> list[Any]:
+    def _data(self, dependency: Dependency, text: str, history: list[dict[str, Any]], session: str = "") -> list[Any]:
         values = []
         for component in dependency.inputs:
             kind = self.components.get(component)
-            if component == self.textbox:
+            if (session, component) in self.stored:
+                values.append(self.stored[(session, component)])
+            elif component == self.textbox:
                 values.append({"text": text, "files": []} if self.multimodal else text)
             elif component == self.chatbot:
                 values.append(browser_shape(history))
-            elif kind in ("state", "browserstate"):
-                values.append(None)
+            elif kind == "state":
+                values.append(None)  # held on the server; the browser sends nothing
             else:
                 values.append(self.defaults.get(component))
         return values
@@ -210,13 +215,14 @@ class GradioChat:
         after = [*history, {"role": "user", "content": text}]
         try:
             for dependency in self.chain:
-                payload = {"data": self._data(dependency, text, history if not streaming_seen else after),
+                payload = {"data": self._data(dependency, text, history if not streaming_seen else after, session),
                            "fn_index": dependency.fn_index, "session_hash": session, "event_data": None,
                            "trigger_id": self.trigger}
                 if not dependency.queued:
                     status, body = await posts.json("POST", f"{GRADIO_API}/run/predict", payload)
                     if status != 200:
                         raise RuntimeError(f"fn {dependency.fn_index}: HTTP {status} {body[:200]!r}")
+                    self._keep_stored(session, dependency, body)
                     continue
                 status, body = await posts.json("POST", f"{GRADIO_API}/queue/join", payload)
                 if status != 200:
@@ -232,6 +238,14 @@ class GradioChat:
         finally:
             posts.close()
         return timing
+
+    def _keep_stored(self, session: str, dependency: Dependency, body: bytes) -> None:
+        """Remember what the app asked the browser to store (its saved conversations), to send it back."""
+        kept = [i for i, component in enumerate(dependency.outputs) if self.components.get(component) == "browserstate"]
+        if kept:
+            data = json.loads(body)["data"]
+            for index in kept:
+                self.stored[(session, dependency.outputs[index])] = data[index]
 
     async def open_page(self, history: list[dict[str, Any]] | None = None) -> str:
         """A new session as a page load makes it (the app's load events run), optionally already holding

@@ -36,6 +36,8 @@ TOKENS = 20
 MARKER = f"tok{TOKENS - 1}".encode()
 TURN_TIMEOUT = 60.0  # a turn not finished by then counts as a stuck session
 TURNS_PER_CONVERSATION = 6  # then the client opens a new page, as people start new chats
+WORKER_IDLE_SECONDS = 11  # anyio retires worker threads idle for 10 s
+CONCURRENCY = 128  # the app's default CHAT_CONCURRENCY, which also sizes its upstream pool
 
 
 @dataclass
@@ -48,9 +50,18 @@ class Tally:
     errors: list[str] = field(default_factory=list)
 
 
-def resources(pid: int) -> dict[str, float]:
-    return {"threads": len(os.listdir(f"/proc/{pid}/task")), "open files": len(os.listdir(f"/proc/{pid}/fd")),
-            "RSS MB": round(rss_mb(pid), 1)}
+def resources(pid: int, upstream_port: int) -> dict[str, float]:
+    """Threads, open files (apart from the kept-alive upstream connections, which the pool may keep up to
+    CHAT_CONCURRENCY of), those upstream connections, and memory."""
+    sockets = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    inodes = {link[8:-1] for link in sockets if link.startswith("socket:[")}
+    upstream = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes and int(fields[2].split(":")[1], 16) == upstream_port:
+            upstream += 1
+    return {"threads": len(os.listdir(f"/proc/{pid}/task")), "open files": len(sockets) - upstream,
+            "upstream connections": upstream, "RSS MB": round(rss_mb(pid), 1)}
 
 
 async def client(chat: GradioChat, tally: Tally, budget: list[int], deadline: float, rng: random.Random) -> None:
@@ -91,15 +102,12 @@ async def warm_up(chat: GradioChat, clients: int) -> None:
     await asyncio.gather(*(chat.turn("warm up", [], session) for session in sessions))
 
 
-def settle(pid: int, baseline: dict[str, float], seconds: float = 30.0) -> dict[str, float]:
-    """The server's resources once idle again: polled until back at the baseline or `seconds` pass."""
-    deadline = time.monotonic() + seconds
-    while True:
-        now = resources(pid)
-        back = now["threads"] <= baseline["threads"] and now["open files"] <= baseline["open files"]
-        if back or time.monotonic() > deadline:
-            return now
-        time.sleep(0.5)  # polling another process's /proc: there is no event to wait on
+async def idle_resources(chat: GradioChat, pid: int, upstream_port: int) -> dict[str, float]:
+    """The server's resources at rest: after its worker threads' idle timeout has passed and one more turn
+    has let the pool retire them (anyio prunes idle workers only when it is next used)."""
+    await asyncio.sleep(WORKER_IDLE_SECONDS)  # a timeout to outlast, not an event to wait for
+    await chat.turn("probe", [], await chat.open_page())
+    return resources(pid, upstream_port)
 
 
 def unhandled(log: str) -> int:
@@ -114,6 +122,7 @@ def main() -> int:
     parser.add_argument("--failure-rate", type=float, default=0.2)
     parser.add_argument("--seconds", type=float, default=900, help="stop starting turns after this long")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--report", type=Path, help="also write the report (Markdown) to this file")
     args = parser.parse_args()
 
     fake_port = free_port()
@@ -132,30 +141,43 @@ def main() -> int:
             chat = asyncio.run(GradioChat.discover(HOST, app.port))
             chat.marker = MARKER
             asyncio.run(warm_up(chat, args.clients))
-            before = resources(pid)
+            before = asyncio.run(idle_resources(chat, pid, fake_port))
             started = time.monotonic()
             tally = asyncio.run(soak(chat, args.clients, args.turns, args.seconds, args.seed))
             elapsed = time.monotonic() - started
-            after = settle(pid, before)
+            after = asyncio.run(idle_resources(chat, pid, fake_port))
             exceptions = unhandled(app.logs())
         finally:
             app.stop()
             fake.terminate()
             fake.wait()
 
-    print(f"Soak: {args.clients} clients, {args.failure_rate:.0%} of upstream calls failing at random, "
-          f"{elapsed:.0f} s")
     rows = [("turns completed", tally.turns), ("replies", tally.replies), ("notices shown", tally.notices),
-            ("lost turns (neither)", tally.lost), ("stuck sessions", tally.stuck),
+            ("lost turns (neither reply nor notice)", tally.lost), ("stuck sessions", tally.stuck),
             ("unhandled exceptions", exceptions)]
     rows += [(f"{name} before → after", f"{before[name]} → {after[name]}") for name in before]
-    for name, value in rows:
-        print(f"| {name} | {value} |")
-    for error in tally.errors[:5]:
-        print("  lost turn:", error)
-    leaked = after["threads"] > before["threads"] or after["open files"] > before["open files"]
+    leaked = after["threads"] > before["threads"] or after["open files"] > before["open files"] \
+        or after["upstream connections"] > CONCURRENCY
     healthy = tally.turns >= args.turns and not (tally.lost or tally.stuck or exceptions or leaked)
-    print("healthy" if healthy else "NOT healthy")
+    report = "\n".join([
+        f"# Soak: {tally.turns} turns from {args.clients} clients, {args.failure_rate:.0%} of upstream calls failing",
+        "",
+        f"Command: `python bench/soak.py --turns {args.turns} --clients {args.clients} --failure-rate "
+        f"{args.failure_rate:g} --seed {args.seed}` ({elapsed:.0f} s). Faults are drawn at random from: 500, 502 "
+        "(HTML page), 503, 504, 429, dropped and reset streams, stalls, errors inside the stream, garbled "
+        "streams and refused connections. 5xx and 429 are retried by the app, so fewer turns end in a notice "
+        "than calls fail. Resources are measured at rest, before and after.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *[f"| {name} | {value} |" for name, value in rows],
+        "",
+        *[f"- lost turn: `{error}`" for error in tally.errors[:5]],
+        "healthy" if healthy else "NOT healthy",
+    ])
+    print(report)
+    if args.report:
+        args.report.write_text(report + "\n", encoding="utf-8")
     return 0 if healthy else 1
 
 
