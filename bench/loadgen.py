@@ -165,7 +165,7 @@ class GradioChat:
     stored: dict[tuple[str, int], Any] = field(default_factory=dict)  # each session's browser-stored values
 
     @classmethod
-    async def discover(cls, host: str, port: int) -> GradioChat:
+    async def discover(cls, host: str, port: int, marker: bytes = b"") -> GradioChat:
         connection = Connection(host, port)
         try:
             status = await connection.send("GET", "/config")
@@ -188,7 +188,7 @@ class GradioChat:
         on_load = [Dependency(d["id"], False, d["inputs"]) for d in deps
                    if any(t[1] == "load" for t in d["targets"]) and not d.get("queue", True)]
         return cls(host, port, chain, defaults, textbox, chatbot, kinds[textbox] == "multimodaltextbox",
-                   first["targets"][0][0], components=kinds, on_load=on_load)
+                   first["targets"][0][0], marker=marker, components=kinds, on_load=on_load)
 
     def _data(self, dependency: Dependency, text: str, history: list[dict[str, Any]], session: str = "") -> list[Any]:
         values = []

@@ -148,12 +148,8 @@ async def run_all(args: argparse.Namespace, fake_port: int, app: AppProcess, pee
                   floor: AppProcess | None) -> list[Row]:
     rows: list[Row] = []
     marker = f"tok{args.tokens - 1}".encode()
-    app_chat = await GradioChat.discover(HOST, app.port)
-    app_chat.marker = marker
-    peer_chat = None
-    if peer:
-        peer_chat = await GradioChat.discover(HOST, peer.port)
-        peer_chat.marker = marker
+    app_chat = await GradioChat.discover(HOST, app.port, marker)
+    peer_chat = await GradioChat.discover(HOST, peer.port, marker) if peer else None
     question = [{"role": "user", "content": QUESTION}]
     for chats in args.levels:
         print(f"{chats} simultaneous chats", flush=True)
@@ -173,8 +169,7 @@ async def run_all(args: argparse.Namespace, fake_port: int, app: AppProcess, pee
     if floor:
         chats = args.floor_chats
         print(f"{chats} chats, first and last update only", flush=True)
-        floor_chat = await GradioChat.discover(HOST, floor.port)
-        floor_chat.marker = marker
+        floor_chat = await GradioChat.discover(HOST, floor.port, marker)
         rows.append(await measure(Row("direct", chats, "floor"), 1, None, direct_turns(fake_port, question), args.tokens))
         rows.append(await measure(Row("app", chats, "floor"), 1, floor.process.pid, gradio_turns(floor_chat, []),
                                   args.tokens))
