@@ -168,7 +168,8 @@ class GradioChat:
     async def discover(cls, host: str, port: int, marker: bytes = b"") -> GradioChat:
         connection = Connection(host, port)
         try:
-            status = await connection.send("GET", "/config")
+            if (status := await connection.send("GET", "/config")) != 200:
+                raise RuntimeError(f"GET /config: HTTP {status}")
             config = json.loads(b"".join([c async for c in connection.chunks()]))
         finally:
             connection.close()

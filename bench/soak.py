@@ -74,7 +74,7 @@ async def client(chat: GradioChat, tally: Tally, budget: list[int], deadline: fl
         text = f"Question {rng.randrange(10**6)}"
         try:
             timing = await asyncio.wait_for(chat.turn(text, history, session), TURN_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             tally.stuck += 1
             continue
         tally.turns += 1

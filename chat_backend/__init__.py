@@ -1,10 +1,11 @@
 """chat_backend: conversation in, MiniMax reply out, over the AI/ML API. Plain Python; never imports gradio."""
 
 from .catalogue import Catalogue, ModelInfo
-from .client import ChatClient, ChatResult, ChatStream, Usage, build_body
+from .client import ChatClient, build_body
 from .config import ChatSettings, Settings, load_settings, resolve_key
 from .errors import ChatError, redact
 from .messages import NOTICE_ID, fit_to_context, is_notice, to_api_messages
+from .stream import ChatResult, ChatStream, Usage
 
 __all__ = [
     "NOTICE_ID",

@@ -13,6 +13,7 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"),
 )
 REDACTED = "[redacted]"
+MAX_VENDOR_MESSAGE = 300  # characters of the API's own error text quoted to the user
 
 
 def redact(text: str, *secrets: str | None) -> str:

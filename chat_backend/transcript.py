@@ -9,12 +9,12 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from .client import ChatResult
 from .errors import ChatError
 from .messages import ERROR_NOTICE_ID, NOTICE_ID, describe_content, is_notice
+from .stream import ChatResult
 
 _notice_ids = itertools.count(1)
 Message = dict[str, Any]
@@ -130,4 +130,4 @@ def to_markdown(history: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

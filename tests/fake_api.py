@@ -8,10 +8,10 @@ Run `python -m tests.fake_api --help` for manual use and benchmarks.
 from __future__ import annotations
 
 import argparse
-import random
 import functools
 import hashlib
 import json
+import random
 import re
 import select
 import signal
@@ -23,12 +23,13 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
@@ -128,7 +129,7 @@ class Recorded:
     client_disconnected: threading.Event = field(default_factory=threading.Event)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(model: str) -> jsonschema.Draft202012Validator:
     schema = json.loads((SCHEMA_DIR / f"chat_request.{model}.json").read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema)
@@ -339,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = "Error"
         body = {"message": message or MESSAGES.get(status, phrase), "path": urlsplit(self.path).path,
                 "requestId": self.request_id, "statusCode": status,
-                "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
         return {**body, "details": details} if details else body
 
     def _send(self, status: int, payload: bytes | str | dict | list, content_type: str | None = None,

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from chat_backend import errors
-from chat_backend.client import ChatClient, ChatResult
+from chat_backend.client import ChatClient
 from chat_backend.config import ChatSettings, Settings
+from chat_backend.stream import ChatResult
 from tests.fake_api import FakeAPI, Reply
 
 KEY = "test-key-4f1c9e"

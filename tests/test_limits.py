@@ -102,7 +102,7 @@ def test_the_owner_can_hide_the_programmatic_api(shared_api: FakeAPI, tmp_path: 
     try:
         client = Client(app.url, verbose=False)
         assert "/chat" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match="Cannot find a function"):
             client.predict({"text": "hi", "files": []}, *DEFAULTS.values(), api_name="/chat")
     finally:
         app.stop()

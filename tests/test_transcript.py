@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from chat_backend.client import ChatResult, Usage
 from chat_backend.errors import RateLimited
 from chat_backend.messages import is_notice, to_api_messages
+from chat_backend.stream import ChatResult, Usage
 from chat_backend.transcript import error_notice, failed, finished, to_json, to_markdown, tokens_per_second
 
 
