@@ -12,28 +12,25 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
-
-T = TypeVar("T")
 MIN_INTERVAL = 0.05  # seconds: 20 updates a second reads as smooth
 CHARS_PER_EXTRA_WEIGHT = 40_000  # a conversation this long costs about twice as much per update
 
 
-def paced(values: Iterable[T], interval: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> Iterator[T]:
-    """Yield the first value at once, then the newest value once `interval()` has passed since the last
-    yield, and finally the last value if it was held back."""
+def paced(deltas: Iterable[str], interval: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> Iterator[str]:
+    """The text so far, built from `deltas`: at once for the first piece, then once `interval()` has passed
+    since the last yield, and finally whatever was held back. Text is joined only when it is yielded."""
+    text, pending = "", []
     last_sent = -float("inf")
-    held: list[T] = []
-    for value in values:
+    for delta in deltas:
+        pending.append(delta)
         now = clock()
         if now - last_sent >= interval():
-            held.clear()
+            text += "".join(pending)
+            pending.clear()
             last_sent = now
-            yield value
-        else:
-            held[:] = [value]
-    if held:
-        yield held[0]
+            yield text
+    if pending:
+        yield text + "".join(pending)
 
 
 def weight_for(conversation_chars: int) -> float:

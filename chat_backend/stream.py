@@ -84,13 +84,6 @@ class ChatStream:
         """All the text received so far, also after a failure."""
         return "".join(self._chunks)
 
-    def accumulated(self) -> Iterator[str]:
-        """The whole text so far after each delta: what a chat UI displays."""
-        text = ""
-        for delta in self:
-            text += delta
-            yield text
-
     def close(self) -> None:
         """Stop: closes the HTTP response (and so the upstream generation) right away."""
         if self._response is not None:
@@ -145,7 +138,8 @@ class ChatStream:
                 raise self._stream_error(payload)
             text = self._absorb(payload)
             if text:
-                self._first_token_at = self._first_token_at or time.monotonic()
+                if self._first_token_at is None:
+                    self._first_token_at = time.monotonic()
                 self._chunks.append(text)
                 yield text
 

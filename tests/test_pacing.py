@@ -16,15 +16,19 @@ class FakeClock:
 
 
 def run(arrivals: list[float], interval: float) -> list[int]:
-    """Feed values 0, 1, 2… arriving at the given times; return the values passed on."""
+    """Feed one-character pieces arriving at the given times; return how many pieces each yielded text holds
+    minus one (the index of the newest piece in it), checking every yield is the whole text so far."""
     clock = FakeClock()
 
-    def values():
+    def pieces():
         for index, at in enumerate(arrivals):
             clock.now = at
-            yield index
+            yield chr(ord("a") + index % 26)
 
-    return list(paced(values(), lambda: interval, clock))
+    texts = list(paced(pieces(), lambda: interval, clock))
+    expected = "".join(chr(ord("a") + i % 26) for i in range(len(arrivals)))
+    assert all(expected.startswith(text) for text in texts)
+    return [len(text) - 1 for text in texts]
 
 
 def test_fast_tokens_are_coalesced_and_the_last_is_kept() -> None:
