@@ -103,7 +103,7 @@ def respond(
         with GUARD.admit(request.session_hash or "", client_address(request)):
             stream = CLIENT.stream_chat(messages, settings, user_key)
             with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
-                yield from paced(stream, interval)
+                yield from paced(stream, interval, flush=False)  # the final message below has the whole text
         yield transcript.finished(stream.result)
     except ChatError as error:
         yield transcript.failed(stream.text if stream else "", error)

@@ -16,9 +16,14 @@ MIN_INTERVAL = 0.05  # seconds: 20 updates a second reads as smooth
 CHARS_PER_EXTRA_WEIGHT = 40_000  # a conversation this long costs about twice as much per update
 
 
-def paced(deltas: Iterable[str], interval: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> Iterator[str]:
+def paced(deltas: Iterable[str], interval: Callable[[], float], *, flush: bool = True,
+          clock: Callable[[], float] = time.monotonic) -> Iterator[str]:
     """The text so far, built from `deltas`: at once for the first piece, then once `interval()` has passed
-    since the last yield, and finally whatever was held back. Text is joined only when it is yielded."""
+    since the last yield, and finally (if `flush`) whatever was held back. Text is joined only when yielded.
+
+    A caller that sends the complete text itself when the stream ends passes `flush=False` and so saves an
+    update that would be replaced at once.
+    """
     text, pending = "", []
     last_sent = -float("inf")
     for delta in deltas:
@@ -29,7 +34,7 @@ def paced(deltas: Iterable[str], interval: Callable[[], float], clock: Callable[
             pending.clear()
             last_sent = now
             yield text
-    if pending:
+    if pending and flush:
         yield text + "".join(pending)
 
 

@@ -15,7 +15,7 @@ class FakeClock:
         return self.now
 
 
-def run(arrivals: list[float], interval: float) -> list[int]:
+def run(arrivals: list[float], interval: float, flush: bool = True) -> list[int]:
     """Feed one-character pieces arriving at the given times; return how many pieces each yielded text holds
     minus one (the index of the newest piece in it), checking every yield is the whole text so far."""
     clock = FakeClock()
@@ -25,7 +25,7 @@ def run(arrivals: list[float], interval: float) -> list[int]:
             clock.now = at
             yield chr(ord("a") + index % 26)
 
-    texts = list(paced(pieces(), lambda: interval, clock))
+    texts = list(paced(pieces(), lambda: interval, flush=flush, clock=clock))
     expected = "".join(chr(ord("a") + i % 26) for i in range(len(arrivals)))
     assert all(expected.startswith(text) for text in texts)
     return [len(text) - 1 for text in texts]
@@ -36,6 +36,11 @@ def test_fast_tokens_are_coalesced_and_the_last_is_kept() -> None:
     sent = run(arrivals, 0.05)
     assert sent[0] == 0 and sent[-1] == 99
     assert 18 <= len(sent) <= 22
+
+
+def test_without_flush_the_held_back_text_is_left_to_the_caller() -> None:
+    sent = run([i * 0.01 for i in range(100)], 0.05, flush=False)
+    assert sent[0] == 0 and sent[-1] < 99
 
 
 def test_slow_tokens_all_pass_straight_through() -> None:
