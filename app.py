@@ -49,7 +49,6 @@ except ConfigError as err:
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream)
-os.environ.setdefault("GRADIO_RUN_HISTORY", "False")  # run history would keep visitors' keys in their browser
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -214,6 +213,7 @@ def main() -> None:
         favicon_path=str(ASSETS / "favicon.png"),
         theme=gr.themes.Soft(primary_hue="pink"),
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
+        run_history=False,  # it would keep every input, visitors' own keys included, in their browser
     )
     CLIENT.close()
 

@@ -48,3 +48,7 @@ def test_the_key_is_not_in_the_logs(live_app: AppProcess, app_api: FakeAPI) -> N
     logs = live_app.logs()
     assert "chat_backend.client" in logs or "chat " in logs  # the log is being written
     assert SERVER_KEY not in logs
+
+
+def test_gradio_run_history_is_off_so_inputs_are_not_kept_in_the_browser(live_app: AppProcess) -> None:
+    assert requests.get(live_app.url + "config", timeout=10).json()["run_history"] is False
