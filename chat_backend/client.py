@@ -50,9 +50,8 @@ def check_for_model(settings: ChatSettings, model: ModelInfo) -> None:
         raise errors.InvalidSettings(
             f"{model.id} accepts a temperature between 0 and {model.temperature_max:g}, got {settings.temperature:g}."
         )
-    body = build_body([], settings)
-    for name in sorted(model.unsupported & body.keys()):
-        label = name.replace("_", " ")
+    if refused := sorted(model.unsupported & build_body([], settings).keys()):
+        label = refused[0].replace("_", " ")
         raise errors.InvalidSettings(f"{model.id} does not accept {label}; set it to 0 in Settings.")
 
 
@@ -96,9 +95,9 @@ class ChatClient:
                 f"{self.settings.base_url}/chat/completions", json=body, headers=headers, timeout=timeout, stream=True
             )
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise self.transport_error(exc, request_id, key, streaming=False) from exc
+            raise self.transport_error(exc, key, streaming=False) from exc
 
-    def transport_error(self, exc: Exception, request_id: str, key: str, *, streaming: bool) -> ChatError:
+    def transport_error(self, exc: Exception, key: str, *, streaming: bool) -> ChatError:
         """Turn a requests/urllib3 failure into a ChatError that tells the user what happened."""
         chain = _causes(exc)
 
@@ -106,38 +105,37 @@ class ChatClient:
             return any(isinstance(link, types) for link in chain)
 
         host = urlsplit(self.settings.base_url).hostname
-        detail = redact(" <- ".join(f"{type(link).__name__}: {link}" for link in chain), key)[:500]
-        kept = " The part of the reply that arrived is kept above." if streaming else ""
+        kept = errors.KEPT_NOTE if streaming else ""
+        kind: type[ChatError] = errors.ConnectionFailed
         if caused_by(urllib3.exceptions.NameResolutionError):
             message = f"Could not find the API host {host}. Check the internet connection and AIMLAPI_BASE_URL."
-            return errors.ConnectionFailed(message, request_id=request_id, detail=detail)
-        if caused_by(ConnectionRefusedError):
+        elif caused_by(ConnectionRefusedError):
             message = f"Could not connect to {host}: the connection was refused. Check AIMLAPI_BASE_URL, or try later."
-            return errors.ConnectionFailed(message, request_id=request_id, detail=detail)
-        if caused_by(requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
+        elif caused_by(requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
+            kind = errors.TimedOut
             message = f"Could not connect to {host} within {self.settings.connect_timeout:g} s. Try again in a moment."
-            return errors.TimedOut(message, request_id=request_id, detail=detail)
-        if caused_by(urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError):
-            waited = f"The API sent nothing for {self.settings.read_timeout:g} s"
-            message = f"{waited}, so the request was abandoned.{kept} Try again, or ask for a shorter answer."
-            return errors.TimedOut(message, request_id=request_id, detail=detail)
-        if isinstance(exc, requests.exceptions.SSLError):
+        elif caused_by(urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError):
+            kind = errors.TimedOut
+            message = (f"The API sent nothing for {self.settings.read_timeout:g} s, so the request was abandoned."
+                       f"{kept} Try again, or ask for a shorter answer.")
+        elif isinstance(exc, requests.exceptions.SSLError):
             message = f"A secure connection to {host} could not be set up (TLS error). Check the system clock and proxy."
-            return errors.ConnectionFailed(message, request_id=request_id, detail=detail)
-        if streaming:
+        elif streaming:
+            kind = errors.StreamBroken
             message = f"The connection to the API was cut while the reply was streaming.{kept} Send again to retry."
-            return errors.StreamBroken(message, request_id=request_id, detail=detail)
-        message = f"The connection to {host} failed before a reply arrived. Try again in a moment."
-        return errors.ConnectionFailed(message, request_id=request_id, detail=detail)
+        else:
+            message = f"The connection to {host} failed before a reply arrived. Try again in a moment."
+        detail = redact(" <- ".join(f"{type(link).__name__}: {link}" for link in chain), key)[:500]
+        return kind(message, detail=detail)
 
     def status_error(self, response: requests.Response, model: str, request_id: str, key: str) -> ChatError:
         """The ChatError for a non-2xx answer, with the vendor's message where it helps."""
         status = response.status_code
-        request_id = response.headers.get("x-inference-id") or request_id
         text = response.content[:MAX_ERROR_BODY].decode("utf-8", errors="replace")
         body = _parse_json(text)
         vendor = _vendor_message(body)
-        request_id = (body.get("requestId") if isinstance(body, dict) and isinstance(body.get("requestId"), str) else None) or request_id
+        vendor_id = body.get("requestId") if isinstance(body, dict) else None
+        request_id = (vendor_id if isinstance(vendor_id, str) else None) or response.headers.get("x-inference-id") or request_id
         detail = redact(f"{response.headers.get('Content-Type', '')}: {text[:300]}", key)
         if status == 404 or (status == 400 and self._about_model(model, vendor)):
             if status == 404 and self.catalogue.is_available(model) and model not in vendor:

@@ -14,6 +14,7 @@ _SECRET_PATTERNS = (
 )
 REDACTED = "[redacted]"
 MAX_VENDOR_MESSAGE = 300  # characters of the API's own error text quoted to the user
+KEPT_NOTE = " The part of the reply that arrived is kept above."
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -114,15 +114,27 @@ class ChatStream:
             else:
                 yield from self._read_json(response)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise client.transport_error(exc, self._request_id, self._key, streaming=bool(self._chunks)) from exc
-        except ChatError as exc:
-            exc.request_id = exc.request_id or self._inference_id or self._request_id
-            log.info("chat %s failed: %s", self._request_id, redact(str(exc), self._key))
+            error = client.transport_error(exc, self._key, streaming=bool(self._chunks))
+            raise self._failed(error) from exc
+        except ChatError as error:
+            self._failed(error)
             raise
         finally:
             if response is not None:
                 response.close()
             self._finish()
+
+    def _failed(self, error: ChatError) -> ChatError:
+        """Give the error the best request id known and log it, once, whatever failed."""
+        error.request_id = error.request_id or self._inference_id or self._request_id
+        log.info("chat %s failed: %s", self._request_id, redact(str(error), self._key))
+        return error
+
+    def _received(self, text: str) -> str:
+        if self._first_token_at is None:
+            self._first_token_at = time.monotonic()
+        self._chunks.append(text)
+        return text
 
     def _read_events(self, response: requests.Response) -> Iterator[str]:
         events = SSEDecoder().iter_bytes(_iter_body(response))
@@ -136,12 +148,8 @@ class ChatStream:
                 raise self._bad_response("The reply stream contained a garbled piece.", event.data) from None
             if event.event == "error" or (isinstance(payload, dict) and "error" in payload):
                 raise self._stream_error(payload)
-            text = self._absorb(payload)
-            if text:
-                if self._first_token_at is None:
-                    self._first_token_at = time.monotonic()
-                self._chunks.append(text)
-                yield text
+            if text := self._absorb(payload):
+                yield self._received(text)
 
     def _read_json(self, response: requests.Response) -> Iterator[str]:
         self._cost = _float(response.headers.get("x-aimlapi-usd-spent"))
@@ -156,9 +164,7 @@ class ChatStream:
         if not isinstance(payload, dict) or not payload.get("choices"):
             raise self._bad_response("The API's answer held no reply.", raw)
         if text:
-            self._first_token_at = time.monotonic()
-            self._chunks.append(text)
-            yield text
+            yield self._received(text)
 
     def _absorb(self, payload: Any, key: str = "delta") -> str:
         """Record usage, cost and finish_reason from one chunk (or whole answer); return its text."""
@@ -185,7 +191,7 @@ class ChatStream:
         status = error.get("status") or error.get("statusCode") or error.get("code")
         status = int(status) if str(status).isdigit() else None
         vendor = redact(str(error.get("message") or "an unspecified error"), self._key)[:MAX_VENDOR_MESSAGE]
-        kept = " The part of the reply that arrived is kept above." if self._chunks else ""
+        kept = errors.KEPT_NOTE if self._chunks else ""
         message = f"The API reported an error in the middle of the reply: “{vendor}”.{kept} Send again to retry."
         return errors.UpstreamError(message, status=status, request_id=self._inference_id, detail=json.dumps(error)[:300])
 
@@ -195,7 +201,7 @@ class ChatStream:
     def _finish(self) -> None:
         ended = time.monotonic()
         self.result = ChatResult(
-            text="".join(self._chunks),
+            text=self.text,
             finish_reason=self._finish_reason,
             usage=self._usage,
             cost_usd=self._cost,
