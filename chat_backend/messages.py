@@ -12,7 +12,7 @@ import base64
 import functools
 import mimetypes
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,49 +104,37 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _parts_of(content: Any, *, images: bool, max_bytes: int, max_pages: int) -> list[dict[str, Any]]:
-    """API content parts from any Gradio content shape; empty text and UI components are skipped."""
-    items = content if isinstance(content, (list, tuple)) else [content]
-    parts = []
-    for item in items:
+def _items(content: Any) -> Iterator[tuple[str, str, str]]:
+    """("text", text, "") or ("file", path, shown name) for each piece of any Gradio content shape;
+    UI components and the like are skipped."""
+    for item in content if isinstance(content, (list, tuple)) else [content]:
         if isinstance(item, str):
-            text = item
+            yield "text", item, ""
         elif isinstance(item, Mapping) and item.get("type") == "text":
-            text = str(item.get("text") or "")
-        elif (path := _file_path(item)) is not None:
-            parts.append(_file_part(path, _file_name(item, path), images, max_bytes, max_pages))
-            continue
-        else:
-            continue  # components, audio players and the like have no text for the model
-        if text.strip():
-            parts.append({"type": "text", "text": text})
-    return [part for part in parts if part]
+            yield "text", str(item.get("text") or ""), ""
+        elif isinstance(item, Mapping):
+            inner = item.get("file") if isinstance(item.get("file"), Mapping) else item
+            path = inner.get("path")
+            if isinstance(path, str) and path:
+                yield "file", path, str(inner.get("orig_name") or os.path.basename(path))
+
+
+def _parts_of(content: Any, *, images: bool, max_bytes: int, max_pages: int) -> list[dict[str, Any]]:
+    """API content parts from any Gradio content shape; empty text is skipped."""
+    parts = []
+    for kind, value, name in _items(content):
+        if kind == "text" and value.strip():
+            parts.append({"type": "text", "text": value})
+        elif kind == "file" and (part := _file_part(value, name, images, max_bytes, max_pages)):
+            parts.append(part)
+    return parts
 
 
 def describe_content(content: Any) -> tuple[str, list[str]]:
     """The text of any Gradio content shape and the names of its attachments, without reading files."""
-    texts, names = [], []
-    for item in content if isinstance(content, (list, tuple)) else [content]:
-        if isinstance(item, str):
-            texts.append(item)
-        elif isinstance(item, Mapping) and item.get("type") == "text":
-            texts.append(str(item.get("text") or ""))
-        elif (path := _file_path(item)) is not None:
-            names.append(_file_name(item, path))
-    return "\n\n".join(text for text in texts if text.strip()), names
-
-
-def _file_path(item: Any) -> str | None:
-    if isinstance(item, Mapping):
-        inner = item.get("file") if isinstance(item.get("file"), Mapping) else item
-        path = inner.get("path")
-        return path if isinstance(path, str) and path else None
-    return None
-
-
-def _file_name(item: Mapping[str, Any], path: str) -> str:
-    inner = item.get("file") if isinstance(item.get("file"), Mapping) else item
-    return str(inner.get("orig_name") or os.path.basename(path))
+    items = list(_items(content))
+    texts = [value for kind, value, _ in items if kind == "text" and value.strip()]
+    return "\n\n".join(texts), [name for kind, _, name in items if kind == "file"]
 
 
 def _file_part(path: str, name: str, images: bool, max_bytes: int, max_pages: int) -> dict[str, Any]:
