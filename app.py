@@ -104,14 +104,13 @@ def respond(
             with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
                 yield from paced(stream, interval, flush=False)  # the final message below has the whole text
         yield transcript.finished(stream.result)
-    except ChatError as error:
+    except Exception as error:
+        if not isinstance(error, ChatError):
+            log.exception("unexpected failure while answering")
+            if os.environ.get("APP_RAISE_ERRORS"):
+                raise
+            error = ChatError("Something went wrong on this server. Send the message again.")
         yield transcript.failed(stream.text if stream else "", error)
-    except Exception:
-        log.exception("unexpected failure while answering")
-        if os.environ.get("APP_RAISE_ERRORS"):
-            raise
-        failure = ChatError("Something went wrong on this server. Send the message again.")
-        yield transcript.failed(stream.text if stream else "", failure)
 
 
 def client_address(request: gr.Request) -> str:
