@@ -35,6 +35,8 @@ DEFAULT_CATALOGUE_TTL = 3600.0
 DEFAULT_MAX_ATTACHMENT_MB = 10.0
 DEFAULT_MAX_PDF_PAGES = 300
 DEFAULT_MAX_TOKENS = 1024
+DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
+SPACES_DATA_DIR = "/data"
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -74,6 +76,8 @@ class Settings:
     share: bool = False
     login: tuple[str, str] | None = field(default=None, repr=False)
     on_spaces: bool = False
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -104,7 +108,22 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         share=_flag(env, "GRADIO_SHARE"),
         login=_login(env),
         on_spaces="SPACE_ID" in env,
+        data_dir=Path(env.get("DATA_DIR") or _default_data_dir("SPACE_ID" in env)),
+        redis_url=_redis_url(env),
     )
+
+
+def _default_data_dir(on_spaces: bool) -> str:
+    """`/data` when Spaces mounted persistent storage there (it exists and is writable), else `./data`."""
+    persistent = on_spaces and os.path.isdir(SPACES_DATA_DIR) and os.access(SPACES_DATA_DIR, os.W_OK)
+    return SPACES_DATA_DIR if persistent else DEFAULT_DATA_DIR
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("REDIS_URL")
+    if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix://).")  # no echo: password
+    return raw
 
 
 def _login(env: Mapping[str, str]) -> tuple[str, str] | None:
