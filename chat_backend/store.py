@@ -9,6 +9,8 @@ them. The Redis URL itself may hold a password, so it never appears in a message
 
 from __future__ import annotations
 
+import logging
+import math
 import sqlite3
 import threading
 import time
@@ -23,6 +25,7 @@ SQLITE_FILE = "store.sqlite3"
 BUSY_TIMEOUT_S = 5.0  # another process holding the write lock: wait this long before giving up
 REDIS_TIMEOUT_S = 2.0
 REDIS_PREFIX = "chat"
+WARN_EVERY_S = 60.0
 
 
 class StoreUnavailable(Exception):
@@ -39,6 +42,25 @@ class Store(Protocol):
     def add(self, namespace: str, key: str, amount: float, ttl: float | None = None) -> float: ...
 
     def trim(self, namespace: str, max_bytes: int) -> None: ...
+
+
+class WarnEvery:
+    """A warning about a degraded backend, logged at most once per `interval`: a failing store is news once, not
+    with every message."""
+
+    def __init__(self, logger: logging.Logger, interval: float = WARN_EVERY_S) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self._interval:
+                return
+            self._last = now
+        self._logger.warning(message, *args)
 
 
 def open_store(settings: Settings) -> Store:
