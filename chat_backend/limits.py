@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -61,8 +62,8 @@ class Windows:
         self._shared: MovingWindowRateLimiter | None = None
         self._errors: tuple[type[BaseException], ...] = ()
         if storage_url:
-            storage: Storage = storage_from_string(
-                _limits_url(storage_url), socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+            storage = cast(Storage, storage_from_string(  # synchronous: the URL is never async+redis://
+                _limits_url(storage_url), socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S))
             self._shared = MovingWindowRateLimiter(storage)
             self._errors = (*_as_tuple(storage.base_exceptions), OSError)
         self._shared_down_until = 0.0
