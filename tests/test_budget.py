@@ -109,26 +109,32 @@ def test_a_failing_store_keeps_serving_counts_in_memory_and_catches_up(
     assert float(store.get("budget", "2024-10-04") or 0) == pytest.approx(5 * 0.0625)
 
 
-def _spend_until_refused(path: str, budget_usd: float, cost: float) -> None:
-    budget = DailyBudget(budget_usd, SQLiteStore(Path(path)))
+def _spend_until_refused(path: str, budget_usd: float, cost: float, count_file: str) -> None:
+    budget, replies = DailyBudget(budget_usd, SQLiteStore(Path(path))), 0
     for _ in range(1000):
         try:
             budget.check()
         except BudgetExhausted:
-            return
+            break
         budget.record(replace(RESULT, cost_usd=cost), 0)  # one reply in flight between check and record
+        replies += 1
+    Path(count_file).write_text(str(replies))
 
 
 def test_two_processes_sharing_one_ledger_overspend_by_at_most_one_reply_each(tmp_path: Path) -> None:
-    path, budget_usd, cost = str(tmp_path / "shared.sqlite3"), 1.0, 0.0078125  # 128 replies' worth
+    path, budget_usd, cost = str(tmp_path / "shared.sqlite3"), 1.0, 0.0078125  # 128 replies' worth, exact in binary
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_spend_until_refused, args=(path, budget_usd, cost)) for _ in range(2)]
+    counts = [tmp_path / f"replies-{n}" for n in range(2)]
+    workers = [context.Process(target=_spend_until_refused, args=(path, budget_usd, cost, str(counts[n])))
+               for n in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(120)
     assert [worker.exitcode for worker in workers] == [0, 0]
+    replies = sum(int(count.read_text()) for count in counts)
     spent = DailyBudget(budget_usd, SQLiteStore(Path(path))).spent_today()
+    assert spent == replies * cost  # every reply counted, none lost to a concurrent update
     assert budget_usd <= spent <= budget_usd + 2 * cost
 
 
