@@ -111,8 +111,9 @@ def test_data_dir_is_spaces_persistent_storage_only_when_mounted(tmp_path: Path,
     assert load_settings({"SPACE_ID": "a/b"}, None).data_dir == tmp_path
 
 
-def test_a_bad_redis_url_is_refused_without_echoing_it() -> None:
+@pytest.mark.parametrize("url", ["http://:pa55word@host", "redis://:pa55word@host:port/0", "redis://:pa55word@/0"])
+def test_a_bad_redis_url_is_refused_without_echoing_it(url: str) -> None:
     with pytest.raises(ConfigError, match="REDIS_URL") as caught:
-        load_settings({"REDIS_URL": "http://:pa55word@host"}, None)
+        load_settings({"REDIS_URL": url}, None)
     assert "pa55word" not in caught.value.user_message
     assert "pa55word" not in repr(load_settings({"REDIS_URL": "redis://:pa55word@host"}, None))
