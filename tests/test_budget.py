@@ -12,11 +12,12 @@ import pytest
 
 from chat_backend.budget import BudgetExhausted, DailyBudget, cost_of, host_pays
 from chat_backend.config import Settings
-from chat_backend.store import SQLiteStore, StoreUnavailable
+from chat_backend.store import RedisStore, SQLiteStore, StoreUnavailable
 from chat_backend.stream import ChatResult, Usage
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
 from tests.raw_queue import raw_chat
+from tests.redis_server import RedisServer
 
 DAY = 86_400.0
 NOON = 20_000 * DAY + DAY / 2  # a fixed UTC noon
@@ -61,6 +62,20 @@ def test_the_budget_refuses_once_spent_and_resets_at_midnight_utc(tmp_path: Path
     now[0] += DAY / 2
     budget.check()
     assert budget.today() == (0.0, 0.125)
+
+
+def test_replicas_share_one_budget_through_redis(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    try:
+        one, two = (DailyBudget(0.125, RedisStore(server.url), clock=lambda: NOON) for _ in range(2))
+        one.record(RESULT, 0)
+        two.check()
+        two.record(RESULT, 0)
+        with pytest.raises(BudgetExhausted):
+            one.check()
+        assert one.today() == two.today() == (0.125, 0.125)
+    finally:
+        server.stop()
 
 
 def test_a_log_line_as_spend_crosses_each_tenth(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
