@@ -225,7 +225,7 @@ class RedisStore:
             for key in keys:
                 sizes.strlen(self._name(namespace, key))
             kept, dropped = 0, []
-            for key, size in zip(keys, sizes.execute()):
+            for key, size in zip(keys, sizes.execute(), strict=True):
                 kept += len(key) + size if size else 0  # size 0: the entry expired, only its index entry is left
                 if not size or kept > max_bytes:
                     dropped.append(key)

@@ -102,7 +102,7 @@ def test_redact_removes_the_key_and_bearer_tokens(text: str) -> None:
     assert "abc123" not in cleaned and REDACTED in cleaned
 
 
-def test_data_dir_is_spaces_persistent_storage_only_when_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_dir_is_spaces_storage_only_when_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings({}, None).data_dir == Path("data")
     assert load_settings({"DATA_DIR": str(tmp_path)}, None).data_dir == tmp_path
     monkeypatch.setattr("chat_backend.config.SPACES_DATA_DIR", str(tmp_path / "absent"))
