@@ -95,12 +95,13 @@ class SQLiteStore:
         return self._db
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One writer transaction, taken up front so a read-modify-write cannot interleave with another process."""
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; a writer's lock is taken up front, so a read-modify-write cannot interleave with
+        another process. Readers take no lock (WAL lets them read beside a writer)."""
         with self._lock:
             try:
                 db = self._connect()
-                db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
                 try:
                     yield db
                 except BaseException:
@@ -121,7 +122,7 @@ class SQLiteStore:
         return None if row is None else bytes(row[0])
 
     def get(self, namespace: str, key: str) -> bytes | None:
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             return self._live(db, namespace, key)
 
     def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None:
