@@ -33,6 +33,10 @@ class StoreUnavailable(Exception):
 
 
 class Store(Protocol):
+    """Bytes by (namespace, key). `ttl` is seconds from now (None: forever); `add` treats a missing entry as 0,
+    is atomic across threads, processes and replicas, and sets the expiry again each time; `trim` keeps the
+    newest entries of a namespace that fit in `max_bytes` (key and value lengths) and drops the rest."""
+
     def get(self, namespace: str, key: str) -> bytes | None: ...
 
     def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None: ...
