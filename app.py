@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
-from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_api_messages, transcript
+from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, transcript
+from chat_backend.attachments import Attachments
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
 from chat_backend.limits import Guard
-from chat_backend.messages import text_length
+from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
 
 log = logging.getLogger("app")
@@ -49,6 +51,13 @@ except ConfigError as err:
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream)
+ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cached from our examples) is read
+    [get_upload_folder(), ASSETS / "examples"],
+    max_file_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
+    max_per_message=SETTINGS.max_attachments_per_message, max_message_bytes=SETTINGS.max_message_attachment_bytes,
+    max_request_image_bytes=SETTINGS.max_request_image_bytes, max_images_per_request=SETTINGS.max_images_per_request,
+    text_ttl=SETTINGS.attachment_text_ttl,
+)
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -82,7 +91,7 @@ def respond(
     request: gr.Request,
 ) -> Iterator[str | list[dict[str, Any]]]:
     """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox."""
-    stream = None
+    stream, notes = None, []
     try:
         settings = ChatSettings(
             model=model or SETTINGS.model,
@@ -94,23 +103,25 @@ def respond(
             frequency_penalty=frequency_penalty,
             seed=int(seed or 0),
         )
-        messages = to_api_messages(
-            history, message, settings.system_prompt,
-            max_attachment_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
-            max_message_chars=SETTINGS.max_message_chars,
+        built = build_messages(
+            history, message, settings.system_prompt, attachments=ATTACHMENTS,
+            vision=CLIENT.catalogue.info(settings.model).vision, max_message_chars=SETTINGS.max_message_chars,
         )
+        messages, notes = built.messages, [transcript.notice("📎 Attachments left out", note) for note in built.notes]
+        if notes:
+            yield notes  # before anything is sent, so nothing is billed unannounced
         with GUARD.admit(request.session_hash or "", client_address(request)):
             stream = CLIENT.stream_chat(messages, settings, user_key)
             with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
                 yield from paced(stream, interval, flush=False)  # the final message below has the whole text
-        yield transcript.finished(stream.result)
+        yield notes + transcript.finished(stream.result)
     except Exception as error:
         if not isinstance(error, ChatError):
             log.exception("unexpected failure while answering")
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
             error = ChatError("Something went wrong on this server. Send the message again.")
-        yield transcript.failed(stream.text if stream else "", error)
+        yield notes + transcript.failed(stream.text if stream else "", error)
 
 
 def client_address(request: gr.Request) -> str:

@@ -15,9 +15,12 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
+from .attachments import Attachments, Forged, Missing
 from .errors import BadInput
+from .images import prepare
 
 NOTICE_ID = "chat-notice"
 ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
@@ -38,28 +41,40 @@ def is_notice(message: Mapping[str, Any], prefix: str = NOTICE_ID) -> bool:
     return isinstance(metadata, Mapping) and str(metadata.get("id") or "").startswith(prefix)
 
 
+@dataclass(frozen=True)
+class Built:
+    """The `messages` for one call, and what the visitor should be told about attachments left out."""
+
+    messages: list[Message]
+    notes: list[str]
+
+
 def to_api_messages(
     history: Sequence[Mapping[str, Any]],
     message: str | Mapping[str, Any],
     system_prompt: str = "",
-    *,
-    max_attachment_bytes: int = 10_000_000,
-    max_pdf_pages: int = 300,
-    max_message_chars: int = 0,
+    **options: Any,
 ) -> list[Message]:
+    """`build_messages(...).messages`, for callers that need no notes."""
+    return build_messages(history, message, system_prompt, **options).messages
+
+
+def build_messages(
+    history: Sequence[Mapping[str, Any]],
+    message: str | Mapping[str, Any],
+    system_prompt: str = "",
+    *,
+    attachments: Attachments = Attachments(),
+    vision: bool = True,
+    max_message_chars: int = 0,
+) -> Built:
     """The `messages` list for one call: system prompt first, history without notices, then `message`.
 
     A user message answered only by an error notice is left out, so that one failed turn (an attachment
-    too big, say) does not fail every later one. Consecutive messages of one role are merged, because some
+    too big, say) does not fail every later one; an earlier attachment that is gone becomes a placeholder
+    (or its kept text) for the same reason. Consecutive messages of one role are merged, because some
     models require user and assistant turns to alternate.
     """
-    read = functools.partial(_parts_of, max_bytes=max_attachment_bytes, max_pages=max_pdf_pages)
-    turns: list[tuple[str, list[dict[str, Any]]]] = []
-    for index, item in enumerate(history):
-        role = item.get("role")
-        if role not in ("user", "assistant") or is_notice(item) or _failed_turn(history, index):
-            continue
-        _append(turns, role, read(item.get("content"), images=role == "user"))
     content = _message_content(message)
     typed, _ = describe_content(content)
     if max_message_chars and len(typed) > max_message_chars:
@@ -67,16 +82,179 @@ def to_api_messages(
             f"This message is {len(typed):,} characters; the limit is {max_message_chars:,}. "
             "Shorten it, or attach the text as a file."
         )
-    newest = read(content, images=True)
+    reader = _Reader(attachments, vision)
+    reader.check_newest(content)
+    turns: list[tuple[str, list[dict[str, Any]]]] = []
+    for index, item in enumerate(history):
+        role = item.get("role")
+        if role not in ("user", "assistant") or is_notice(item) or _failed_turn(history, index):
+            continue
+        _append(turns, role, reader.parts(item.get("content"), images=role == "user"))
+    newest = reader.parts(content, images=True, newest=True)
     if not newest:
+        if reader.unseen:
+            raise BadInput("This model does not accept images, so there is nothing to send. Choose a model that "
+                           "reads images in Settings, or add a question in words.")
         raise BadInput("Type a message or attach a file first.")
     _append(turns, "user", newest)
+    reader.fit_images()
     prompt = [{"role": "system", "content": system_prompt.strip()}] if system_prompt.strip() else []
-    return prompt + [{"role": role, "content": _content(parts)} for role, parts in turns]
+    messages = prompt + [{"role": role, "content": _content(parts)} for role, parts in turns]
+    return Built(messages, reader.notes())
+
+
+@dataclass
+class _Image:
+    part: dict[str, Any]
+    name: str
+    size: int
+    newest: bool
+
+
+class _Reader:
+    """Reads one request's attachments (checked against `attachments`) and remembers what was left out."""
+
+    def __init__(self, attachments: Attachments, vision: bool) -> None:
+        self.attachments = attachments
+        self.vision = vision
+        self.gone: list[str] = []  # earlier attachments no longer on the server
+        self.unseen: list[str] = []  # images not sent because the model does not read images
+        self.trimmed: list[str] = []  # earlier images beyond the per-request limits
+        self.images: list[_Image] = []
+
+    def check_newest(self, content: Any) -> None:
+        """Refuse the message being sent on count, place and size before any file is read."""
+        limits = self.attachments
+        files = [(value, name) for kind, value, name in _items(content) if kind == "file"]
+        if limits.max_per_message and len(files) > limits.max_per_message:
+            raise BadInput(f"This message has {len(files)} attachments; one message may carry at most "
+                           f"{limits.max_per_message}. Send them over several messages.")
+        total = 0
+        for path, name in files:
+            size = self._stat(limits.resolve(path), name).st_size
+            if size > limits.max_file_bytes:
+                raise BadInput(f"{name} is {size / 1e6:.1f} MB; attachments may be at most "
+                               f"{limits.max_file_bytes / 1e6:g} MB.")
+            total += size
+        if limits.max_message_bytes and total > limits.max_message_bytes:
+            raise BadInput(f"These attachments are {total / 1e6:.1f} MB together; one message may carry at most "
+                           f"{limits.max_message_bytes / 1e6:g} MB. Send them over several messages.")
+
+    def parts(self, content: Any, *, images: bool, newest: bool = False) -> list[dict[str, Any]]:
+        """API content parts from any Gradio content shape; empty text is skipped."""
+        parts = []
+        for kind, value, name in _items(content):
+            if kind == "text" and value.strip():
+                parts.append({"type": "text", "text": value})
+            elif kind == "file" and (part := self._file_part(value, name, images, newest)):
+                parts.append(part)
+        return parts
+
+    def _file_part(self, path: str, name: str, images: bool, newest: bool) -> dict[str, Any]:
+        """One attachment as a content part; an empty dict for an image where images are not allowed."""
+        try:
+            real = self.attachments.resolve(path)
+            stat = self._stat(real, name)
+        except (Forged, Missing):
+            if newest:
+                raise
+            kept = self.attachments.kept_text(os.path.realpath(path)) if isinstance(path, str) else None
+            if kept is None:
+                self.gone.append(name)
+                return _text_part(f"[attachment {name} is no longer available]")
+            return _file_text(name, kept)
+        kind = _kind(real)
+        if kind == "image":
+            if not images:
+                return {}
+            if not self.vision:
+                self.unseen.append(name)
+                return {} if newest else _text_part(f"[image {name} not shown: this model does not read images]")
+            image = prepare(real, name, stat.st_mtime_ns, stat.st_size)
+            url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+            part = {"type": "image_url", "image_url": {"url": url}}
+            self.images.append(_Image(part, name, len(image.data), newest))
+            return part
+        if stat.st_size > self.attachments.max_file_bytes:
+            raise BadInput(f"{name} is {stat.st_size / 1e6:.1f} MB; attachments may be at most "
+                           f"{self.attachments.max_file_bytes / 1e6:g} MB.")
+        max_pages = self.attachments.max_pdf_pages
+        text = _pdf_text(real, name, max_pages, stat.st_mtime_ns) if kind == "pdf" else _text_of(real, name)
+        self.attachments.keep_text(real, stat.st_mtime_ns, Path(real).read_bytes, text)
+        return _file_text(name, text)
+
+    @staticmethod
+    def _stat(real: str, name: str) -> os.stat_result:
+        try:
+            stat = os.stat(real)
+        except OSError:
+            raise Missing(name) from None
+        if not S_ISREG(stat.st_mode):
+            raise Missing(name)
+        return stat
+
+    def fit_images(self) -> None:
+        """Keep the newest images within the per-request count and bytes; older ones become placeholders."""
+        limits = self.attachments
+        count = total = 0
+        for image in reversed(self.images):
+            count, total = count + 1, total + image.size
+            over_count = bool(limits.max_images_per_request) and count > limits.max_images_per_request
+            over_bytes = bool(limits.max_request_image_bytes) and total > limits.max_request_image_bytes
+            if not (over_count or over_bytes):
+                continue
+            if image.newest:
+                raise BadInput(
+                    f"The images of this message are too much for one request (at most "
+                    f"{limits.max_images_per_request} images and {limits.max_request_image_bytes / 1e6:g} MB of "
+                    "image data, after resizing). Send fewer images at a time."
+                )
+            count, total = count - 1, total - image.size
+            self.trimmed.append(image.name)
+            image.part.clear()
+            image.part.update(_text_part(f"[image {image.name} left out: too many images in this conversation]"))
+
+    def notes(self) -> list[str]:
+        """One sentence per kind of thing left out, for a notice in the chat."""
+        notes = []
+        if self.gone:
+            notes.append(f"{_names(self.gone)} from earlier in this conversation {_are(self.gone)} no longer on "
+                         f"the server, so the model did not see {_them(self.gone)}. Attach "
+                         f"{_them(self.gone)} again to bring {_them(self.gone)} back.")
+        if self.unseen:
+            notes.append(f"This model does not accept images, so {_names(self.unseen)} {_are(self.unseen)} not "
+                         "sent. Choose a model that reads images in Settings to ask about "
+                         f"{_them(self.unseen)}.")
+        if self.trimmed:
+            notes.append(f"Only the newest images fit in one request, so the model did not see the oldest: "
+                         f"{_names(self.trimmed)}. Start a new chat to talk about many images.")
+        return notes
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(dict.fromkeys(names))
+
+
+def _are(names: list[str]) -> str:
+    return "are" if len(set(names)) > 1 else "is"
+
+
+def _them(names: list[str]) -> str:
+    return "them" if len(set(names)) > 1 else "it"
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _file_text(name: str, text: str) -> dict[str, Any]:
+    return _text_part(f'<file name="{name}">\n{text.rstrip()}\n</file>')
 
 
 def _failed_turn(history: Sequence[Mapping[str, Any]], index: int) -> bool:
-    following = history[index + 1] if index + 1 < len(history) else None
+    """A user message answered only by an error notice (other notices, such as attachment notes, may precede it)."""
+    later = (item for item in history[index + 1:] if not is_notice(item) or is_notice(item, ERROR_NOTICE_ID))
+    following = next(later, None)
     return history[index].get("role") == "user" and following is not None and is_notice(following, ERROR_NOTICE_ID)
 
 
@@ -104,9 +282,9 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _items(content: Any) -> Iterator[tuple[str, str, str]]:
+def _items(content: Any) -> Iterator[tuple[str, Any, str]]:
     """("text", text, "") or ("file", path, shown name) for each piece of any Gradio content shape;
-    UI components and the like are skipped."""
+    UI components and the like are skipped. A file's path is passed on as sent (any type), to be checked."""
     for item in content if isinstance(content, (list, tuple)) else [content]:
         if isinstance(item, str):
             yield "text", item, ""
@@ -115,19 +293,9 @@ def _items(content: Any) -> Iterator[tuple[str, str, str]]:
         elif isinstance(item, Mapping):
             inner = item.get("file") if isinstance(item.get("file"), Mapping) else item
             path = inner.get("path")
-            if isinstance(path, str) and path:
-                yield "file", path, str(inner.get("orig_name") or os.path.basename(path))
-
-
-def _parts_of(content: Any, *, images: bool, max_bytes: int, max_pages: int) -> list[dict[str, Any]]:
-    """API content parts from any Gradio content shape; empty text is skipped."""
-    parts = []
-    for kind, value, name in _items(content):
-        if kind == "text" and value.strip():
-            parts.append({"type": "text", "text": value})
-        elif kind == "file" and (part := _file_part(value, name, images, max_bytes, max_pages)):
-            parts.append(part)
-    return parts
+            if path:
+                shown = inner.get("orig_name") or (os.path.basename(path) if isinstance(path, str) else "")
+                yield "file", path, str(shown or "attachment")
 
 
 def describe_content(content: Any) -> tuple[str, list[str]]:
@@ -137,34 +305,11 @@ def describe_content(content: Any) -> tuple[str, list[str]]:
     return "\n\n".join(texts), [name for kind, _, name in items if kind == "file"]
 
 
-def _file_part(path: str, name: str, images: bool, max_bytes: int, max_pages: int) -> dict[str, Any]:
-    """One attachment as a content part; an empty dict for an image where images are not allowed."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        raise BadInput(f"The attachment {name} is no longer available; attach it again.") from None
-    if stat.st_size > max_bytes:
-        raise BadInput(f"{name} is {stat.st_size / 1e6:.1f} MB; attachments may be at most {max_bytes / 1e6:g} MB.")
-    kind = _kind(path)
-    if kind == "image":
-        url = _image_data_url(path, stat.st_mtime_ns, stat.st_size)
-        return {"type": "image_url", "image_url": {"url": url}} if images else {}
-    text = _pdf_text(path, name, max_pages, stat.st_mtime_ns) if kind == "pdf" else _text_of(path, name)
-    return {"type": "text", "text": f'<file name="{name}">\n{text.rstrip()}\n</file>'}
-
-
 def _kind(path: str) -> str:
     mime = mimetypes.guess_type(path)[0] or ""
     if mime in IMAGE_TYPES:
         return "image"
     return "pdf" if mime == "application/pdf" else "text"
-
-
-@functools.lru_cache(maxsize=16)
-def _image_data_url(path: str, mtime_ns: int, size: int) -> str:
-    """Cached by path and modification time: history is re-read every turn."""
-    mime = mimetypes.guess_type(path)[0]
-    return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
 
 
 def _text_of(path: str, name: str) -> str:

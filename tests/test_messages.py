@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 
 import pytest
 
+from chat_backend.attachments import Attachments
 from chat_backend.errors import BadInput
 from chat_backend.messages import NOTICE_ID, estimate_tokens, fit_to_context, is_notice, to_api_messages
 
@@ -21,6 +23,28 @@ def browser(role: str, *parts: dict, metadata: dict | None = None) -> dict:
 
 def text(value: str) -> dict:
     return {"type": "text", "text": value}
+
+
+def uploads(folder: Path, **limits: int) -> Attachments:
+    """Attachments readable from `folder`, as if Gradio had put its uploads there."""
+    return Attachments.under([folder], **limits)
+
+
+def png(path: Path, size: tuple[int, int] = (8, 8), color: str = "red") -> Path:
+    from PIL import Image
+
+    Image.new("RGB", size, color).save(path, "PNG")
+    return path
+
+
+def decoded(part: dict) -> tuple[str, tuple[int, int]]:
+    """The format and size of the image in an `image_url` part."""
+    from PIL import Image
+
+    header, data = part["image_url"]["url"].split(",", 1)
+    with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+        assert header == f"data:{Image.MIME[image.format]};base64"
+        return image.format, image.size
 
 
 def valid(messages: list[dict]) -> list[dict]:
@@ -80,14 +104,13 @@ def test_a_user_turn_answered_only_by_an_error_is_not_sent_again() -> None:
 
 
 def test_multimodal_message_with_image_and_text_file(tmp_path: Path) -> None:
-    png = tmp_path / "dot.png"
-    png.write_bytes(b"\x89PNG\r\n\x1a\n fake")
+    image = png(tmp_path / "dot.png")
     notes = tmp_path / "notes.md"
     notes.write_text("# Heading\nbody ü", encoding="utf-8")
-    message = {"text": "Describe these", "files": [str(png), {"path": str(notes), "orig_name": "my notes.md"}]}
-    [user] = valid(to_api_messages([], message))
-    image, attached, question = user["content"]
-    assert image["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
+    message = {"text": "Describe these", "files": [str(image), {"path": str(notes), "orig_name": "my notes.md"}]}
+    [user] = valid(to_api_messages([], message, attachments=uploads(tmp_path)))
+    sent, attached, question = user["content"]
+    assert decoded(sent) == ("PNG", (8, 8))
     assert attached == {"type": "text", "text": '<file name="my notes.md">\n# Heading\nbody ü\n</file>'}
     assert question == text("Describe these")
 
@@ -97,17 +120,17 @@ def test_files_in_browser_history_are_read_again(tmp_path: Path) -> None:
     data.write_text("a,b\n1,2\n")
     part = {"type": "file", "file": {"path": str(data), "orig_name": "data.csv", "mime_type": "text/csv"}}
     history = [browser("user", part, text("sum it")), browser("assistant", text("3"))]
-    messages = valid(to_api_messages(history, "thanks"))
+    messages = valid(to_api_messages(history, "thanks", attachments=uploads(tmp_path)))
     assert messages[0]["content"] == '<file name="data.csv">\na,b\n1,2\n</file>\n\nsum it'
 
 
 def test_pdf_text_is_extracted_with_page_markers(tmp_path: Path) -> None:
     pdf = tmp_path / "paper.pdf"
     pdf.write_bytes(make_pdf(["First page words", "Second page words"]))
-    [user] = to_api_messages([], {"text": "", "files": [str(pdf)]})
+    [user] = to_api_messages([], {"text": "", "files": [str(pdf)]}, attachments=uploads(tmp_path))
     assert "[page 1]\nFirst page words" in user["content"] and "[page 2]\nSecond page words" in user["content"]
     with pytest.raises(BadInput, match="at most 1"):
-        to_api_messages([], {"text": "", "files": [str(pdf)]}, max_pdf_pages=1)
+        to_api_messages([], {"text": "", "files": [str(pdf)]}, attachments=uploads(tmp_path, max_pdf_pages=1))
 
 
 @pytest.mark.parametrize(
@@ -124,25 +147,24 @@ def test_unreadable_or_oversized_attachments_say_why(tmp_path: Path, name: str, 
     path = tmp_path / name
     path.write_bytes(payload)
     with pytest.raises(BadInput, match=error):
-        to_api_messages([], {"text": "read this", "files": [str(path)]}, max_attachment_bytes=limit)
+        to_api_messages([], {"text": "read this", "files": [str(path)]}, attachments=uploads(tmp_path, max_file_bytes=limit))
 
 
-def test_missing_attachment_and_empty_message() -> None:
+def test_missing_attachment_and_empty_message(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="no longer available"):
-        to_api_messages([], {"text": "x", "files": ["/nonexistent/file.txt"]})
+        to_api_messages([], {"text": "x", "files": [str(tmp_path / "gone.txt")]}, attachments=uploads(tmp_path))
     with pytest.raises(BadInput, match="Type a message"):
         to_api_messages([], {"text": "   ", "files": []})
 
 
 def test_ui_components_and_assistant_images_are_skipped(tmp_path: Path) -> None:
-    png = tmp_path / "chart.png"
-    png.write_bytes(b"\x89PNG")
+    chart = png(tmp_path / "chart.png")
     history = [
         {"role": "user", "content": "draw"},
         browser("assistant", {"type": "component", "component": "plot", "value": None, "constructor_args": {}, "props": {}}),
-        browser("assistant", {"type": "file", "file": {"path": str(png)}}, text("here")),
+        browser("assistant", {"type": "file", "file": {"path": str(chart)}}, text("here")),
     ]
-    assert valid(to_api_messages(history, "ok"))[1] == {"role": "assistant", "content": "here"}
+    assert valid(to_api_messages(history, "ok", attachments=uploads(tmp_path)))[1] == {"role": "assistant", "content": "here"}
 
 
 def conversation(turns: int, words: int) -> list[dict]:
