@@ -227,7 +227,7 @@ class _Reader:
                          f"{_them(self.unseen)}.")
         if self.trimmed:
             notes.append(f"Only the newest images fit in one request, so the model did not see the oldest: "
-                         f"{_names(self.trimmed)}. Start a new chat to talk about many images.")
+                         f"{_names(self.trimmed[::-1])}. Start a new chat to talk about many images.")
         return notes
 
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from chat_backend.attachments import Attachments
+from chat_backend.attachments import FORGED, Attachments
 from chat_backend.errors import BadInput
-from chat_backend.messages import NOTICE_ID, estimate_tokens, fit_to_context, is_notice, to_api_messages
+from chat_backend.messages import (
+    NOTICE_ID,
+    build_messages,
+    estimate_tokens,
+    fit_to_context,
+    is_notice,
+    to_api_messages,
+)
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "chat_request.abab6.5s-chat.json").read_text())
 
@@ -218,3 +229,58 @@ def make_pdf(pages: list[str]) -> bytes:
     out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return out
+
+
+@given(st.one_of(st.text(), st.binary().map(lambda raw: raw.decode("latin-1")), st.integers(), st.none(),
+                 st.dictionaries(st.text(), st.text())))
+def test_no_value_resolves_outside_the_upload_folder(value: object) -> None:
+    folder = os.path.realpath(tempfile.gettempdir() + "/uploads-property")
+    for candidate in (value, f"{folder}/{value}", f"{folder}/../{value}"):
+        try:
+            real = Attachments.under([folder]).resolve(candidate)
+        except BadInput as refused:
+            assert refused.user_message == FORGED
+        else:
+            assert real.startswith(folder + os.sep) and os.path.realpath(real) == real
+
+
+def test_a_broken_image_says_so(tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with pytest.raises(BadInput, match="broken.png could not be read as an image"):
+        to_api_messages([], {"text": "see", "files": [str(tmp_path / "broken.png")]}, attachments=uploads(tmp_path))
+
+
+def test_older_images_beyond_the_request_limit_become_placeholders(tmp_path: Path) -> None:
+    history = []
+    for index in range(3):
+        image = png(tmp_path / f"old{index}.png", color=("red", "green", "blue")[index])
+        history += [browser("user", {"type": "file", "file": {"path": str(image), "orig_name": image.name}}),
+                    browser("assistant", text(f"seen {index}"))]
+    newest = png(tmp_path / "new.png", color="white")
+    built = build_messages(history, {"text": "compare", "files": [str(newest)]},
+                           attachments=uploads(tmp_path, max_images_per_request=2))
+    sent = json.dumps(built.messages)
+    assert sent.count("image_url") == 2 * 2  # type tag and key, for old2 and new
+    assert "[image old0.png left out" in sent and "[image old1.png left out" in sent
+    assert built.notes == ["Only the newest images fit in one request, so the model did not see the oldest: "
+                           "old0.png, old1.png. Start a new chat to talk about many images."]
+    with pytest.raises(BadInput, match="MB of image data, after resizing"):
+        build_messages([], {"text": "x", "files": [str(newest)]}, attachments=uploads(tmp_path, max_request_image_bytes=10))
+
+
+def test_a_text_only_model_gets_placeholders_for_earlier_images(tmp_path: Path) -> None:
+    image = png(tmp_path / "plot.png")
+    history = [browser("user", {"type": "file", "file": {"path": str(image), "orig_name": "plot.png"}}, text("see")),
+               browser("assistant", text("a plot"))]
+    built = build_messages(history, "thanks", attachments=uploads(tmp_path), vision=False)
+    assert built.messages[0]["content"] == "[image plot.png not shown: this model does not read images]\n\nsee"
+    assert "does not accept images, so plot.png is not sent" in built.notes[0]
+
+
+def test_an_earlier_attachment_that_is_gone_becomes_a_placeholder(tmp_path: Path) -> None:
+    part = {"type": "file", "file": {"path": str(tmp_path / "tide.pdf"), "orig_name": "tide.pdf"}}
+    history = [browser("user", part, text("summarise")), browser("assistant", text("done"))]
+    built = build_messages(history, "more", attachments=uploads(tmp_path))
+    assert built.messages[0]["content"] == "[attachment tide.pdf is no longer available]\n\nsummarise"
+    assert built.notes == ["tide.pdf from earlier in this conversation is no longer on the server, so the model did "
+                           "not see it. Attach it again to bring it back."]
