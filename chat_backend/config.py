@@ -26,8 +26,11 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BUDGET = 10.0  # seconds of back-off waiting, in all, before a failure is shown
 DEFAULT_CONCURRENCY = 128  # chats streaming at once; I/O-bound, so far above Gradio's default of 1
 DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are turned away
-DEFAULT_RATE_PER_SESSION = 20  # messages a minute from one browser session
-DEFAULT_RATE_PER_ADDRESS = 60  # messages a minute from one client address
+# A class of 50 behind one NAT at 3 messages a minute each is 150 a minute from one address: 300 leaves twice
+# that. Nobody types 10 messages a minute for long; a runaway tab or script does (and a script that rotates its
+# session id still meets the per-address rate, the upstream cap and the daily budget).
+DEFAULT_RATE_PER_SESSION = 10  # messages a minute from one browser session
+DEFAULT_RATE_PER_ADDRESS = 300  # messages a minute from one client address
 DEFAULT_MAX_MESSAGE_CHARS = 100_000
 DEFAULT_MAX_HISTORY_MESSAGES = 200  # earlier messages sent upstream at most
 DEFAULT_UPDATE_BUDGET = 100.0  # browser updates a second, server-wide, in units of a short chat's update
@@ -40,6 +43,8 @@ DEFAULT_MAX_REQUEST_IMAGE_MB = 20.0  # image data in one API request, after resi
 DEFAULT_MAX_IMAGES_PER_REQUEST = 10
 DEFAULT_ATTACHMENT_TEXT_TTL_DAYS = 7.0
 DEFAULT_MAX_TOKENS = 1024
+DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
+SPACES_DATA_DIR = "/data"
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -84,6 +89,10 @@ class Settings:
     share: bool = False
     login: tuple[str, str] | None = field(default=None, repr=False)
     on_spaces: bool = False
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    trusted_proxy_hops: int = 0
+    daily_budget_usd: float = 0.0  # 0 = no budget
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -123,7 +132,25 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         share=_flag(env, "GRADIO_SHARE"),
         login=_login(env),
         on_spaces="SPACE_ID" in env,
+        data_dir=Path(env.get("DATA_DIR") or _default_data_dir("SPACE_ID" in env)),
+        redis_url=_redis_url(env),
+        trusted_proxy_hops=int(_number(env, "TRUSTED_PROXY_HOPS", 1 if "SPACE_ID" in env else 0, minimum=0,
+                                       whole=True)),
+        daily_budget_usd=_number(env, "DAILY_BUDGET_USD", 0.0, minimum=0),
     )
+
+
+def _default_data_dir(on_spaces: bool) -> str:
+    """`/data` when Spaces mounted persistent storage there (it exists and is writable), else `./data`."""
+    persistent = on_spaces and os.path.isdir(SPACES_DATA_DIR) and os.access(SPACES_DATA_DIR, os.W_OK)
+    return SPACES_DATA_DIR if persistent else DEFAULT_DATA_DIR
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("REDIS_URL")
+    if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix://).")  # no echo: password
+    return raw
 
 
 def _login(env: Mapping[str, str]) -> tuple[str, str] | None:
