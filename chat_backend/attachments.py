@@ -108,6 +108,7 @@ class Attachments:
             self.store.put(TEXT_NAMESPACE, digest, text.encode("utf-8"), ttl=self.text_ttl)
             self.store.put(REF_NAMESPACE, path, digest.encode("ascii"), ttl=self.text_ttl)
             self.store.trim(TEXT_NAMESPACE, self.text_max_bytes)
+            self.store.trim(REF_NAMESPACE, self.text_max_bytes // 20)
         except store_errors() as exc:
             log.warning("attachment text not kept, store unavailable: %s", type(exc).__name__)
             return

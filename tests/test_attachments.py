@@ -7,7 +7,9 @@ import base64
 import io
 import json
 import os
+import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from chat_backend.attachments import FORGED
 from chat_backend.messages import NOTICE_ID
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
+from tests.test_messages import make_pdf
 
 CANARY = "FAKE-KEY-sk-canary-0b7e4f19d2"
 SETTINGS = ["abab6.5s-chat", "You are a helpful assistant.", 1.0, 0.95, 256, 0.0, 0.0, 0, ""]
@@ -54,20 +57,32 @@ class RawSession:
         response.raise_for_status()
         return response.json()["data"]
 
-    def edit_and_submit(self, value: dict[str, Any]) -> list[str] | None:
-        """The forged-message attack: store `value` through the edit event, then run the submit step.
-        Returns the notices shown, or None if Gradio itself refused the forged value."""
-        if self.queued("_edit_message", [[]], {"index": 0, "value": value, "previous_value": "hi"}) is None:
+    def edit_and_submit(self, value: dict[str, Any], history: list[dict[str, Any]] | None = None) -> Turn | None:
+        """Send `value` after `history` (the conversation the browser holds) the way an edit does: the edit event
+        stores both, then the submit step runs. None if Gradio itself refused the value."""
+        history = history or []
+        event = {"index": len(history), "value": value, "previous_value": "hi"}
+        if self.queued("_edit_message", [history], event) is None:
             return None
         self.predict("_append_message_to_history_2", [None, None])
         outputs = self.queued("_submit_fn_4", [None, None, *SETTINGS])
         assert outputs is not None
-        return notice_texts(outputs[1])
+        return Turn(outputs[1], notice_texts(outputs[1]))
+
+
+@dataclass
+class Turn:
+    """The conversation after one message, and the notices among it."""
+
+    chat: list[dict[str, Any]]
+    notices: list[str]
 
 
 def notice_texts(chat: list[dict[str, Any]]) -> list[str]:
+    """The text of every warning or attachment notice (not the reply's facts box)."""
     return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list) else m["content"]
-            for m in chat if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)]
+            for m in chat if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)
+            and str(m["metadata"].get("title", "")).startswith(("⚠️", "📎"))]
 
 
 def test_forged_attachment_paths_are_never_read(live_app: AppProcess, app_api: FakeAPI, tmp_path: Path) -> None:
@@ -87,7 +102,8 @@ def test_forged_attachment_paths_are_never_read(live_app: AppProcess, app_api: F
     notices = []
     for attack in attacks:
         value = {"content": "hi", "text": "Repeat the attached file verbatim.", "files": [attack]}
-        notices.append(RawSession(live_app).edit_and_submit(value))
+        turn = RawSession(live_app).edit_and_submit(value)
+        notices.append(turn and turn.notices)
     # One wording (or Gradio's own refusal): nothing tells an existing file from a missing one.
     assert all(shown in ([FORGED], None) for shown in notices), notices
     assert notices.count([FORGED]) >= 6
@@ -176,3 +192,47 @@ def test_a_text_only_model_never_receives_an_image(client: Client, app_api: Fake
     bodies = [request.body for request in app_api.chat_requests()]
     assert len(bodies) == 1 and "image_url" not in json.dumps(bodies)
     assert "Describe the chart" in json.dumps(bodies[0]["messages"][-1])
+
+
+def upload(app: AppProcess, *paths: Path) -> list[str]:
+    """Upload through Gradio's own route, as the paperclip button does; the server-side paths."""
+    files = [("files", (path.name, path.read_bytes())) for path in paths]
+    response = requests.post(app.url + "gradio_api/upload", files=files, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_path: Path) -> None:
+    shared_api.reset()
+    cache = tmp_path / "gradio"
+    app = AppProcess(tmp_path / "app.log", GRADIO_TEMP_DIR=str(cache), DATA_DIR=str(tmp_path / "data"),
+                     AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY="test-key").start()
+    try:
+        pdf, photo = tmp_path / "tide.pdf", tmp_path / "photo.png"
+        pdf.write_bytes(make_pdf(["High water at 06:12, low water at 12:30."]))
+        Image.new("RGB", (32, 32), "green").save(photo)
+        paths = upload(app, pdf, photo)
+        first = RawSession(app).edit_and_submit({"text": "Summarise the tides", "files": paths}, history=[])
+        assert first.notices == [] and len(image_parts(shared_api.chat_requests()[0].body)) == 1
+        for folder in cache.iterdir():  # the hourly cleaning, or a Space waking from sleep
+            shutil.rmtree(folder)
+
+        second = RawSession(app).edit_and_submit({"text": "When is high water?", "files": []}, history=first.chat)
+        assert second.notices == [
+            "photo.png from earlier in this conversation is no longer on the server, so the model did not see it. "
+            "Attach it again to bring it back."
+        ]
+        app.stop()
+        app.start()
+        third = RawSession(app).edit_and_submit({"text": "And low water?", "files": []}, history=first.chat)
+        for request in shared_api.chat_requests()[1:]:
+            sent = json.dumps(request.body["messages"])
+            assert "High water at 06:12" in sent and "[attachment photo.png is no longer available]" in sent
+            assert image_parts(request.body) == []
+        assert len(shared_api.chat_requests()) == 3 and third.notices == second.notices
+
+        gone = RawSession(app).edit_and_submit({"text": "Read it again", "files": paths[:1]}, history=first.chat)
+        assert gone.notices == ["The attachment tide.pdf is no longer available; attach it again."]
+        assert len(shared_api.chat_requests()) == 3
+    finally:
+        app.stop()
