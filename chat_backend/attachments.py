@@ -16,9 +16,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from .errors import BadInput
+from .store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +28,6 @@ TEXT_NAMESPACE = "attachment-text"  # content hash -> extracted text (UTF-8)
 REF_NAMESPACE = "attachment-ref"  # upload path -> content hash, to find the text once the file is gone
 DAY = 86_400.0
 KEPT_INDEX = 4096  # files whose text this process already stored
-
-
-class StoreUnavailable(Exception):
-    """Stand-in until `chat_backend.store` exists; the real one is caught through `store_errors()`."""
-
-
-class Store(Protocol):
-    """The part of `chat_backend.store.Store` used here."""
-
-    def get(self, namespace: str, key: str) -> bytes | None: ...
-
-    def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None: ...
-
-    def trim(self, namespace: str, max_bytes: int) -> None: ...
-
-
-def store_errors() -> tuple[type[Exception], ...]:
-    """What a failing store raises: its own `StoreUnavailable` plus OS errors."""
-    try:
-        from .store import StoreUnavailable as real  # type: ignore[attr-defined]
-    except ImportError:
-        real = StoreUnavailable
-    return real, OSError
 
 
 class Forged(BadInput):
@@ -91,10 +68,11 @@ class Attachments:
 
     def resolve(self, path: object) -> str:
         """The real path of a file Gradio received as an upload; `Forged` for any other value or place."""
-        if not isinstance(path, str) or not path or "\0" in path or "://" in path or path.startswith("file:"):
-            raise Forged()
-        real = os.path.realpath(path)
-        if not any(real.startswith(root + os.sep) for root in self.roots):
+        text = path if isinstance(path, str) else ""
+        plain = text and "\0" not in text and "://" not in text and not text.startswith("file:")
+        real = os.path.realpath(text) if plain else ""
+        if not real or not any(real.startswith(root + os.sep) for root in self.roots):
+            log.warning("refused an attachment path that Gradio did not receive as an upload")
             raise Forged()
         return real
 
@@ -109,7 +87,7 @@ class Attachments:
             self.store.put(REF_NAMESPACE, path, digest.encode("ascii"), ttl=self.text_ttl)
             self.store.trim(TEXT_NAMESPACE, self.text_max_bytes)
             self.store.trim(REF_NAMESPACE, self.text_max_bytes // 20)
-        except store_errors() as exc:
+        except StoreUnavailable as exc:
             log.warning("attachment text not kept, store unavailable: %s", type(exc).__name__)
             return
         self._kept[(path, mtime_ns)] = None
@@ -123,7 +101,7 @@ class Attachments:
         try:
             digest = self.store.get(REF_NAMESPACE, path)
             data = self.store.get(TEXT_NAMESPACE, digest.decode("ascii")) if digest else None
-        except store_errors() as exc:
+        except StoreUnavailable as exc:
             log.warning("kept attachment text unavailable: %s", type(exc).__name__)
             return None
         return data.decode("utf-8") if data else None

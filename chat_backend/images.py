@@ -19,7 +19,8 @@ from .errors import BadInput
 
 LONG_SIDE = 1568
 QUALITY = 85
-MAX_PIXELS = 60_000_000  # decoded size refused beyond this (about 240 MB of RGBA), before decoding
+MAX_PIXELS = 50_000_000  # refused beyond this before decoding: a non-JPEG decodes whole (up to 200 MB of RGBA)
+DECODERS = 2  # images decoded at once, server-wide, so concurrent visitors cannot stack decodes in memory
 CACHE_BYTES = 64_000_000
 INDEX_ENTRIES = 1024
 SENT_AS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -71,6 +72,7 @@ class _Cache:
 
 
 _CACHE = _Cache(CACHE_BYTES, INDEX_ENTRIES)
+_DECODING = threading.BoundedSemaphore(DECODERS)
 
 
 def prepare(path: str, name: str, mtime_ns: int, size: int) -> Prepared:
@@ -80,7 +82,10 @@ def prepare(path: str, name: str, mtime_ns: int, size: int) -> Prepared:
         return cached
     original = Path(path).read_bytes()
     digest = hashlib.sha256(original).hexdigest()
-    image = _CACHE.find(digest) or Prepared(*_shrink(original, name), digest)
+    image = _CACHE.find(digest)
+    if image is None:
+        with _DECODING:
+            image = Prepared(*_shrink(original, name), digest)
     _CACHE.add(key, image)
     return image
 

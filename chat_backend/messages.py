@@ -33,6 +33,7 @@ TEXT_SUFFIXES = frozenset(
 IMAGE_TOKENS = 1_000  # rough cost of one image, for the budget only
 MESSAGE_OVERHEAD_TOKENS = 4
 Message = dict[str, Any]
+NO_UPLOADS = Attachments()  # reads no file at all: the app passes the folders Gradio uploads to
 
 
 def is_notice(message: Mapping[str, Any], prefix: str = NOTICE_ID) -> bool:
@@ -64,7 +65,7 @@ def build_messages(
     message: str | Mapping[str, Any],
     system_prompt: str = "",
     *,
-    attachments: Attachments = Attachments(),
+    attachments: Attachments = NO_UPLOADS,
     vision: bool = True,
     max_message_chars: int = 0,
 ) -> Built:
@@ -291,7 +292,7 @@ def _items(content: Any) -> Iterator[tuple[str, Any, str]]:
         elif isinstance(item, Mapping) and item.get("type") == "text":
             yield "text", str(item.get("text") or ""), ""
         elif isinstance(item, Mapping):
-            inner = item.get("file") if isinstance(item.get("file"), Mapping) else item
+            inner: Mapping[str, Any] = item["file"] if isinstance(item.get("file"), Mapping) else item
             path = inner.get("path")
             if path:
                 shown = inner.get("orig_name") or (os.path.basename(path) if isinstance(path, str) else "")

@@ -219,8 +219,8 @@ def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_p
 
         second = RawSession(app).edit_and_submit({"text": "When is high water?", "files": []}, history=first.chat)
         assert second.notices == [
-            "photo.png from earlier in this conversation is no longer on the server, so the model did not see it. "
-            "Attach it again to bring it back."
+            ("photo.png from earlier in this conversation is no longer on the server, so the model did not see it. "
+             "Attach it again to bring it back.")
         ]
         app.stop()
         app.start()

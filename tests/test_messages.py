@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chat_backend.attachments import FORGED, Attachments
@@ -23,6 +23,7 @@ from chat_backend.messages import (
     is_notice,
     to_api_messages,
 )
+from chat_backend.store import SQLiteStore, StoreUnavailable
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "chat_request.abab6.5s-chat.json").read_text())
 
@@ -231,6 +232,7 @@ def make_pdf(pages: list[str]) -> bytes:
     return out
 
 
+@settings(deadline=None)  # a loaded CI machine; nothing here is slow by design
 @given(st.one_of(st.text(), st.binary().map(lambda raw: raw.decode("latin-1")), st.integers(), st.none(),
                  st.dictionaries(st.text(), st.text())))
 def test_no_value_resolves_outside_the_upload_folder(value: object) -> None:
@@ -262,8 +264,10 @@ def test_older_images_beyond_the_request_limit_become_placeholders(tmp_path: Pat
     sent = json.dumps(built.messages)
     assert sent.count("image_url") == 2 * 2  # type tag and key, for old2 and new
     assert "[image old0.png left out" in sent and "[image old1.png left out" in sent
-    assert built.notes == ["Only the newest images fit in one request, so the model did not see the oldest: "
-                           "old0.png, old1.png. Start a new chat to talk about many images."]
+    assert built.notes == [
+        ("Only the newest images fit in one request, so the model did not see the oldest: old0.png, old1.png. "
+         "Start a new chat to talk about many images.")
+    ]
     with pytest.raises(BadInput, match="MB of image data, after resizing"):
         build_messages([], {"text": "x", "files": [str(newest)]}, attachments=uploads(tmp_path, max_request_image_bytes=10))
 
@@ -282,5 +286,34 @@ def test_an_earlier_attachment_that_is_gone_becomes_a_placeholder(tmp_path: Path
     history = [browser("user", part, text("summarise")), browser("assistant", text("done"))]
     built = build_messages(history, "more", attachments=uploads(tmp_path))
     assert built.messages[0]["content"] == "[attachment tide.pdf is no longer available]\n\nsummarise"
-    assert built.notes == ["tide.pdf from earlier in this conversation is no longer on the server, so the model did "
-                           "not see it. Attach it again to bring it back."]
+    assert built.notes == [
+        ("tide.pdf from earlier in this conversation is no longer on the server, so the model did not see it. "
+         "Attach it again to bring it back.")
+    ]
+
+
+class BrokenStore:
+    """A store whose backend is down: every call fails as the real ones do."""
+
+    def get(self, *args: object, **kwargs: object) -> bytes | None:
+        raise StoreUnavailable("down")
+
+    put = trim = get
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["store", "store-down"])
+def test_document_text_is_kept_for_later_turns_unless_the_store_is_down(tmp_path: Path, broken: bool) -> None:
+    store = BrokenStore() if broken else SQLiteStore(tmp_path / "store.sqlite3")
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    notes = folder / "notes.md"
+    notes.write_text("the tide turns at six")
+    attachments = uploads(folder, store=store)  # type: ignore[arg-type]
+    to_api_messages([], {"text": "read", "files": [str(notes)]}, attachments=attachments)
+    notes.unlink()
+    history = [browser("user", {"type": "file", "file": {"path": str(notes), "orig_name": "notes.md"}}),
+               browser("assistant", text("ok"))]
+    built = build_messages(history, "when?", attachments=uploads(folder, store=store))  # a fresh process
+    kept = '<file name="notes.md">\nthe tide turns at six\n</file>'
+    assert built.messages[0]["content"] == ("[attachment notes.md is no longer available]" if broken else kept)
+    assert bool(built.notes) == broken
