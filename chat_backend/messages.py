@@ -24,7 +24,6 @@ from .images import prepare
 
 NOTICE_ID = "chat-notice"
 ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
-IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 TEXT_SUFFIXES = frozenset(
     ".txt .md .markdown .csv .tsv .json .jsonl .yaml .yml .toml .ini .cfg .xml .html .htm .css .log .rst .tex "
     ".py .js .ts .tsx .jsx .java .kt .c .h .cc .cpp .hpp .cs .go .rs .rb .php .swift .scala .sh .bash .sql .r "
@@ -308,7 +307,7 @@ def describe_content(content: Any) -> tuple[str, list[str]]:
 
 def _kind(path: str) -> str:
     mime = mimetypes.guess_type(path)[0] or ""
-    if mime in IMAGE_TYPES:
+    if mime.startswith("image/") and mime != "image/svg+xml":  # Pillow converts BMP, TIFF… to what models take
         return "image"
     return "pdf" if mime == "application/pdf" else "text"
 

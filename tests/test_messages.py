@@ -317,3 +317,12 @@ def test_document_text_is_kept_for_later_turns_unless_the_store_is_down(tmp_path
     kept = '<file name="notes.md">\nthe tide turns at six\n</file>'
     assert built.messages[0]["content"] == ("[attachment notes.md is no longer available]" if broken else kept)
     assert bool(built.notes) == broken
+
+
+def test_an_image_in_a_format_the_api_refuses_is_converted(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (2000, 1000), "orange").save(tmp_path / "scan.bmp")
+    [user] = valid(to_api_messages([], {"text": "what colour?", "files": [str(tmp_path / "scan.bmp")]},
+                                   attachments=uploads(tmp_path)))
+    assert decoded(user["content"][0]) in {("JPEG", (1568, 784)), ("PNG", (1568, 784))}
