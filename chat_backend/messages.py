@@ -2,8 +2,10 @@
 
 From the browser a message's `content` is a list of typed parts plus `metadata`/`options` keys; through the
 API it is a plain string (or a file dict). Both become messages with only `role` and `content`, text as a
-string, images as `image_url` parts with a base64 data URL, text files and PDFs inlined with their names.
-Notices the app inserted itself carry a `metadata.id` starting with `NOTICE_ID` and are never sent back.
+string, images as `image_url` parts with a base64 data URL (resized, see `images`), text files and PDFs
+inlined with their names. File paths come from the client, so each is checked by `attachments` before it
+is read. Notices the app inserted itself carry a `metadata.id` starting with `NOTICE_ID` and are never sent
+back.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from .attachments import Attachments, Forged, Missing
 from .errors import BadInput
-from .images import prepare
+from .images import Prepared, prepare
 
 NOTICE_ID = "chat-notice"
 ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
@@ -31,6 +33,7 @@ TEXT_SUFFIXES = frozenset(
 )
 IMAGE_TOKENS = 1_000  # rough cost of one image, for the budget only
 MESSAGE_OVERHEAD_TOKENS = 4
+MAX_REQUEST_TEXT_CHARS = 16_000_000  # documents in one request; the largest window (1M tokens) is ~4M chars
 Message = dict[str, Any]
 NO_UPLOADS = Attachments()  # reads no file at all: the app passes the folders Gradio uploads to
 
@@ -105,9 +108,12 @@ def build_messages(
 
 @dataclass
 class _Image:
+    """An image part whose data URL is built only if the image fits the request, so that a forged history
+    naming one upload a thousand times costs no memory."""
+
     part: dict[str, Any]
     name: str
-    size: int
+    prepared: Prepared
     newest: bool
 
 
@@ -121,6 +127,9 @@ class _Reader:
         self.unseen: list[str] = []  # images not sent because the model does not read images
         self.trimmed: list[str] = []  # earlier images beyond the per-request limits
         self.images: list[_Image] = []
+        self.texts: dict[str, str] = {}  # each document read once however often the conversation names it
+        self.text_chars = 0
+        self.crowded: list[str] = []  # earlier documents beyond MAX_REQUEST_TEXT_CHARS
 
     def check_newest(self, content: Any) -> None:
         """Refuse the message being sent on count, place and size before any file is read."""
@@ -162,7 +171,7 @@ class _Reader:
             if kept is None:
                 self.gone.append(name)
                 return _text_part(f"[attachment {name} is no longer available]")
-            return _file_text(name, kept)
+            return self._document(name, kept, newest)
         kind = _kind(real)
         if kind == "image":
             if not images:
@@ -170,18 +179,31 @@ class _Reader:
             if not self.vision:
                 self.unseen.append(name)
                 return {} if newest else _text_part(f"[image {name} not shown: this model does not read images]")
-            image = prepare(real, name, stat.st_mtime_ns, stat.st_size)
-            url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
-            part = {"type": "image_url", "image_url": {"url": url}}
-            self.images.append(_Image(part, name, len(image.data), newest))
+            part = {"type": "image_url", "image_url": {"url": ""}}  # filled in by `fit_images` if it is kept
+            self.images.append(_Image(part, name, prepare(real, name, stat.st_mtime_ns, stat.st_size), newest))
             return part
         if stat.st_size > self.attachments.max_file_bytes:
             raise BadInput(f"{name} is {stat.st_size / 1e6:.1f} MB; attachments may be at most "
                            f"{self.attachments.max_file_bytes / 1e6:g} MB.")
-        max_pages = self.attachments.max_pdf_pages
-        text = _pdf_text(real, name, max_pages, stat.st_mtime_ns) if kind == "pdf" else _text_of(real, name)
-        self.attachments.keep_text(real, stat.st_mtime_ns, Path(real).read_bytes, text)
-        return _file_text(name, text)
+        text = self.texts.get(real)
+        if text is None:
+            max_pages = self.attachments.max_pdf_pages
+            text = _pdf_text(real, name, max_pages, stat.st_mtime_ns) if kind == "pdf" else _text_of(real, name)
+            self.attachments.keep_text(real, stat.st_mtime_ns, Path(real).read_bytes, text)
+            self.texts[real] = text
+        return self._document(name, text, newest)
+
+    def _document(self, name: str, text: str, newest: bool) -> dict[str, Any]:
+        """A document's part, within a per-request total far beyond any model's window, so that a history
+        naming big uploads many times cannot fill the memory before the context check refuses it."""
+        self.text_chars += len(text)
+        if self.text_chars <= MAX_REQUEST_TEXT_CHARS:
+            return _file_text(name, text)
+        if newest:
+            raise BadInput(f"{name} does not fit in one request after this long conversation; start a new chat "
+                           "to ask about it.")
+        self.crowded.append(name)
+        return _text_part(f"[attachment {name} left out: this conversation holds too much text]")
 
     @staticmethod
     def _stat(real: str, name: str) -> os.stat_result:
@@ -197,11 +219,18 @@ class _Reader:
         """Keep the newest images within the per-request count and bytes; older ones become placeholders."""
         limits = self.attachments
         count = total = 0
+        urls: dict[str, str] = {}
         for image in reversed(self.images):
-            count, total = count + 1, total + image.size
+            size = len(image.prepared.data)
+            count, total = count + 1, total + size
             over_count = bool(limits.max_images_per_request) and count > limits.max_images_per_request
             over_bytes = bool(limits.max_request_image_bytes) and total > limits.max_request_image_bytes
             if not (over_count or over_bytes):
+                digest = image.prepared.digest
+                if digest not in urls:
+                    data = base64.b64encode(image.prepared.data).decode("ascii")
+                    urls[digest] = f"data:{image.prepared.mime};base64,{data}"
+                image.part["image_url"]["url"] = urls[digest]
                 continue
             if image.newest:
                 raise BadInput(
@@ -209,7 +238,7 @@ class _Reader:
                     f"{limits.max_images_per_request} images and {limits.max_request_image_bytes / 1e6:g} MB of "
                     "image data, after resizing). Send fewer images at a time."
                 )
-            count, total = count - 1, total - image.size
+            count, total = count - 1, total - size
             self.trimmed.append(image.name)
             image.part.clear()
             image.part.update(_text_part(f"[image {image.name} left out: too many images in this conversation]"))
@@ -225,6 +254,9 @@ class _Reader:
             notes.append(f"This model does not accept images, so {_names(self.unseen)} {_are(self.unseen)} not "
                          "sent. Choose a model that reads images in Settings to ask about "
                          f"{_them(self.unseen)}.")
+        if self.crowded:
+            notes.append(f"This conversation holds more text than a model reads at once, so {_names(self.crowded)} "
+                         f"{_are(self.crowded)} left out. Start a new chat to go on with {_them(self.crowded)}.")
         if self.trimmed:
             notes.append(f"Only the newest images fit in one request, so the model did not see the oldest: "
                          f"{_names(self.trimmed[::-1])}. Start a new chat to talk about many images.")

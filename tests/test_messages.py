@@ -326,3 +326,15 @@ def test_an_image_in_a_format_the_api_refuses_is_converted(tmp_path: Path) -> No
     [user] = valid(to_api_messages([], {"text": "what colour?", "files": [str(tmp_path / "scan.bmp")]},
                                    attachments=uploads(tmp_path)))
     assert decoded(user["content"][0]) in {("JPEG", (1568, 784)), ("PNG", (1568, 784))}
+
+
+def test_a_history_naming_one_upload_many_times_stays_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("chat_backend.messages.MAX_REQUEST_TEXT_CHARS", 10_000)
+    image, doc = png(tmp_path / "same.png"), tmp_path / "same.txt"
+    doc.write_text("x" * 1_000)
+    parts = [{"type": "file", "file": {"path": str(path)}} for path in (image, doc)]
+    history = [browser("user", *parts, text(f"turn {n}")) for n in range(500)]
+    built = build_messages(history, "and now?", attachments=uploads(tmp_path))
+    sent = json.dumps(built.messages)
+    assert sent.count('"image_url": {"url": "data:') == 10 and sent.count("x" * 1_000) == 10
+    assert len(sent) < 200_000 and len(built.notes) == 2
