@@ -94,12 +94,12 @@ class Attachments:
         while len(self._kept) > KEPT_INDEX:
             self._kept.popitem(last=False)
 
-    def kept_text(self, path: str) -> str | None:
-        """The text kept for the upload once at `path`, if any and the store answers."""
-        if self.store is None:
+    def kept_text(self, path: object) -> str | None:
+        """The text kept for the upload once at `path` (any value a client sent), if any and the store answers."""
+        if self.store is None or not isinstance(path, str) or not path or "\0" in path:
             return None
         try:
-            digest = self.store.get(REF_NAMESPACE, path)
+            digest = self.store.get(REF_NAMESPACE, os.path.realpath(path))
             data = self.store.get(TEXT_NAMESPACE, digest.decode("ascii")) if digest else None
         except StoreUnavailable as exc:
             log.warning("kept attachment text unavailable: %s", type(exc).__name__)

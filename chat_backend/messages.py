@@ -167,7 +167,7 @@ class _Reader:
         except (Forged, Missing):
             if newest:
                 raise
-            kept = self.attachments.kept_text(os.path.realpath(path)) if isinstance(path, str) else None
+            kept = self.attachments.kept_text(path)
             if kept is None:
                 self.gone.append(name)
                 return _text_part(f"[attachment {name} is no longer available]")

@@ -313,10 +313,12 @@ def test_document_text_is_kept_for_later_turns_unless_the_store_is_down(tmp_path
     notes.unlink()
     history = [browser("user", {"type": "file", "file": {"path": str(notes), "orig_name": "notes.md"}}),
                browser("assistant", text("ok"))]
+    history.insert(0, browser("user", {"type": "file", "file": {"path": "bad\0path", "orig_name": "x.txt"}}))
     built = build_messages(history, "when?", attachments=uploads(folder, store=store))  # a fresh process
     kept = '<file name="notes.md">\nthe tide turns at six\n</file>'
-    assert built.messages[0]["content"] == ("[attachment notes.md is no longer available]" if broken else kept)
-    assert bool(built.notes) == broken
+    gone = "[attachment notes.md is no longer available]"
+    assert built.messages[0]["content"] == "[attachment x.txt is no longer available]\n\n" + (gone if broken else kept)
+    assert ("notes.md" in built.notes[0]) == broken
 
 
 def test_an_image_in_a_format_the_api_refuses_is_converted(tmp_path: Path) -> None:
