@@ -19,12 +19,11 @@ from gradio.utils import get_upload_folder
 
 from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, transcript
 from chat_backend.attachments import Attachments
+from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
-from chat_backend import limits
-from chat_backend.budget import DailyBudget, host_pays
-from chat_backend.limits import Guard
+from chat_backend.limits import Guard, visitor_address
 from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
 from chat_backend.store import open_store
@@ -140,7 +139,7 @@ def client_address(request: gr.Request) -> str:
     """The visitor's address, read past `TRUSTED_PROXY_HOPS` proxies (rules in `chat_backend.limits`)."""
     headers = request.headers
     forwarded = ",".join(headers.getlist("x-forwarded-for")) if hasattr(headers, "getlist") else ""
-    return limits.client_address(forwarded, request.client.host if request.client else "", SETTINGS.trusted_proxy_hops)
+    return visitor_address(forwarded, request.client.host if request.client else "", SETTINGS.trusted_proxy_hops)
 
 
 def temperature_for(model: str, temperature: float) -> dict[str, Any]:

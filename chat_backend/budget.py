@@ -66,6 +66,8 @@ def cost_of(result: ChatResult, prompt_chars: int) -> Spend:
     """
     if result.cost_usd is not None and math.isfinite(result.cost_usd) and result.cost_usd >= 0:
         return Spend(result.cost_usd, estimated=False)
+    tokens_in: float
+    tokens_out: float
     if result.usage is not None:
         tokens_in, tokens_out = result.usage.prompt_tokens, result.usage.completion_tokens
     else:

@@ -147,9 +147,16 @@ def _default_data_dir(on_spaces: bool) -> str:
 
 
 def _redis_url(env: Mapping[str, str]) -> str | None:
+    """The Redis URL, checked; the message never echoes it, since it may hold a password."""
     raw = env.get("REDIS_URL")
-    if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix://).")  # no echo: password
+    parts = urlsplit(raw or "")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        valid = parts.scheme == "unix" or (parts.scheme in ("redis", "rediss") and bool(parts.hostname))
+    except ValueError:
+        valid = False
+    if raw and not valid:
+        raise ConfigError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix:///path/redis.sock).")
     return raw
 
 

@@ -7,7 +7,7 @@ fails, each replica falls back to its own memory and says so in the log at most 
 a `ChatError` that says how long to wait; a refused message never counts against the sender. A limit of 0 is off.
 
 The session id is chosen by the client, so the per-session rate only slows a runaway tab. What protects the
-host's key is the per-address rate (the address comes from `client_address`, which a visitor cannot spoof),
+host's key is the per-address rate (the address comes from `visitor_address`, which a visitor cannot spoof),
 the upstream cap and the daily budget.
 """
 
@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -33,7 +34,7 @@ SHARED_RETRY_S = 10.0  # after a Redis failure, use this replica's memory for th
 MAX_KEY_CHARS = 100  # a session id is client-chosen: never let it grow a storage key without bound
 
 
-def client_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
+def visitor_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
     """The visitor's address: the `X-Forwarded-For` entry `trusted_hops` from the right, else the socket peer.
 
     Each proxy appends the address it saw, so only the last `trusted_hops` entries were written by proxies we
@@ -61,8 +62,8 @@ class Windows:
         self._shared: MovingWindowRateLimiter | None = None
         self._errors: tuple[type[BaseException], ...] = ()
         if storage_url:
-            storage: Storage = storage_from_string(
-                _limits_url(storage_url), socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+            storage = cast(Storage, storage_from_string(  # synchronous: the URL is never async+redis://
+                _limits_url(storage_url), socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S))
             self._shared = MovingWindowRateLimiter(storage)
             self._errors = (*_as_tuple(storage.base_exceptions), OSError)
         self._shared_down_until = 0.0

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from .config import Settings
 
@@ -192,7 +192,7 @@ class RedisStore:
 
     def get(self, namespace: str, key: str) -> bytes | None:
         with self._failing_as_unavailable():
-            return self._redis.get(self._name(namespace, key))
+            return cast("bytes | None", self._redis.get(self._name(namespace, key)))  # decode_responses is off
 
     def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None:
         with self._failing_as_unavailable():
@@ -219,12 +219,13 @@ class RedisStore:
 
     def trim(self, namespace: str, max_bytes: int) -> None:
         with self._failing_as_unavailable():
-            keys = [key.decode() for key in self._redis.zrevrange(self._index(namespace), 0, -1)]  # newest first
+            newest_first = cast("list[bytes]", self._redis.zrevrange(self._index(namespace), 0, -1))
+            keys = [key.decode() for key in newest_first]
             sizes = self._redis.pipeline(transaction=False)
             for key in keys:
                 sizes.strlen(self._name(namespace, key))
             kept, dropped = 0, []
-            for key, size in zip(keys, sizes.execute()):
+            for key, size in zip(keys, sizes.execute(), strict=True):
                 kept += len(key) + size if size else 0  # size 0: the entry expired, only its index entry is left
                 if not size or kept > max_bytes:
                     dropped.append(key)

@@ -12,11 +12,12 @@ import pytest
 
 from chat_backend.budget import BudgetExhausted, DailyBudget, cost_of, host_pays
 from chat_backend.config import Settings
-from chat_backend.store import SQLiteStore, StoreUnavailable
+from chat_backend.store import RedisStore, SQLiteStore, StoreUnavailable
 from chat_backend.stream import ChatResult, Usage
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
 from tests.raw_queue import raw_chat
+from tests.redis_server import RedisServer
 
 DAY = 86_400.0
 NOON = 20_000 * DAY + DAY / 2  # a fixed UTC noon
@@ -61,6 +62,20 @@ def test_the_budget_refuses_once_spent_and_resets_at_midnight_utc(tmp_path: Path
     now[0] += DAY / 2
     budget.check()
     assert budget.today() == (0.0, 0.125)
+
+
+def test_replicas_share_one_budget_through_redis(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    try:
+        one, two = (DailyBudget(0.125, RedisStore(server.url), clock=lambda: NOON) for _ in range(2))
+        one.record(RESULT, 0)
+        two.check()
+        two.record(RESULT, 0)
+        with pytest.raises(BudgetExhausted):
+            one.check()
+        assert one.today() == two.today() == (0.125, 0.125)
+    finally:
+        server.stop()
 
 
 def test_a_log_line_as_spend_crosses_each_tenth(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -109,26 +124,32 @@ def test_a_failing_store_keeps_serving_counts_in_memory_and_catches_up(
     assert float(store.get("budget", "2024-10-04") or 0) == pytest.approx(5 * 0.0625)
 
 
-def _spend_until_refused(path: str, budget_usd: float, cost: float) -> None:
-    budget = DailyBudget(budget_usd, SQLiteStore(Path(path)))
+def _spend_until_refused(path: str, budget_usd: float, cost: float, count_file: str) -> None:
+    budget, replies = DailyBudget(budget_usd, SQLiteStore(Path(path))), 0
     for _ in range(1000):
         try:
             budget.check()
         except BudgetExhausted:
-            return
+            break
         budget.record(replace(RESULT, cost_usd=cost), 0)  # one reply in flight between check and record
+        replies += 1
+    Path(count_file).write_text(str(replies))
 
 
 def test_two_processes_sharing_one_ledger_overspend_by_at_most_one_reply_each(tmp_path: Path) -> None:
-    path, budget_usd, cost = str(tmp_path / "shared.sqlite3"), 1.0, 0.0078125  # 128 replies' worth
+    path, budget_usd, cost = str(tmp_path / "shared.sqlite3"), 1.0, 0.0078125  # 128 replies' worth, exact in binary
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_spend_until_refused, args=(path, budget_usd, cost)) for _ in range(2)]
+    counts = [tmp_path / f"replies-{n}" for n in range(2)]
+    workers = [context.Process(target=_spend_until_refused, args=(path, budget_usd, cost, str(counts[n])))
+               for n in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(120)
     assert [worker.exitcode for worker in workers] == [0, 0]
+    replies = sum(int(count.read_text()) for count in counts)
     spent = DailyBudget(budget_usd, SQLiteStore(Path(path))).spent_today()
+    assert spent == replies * cost  # every reply counted, none lost to a concurrent update
     assert budget_usd <= spent <= budget_usd + 2 * cost
 
 

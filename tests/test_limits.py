@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat_backend.errors import Busy, Throttled
-from chat_backend.limits import Guard, client_address
+from chat_backend.limits import Guard, visitor_address
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
 from tests.raw_queue import raw_chat
@@ -128,28 +128,28 @@ addresses = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(st
 @given(visitor=forwarded_entries, trusted=st.lists(addresses, min_size=1, max_size=4), peer=addresses)
 def test_whatever_a_visitor_prepends_changes_nothing(visitor: list[str], trusted: list[str], peer: str) -> None:
     hops = len(trusted)
-    honest = client_address(", ".join(trusted), peer, hops)
-    assert client_address(", ".join([*visitor, *trusted]), peer, hops) == honest
-    assert honest == client_address(trusted[0], "", 1)  # the outermost trusted proxy's entry
+    honest = visitor_address(", ".join(trusted), peer, hops)
+    assert visitor_address(", ".join([*visitor, *trusted]), peer, hops) == honest
+    assert honest == visitor_address(trusted[0], "", 1)  # the outermost trusted proxy's entry
 
 
 @given(header=st.text(max_size=300), peer=addresses, hops=st.integers(0, 5))
 def test_any_header_gives_a_short_key(header: str, peer: str, hops: int) -> None:
-    address = client_address(header, peer, hops)
+    address = visitor_address(header, peer, hops)
     assert len(address) <= 100
     if hops == 0 or not header.replace(",", "").strip():
-        assert address == client_address("", peer, 0)  # no proxies trusted, or none wrote: the socket peer
+        assert address == visitor_address("", peer, 0)  # no proxies trusted, or none wrote: the socket peer
 
 
 def test_addresses_are_normalised_and_ipv6_grouped_by_64() -> None:
-    assert client_address("", "203.0.113.9", 0) == "203.0.113.9"
-    assert client_address("1.1.1.1, 203.0.113.9", "10.0.0.2", 0) == "10.0.0.2"
-    assert client_address("1.1.1.1, 203.0.113.9", "10.0.0.2", 1) == "203.0.113.9"
-    assert client_address("1.1.1.1, 203.0.113.9, 10.0.0.3", "10.0.0.2", 2) == "203.0.113.9"
-    assert client_address("203.0.113.9", "10.0.0.2", 3) == "203.0.113.9"  # a short chain: its first entry
-    assert client_address(" 2001:db8:1:2::5 ", "", 1) == client_address("2001:db8:1:2:ffff::1", "", 1)
-    assert ipaddress.ip_network(client_address("2001:db8::5", "", 1)).prefixlen == 64
-    assert client_address("::ffff:198.51.100.4", "", 1) == "198.51.100.4"
+    assert visitor_address("", "203.0.113.9", 0) == "203.0.113.9"
+    assert visitor_address("1.1.1.1, 203.0.113.9", "10.0.0.2", 0) == "10.0.0.2"
+    assert visitor_address("1.1.1.1, 203.0.113.9", "10.0.0.2", 1) == "203.0.113.9"
+    assert visitor_address("1.1.1.1, 203.0.113.9, 10.0.0.3", "10.0.0.2", 2) == "203.0.113.9"
+    assert visitor_address("203.0.113.9", "10.0.0.2", 3) == "203.0.113.9"  # a short chain: its first entry
+    assert visitor_address(" 2001:db8:1:2::5 ", "", 1) == visitor_address("2001:db8:1:2:ffff::1", "", 1)
+    assert ipaddress.ip_network(visitor_address("2001:db8::5", "", 1)).prefixlen == 64
+    assert visitor_address("::ffff:198.51.100.4", "", 1) == "198.51.100.4"
 
 
 # --- The Guard ------------------------------------------------------------------------------------------------
