@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
-from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_api_messages, transcript
+from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, transcript
+from chat_backend.attachments import Attachments
 from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
 from chat_backend.limits import Guard, visitor_address
-from chat_backend.messages import text_length
+from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
 from chat_backend.store import open_store
 
@@ -51,7 +53,15 @@ except ConfigError as err:
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream, SETTINGS.redis_url)
-BUDGET = DailyBudget(SETTINGS.daily_budget_usd, open_store(SETTINGS))
+STORE = open_store(SETTINGS)
+BUDGET = DailyBudget(SETTINGS.daily_budget_usd, STORE)
+ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cached from our examples) is read
+    [get_upload_folder(), ASSETS / "examples"],
+    max_file_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
+    max_per_message=SETTINGS.max_attachments_per_message, max_message_bytes=SETTINGS.max_message_attachment_bytes,
+    max_request_image_bytes=SETTINGS.max_request_image_bytes, max_images_per_request=SETTINGS.max_images_per_request,
+    store=STORE, text_ttl=SETTINGS.attachment_text_ttl,
+)
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -85,7 +95,7 @@ def respond(
     request: gr.Request,
 ) -> Iterator[str | list[dict[str, Any]]]:
     """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox."""
-    stream = None
+    stream, notes = None, []
     try:
         settings = ChatSettings(
             model=model or SETTINGS.model,
@@ -97,11 +107,13 @@ def respond(
             frequency_penalty=frequency_penalty,
             seed=int(seed or 0),
         )
-        messages = to_api_messages(
-            history, message, settings.system_prompt,
-            max_attachment_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
-            max_message_chars=SETTINGS.max_message_chars,
+        built = build_messages(
+            history, message, settings.system_prompt, attachments=ATTACHMENTS,
+            vision=CLIENT.catalogue.info(settings.model).vision, max_message_chars=SETTINGS.max_message_chars,
         )
+        messages, notes = built.messages, [transcript.notice("📎 Attachments left out", note) for note in built.notes]
+        if notes:
+            yield notes  # before anything is sent, so nothing is billed unannounced
         host_pays_this = host_pays(user_key, SETTINGS)
         if host_pays_this:
             BUDGET.check()
@@ -113,14 +125,14 @@ def respond(
             finally:
                 if host_pays_this and stream.result:
                     BUDGET.record(stream.result, text_length(messages))
-        yield transcript.finished(stream.result)
+        yield notes + transcript.finished(stream.result)
     except Exception as error:
         if not isinstance(error, ChatError):
             log.exception("unexpected failure while answering")
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
             error = ChatError("Something went wrong on this server. Send the message again.")
-        yield transcript.failed(stream.text if stream else "", error)
+        yield notes + transcript.failed(stream.text if stream else "", error)
 
 
 def client_address(request: gr.Request) -> str:

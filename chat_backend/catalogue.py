@@ -36,6 +36,7 @@ class ModelInfo:
     unsupported: frozenset[str] = frozenset()
     deprecated: bool = False
     listed: bool = True  # False for a name the catalogue does not know
+    vision: bool = False  # accepts image parts: the vendor schema has them, or the live list declares it
 
     @property
     def is_minimax(self) -> bool:
@@ -49,10 +50,11 @@ def _minimax(model_id: str, context: int, temperature_max: float = 2.0, **extra:
     return ModelInfo(model_id, model_id, context, developer="MiniMax", temperature_max=temperature_max, **extra)
 
 
-# From ../shared/api/NOTES.md. MiniMax-Text-01's request schema has no frequency_penalty.
+# From ../shared/api/NOTES.md. MiniMax-Text-01's request schema has no frequency_penalty; both request schemas
+# have image parts, the other models publish none.
 KNOWN_MODELS: tuple[ModelInfo, ...] = (
-    _minimax("abab6.5s-chat", 245_000, deprecated=True),
-    _minimax("MiniMax-Text-01", 1_000_000, 1.0, unsupported=frozenset({"frequency_penalty"})),
+    _minimax("abab6.5s-chat", 245_000, deprecated=True, vision=True),
+    _minimax("MiniMax-Text-01", 1_000_000, 1.0, unsupported=frozenset({"frequency_penalty"}), vision=True),
     _minimax("minimax/m1", 1_000_000, 1.0),
     _minimax("minimax/m2", 200_000, 1.0),
     _minimax("minimax/m2-her", 200_000, 1.0),
@@ -85,9 +87,18 @@ def parse_models(payload: Any) -> list[ModelInfo]:
                 context_length=context if isinstance(context, int) and context > 0 else known.context_length,
                 aliases=tuple(alias for alias in item.get("aliases") or () if isinstance(alias, str)),
                 deprecated=False,  # the live list only holds models that can be called
+                vision=known.vision or _declares_vision(item),
             )
         )
     return models
+
+
+def _declares_vision(item: dict[str, Any]) -> bool:
+    """Whether a `/models` item lists vision among its capabilities or images among its inputs."""
+    capabilities = item.get("capabilities") if isinstance(item.get("capabilities"), list) else []
+    modalities = item.get("modalities") if isinstance(item.get("modalities"), dict) else {}
+    inputs = modalities.get("input") if isinstance(modalities.get("input"), list) else []
+    return "vision" in capabilities or "image" in inputs
 
 
 def minimax_first(models: list[ModelInfo]) -> list[ModelInfo]:

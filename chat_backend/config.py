@@ -37,6 +37,11 @@ DEFAULT_UPDATE_BUDGET = 100.0  # browser updates a second, server-wide, in units
 DEFAULT_CATALOGUE_TTL = 3600.0
 DEFAULT_MAX_ATTACHMENT_MB = 10.0
 DEFAULT_MAX_PDF_PAGES = 300
+DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE = 10
+DEFAULT_MAX_MESSAGE_ATTACHMENTS_MB = 25.0
+DEFAULT_MAX_REQUEST_IMAGE_MB = 20.0  # image data in one API request, after resizing, history included
+DEFAULT_MAX_IMAGES_PER_REQUEST = 10
+DEFAULT_ATTACHMENT_TEXT_TTL_DAYS = 7.0
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
 SPACES_DATA_DIR = "/data"
@@ -76,6 +81,11 @@ class Settings:
     catalogue_ttl: float = DEFAULT_CATALOGUE_TTL
     max_attachment_bytes: int = int(DEFAULT_MAX_ATTACHMENT_MB * 1_000_000)
     max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES
+    max_attachments_per_message: int = DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE
+    max_message_attachment_bytes: int = int(DEFAULT_MAX_MESSAGE_ATTACHMENTS_MB * 1_000_000)
+    max_request_image_bytes: int = int(DEFAULT_MAX_REQUEST_IMAGE_MB * 1_000_000)
+    max_images_per_request: int = DEFAULT_MAX_IMAGES_PER_REQUEST
+    attachment_text_ttl: float = DEFAULT_ATTACHMENT_TEXT_TTL_DAYS * 86_400
     share: bool = False
     login: tuple[str, str] | None = field(default=None, repr=False)
     on_spaces: bool = False
@@ -110,6 +120,15 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         catalogue_ttl=_number(env, "CATALOGUE_TTL", DEFAULT_CATALOGUE_TTL, minimum=0),
         max_attachment_bytes=int(_number(env, "MAX_ATTACHMENT_MB", DEFAULT_MAX_ATTACHMENT_MB) * 1_000_000),
         max_pdf_pages=int(_number(env, "MAX_PDF_PAGES", DEFAULT_MAX_PDF_PAGES, minimum=1, whole=True)),
+        max_attachments_per_message=_count(env, "MAX_ATTACHMENTS_PER_MESSAGE", DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE),
+        max_message_attachment_bytes=int(
+            _number(env, "MAX_MESSAGE_ATTACHMENTS_MB", DEFAULT_MAX_MESSAGE_ATTACHMENTS_MB, minimum=0) * 1_000_000
+        ),
+        max_request_image_bytes=int(
+            _number(env, "MAX_REQUEST_IMAGE_MB", DEFAULT_MAX_REQUEST_IMAGE_MB, minimum=0) * 1_000_000
+        ),
+        max_images_per_request=_count(env, "MAX_IMAGES_PER_REQUEST", DEFAULT_MAX_IMAGES_PER_REQUEST),
+        attachment_text_ttl=_number(env, "ATTACHMENT_TEXT_TTL_DAYS", DEFAULT_ATTACHMENT_TEXT_TTL_DAYS) * 86_400,
         share=_flag(env, "GRADIO_SHARE"),
         login=_login(env),
         on_spaces="SPACE_ID" in env,
