@@ -37,6 +37,10 @@ DEFAULT_MAX_PDF_PAGES = 300
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
 SPACES_DATA_DIR = "/data"
+DEFAULT_SHARE_TTL_DAYS = 30.0
+DEFAULT_SHARE_MAX_KB = 1000.0  # one shared conversation, as stored
+DEFAULT_SHARE_PER_HOUR = 10  # shared links one browser session may create in an hour
+DEFAULT_SHARE_STORE_MB = 500.0  # all shared conversations together; the oldest go first beyond it
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -78,6 +82,11 @@ class Settings:
     on_spaces: bool = False
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    share_links: bool = True
+    share_ttl_days: float = DEFAULT_SHARE_TTL_DAYS  # 0 = links never expire
+    share_max_bytes: int = int(DEFAULT_SHARE_MAX_KB * 1000)
+    share_per_hour: int = DEFAULT_SHARE_PER_HOUR
+    share_store_bytes: int = int(DEFAULT_SHARE_STORE_MB * 1_000_000)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -110,6 +119,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         on_spaces="SPACE_ID" in env,
         data_dir=Path(env.get("DATA_DIR") or _default_data_dir("SPACE_ID" in env)),
         redis_url=_redis_url(env),
+        share_links=env.get("SHARE", "1").lower() not in ("0", "false", "no"),
+        share_ttl_days=_number(env, "SHARE_TTL_DAYS", DEFAULT_SHARE_TTL_DAYS, minimum=0),
+        share_max_bytes=int(_number(env, "SHARE_MAX_KB", DEFAULT_SHARE_MAX_KB) * 1000),
+        share_per_hour=_count(env, "SHARE_PER_HOUR", DEFAULT_SHARE_PER_HOUR),
+        share_store_bytes=int(_number(env, "SHARE_STORE_MB", DEFAULT_SHARE_STORE_MB, minimum=0) * 1_000_000),
     )
 
 
