@@ -144,10 +144,13 @@ def share(history: list[dict[str, Any]], model: str, system_prompt: str, include
           links: dict[str, Any] | None, user_key: str, request: gr.Request) -> tuple[Any, ...]:
     """Store a snapshot and show its link (made absolute in the browser); a refusal shows where the link would."""
     try:
-        shared = SHARES.create(history, model=model or SETTINGS.model, system_prompt=system_prompt if include_prompt else "",
-                               session=request.session_hash or "", hidden=(SETTINGS.api_key, user_key))
+        shared = SHARES.create(
+            history, model=model or SETTINGS.model, system_prompt=system_prompt if include_prompt else "",
+            session=request.session_hash or "", hidden=(SETTINGS.api_key, user_key),
+        )
     except ChatError as error:
-        return gr.update(visible=False), gr.update(value=f"⚠️ {error.user_message}", visible=True), links, gr.skip(), gr.skip()
+        refusal = gr.update(value=f"⚠️ {error.user_message}", visible=True)
+        return gr.update(visible=False), refusal, links, gr.skip(), gr.skip()
     links = remember(links, shared)
     return (gr.update(value=f"share/{shared.id}", visible=True), gr.update(value=shared.summary(), visible=True),
             links, *own_links(links))

@@ -136,8 +136,8 @@ class Shares:
         data = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode()
         if len(data) > settings.share_max_bytes:
             raise ShareRefused(
-                f"This conversation is {_size(len(data))}; a shared link holds at most {_size(settings.share_max_bytes)}. "
-                "Export it instead, or share a shorter chat."
+                f"This conversation is {_size(len(data))}; a shared link holds at most "
+                f"{_size(settings.share_max_bytes)}. Export it instead, or share a shorter chat."
             )
         share_id = secrets.token_urlsafe(ID_BYTES)
         try:
@@ -188,7 +188,7 @@ class Shares:
         try:
             deleted = bool(token) and self.delete(share_id, token)
         except StoreUnavailable:
-            return dict(links or {}), "⚠️ The server's storage is not responding, so the link was not deleted. Try again."
+            return dict(links or {}), "⚠️ The server's storage is not responding; nothing was deleted. Try again."
         if deleted:
             return forget(links, share_id), "Deleted. The link now leads to a “not found” page."
         return forget(links, share_id), "That link had already expired or been deleted."
@@ -206,7 +206,8 @@ def forget(links: Mapping[str, Any] | None, share_id: str) -> dict[str, Any]:
 
 def link_choices(links: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """(label, id) for a list of the browser's links; the id's start tells apart two chats of one title."""
-    return [(f"{(value or {}).get('title') or 'Conversation'} · {key[:6]}…", key) for key, value in (links or {}).items()]
+    items = (links or {}).items()
+    return [(f"{(value or {}).get('title') or 'Conversation'} · {key[:6]}…", key) for key, value in items]
 
 
 def _digest(token: str) -> str:

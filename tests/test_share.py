@@ -21,7 +21,14 @@ from starlette.testclient import TestClient
 
 from chat_backend.config import load_settings
 from chat_backend.errors import REDACTED
-from chat_backend.share import ID_PATTERN, ShareRefused, Shares, build_snapshot, link_choices, remember
+from chat_backend.share import (
+    ID_PATTERN,
+    ShareRefused,
+    Shares,
+    build_snapshot,
+    link_choices,
+    remember,
+)
 from chat_backend.store import SQLITE_FILE, SQLiteStore, StoreUnavailable
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess
 from tests.conftest import SERVER_KEY
@@ -44,7 +51,8 @@ HISTORY = [
     {"role": "user", "content": [{"type": "file", "file": {"path": "/tmp/x/report.pdf", "orig_name": "report.pdf"}},
                                  {"type": "text", "text": f"Summarise this. My key is {VISITOR_KEY}"}]},
     {"role": "assistant", "content": [{"type": "text", "text": f"Sure. The server uses {SERVER_KEY}."}]},
-    {"role": "assistant", "content": "📊 details", "metadata": {"id": "chat-notice-3", "title": "📊 12 → 3 tokens"}},
+    {"role": "assistant", "content": "📊 details",
+     "metadata": {"id": "chat-notice-3", "title": "📊 12 → 3 tokens"}},
 ]
 
 
@@ -140,7 +148,8 @@ def test_any_process_can_serve_and_delete_a_link(tmp_path: Path) -> None:
     assert page.headers["x-robots-tag"].startswith("noindex") and '<meta name="robots" content="noindex' in page.text
     assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
     assert client.delete(f"/share/{shared.id}", headers={"Authorization": "Bearer nope"}).status_code == 404
-    assert client.delete(f"/share/{shared.id}", headers={"Authorization": f"Bearer {shared.delete_token}"}).status_code == 204
+    owner = {"Authorization": f"Bearer {shared.delete_token}"}
+    assert client.delete(f"/share/{shared.id}", headers=owner).status_code == 204
     gone = client.get(f"/share/{shared.id}")
     assert gone.status_code == 404 and "doesn't lead anywhere" in gone.text and "Start your own chat" in gone.text
     assert client.get("/share/short").status_code == 404
@@ -186,14 +195,16 @@ def test_rendered_markdown_never_holds_markup_that_runs(text: str) -> None:
             assert name in SAFE_ATTRIBUTES, name
             assert name != "style" or tag in ("th", "td"), (tag, name)  # table alignment only
             if name in ("href", "src"):
-                assert not re.match(r"\s*(javascript|vbscript|file):", value or "", re.I), value
+                assert not re.match(r"\s*(javascript|vbscript|file):", value or "", re.IGNORECASE), value
 
 
 def test_share_off_hides_the_button_and_serves_no_page() -> None:
     code = ("import app, json; labels = [c.get('props', {}).get('value') for c in app.demo.config['components']];"
             "print(json.dumps([app.SHARE_ROUTES, 'Share conversation' in labels]))")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMLAPI_", "SHARE"))} | {"SHARE": "0", "AIMLAPI_BASE_URL": "http://127.0.0.1:9/v1"}
-    output = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMLAPI_", "SHARE"))}
+    env.update(SHARE="0", AIMLAPI_BASE_URL="http://127.0.0.1:9/v1")  # nothing listens: the catalogue fails fast
+    output = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=90, check=False)
     assert json.loads(output.stdout.strip().splitlines()[-1]) == [[], False], output.stderr[-2000:]
 
 
@@ -202,7 +213,7 @@ def test_share_off_hides_the_button_and_serves_no_page() -> None:
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +301,8 @@ def test_share_open_elsewhere_delete_later_and_see_the_404(page: Page, browser: 
     assert response.status == 200 and response.headers["x-robots-tag"].startswith("noindex")
     expect(viewer.get_by_text("What is the area of a circle?").first).to_be_visible()
     expect(viewer.locator("article.bot strong")).to_have_text("Done")
-    expect(viewer.locator("article.bot .katex")).to_have_count(1)  # KaTeX from Gradio's bundle, no CDN
+    expect(viewer.locator("article.bot .katex")).to_have_count(1)  # KaTeX from Gradio's bundle, no CDN…
+    assert "KaTeX_Main" in viewer.evaluate("getComputedStyle(document.querySelector('.katex')).fontFamily")  # …styled
     expect(viewer.locator("pre code")).to_contain_text("print('hi')")
     expect(viewer.locator("details.notice summary").first).to_contain_text("tokens")  # the facts, folded
     expect(viewer.locator(".meta")).to_contain_text("abab6.5s-chat")
@@ -334,9 +346,10 @@ def test_hostile_content_stays_inert_on_the_shared_page_on_a_phone(page: Page, b
 def test_each_refusal_says_why(page: Page, api: FakeAPI) -> None:
     api.script(Reply(text="short"), Reply(chunks=["y" * 45_000]))
     chat_and_share(page, "one")
-    shared_link(page)
+    first = shared_link(page)
     page.get_by_role("button", name="Share conversation").click()
-    expect(page.locator("#share-note")).to_contain_text("Anyone with this link")
+    expect(page.locator("#share-link").locator("input, textarea")).not_to_have_value(first)
+    assert shared_link(page) != first
     page.get_by_role("button", name="Share conversation").click()
     expect(page.locator("#share-note")).to_contain_text("This browser has shared 2 conversations this hour")
     expect(page.locator("#share-link")).to_be_hidden()

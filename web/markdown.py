@@ -30,6 +30,7 @@ def render(text: str) -> str:
     return _parser().render(text)
 
 
+@functools.cache
 def code_css() -> str:
     """Pygments colours for both themes, the dark set under `prefers-color-scheme: dark`."""
     light = HtmlFormatter(style=LIGHT_CODE_STYLE).get_style_defs(f".{CODE_CLASS}")

@@ -31,8 +31,9 @@ from .markdown import code_css, render
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; "
-    "object-src 'none'; frame-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self' data:; object-src 'none'; frame-src 'none'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
     "X-Robots-Tag": "noindex, nofollow",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -54,8 +55,9 @@ def routes(shares: Shares) -> list[BaseRoute]:
             snapshot = shares.load(share_id) if re.fullmatch(ID_PATTERN, share_id) else None
         except StoreUnavailable:
             log.warning("shared page %s… could not be read: the store is unavailable", share_id[:4])
-            return _shell("Try again soon", _message("This conversation can't be shown right now",
-                                                     "The server's storage is not responding. Try again in a minute."), 503)
+            trouble = _message("This conversation can't be shown right now",
+                               "The server's storage is not responding. Try again in a minute.")
+            return _shell("Try again soon", trouble, 503)
         if snapshot is None:
             return _shell("Link not found", _message("This link doesn't lead anywhere",
                                                      "The conversation was deleted, or the link has expired or was "
@@ -80,8 +82,8 @@ def routes(shares: Shares) -> list[BaseRoute]:
 
 def _asset(request: Request) -> Response:
     name = request.path_params["name"]
-    if name == "code.css":
-        return Response(code_css(), media_type="text/css", headers=ASSET_HEADERS)
+    if name in _GENERATED_CSS:
+        return Response(_GENERATED_CSS[name](), media_type="text/css", headers=ASSET_HEADERS)
     path = _assets().get(name) or (_katex_dir() / name if FONT_NAME.fullmatch(name) else None)
     if path is None or not path.is_file():
         return Response("Not found", 404, headers=HEADERS)
@@ -90,13 +92,22 @@ def _asset(request: Request) -> Response:
 
 @functools.cache
 def _assets() -> dict[str, Path]:
-    """Our own files, and KaTeX's script and stylesheet under stable names (Gradio's names carry a hash)."""
+    """Our own files, and KaTeX's script under a stable name (Gradio's names carry a hash)."""
     files = {path.name: path for path in STATIC.iterdir()}
-    for name, pattern in (("katex.js", "katex-*.js"), ("katex.css", "katex-*.css")):
-        found = sorted(_katex_dir().glob(pattern))
-        if found:
-            files[name] = found[0]
+    found = sorted(_katex_dir().glob("katex-*.js"))
+    if found:
+        files["katex.js"] = found[0]
     return files
+
+
+@functools.cache
+def _katex_css() -> str:
+    """Gradio's KaTeX stylesheet with its rules unscoped: Gradio prefixes each with `.gradio-container-<version>`."""
+    found = sorted(_katex_dir().glob("katex-*.css"))
+    return re.sub(r"\.gradio-container-[\w-]+\s+", "", found[0].read_text(encoding="utf-8")) if found else ""
+
+
+_GENERATED_CSS = {"code.css": code_css, "katex.css": _katex_css}
 
 
 @functools.cache
@@ -156,7 +167,8 @@ def _render_conversation(snapshot: dict[str, Any]) -> str:
     parts = [
         "<header>",
         f"<h1>{html.escape(str(snapshot.get('title') or 'Shared conversation'))}</h1>",
-        f'<p class="meta">A conversation with <span class="model">{model}</span> · shared on <time>{created}</time></p>',
+        f'<p class="meta">A conversation with <span class="model">{model}</span> · shared on <time>{created}</time>',
+        "</p>",
         "</header>",
         "<main>",
     ]
@@ -176,7 +188,8 @@ def _message_html(message: dict[str, Any]) -> str:
     if "notice" in message:
         return _fold(str(message["notice"]), text, "notice")
     role = "user" if message.get("role") == "user" else "bot"
-    files = "".join(f"<li>📎 {html.escape(str(name))} <em>(not included)</em></li>" for name in message.get("files") or [])
+    names = message.get("files") or []
+    files = "".join(f"<li>📎 {html.escape(str(name))} <em>(not included)</em></li>" for name in names)
     files_html = f'<ul class="files">{files}</ul>' if files else ""
     label = "You" if role == "user" else "Assistant"
     return (f'<article class="message {role}" aria-label="{label}">{files_html}'

@@ -10,7 +10,10 @@ for (const block of document.querySelectorAll("main pre")) {
     button.textContent = "Copied";
     setTimeout(() => { button.textContent = "Copy"; }, 1500);
   });
-  block.before(button);
+  const wrapper = document.createElement("div");
+  wrapper.className = "code-block";
+  block.replaceWith(wrapper);
+  wrapper.append(block, button);
 }
 
 import("./katex.js").then(({ default: katex }) => {
