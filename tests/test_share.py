@@ -38,6 +38,7 @@ from web.markdown import render
 
 SYSTEM_CANARY = "system-canary-31c9 You are a pirate"
 VISITOR_KEY = "visitor-canary-88ab1f"
+FACTS = re.compile("tokens · .* to first token")  # the per-reply facts line: the reply is complete
 HOSTILE = (
     '<script>window.__pwned = "script"</script>\n\n'
     '<img src="x" onerror="window.__pwned = \'img\'">\n\n'
@@ -213,6 +214,7 @@ def test_share_off_hides_the_button_and_serves_no_page() -> None:
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 
@@ -261,12 +263,17 @@ def chat_and_share(page: Page, text: str, *, system_prompt: str = "", key: str =
         page.get_by_role("textbox", name="System prompt").fill(system_prompt)
     if key:
         page.get_by_label("Your own AI/ML API key (optional)").fill(key)
+    send(page, text, replies=1)
+    page.get_by_role("button", name="Share conversation").click()
+
+
+def send(page: Page, text: str, replies: int) -> None:
+    """Send `text` and wait until the reply is complete: the facts line of reply number `replies` is there."""
     box = page.locator("#chat-input textarea")
     box.fill(text)
     box.press("Enter")
-    expect(page.locator('[data-testid="bot"]').first).to_be_visible()
-    expect(page.locator("#chat-input textarea")).to_be_enabled()
-    page.get_by_role("button", name="Share conversation").click()
+    expect(page.get_by_text(FACTS)).to_have_count(replies, timeout=30_000)
+    expect(box).to_be_enabled()
 
 
 def shared_link(page: Page) -> str:
@@ -312,6 +319,7 @@ def test_share_open_elsewhere_delete_later_and_see_the_404(page: Page, browser: 
         assert secret not in page_text
         assert all(secret.encode() not in value for value in stored_snapshots(share_app))
     assert not [p for p in problems if "Content Security Policy" in p], problems
+    assert Axe().run(viewer).violations_count == 0
     viewer.context.close()
 
     page.reload()  # later, in the same browser: the delete token is still there
@@ -325,11 +333,11 @@ def test_share_open_elsewhere_delete_later_and_see_the_404(page: Page, browser: 
     viewer.context.close()
 
 
-def test_hostile_content_stays_inert_on_the_shared_page_on_a_phone(page: Page, browser: Browser, api: FakeAPI) -> None:
+def test_hostile_content_stays_inert_on_the_shared_page_on_a_dark_phone(page: Page, browser: Browser, api: FakeAPI) -> None:
     api.script(Reply(chunks=[HOSTILE]))
     chat_and_share(page, "Say something nasty <script>window.__pwned='user'</script>")
     viewer, response, _ = open_fresh(browser, shared_link(page), viewport={"width": 390, "height": 800},
-                                     is_mobile=True, has_touch=True)
+                                     is_mobile=True, has_touch=True, color_scheme="dark")
     assert response.status == 200
     reply = viewer.locator("article.bot")
     expect(reply).to_contain_text("AAAAAAAA")
@@ -340,6 +348,7 @@ def test_hostile_content_stays_inert_on_the_shared_page_on_a_phone(page: Page, b
     assert viewer.evaluate("window.__pwned") is None
     assert viewer.locator("main script, main iframe, main [onerror], main [onload], a[href^='javascript']").count() == 0
     assert viewer.evaluate("document.documentElement.scrollWidth") <= 391  # nothing overflows a phone screen
+    assert viewer.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(13, 17, 23)"  # the dark theme
     viewer.context.close()
 
 
@@ -353,10 +362,6 @@ def test_each_refusal_says_why(page: Page, api: FakeAPI) -> None:
     page.get_by_role("button", name="Share conversation").click()
     expect(page.locator("#share-note")).to_contain_text("This browser has shared 2 conversations this hour")
     expect(page.locator("#share-link")).to_be_hidden()
-    box = page.locator("#chat-input textarea")
-    box.fill("two")
-    box.press("Enter")
-    expect(page.locator('[data-testid="bot"]').get_by_text("yyyy")).to_be_visible()
-    expect(box).to_be_enabled()
+    send(page, "two", replies=2)
     page.get_by_role("button", name="Share conversation").click()
     expect(page.locator("#share-note")).to_contain_text("a shared link holds at most 40 KB")

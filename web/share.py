@@ -192,7 +192,7 @@ def _message_html(message: dict[str, Any]) -> str:
     files = "".join(f"<li>📎 {html.escape(str(name))} <em>(not included)</em></li>" for name in names)
     files_html = f'<ul class="files">{files}</ul>' if files else ""
     label = "You" if role == "user" else "Assistant"
-    return (f'<article class="message {role}" aria-label="{label}">{files_html}'
+    return (f'<article class="message {role}"><h2 class="visually-hidden">{label}</h2>{files_html}'
             f'<div class="bubble md">{render(text)}</div></article>')
 
 
