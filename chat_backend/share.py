@@ -73,10 +73,10 @@ def build_snapshot(
 
     Notices keep their title, so the page can fold them as the chat does; attachments keep only their name.
     """
-    secrets_ = [secret for secret in hidden if secret]
+    secret_texts = [secret for secret in hidden if secret]
 
     def clean(text: str) -> str:
-        for secret in secrets_:
+        for secret in secret_texts:
             text = text.replace(secret, REDACTED)
         return text
 
@@ -158,8 +158,8 @@ class Shares:
         hour = math.floor(now / HOUR)
         if self._store.add(RATE_NAMESPACE, f"{session}:{hour}", 1, ttl=HOUR) > limit:
             minutes = math.ceil(((hour + 1) * HOUR - now) / 60)
-            raise ShareRefused(f"This browser has shared {limit} conversations this hour, the most allowed. "
-                               f"Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+            raise ShareRefused(f"This browser has shared {_count_of(limit, 'conversation')} this hour, the most "
+                               f"allowed. Try again in {_count_of(minutes, 'minute')}.")
 
     def load(self, share_id: str) -> dict[str, Any] | None:
         """The snapshot behind a link, or None if it never existed, expired or was deleted.
@@ -208,6 +208,10 @@ def link_choices(links: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """(label, id) for a list of the browser's links; the id's start tells apart two chats of one title."""
     items = (links or {}).items()
     return [(f"{(value or {}).get('title') or 'Conversation'} · {key[:6]}…", key) for key, value in items]
+
+
+def _count_of(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _digest(token: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -29,10 +30,11 @@ from chat_backend.share import (
     link_choices,
     remember,
 )
-from chat_backend.store import SQLITE_FILE, SQLiteStore, StoreUnavailable
+from chat_backend.store import SQLITE_FILE, SQLiteStore, StoreUnavailable, open_store
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess
 from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
+from tests.redis_server import RedisServer
 from web import share as share_pages
 from web.markdown import render
 
@@ -157,6 +159,21 @@ def test_any_process_can_serve_and_delete_a_link(tmp_path: Path) -> None:
     for name in ("share.js", "share.css", "code.css", "katex.js", "katex.css"):
         assert client.get(f"/share/static/{name}").status_code == 200, name
     assert client.get("/share/static/..%2Fshare.py").status_code == 404
+
+
+def test_redis_serves_links_to_every_replica_and_counts_shares(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    try:
+        settings = load_settings({"REDIS_URL": server.url, "SHARE_PER_HOUR": "1"}, dotenv_path=None)
+        maker, reader = Shares(open_store(settings), settings), Shares(open_store(settings), settings)
+        shared = maker.create(HISTORY, model="m", session="s")
+        with pytest.raises(ShareRefused, match="shared 1 conversation this hour"):
+            maker.create(HISTORY, model="m", session="s")
+        assert reader.load(shared.id)["title"].startswith("Summarise")
+        assert 29 * 86400 < redis.Redis.from_url(server.url).ttl(f"chat:share:{shared.id}") <= 30 * 86400
+        assert reader.delete(shared.id, shared.delete_token) and maker.load(shared.id) is None
+    finally:
+        server.stop()
 
 
 def test_the_browser_keeps_a_bounded_list_of_its_links(tmp_path: Path) -> None:
@@ -333,7 +350,8 @@ def test_share_open_elsewhere_delete_later_and_see_the_404(page: Page, browser: 
     viewer.context.close()
 
 
-def test_hostile_content_stays_inert_on_the_shared_page_on_a_dark_phone(page: Page, browser: Browser, api: FakeAPI) -> None:
+def test_hostile_content_stays_inert_on_the_shared_page_on_a_dark_phone(page: Page, browser: Browser,
+                                                                         api: FakeAPI) -> None:
     api.script(Reply(chunks=[HOSTILE]))
     chat_and_share(page, "Say something nasty <script>window.__pwned='user'</script>")
     viewer, response, _ = open_fresh(browser, shared_link(page), viewport={"width": 390, "height": 800},
