@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import math
 import secrets
 import time
@@ -24,6 +25,7 @@ from .errors import REDACTED, ChatError
 from .messages import describe_content, is_notice
 from .store import Store, StoreUnavailable
 
+log = logging.getLogger(__name__)
 NAMESPACE = "share"
 RATE_NAMESPACE = "share-rate"
 ID_BYTES = 18  # 144 bits: links can be neither guessed nor enumerated
@@ -146,6 +148,7 @@ class Shares:
             if settings.share_store_bytes:
                 self._store.trim(NAMESPACE, settings.share_store_bytes)
         except StoreUnavailable as error:
+            log.warning("share not stored: %s", error)
             raise ShareRefused("Sharing is unavailable right now: the server's storage is not responding. "
                                "Try again in a minute; Export still works.", detail=str(error)) from error
         return Shared(share_id, token, snapshot["title"], tuple(snapshot["left_out"]), snapshot["expires"])
