@@ -27,7 +27,7 @@ LIGHT_CODE_STYLE, DARK_CODE_STYLE = "default", "monokai"
 
 def render(text: str) -> str:
     """HTML for one message's Markdown; nothing in `text` can add markup the page would run."""
-    return _parser().render(text)
+    return str(_parser().render(text))
 
 
 @functools.cache
@@ -102,4 +102,4 @@ def _render_math(_self: Any, tokens: Any, index: int, _options: Any, _env: Any) 
 def _render_link(self: Any, tokens: Any, index: int, options: Any, env: Any) -> str:
     """Links leave without telling the target where they came from, and lend it no ranking."""
     tokens[index].attrSet("rel", "nofollow ugc noopener noreferrer")
-    return self.renderToken(tokens, index, options, env)
+    return str(self.renderToken(tokens, index, options, env))
