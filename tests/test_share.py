@@ -316,8 +316,10 @@ def stored_snapshots(app: AppProcess) -> list[bytes]:
 
 def test_share_open_elsewhere_delete_later_and_see_the_404(page: Page, browser: Browser, api: FakeAPI,
                                                            share_app: AppProcess) -> None:
-    api.script(Reply(chunks=["The area is $\\pi r^2$.\n\n```python\nprint('hi')\n```\n\n**Done**."]))
-    chat_and_share(page, "What is the area of a circle?", system_prompt=SYSTEM_CANARY, key=VISITOR_KEY)
+    reply = f"The area is $\\pi r^2$.\n\n```python\nprint('hi')\n```\n\n**Done**. (echo: {SERVER_KEY})"
+    api.script(Reply(chunks=[reply]))
+    question = f"What is the area of a circle? ps my key is {VISITOR_KEY}"
+    chat_and_share(page, question, system_prompt=SYSTEM_CANARY, key=VISITOR_KEY)
     url = shared_link(page)
     expect(page.locator("#share-note")).to_contain_text("Anyone with this link can read the conversation.")
 
