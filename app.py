@@ -26,7 +26,9 @@ from chat_backend.errors import ConfigError
 from chat_backend.limits import Guard, visitor_address
 from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
+from chat_backend.share import Shares, link_choices, remember
 from chat_backend.store import open_store
+from web import share as share_pages
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -62,6 +64,8 @@ ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cac
     max_request_image_bytes=SETTINGS.max_request_image_bytes, max_images_per_request=SETTINGS.max_images_per_request,
     store=STORE, text_ttl=SETTINGS.attachment_text_ttl,
 )
+SHARES = Shares(STORE, SETTINGS)
+SHARE_ROUTES = share_pages.routes(SHARES) if SETTINGS.share_links else []  # /share/<id>, beside the UI
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -157,6 +161,34 @@ def export(history: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any
     return gr.update(value=str(markdown), visible=True), gr.update(value=str(data), visible=True)
 
 
+def share(history: list[dict[str, Any]], model: str, system_prompt: str, include_prompt: bool,
+          links: dict[str, Any] | None, user_key: str, request: gr.Request) -> tuple[Any, ...]:
+    """Store a snapshot and show its link (made absolute in the browser); a refusal shows where the link would."""
+    try:
+        shared = SHARES.create(
+            history, model=model or SETTINGS.model, system_prompt=system_prompt if include_prompt else "",
+            session=request.session_hash or "", hidden=(SETTINGS.api_key, user_key),
+        )
+    except ChatError as error:
+        refusal = gr.update(value=f"⚠️ {error.user_message}", visible=True)
+        return gr.update(visible=False), refusal, links, gr.skip(), gr.skip()
+    links = remember(links, shared)
+    return (gr.update(value=f"share/{shared.id}", visible=True), gr.update(value=shared.summary(), visible=True),
+            links, *own_links(links))
+
+
+def unshare(share_id: str, links: dict[str, Any] | None) -> tuple[Any, ...]:
+    links, note = SHARES.delete_own(links, share_id)
+    return links, *own_links(links), gr.update(value=note, visible=True), gr.update(value="", visible=False)
+
+
+def own_links(links: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The list of this browser's links and its Delete button, both hidden while there are none."""
+    choices = link_choices(links)
+    return (gr.update(choices=choices, value=choices[0][1] if choices else None, visible=bool(choices)),
+            gr.update(visible=bool(choices)))
+
+
 with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)) as demo:
     with gr.Sidebar(label="Settings", position="right", open=False):
         gr.Markdown("### Settings")
@@ -183,6 +215,18 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         with gr.Row():
             markdown_download = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="export-md")
             json_download = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="export-json")
+        if SETTINGS.share_links:
+            gr.Markdown("### Share")
+            share_prompt_box = gr.Checkbox(False, label="Include the system prompt")
+            share_button = gr.Button("Share conversation", size="sm")
+            share_link_box = gr.Textbox(label="Read-only link", buttons=["copy"], interactive=False, visible=False,
+                                        elem_id="share-link")
+            share_note = gr.Markdown(visible=False, elem_id="share-note")
+            my_links_box = gr.Dropdown([], label="Your shared links", visible=False, elem_id="my-links")
+            unshare_button = gr.Button("Delete this link", size="sm", variant="stop", visible=False)
+            # The delete tokens stay in this browser; the "secret" is in the page config anyway, fixed so the
+            # tokens survive a restart and work with every replica.
+            my_links = gr.BrowserState({}, storage_key="minimax-chat-shared-links", secret="shared-links")
 
     chat = gr.ChatInterface(
         respond,
@@ -215,6 +259,14 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
     model_box.change(temperature_for, [model_box, temperature_box], temperature_box, **ui_only)
     export_button.click(export, chat.chatbot, [markdown_download, json_download], **ui_only)
     demo.load(lambda current: gr.update(choices=model_choices(current)), model_box, model_box, **ui_only)
+    if SETTINGS.share_links:
+        share_button.click(
+            share, [chat.chatbot, model_box, system_box, share_prompt_box, my_links, key_box],
+            [share_link_box, share_note, my_links, my_links_box, unshare_button], **ui_only,
+        ).then(None, share_link_box, share_link_box, js="(path) => path && new URL(path, document.baseURI).href")
+        unshare_button.click(unshare, [my_links_box, my_links],
+                             [my_links, my_links_box, unshare_button, share_note, share_link_box], **ui_only)
+        demo.load(own_links, my_links, [my_links_box, unshare_button], **ui_only)
 
 demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
 
@@ -236,6 +288,7 @@ def main() -> None:
         theme=gr.themes.Soft(primary_hue="pink"),
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
+        app_kwargs={"routes": SHARE_ROUTES},
     )
     CLIENT.close()
 

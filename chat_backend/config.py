@@ -45,6 +45,10 @@ DEFAULT_ATTACHMENT_TEXT_TTL_DAYS = 7.0
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
 SPACES_DATA_DIR = "/data"
+DEFAULT_SHARE_TTL_DAYS = 30.0
+DEFAULT_SHARE_MAX_KB = 1000.0  # one shared conversation, as stored
+DEFAULT_SHARE_PER_HOUR = 10  # shared links one browser session may create in an hour
+DEFAULT_SHARE_STORE_MB = 500.0  # all shared conversations together; the oldest go first beyond it
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -93,6 +97,11 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
     trusted_proxy_hops: int = 0
     daily_budget_usd: float = 0.0  # 0 = no budget
+    share_links: bool = True
+    share_ttl_days: float = DEFAULT_SHARE_TTL_DAYS  # 0 = links never expire
+    share_max_bytes: int = int(DEFAULT_SHARE_MAX_KB * 1000)
+    share_per_hour: int = DEFAULT_SHARE_PER_HOUR
+    share_store_bytes: int = int(DEFAULT_SHARE_STORE_MB * 1_000_000)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -137,6 +146,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         trusted_proxy_hops=int(_number(env, "TRUSTED_PROXY_HOPS", 1 if "SPACE_ID" in env else 0, minimum=0,
                                        whole=True)),
         daily_budget_usd=_number(env, "DAILY_BUDGET_USD", 0.0, minimum=0),
+        share_links=env.get("SHARE", "1").lower() not in ("0", "false", "no"),
+        share_ttl_days=_number(env, "SHARE_TTL_DAYS", DEFAULT_SHARE_TTL_DAYS, minimum=0),
+        share_max_bytes=int(_number(env, "SHARE_MAX_KB", DEFAULT_SHARE_MAX_KB) * 1000),
+        share_per_hour=_count(env, "SHARE_PER_HOUR", DEFAULT_SHARE_PER_HOUR),
+        share_store_bytes=int(_number(env, "SHARE_STORE_MB", DEFAULT_SHARE_STORE_MB, minimum=0) * 1_000_000),
     )
 
 
