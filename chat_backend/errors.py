@@ -191,7 +191,7 @@ _BY_STATUS: dict[int, type[ChatError]] = {
 }
 
 # What the user reads for each status when the body gives nothing better. The vendor's own messages for
-# 401 and 403 are already clear and are used when present (see client._status_error).
+# 401 and 403 are already clear and are used when present (see failures.Failures.status).
 STATUS_MESSAGES: dict[int, str] = {
     400: "The API rejected the request.",
     401: "The API key was rejected. Check AIMLAPI_KEY (or the key pasted in Settings); "

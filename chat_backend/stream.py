@@ -2,8 +2,8 @@
 
 `ChatStream` reads the API's server-sent events (or its one JSON answer) and knows the vendor's quirks: the
 empty first delta, the `choices: []` usage chunk, `meta.usage` cost, `[DONE]` or a plain end, and an error
-object inside the stream. Sending the request, and turning HTTP failures into `ChatError`s, is `ChatClient`'s
-job: what fails while reading is handed to it.
+object inside the stream. Sending the request is `ChatClient`'s job (it hands over its `post`), and turning
+HTTP failures into `ChatError`s is `failures.Failures`'.
 """
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 import urllib3.exceptions
 
 from . import errors
 from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
+from .failures import Failures
 from .sse import SSEDecoder
 
-if TYPE_CHECKING:
-    from .client import ChatClient
+Post = Callable[[dict[str, Any], str, str], requests.Response]  # (body, key, client request id) -> response
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,11 @@ class ChatResult:
 class ChatStream:
     """One call in progress. Iterating sends the request and yields text deltas; closing stops it at once."""
 
-    def __init__(self, client: ChatClient, body: dict[str, Any], dropped_messages: int, key: str) -> None:
+    def __init__(self, post: Post, failures: Failures, body: dict[str, Any], dropped_messages: int, key: str) -> None:
         self.dropped_messages = dropped_messages
         self.result: ChatResult | None = None
-        self._client = client
+        self._post = post
+        self._failures = failures
         self._body = body
         self._key = key
         self._request_id = uuid.uuid4().hex
@@ -102,19 +103,18 @@ class ChatStream:
 
     def _run(self) -> Iterator[str]:
         self._started = time.monotonic()
-        client, model = self._client, self._body["model"]
         response = None
         try:
-            response = self._response = client.post(self._body, self._key, self._request_id)
+            response = self._response = self._post(self._body, self._key, self._request_id)
             self._inference_id = response.headers.get("x-inference-id")
             if not 200 <= response.status_code < 300:
-                raise client.status_error(response, model, self._request_id, self._key)
+                raise self._failures.status(response, self._body["model"], self._request_id, self._key)
             if "text/event-stream" in response.headers.get("Content-Type", ""):
                 yield from self._read_events(response)
             else:
                 yield from self._read_json(response)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            error = client.transport_error(exc, self._key, streaming=bool(self._chunks))
+            error = self._failures.transport(exc, self._key, streaming=bool(self._chunks))
             raise self._failed(error) from exc
         except ChatError as error:
             self._failed(error)
