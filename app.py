@@ -10,19 +10,22 @@ import argparse
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from anyio import to_thread
 
 from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_api_messages, transcript
 from chat_backend.catalogue import ModelInfo
-from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
+from chat_backend.config import DEFAULT_MAX_TOKENS, PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
 from chat_backend.limits import Guard
 from chat_backend.messages import text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
+from chat_backend.relay import newest_in_thread
+from chat_backend.stream import ChatStream
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -67,7 +70,7 @@ def _label(model: ModelInfo) -> str:
     return model.id
 
 
-def respond(
+async def respond(
     message: str | dict[str, Any],
     history: list[dict[str, Any]],
     model: str,
@@ -80,29 +83,35 @@ def respond(
     seed: float | None,
     user_key: str,
     request: gr.Request,
-) -> Iterator[str | list[dict[str, Any]]]:
-    """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox."""
+) -> AsyncIterator[str | list[dict[str, Any]]]:
+    """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox.
+
+    Async, so that Stop cancels it at its `await` even while the model is silent: leaving `with stream` then
+    closes the upstream request at once. The stream itself is read in a thread of its own (see `paced_reply`).
+    """
     stream = None
     try:
         settings = ChatSettings(
             model=model or SETTINGS.model,
             system_prompt=system_prompt or "",
-            max_tokens=int(max_tokens or 1),
+            max_tokens=int(max_tokens) if max_tokens else DEFAULT_MAX_TOKENS,  # a cleared field means the default
             temperature=temperature,
             top_p=top_p,
             presence_penalty=presence_penalty,
             frequency_penalty=frequency_penalty,
             seed=int(seed or 0),
         )
-        messages = to_api_messages(
+        messages = await to_thread.run_sync(lambda: to_api_messages(  # attachments are read off the event loop
             history, message, settings.system_prompt,
             max_attachment_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
             max_message_chars=SETTINGS.max_message_chars,
-        )
+        ))
         with GUARD.admit(request.session_hash or "", client_address(request)):
             stream = CLIENT.stream_chat(messages, settings, user_key)
-            with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
-                yield from paced(stream, interval, flush=False)  # the final message below has the whole text
+            weight = weight_for(text_length(messages))
+            with stream:
+                async for text in newest_in_thread(lambda: paced_reply(stream, weight), name="reply"):
+                    yield text
         yield transcript.finished(stream.result)
     except Exception as error:
         if not isinstance(error, ChatError):
@@ -111,6 +120,12 @@ def respond(
                 raise
             error = ChatError("Something went wrong on this server. Send the message again.")
         yield transcript.failed(stream.text if stream else "", error)
+
+
+def paced_reply(stream: ChatStream, weight: float) -> Iterator[str]:
+    """The text so far, paced by the server-wide update budget; runs in the reply's own thread."""
+    with UPDATES.share(weight) as interval:
+        yield from paced(stream, interval, flush=False)  # the final message in `respond` has the whole text
 
 
 def client_address(request: gr.Request) -> str:

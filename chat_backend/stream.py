@@ -99,7 +99,10 @@ class ChatStream:
         if response is not None:
             _shut_down(response)
         if iterator is not None and not iterator.gi_running:
-            iterator.close()  # paused at a yield (or done): its `finally` closes the response and records the result
+            try:
+                iterator.close()  # paused at a yield (or done): its `finally` closes the response, records the result
+            except ValueError:
+                pass  # another thread resumed it just now; the shut-down socket ends it there
 
     def __enter__(self) -> ChatStream:
         return self
