@@ -75,7 +75,8 @@ class ChatClient:
         model = self.catalogue.info(settings.model)
         check_for_model(settings, model)
         fitted = fit_to_context(messages, model.context_length, settings.max_tokens, self.settings.max_history_messages)
-        return ChatStream(self.post, self.failures, build_body(fitted.messages, settings), fitted.dropped, key)
+        body = build_body(fitted.messages, settings)
+        return ChatStream(self.post, self.failures, body, fitted.dropped, key, dropped_by_limit=fitted.by_limit)
 
     def complete(self, messages: list[Message], settings: ChatSettings, user_key: str | None = None) -> ChatResult:
         """The whole reply at once (streamed or not, per `settings.stream`)."""

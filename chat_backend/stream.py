@@ -53,13 +53,16 @@ class ChatResult:
     time_to_first_token: float | None
     duration: float
     dropped_messages: int
+    dropped_by_limit: bool = False  # left out for the server's history limit, not the context window
 
 
 class ChatStream:
     """One call in progress. Iterating sends the request and yields text deltas; closing stops it at once."""
 
-    def __init__(self, post: Post, failures: Failures, body: dict[str, Any], dropped_messages: int, key: str) -> None:
+    def __init__(self, post: Post, failures: Failures, body: dict[str, Any], dropped_messages: int, key: str,
+                 dropped_by_limit: bool = False) -> None:
         self.dropped_messages = dropped_messages
+        self.dropped_by_limit = dropped_by_limit
         self.result: ChatResult | None = None
         self._post = post
         self._failures = failures
@@ -233,6 +236,7 @@ class ChatStream:
             time_to_first_token=self._first_token_at - self._started if self._first_token_at else None,
             duration=ended - self._started,
             dropped_messages=self.dropped_messages,
+            dropped_by_limit=self.dropped_by_limit,
         )
         log.info(
             "chat %s model=%s finish=%s ttft=%s duration=%.2fs",
