@@ -72,6 +72,12 @@ class MissingKey(ChatError):
     title = "No API key"
 
 
+class InvalidKey(ChatError, ValueError):
+    """A pasted key with a character no key has (a typographic dash, a space inside); says which. Not sent."""
+
+    title = "API key not usable"
+
+
 class InvalidSettings(ChatError, ValueError):
     """A generation setting outside the documented range; caught before anything is sent."""
 
