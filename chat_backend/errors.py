@@ -136,7 +136,7 @@ class RateLimited(ChatError):
 
 
 class ServerError(ChatError):
-    """5xx after our retries ran out (maintenance, gateway, generation timeout)."""
+    """5xx: after our retries ran out (maintenance, gateway), or at once for a generation timeout (504)."""
 
     title = "The API is having trouble"
 
