@@ -93,7 +93,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),
         retry_budget=_number(env, "AIMLAPI_RETRY_BUDGET", DEFAULT_RETRY_BUDGET, minimum=0),
-        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, whole=True, maximum=MAX_CONCURRENCY)),
+        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, True, MAX_CONCURRENCY)),
         queue_size=int(_number(env, "QUEUE_MAX_SIZE", DEFAULT_QUEUE_SIZE, minimum=1, whole=True)),
         update_budget=_number(env, "STREAM_UPDATE_BUDGET", DEFAULT_UPDATE_BUDGET),
         rate_per_session=_count(env, "RATE_LIMIT_PER_SESSION", DEFAULT_RATE_PER_SESSION),

@@ -50,7 +50,8 @@ class Failures:
         if caused_by(urllib3.exceptions.NameResolutionError):
             message = f"Could not find the API host {host}. Check the internet connection and AIMLAPI_BASE_URL."
         elif caused_by(ConnectionRefusedError):
-            message = f"Could not connect to {host}: the connection was refused. Check AIMLAPI_BASE_URL, or try later."
+            message = (f"Could not connect to {host}: the connection was refused. Check AIMLAPI_BASE_URL, or "
+                       "try later.")
         elif caused_by(requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
             kind = errors.TimedOut
             message = f"Could not connect to {host} within {settings.connect_timeout:g} s. Try again in a moment."
@@ -59,7 +60,8 @@ class Failures:
             message = (f"The API sent nothing for {settings.read_timeout:g} s, so the request was abandoned."
                        f"{kept} Try again, or ask for a shorter answer.")
         elif isinstance(exc, requests.exceptions.SSLError):
-            message = f"A secure connection to {host} could not be set up (TLS error). Check the system clock and proxy."
+            message = (f"A secure connection to {host} could not be set up (TLS error). "
+                       "Check the system clock and proxy.")
         elif streaming:
             kind = errors.StreamBroken
             message = f"The connection to the API was cut while the reply was streaming.{kept} Send again to retry."
@@ -75,11 +77,13 @@ class Failures:
         body = _parse_json(text)
         vendor = _vendor_message(body)
         vendor_id = body.get("requestId") if isinstance(body, dict) else None
-        request_id = (vendor_id if isinstance(vendor_id, str) else None) or response.headers.get("x-inference-id") or request_id
+        vendor_id = vendor_id if isinstance(vendor_id, str) else None
+        request_id = vendor_id or response.headers.get("x-inference-id") or request_id
         detail = quote(f"{response.headers.get('Content-Type', '')}: {text}", MAX_DETAIL, key)
         if status == 404 or (status == 400 and self._about_model(model, vendor)):
             if status == 404 and self.catalogue.is_available(model) and model not in vendor:
-                message = f"The API has nothing at {self.settings.base_url}/chat/completions (404). Check AIMLAPI_BASE_URL."
+                url = f"{self.settings.base_url}/chat/completions"
+                message = f"The API has nothing at {url} (404). Check AIMLAPI_BASE_URL."
             else:
                 message = self.catalogue.unavailable_message(model)
             return errors.ModelUnavailable(message, status=status, request_id=request_id, detail=detail)

@@ -12,6 +12,7 @@ is handed on: a busy loop does less work, not more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
@@ -32,10 +33,8 @@ async def newest_in_thread(produce: Callable[[], Iterable[T]], name: str = "rela
         ready.set()
 
     def send(kind: str, value: Any = None) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is gone (server shutting down): nobody is waiting
             loop.call_soon_threadsafe(deliver, kind, value)
-        except RuntimeError:
-            pass  # the loop is gone (server shutting down): nobody is waiting
 
     def pump() -> None:
         try:

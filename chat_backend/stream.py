@@ -8,6 +8,8 @@ HTTP failures into `ChatError`s is `failures.Failures`'.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import logging
 import math
@@ -101,11 +103,9 @@ class ChatStream:
         response, iterator = self._response, self._iterator
         if response is not None:
             _shut_down(response)
-        if iterator is not None and not iterator.gi_running:
-            try:
+        if iterator is not None and inspect.getgeneratorstate(iterator) != inspect.GEN_RUNNING:
+            with contextlib.suppress(ValueError):  # another thread resumed it just now; the shut socket ends it there
                 iterator.close()  # paused at a yield (or done): its `finally` closes the response, records the result
-            except ValueError:
-                pass  # another thread resumed it just now; the shut-down socket ends it there
 
     def __enter__(self) -> ChatStream:
         return self
@@ -113,7 +113,7 @@ class ChatStream:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Generator[str, None, None]:
         self._started = time.monotonic()
         response = None
         try:
@@ -277,10 +277,8 @@ def _shut_down(response: requests.Response) -> None:
     connection = getattr(response.raw, "connection", None)  # None once the connection went back to the pool
     sock = getattr(connection, "sock", None)
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):  # already closed
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
 
 
 def _is_error(payload: Any) -> bool:

@@ -407,7 +407,9 @@ def test_no_part_of_the_key_survives_a_cut_at_any_offset(
 
 
 # Item 3: a compressed body that is not chunked is decoded, not read as raw gzip.
-def test_a_gzip_stream_with_content_length_or_closed_connection_is_decoded(client: ChatClient, fake_api: FakeAPI) -> None:
+def test_a_gzip_stream_with_content_length_or_a_closed_connection_is_decoded(
+    client: ChatClient, fake_api: FakeAPI
+) -> None:
     stream = gzip.compress(RAW_STREAMS["done-and-lf"].encode())
     headers = {"Content-Encoding": "gzip"}
     fake_api.script(Reply(body=stream, content_type="text/event-stream", headers=headers),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chat_backend.sse import LineSplitter, LineTooLong, ServerSentEvent, SSEDecoder
@@ -144,6 +144,7 @@ def cut(data: bytes, points: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)  # the CI machine is shared
 @given(st.lists(EVENT, max_size=6), st.sampled_from(["\n", "\r", "\r\n"]), st.booleans(),
        st.lists(st.integers(0, 10**6), max_size=12))
 def test_any_event_stream_cut_anywhere_decodes_to_its_events(stream: list[dict], line_end: str, bom: bool,
@@ -152,6 +153,7 @@ def test_any_event_stream_cut_anywhere_decodes_to_its_events(stream: list[dict],
     assert events(*cut(data, points)) == expected(stream)
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.binary(max_size=300), st.lists(st.integers(0, 10**6), max_size=12))
 def test_any_bytes_decode_without_error_and_the_same_however_cut(data: bytes, points: list[int]) -> None:
     assert events(*cut(data, points)) == events(data)

@@ -24,12 +24,13 @@ from chat_backend.failures import Failures
 from chat_backend.stream import ChatStream
 
 KEY = "Zx9Qw2Er7Ty5Ui3Op8As"
-FAILURES = Failures(Settings(base_url="http://127.0.0.1:9/v1"), Catalogue(requests.Session(), "http://127.0.0.1:9/v1", 60))
+BASE_URL = "http://127.0.0.1:9/v1"  # never asked: everything here is read from memory
+FAILURES = Failures(Settings(base_url=BASE_URL), Catalogue(requests.Session(), BASE_URL, 60))
 
 TEXT = st.text(max_size=12) | st.builds(lambda a, b: a + KEY + b, st.text(max_size=300), st.text(max_size=5))
 SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
 JSON = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
-                    max_leaves=12)
+                    max_leaves=8)
 CHUNK = st.fixed_dictionaries(
     {"choices": st.lists(st.fixed_dictionaries({}, optional={
         "delta": st.fixed_dictionaries({}, optional={"content": JSON}) | JSON,
@@ -68,7 +69,8 @@ def expected_text(chunks: list[Any]) -> str | None:
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(CHUNK | JSON, max_size=5), st.booleans())
 def test_any_chunks_give_their_text_or_one_clear_error_and_never_the_key(chunks: list[Any], done: bool) -> None:
-    data = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + (b"data: [DONE]\n\n" if done else b"")
+    events = [json.dumps(chunk) for chunk in chunks] + (["[DONE]"] if done else [])
+    data = b"".join(b"data: " + event.encode() + b"\n\n" for event in events)
     stream = read(data)
     want = expected_text(chunks)
     try:
