@@ -19,7 +19,8 @@ BOM = "\ufeff"
 
 
 class LineTooLong(ValueError):
-    """A line grew past `MAX_LINE_BYTES`; `start` is its beginning, for the log."""
+    """A line grew past `MAX_LINE_BYTES`; `start` is its first KiB, for the log (longer than any excerpt cut
+    from it, so that a secret redacted from the excerpt can't be split by this cut)."""
 
     def __init__(self, start: str) -> None:
         super().__init__(f"an event-stream line longer than {MAX_LINE_BYTES} bytes")
@@ -84,7 +85,7 @@ class LineSplitter:
 
     def _check(self, line: bytes) -> None:
         if len(line) > self._max_line:
-            raise LineTooLong(line[:200].decode("utf-8", errors="replace"))
+            raise LineTooLong(line[:1024].decode("utf-8", errors="replace"))
 
 
 class SSEDecoder:

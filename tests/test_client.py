@@ -448,3 +448,14 @@ def test_an_error_status_in_odd_digits_is_ignored(client: ChatClient, fake_api: 
     with pytest.raises(errors.UpstreamError) as caught:
         ask(client)
     assert "Overloaded" in caught.value.user_message and caught.value.status is None
+
+
+def test_a_line_too_long_is_a_clear_error_without_the_key(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
+    pads = range(270, 300, 2)  # the excerpt is cut at 300 characters, after "data: "
+    fake_api.script(*(Reply(raw_stream=b"data: " + b"x" * pad + CANARY.encode() + b"y" * 2**21) for pad in pads))
+    with make_client(fake_api, api_key=CANARY, max_retries=0, read_timeout=10.0) as chat_client:
+        for _ in pads:
+            with pytest.raises(errors.BadResponse) as caught:
+                ask(chat_client)
+            assert "longer than 2 MiB" in caught.value.user_message
+            assert not [f for f in fragments(CANARY) if f in f"{caught.value} {caplog.text}"]
