@@ -87,7 +87,9 @@ class ChatClient:
         return stream.result
 
     def post(self, body: dict[str, Any], key: str, request_id: str) -> requests.Response:
-        headers = {"Authorization": f"Bearer {key}", "X-Client-Request-Id": request_id}
+        # identity: a compressed event stream is held back by compressors until a block fills; a server or proxy
+        # that compresses anyway is still decoded (stream._iter_body).
+        headers = {"Authorization": f"Bearer {key}", "X-Client-Request-Id": request_id, "Accept-Encoding": "identity"}
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         try:
             return self.session.post(

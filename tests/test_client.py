@@ -417,6 +417,7 @@ def test_a_gzip_stream_with_content_length_or_a_closed_connection_is_decoded(
     for _ in range(2):
         result = ask(client)
         assert result.text == "Grüße 世界 🎉" and result.usage.total_tokens == 8
+    assert {r.headers["Accept-Encoding"] for r in fake_api.chat_requests()} == {"identity"}  # asked not to, though
 
 
 # Item 4: after [DONE] the reply is complete, whatever the server does with the connection.
