@@ -10,24 +10,27 @@ import argparse
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from anyio import to_thread
 from gradio.utils import get_upload_folder
 
 from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, transcript
 from chat_backend.attachments import Attachments
 from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
-from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
+from chat_backend.config import DEFAULT_MAX_TOKENS, PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
 from chat_backend.limits import Guard, visitor_address
 from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
+from chat_backend.relay import newest_in_thread
 from chat_backend.share import Shares, link_choices, remember
 from chat_backend.store import open_store
+from chat_backend.stream import ChatStream
 from web import share as share_pages
 
 log = logging.getLogger("app")
@@ -84,7 +87,7 @@ def _label(model: ModelInfo) -> str:
     return model.id
 
 
-def respond(
+async def respond(
     message: str | dict[str, Any],
     history: list[dict[str, Any]],
     model: str,
@@ -97,24 +100,29 @@ def respond(
     seed: float | None,
     user_key: str,
     request: gr.Request,
-) -> Iterator[str | list[dict[str, Any]]]:
-    """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox."""
-    stream, notes = None, []
+) -> AsyncIterator[str | list[dict[str, Any]]]:
+    """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox.
+
+    Async, so that Stop cancels it at its `await` even while the model is silent: leaving `with stream` then
+    closes the upstream request at once. The stream itself is read in a thread of its own (see `paced_reply`).
+    """
+    stream: ChatStream | None = None
+    notes: list[dict[str, Any]] = []
     try:
         settings = ChatSettings(
             model=model or SETTINGS.model,
             system_prompt=system_prompt or "",
-            max_tokens=int(max_tokens or 1),
+            max_tokens=int(max_tokens) if max_tokens else DEFAULT_MAX_TOKENS,  # a cleared field means the default
             temperature=temperature,
             top_p=top_p,
             presence_penalty=presence_penalty,
             frequency_penalty=frequency_penalty,
             seed=int(seed or 0),
         )
-        built = build_messages(
+        built = await to_thread.run_sync(lambda: build_messages(  # attachments are read off the event loop
             history, message, settings.system_prompt, attachments=ATTACHMENTS,
             vision=CLIENT.catalogue.info(settings.model).vision, max_message_chars=SETTINGS.max_message_chars,
-        )
+        ))
         messages, notes = built.messages, [transcript.notice("📎 Attachments left out", note) for note in built.notes]
         if notes:
             yield notes  # before anything is sent, so nothing is billed unannounced
@@ -123,12 +131,11 @@ def respond(
             BUDGET.check()
         with GUARD.admit(request.session_hash or "", client_address(request)):
             stream = CLIENT.stream_chat(messages, settings, user_key)
-            try:
-                with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
-                    yield from paced(stream, interval, flush=False)  # the final message below has the whole text
-            finally:
-                if host_pays_this and stream.result:
-                    BUDGET.record(stream.result, text_length(messages))
+            prompt_chars = text_length(messages)
+            budget = BUDGET if host_pays_this else None
+            with stream:
+                async for text in newest_in_thread(lambda: paced_reply(stream, prompt_chars, budget), name="reply"):
+                    yield text
         yield notes + transcript.finished(stream.result)
     except Exception as error:
         if not isinstance(error, ChatError):
@@ -137,6 +144,21 @@ def respond(
                 raise
             error = ChatError("Something went wrong on this server. Send the message again.")
         yield notes + transcript.failed(stream.text if stream else "", error)
+
+
+def paced_reply(stream: ChatStream, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
+    """The text so far, paced by the server-wide update budget; runs in the reply's own thread.
+
+    The reply's cost is recorded here, when the stream has really ended (finished, failed or stopped), since
+    after a Stop the event loop has moved on before the reader thread has its result.
+    """
+    try:
+        with UPDATES.share(weight_for(prompt_chars)) as interval:
+            yield from paced(stream, interval, flush=False)  # the final message in `respond` has the whole text
+    finally:
+        stream.close()  # a no-op if it ended; otherwise its own `finally` sets `result`
+        if budget and stream.result:
+            budget.record(stream.result, prompt_chars)
 
 
 def client_address(request: gr.Request) -> str:

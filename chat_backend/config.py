@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from .errors import ConfigError, InvalidSettings, MissingKey
+from .errors import ConfigError, InvalidKey, InvalidSettings, MissingKey
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 DEFAULT_MODEL = "abab6.5s-chat"
@@ -25,6 +26,7 @@ DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BUDGET = 10.0  # seconds of back-off waiting, in all, before a failure is shown
 DEFAULT_CONCURRENCY = 128  # chats streaming at once; I/O-bound, so far above Gradio's default of 1
+MAX_CONCURRENCY = 10_000  # also the connection pool's size, which urllib3 fills on the first request
 DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are turned away
 # A class of 50 behind one NAT at 3 messages a minute each is 150 a minute from one address: 300 leaves twice
 # that. Nobody types 10 messages a minute for long; a runaway tab or script does (and a script that rotates its
@@ -55,6 +57,8 @@ TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.01, 1.0)
 PENALTY_RANGE = (-2.0, 2.0)
 
+MAX_KEY_LENGTH = 512
+PASTE_AGAIN = "Copy the key again from https://aimlapi.com/app/keys and paste only the key."
 HOW_TO_SET_KEY = (
     "No API key is set. Put AIMLAPI_KEY=<your key> in a .env file next to app.py, add it as a Secret "
     "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings panel. "
@@ -110,14 +114,14 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
     values.update(os.environ if environ is None else environ)
     env = {name: value.strip() for name, value in values.items() if value is not None and value.strip()}
     return Settings(
-        api_key=env.get("AIMLAPI_KEY"),
+        api_key=_server_key(env.get("AIMLAPI_KEY")),
         base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
         model=env.get("CHAT_MODEL", DEFAULT_MODEL),
         connect_timeout=_number(env, "AIMLAPI_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),
         retry_budget=_number(env, "AIMLAPI_RETRY_BUDGET", DEFAULT_RETRY_BUDGET, minimum=0),
-        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, whole=True)),
+        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, True, MAX_CONCURRENCY)),
         queue_size=int(_number(env, "QUEUE_MAX_SIZE", DEFAULT_QUEUE_SIZE, minimum=1, whole=True)),
         update_budget=_number(env, "STREAM_UPDATE_BUDGET", DEFAULT_UPDATE_BUDGET),
         rate_per_session=_count(env, "RATE_LIMIT_PER_SESSION", DEFAULT_RATE_PER_SESSION),
@@ -181,7 +185,8 @@ def _login(env: Mapping[str, str]) -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.001, whole: bool = False) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.001, whole: bool = False,
+            maximum: float = math.inf) -> float:
     raw = env.get(name)
     if raw is None:
         return default
@@ -189,9 +194,10 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
-    if not math.isfinite(value) or value < minimum or (whole and not value.is_integer()):
+    if not math.isfinite(value) or not minimum <= value <= maximum or (whole and not value.is_integer()):
         kind = "a whole number" if whole else "a number"
-        raise ConfigError(f"{name} must be {kind} of at least {minimum:g}, got {raw!r}.")
+        bounds = f"between {minimum:g} and {maximum:g}" if maximum < math.inf else f"of at least {minimum:g}"
+        raise ConfigError(f"{name} must be {kind} {bounds}, got {raw!r}.")
     return value
 
 
@@ -206,18 +212,49 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name, default)
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(raw)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # an unclosed "[" of an IPv6 address, a port out of range
+        usable = False
+    if not usable:
         raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {raw!r}.")
     return raw.rstrip("/")
 
 
 def resolve_key(user_key: str | None, settings: Settings) -> str:
-    """The key for one call: the visitor's own if given, else the server's; `MissingKey` says how to set one."""
-    key = (user_key or "").strip() or settings.api_key
+    """The key for one call: the visitor's own if given, else the server's; `MissingKey` says how to set one,
+    `InvalidKey` what is wrong with a pasted one (it would otherwise fail deep in http.client, every time)."""
+    problem, key = check_key(user_key or "")
+    if problem:
+        raise InvalidKey(f"The API key pasted in Settings {problem}")
+    key = key or settings.api_key or ""
     if not key:
         raise MissingKey(HOW_TO_SET_KEY)
     return key
+
+
+def check_key(raw: str) -> tuple[str, str]:
+    """(what is wrong, or "") and the key without the spaces and invisible characters that copying adds.
+
+    A key is visible ASCII: anything else can't be sent in an HTTP header, so it is refused with its name.
+    """
+    key = "".join(char for char in raw if unicodedata.category(char) != "Cf").strip()  # Cf: zero-width, BOM
+    if len(key) > MAX_KEY_LENGTH:
+        return f"is {len(key):,} characters long; keys are much shorter. {PASTE_AGAIN}", key
+    for position, char in enumerate(key, 1):
+        if not "!" <= char <= "~":
+            name = unicodedata.name(char, f"U+{ord(char):04X}").lower()
+            shown = "a space" if char.isspace() else f"“{char}” ({name})"
+            return f"has {shown} at position {position}, which no key contains. {PASTE_AGAIN}", key
+    return "", key
+
+
+def _server_key(raw: str | None) -> str | None:
+    problem, key = check_key(raw or "")
+    if problem:
+        raise ConfigError(f"AIMLAPI_KEY {problem}")
+    return key or None
 
 
 @dataclass(frozen=True)

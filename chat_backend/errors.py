@@ -72,6 +72,12 @@ class MissingKey(ChatError):
     title = "No API key"
 
 
+class InvalidKey(ChatError, ValueError):
+    """A pasted key with a character no key has (a typographic dash, a space inside); says which. Not sent."""
+
+    title = "API key not usable"
+
+
 class InvalidSettings(ChatError, ValueError):
     """A generation setting outside the documented range; caught before anything is sent."""
 
@@ -130,7 +136,7 @@ class RateLimited(ChatError):
 
 
 class ServerError(ChatError):
-    """5xx after our retries ran out (maintenance, gateway, generation timeout)."""
+    """5xx: after our retries ran out (maintenance, gateway), or at once for a generation timeout (504)."""
 
     title = "The API is having trouble"
 
@@ -191,7 +197,7 @@ _BY_STATUS: dict[int, type[ChatError]] = {
 }
 
 # What the user reads for each status when the body gives nothing better. The vendor's own messages for
-# 401 and 403 are already clear and are used when present (see client._status_error).
+# 401 and 403 are already clear and are used when present (see failures.Failures.status).
 STATUS_MESSAGES: dict[int, str] = {
     400: "The API rejected the request.",
     401: "The API key was rejected. Check AIMLAPI_KEY (or the key pasted in Settings); "

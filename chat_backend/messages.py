@@ -397,15 +397,16 @@ def text_length(messages: Sequence[Mapping[str, Any]]) -> int:
 
 @dataclass(frozen=True)
 class Fitted:
-    """Messages that fit the context window, and how many earlier messages were left out to get there."""
+    """Messages that fit the context window, how many earlier messages were left out to get there, and why."""
 
     messages: list[Message]
     dropped: int
+    by_limit: bool = False  # left out for MAX_HISTORY_MESSAGES only: they would have fitted the window
 
 
 def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int, max_messages: int = 0) -> Fitted:
     """Drop the oldest turns until the prompt plus `max_tokens` fits (and, if `max_messages` is set, until at
-    most that many messages remain besides the system prompt); keeps the system prompt and newest message.
+    many earlier messages remain besides the system prompt and the newest one); keeps those two.
 
     A turn is dropped whole (up to the next user message), so what remains still starts with the user.
     """
@@ -414,12 +415,13 @@ def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int
     rest = messages[len(system):]
     sizes = [estimate_tokens(m) for m in rest]
     used = sum(estimate_tokens(m) for m in system) + sum(sizes)
-    start = 0
+    start, by_window = 0, False
 
     def too_much() -> bool:
-        return used > budget or bool(max_messages and len(rest) - start > max_messages)
+        return used > budget or bool(max_messages and len(rest) - 1 - start > max_messages)
 
     while too_much() and start < len(rest) - 1:
+        by_window = by_window or used > budget
         used -= sizes[start]
         start += 1
         while start < len(rest) - 1 and rest[start]["role"] != "user":
@@ -431,5 +433,5 @@ def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int
             f"the model's {context_tokens:,}-token window. Shorten it, lower Max tokens, or pick a model with a "
             "larger window."
         )
-    return Fitted(system + rest[start:], start)
+    return Fitted(system + rest[start:], start, by_limit=bool(start) and not by_window)
 

@@ -49,12 +49,13 @@ def finished(result: ChatResult) -> list[Message]:
         reason = f" (finish reason: {result.finish_reason})" if result.finish_reason else ""
         messages.append(notice("⚠️ Empty reply", f"The model returned no text{reason}. Try rephrasing."))
     if result.dropped_messages:
+        why, other_way = (("are beyond the number of earlier messages this server sends", "") if result.dropped_by_limit
+                          else ("did not fit the model's context window", ", or pick a model with a larger window,"))
         messages.append(
             notice(
                 "✂️ Older messages left out",
-                f"The {result.dropped_messages} oldest messages of this conversation did not fit the model's context "
-                "window, so the model did not see them for this reply. Start a new chat, or pick a model with a "
-                "larger window, to keep everything in view.",
+                f"The {result.dropped_messages} oldest messages of this conversation {why}, so the model did not see "
+                f"them for this reply. Start a new chat{other_way} to keep everything in view.",
             )
         )
     if result.finish_reason == "length":

@@ -85,6 +85,7 @@ class Reply:
     usage: bool = True  # send the usage chunk when the request asked for stream_options.include_usage
     done: bool = True  # end with `data: [DONE]`; False: a plain end of stream
     abort: bool = False  # reset the connection before any response, as a refused or crashed upstream looks
+    close_delimited: bool = False  # send `body` without Content-Length and end it by closing the connection
 
 
 class Headers(dict):
@@ -239,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._pause(reply.ttft):
                 return self._hang_up()
             payload = reply.body if reply.body is not None else self._error(status)
-            return self._send(status, payload, reply.content_type, reply.headers)
+            return self._send(status, payload, reply.content_type, reply.headers, reply.close_delimited)
         pieces, finish = _pieces(reply, body.get("max_tokens"))
         usage, meta = _usage(body, len(pieces))
         if body.get("stream"):
@@ -344,14 +345,18 @@ class _Handler(BaseHTTPRequestHandler):
         return {**body, "details": details} if details else body
 
     def _send(self, status: int, payload: bytes | str | dict | list, content_type: str | None = None,
-              headers: dict[str, str] | None = None) -> None:
-        """Send a complete (Content-Length) response."""
+              headers: dict[str, str] | None = None, close_delimited: bool = False) -> None:
+        """Send a complete response: with Content-Length, or ended by closing the connection."""
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
         data = payload.encode() if isinstance(payload, str) else payload
         self.send_response(status)
         self.send_header("Content-Type", content_type or "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
+        if close_delimited:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(data)))
         if self._end_headers(headers):
             self._write(data)
 

@@ -93,7 +93,7 @@ def test_only_the_newest_messages_go_upstream(limited_app: AppProcess, app_api: 
         chat(client, f"turn {turn}")
     _, final = chat(client, "turn 4")
     sent = [m for m in app_api.chat_requests()[-1].body["messages"] if m["role"] != "system"]
-    assert len(sent) <= 4 and sent[-1]["content"] == "turn 4"
+    assert len(sent) == 5 and sent[-1]["content"] == "turn 4"  # the 4 earlier messages allowed, and the newest
     assert any("Older messages left out" in n["metadata"]["title"] for n in notices(final))
 
 

@@ -340,3 +340,22 @@ def test_a_history_naming_one_upload_many_times_stays_small(tmp_path: Path, monk
     sent = json.dumps(built.messages)
     assert sent.count('"image_url": {"url": "data:') == 10 and sent.count("x" * 1_000) == 10
     assert len(sent) < 200_000 and len(built.notes) == 2
+
+
+@pytest.mark.parametrize("limit", [1, 2, 4, 6])
+def test_the_history_limit_counts_earlier_messages_only(limit: int) -> None:
+    """MAX_HISTORY_MESSAGES=2 sends the last exchange before the newest message (it used to send none)."""
+    turns = [{"role": role, "content": f"{role} {i}"} for i in range(5) for role in ("user", "assistant")]
+    messages = [{"role": "system", "content": "sys"}, *turns, {"role": "user", "content": "newest"}]
+    fitted = fit_to_context(messages, 1_000_000, 100, max_messages=limit)
+    earlier = fitted.messages[1:-1]
+    assert fitted.messages[0]["content"] == "sys" and fitted.messages[-1]["content"] == "newest"
+    assert len(earlier) == limit - limit % 2  # whole turns, so the kept part still starts with the user
+    assert fitted.dropped == len(turns) - len(earlier) and fitted.by_limit
+
+
+def test_messages_left_out_for_the_window_are_not_blamed_on_the_limit() -> None:
+    messages = [{"role": "user", "content": "word " * 3_000}, {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "newest"}]
+    fitted = fit_to_context(messages, 2_000, 500, max_messages=200)
+    assert fitted.dropped == 2 and not fitted.by_limit
