@@ -20,6 +20,7 @@ from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
+from chat_backend.fallback import FallbackStream, Switch, with_notice
 from chat_backend.limits import Guard
 from chat_backend.messages import text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
@@ -80,8 +81,9 @@ def respond(
     seed: float | None,
     user_key: str,
     request: gr.Request,
-) -> Iterator[str | list[dict[str, Any]]]:
-    """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox."""
+) -> Iterator[tuple[str | list[dict[str, Any]], Any]]:
+    """Stream one reply, and the Model setting (changed only if the fallback model answered); every failure
+    becomes a notice in the chat, since raising would freeze the textbox."""
     stream = None
     try:
         settings = ChatSettings(
@@ -100,17 +102,24 @@ def respond(
             max_message_chars=SETTINGS.max_message_chars,
         )
         with GUARD.admit(request.session_hash or "", client_address(request)):
-            stream = CLIENT.stream_chat(messages, settings, user_key)
+            stream = FallbackStream(CLIENT, messages, settings, user_key, SETTINGS.fallback_model)
             with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
-                yield from paced(stream, interval, flush=False)  # the final message below has the whole text
-        yield transcript.finished(stream.result)
+                for text in paced(stream, interval, flush=False):  # the final message below has the whole text
+                    yield text, gr.skip()
+        yield with_notice(transcript.finished(stream.result), stream.switch), model_after(stream.switch)
     except Exception as error:
         if not isinstance(error, ChatError):
             log.exception("unexpected failure while answering")
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
             error = ChatError("Something went wrong on this server. Send the message again.")
-        yield transcript.failed(stream.text if stream else "", error)
+        switch = stream.switch if stream else None
+        yield with_notice(transcript.failed(stream.text if stream else "", error), switch), model_after(switch)
+
+
+def model_after(switch: Switch | None) -> Any:
+    """The Model setting follows a switch to the fallback model, so the next message skips the refused one."""
+    return gr.update(value=switch.answered_by) if switch else gr.skip()
 
 
 def client_address(request: gr.Request) -> str:
@@ -178,6 +187,7 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         ),
         additional_inputs=[model_box, system_box, temperature_box, top_p_box, max_tokens_box,
                            presence_box, frequency_box, seed_box, key_box],
+        additional_outputs=[model_box],  # see model_after
         examples=[[example] + [None] * 9 for example in EXAMPLES],
         title="MiniMax Chat",
         description="Chat with MiniMax models on the AI/ML API. Settings are in the panel on the right.",

@@ -20,6 +20,7 @@ from .errors import ConfigError, InvalidSettings, MissingKey
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 DEFAULT_MODEL = "abab6.5s-chat"
+DEFAULT_FALLBACK_MODEL = "MiniMax-Text-01"  # answers when the API refuses the chosen model as retired or unknown
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
@@ -55,6 +56,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     model: str = DEFAULT_MODEL
+    fallback_model: str = DEFAULT_FALLBACK_MODEL  # "" turns the fallback off
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -85,6 +87,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         api_key=env.get("AIMLAPI_KEY"),
         base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
         model=env.get("CHAT_MODEL", DEFAULT_MODEL),
+        fallback_model=(values.get("CHAT_FALLBACK_MODEL") or "").strip() if "CHAT_FALLBACK_MODEL" in values
+        else DEFAULT_FALLBACK_MODEL,  # set but empty: no fallback
         connect_timeout=_number(env, "AIMLAPI_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),
