@@ -1,11 +1,12 @@
 """The fallback model answers when the API refuses the chosen one as retired or unknown, and only then.
 
-Through the launched app (gradio_client) against the stand-in; the pure pieces of chat_backend/fallback.py
-directly. The browser side is in tests/test_browser.py.
+Through the launched app (gradio_client) against the stand-in; rarer cases through chat_backend alone, still
+over HTTP to the stand-in; the pure pieces directly. The browser side is in tests/test_browser.py.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ import requests
 from gradio_client import Client
 
 from chat_backend.catalogue import Catalogue
-from chat_backend.config import ChatSettings, load_settings
-from chat_backend.fallback import Switch, known_refused, moved_to, with_notice
+from chat_backend.client import ChatClient
+from chat_backend.config import ChatSettings, Settings, load_settings
+from chat_backend.errors import ModelUnavailable
+from chat_backend.fallback import FallbackStream, Switch, known_refused, moved_to, with_notice
 from tests.app_process import AppProcess
 from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
@@ -111,31 +114,52 @@ def test_a_model_the_live_catalogue_leaves_out_gets_no_call(fake_api: FakeAPI, t
     assert model == {"__type__": "update", "value": NEW}
 
 
-def test_a_refusal_in_the_validation_error_shape_switches_too(fake_api: FakeAPI, tmp_path: Path) -> None:
+def answer(api: FakeAPI, settings: ChatSettings, fallback: str = NEW, live: bool = True) -> FallbackStream:
+    """One turn through chat_backend alone (the app does the same), over HTTP to the stand-in."""
+    client = ChatClient(Settings(api_key=SERVER_KEY, base_url=api.base_url, retry_budget=0.5))
+    assert client.catalogue.refresh() is live
+    stream = FallbackStream(client, [{"role": "user", "content": "Hello"}], settings, None, fallback)
+    with stream:
+        "".join(stream)
+    return stream
+
+
+def test_a_refusal_in_the_validation_error_shape_switches_too(fake_api: FakeAPI) -> None:
     fake_api.models_reply = Reply(status=503)  # no live catalogue: only the built-in list is known
     fake_api.refusal_status = 400
-    app = start_app(fake_api, tmp_path)
-    try:
-        client = Client(app.url, verbose=False)
-        _, final, _ = chat_with_model(client, "Hello", model="abab7-chat")
-        assert models_asked(fake_api) == ["abab7-chat", NEW]
-        assert "abab7-chat is not offered by the API" in switch_notice(final)["content"]
-        _, final, _ = chat_with_model(client, "Hello")  # the built-in list knows the default is retired
-        assert models_asked(fake_api) == ["abab7-chat", NEW, NEW]
-    finally:
-        app.stop()
+    stream = answer(fake_api, ChatSettings(model="abab7-chat"), live=False)
+    assert stream.switch == Switch("abab7-chat", NEW, retired=False) and stream.text == "Hello from the stand-in."
+    assert models_asked(fake_api) == ["abab7-chat", NEW]
+    stream = answer(fake_api, ChatSettings(model=OLD), live=False)  # the built-in list knows it is retired
+    assert stream.switch == Switch(OLD, NEW, retired=True) and models_asked(fake_api) == ["abab7-chat", NEW, NEW]
 
 
-def test_an_empty_fallback_setting_keeps_todays_notice(fake_api: FakeAPI, tmp_path: Path) -> None:
+def test_an_empty_fallback_setting_keeps_todays_notice(fake_api: FakeAPI) -> None:
     fake_api.deprecated_models = frozenset({OLD})
-    app = start_app(fake_api, tmp_path, CHAT_FALLBACK_MODEL="")
-    try:
-        _, final, model = chat_with_model(Client(app.url, verbose=False), "Hello")
-    finally:
-        app.stop()
-    [notice] = notices(final)
-    assert notice["metadata"]["title"].endswith("Model unavailable") and f"{OLD} has been retired" in notice["content"]
-    assert models_asked(fake_api) == [OLD] and model == UNCHANGED
+    with pytest.raises(ModelUnavailable, match=f"{OLD} has been retired"):
+        answer(fake_api, ChatSettings(model=OLD), fallback="")
+    assert models_asked(fake_api) == [OLD]
+
+
+def test_stopping_during_the_refused_call_starts_no_fallback_call(fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(status=404, ttft=0.5))  # refused, slowly
+    client = ChatClient(Settings(api_key=SERVER_KEY, base_url=fake_api.base_url))
+    assert client.catalogue.refresh()
+    stream = FallbackStream(client, [{"role": "user", "content": "Hello"}], ChatSettings(model=OLD), None, NEW)
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            "".join(stream)
+        except ModelUnavailable as error:
+            failures.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    fake_api.wait_for_message("Hello")
+    stream.close()  # as Stop does, from another thread
+    reader.join(5)
+    assert len(failures) == 1 and models_asked(fake_api) == [OLD] and stream.switch is None
 
 
 # The pure pieces.
