@@ -148,7 +148,9 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         gr.Markdown("### Settings")
         model_box = gr.Dropdown(
             model_choices(SETTINGS.model), value=SETTINGS.model, label="Model", allow_custom_value=True, elem_id="model",
-            info="MiniMax models first. abab6.5s-chat is retired by the API; pick a successor if it fails.",
+            info="MiniMax models first. abab6.5s-chat is retired by the API; "
+            + (f"when a model is refused, {SETTINGS.fallback_model} answers." if SETTINGS.fallback_model
+               else "pick a successor if it fails."),
         )
         system_box = gr.Textbox("You are a helpful assistant.", label="System prompt", lines=3,
                                 info="Sent first with every message.")
