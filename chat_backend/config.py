@@ -83,12 +83,12 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
     values: dict[str, str | None] = dict(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).exists() else {}
     values.update(os.environ if environ is None else environ)
     env = {name: value.strip() for name, value in values.items() if value is not None and value.strip()}
+    fallback_default = "" if "CHAT_FALLBACK_MODEL" in values else DEFAULT_FALLBACK_MODEL  # set but empty: off
     return Settings(
         api_key=env.get("AIMLAPI_KEY"),
         base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
         model=env.get("CHAT_MODEL", DEFAULT_MODEL),
-        fallback_model=(values.get("CHAT_FALLBACK_MODEL") or "").strip() if "CHAT_FALLBACK_MODEL" in values
-        else DEFAULT_FALLBACK_MODEL,  # set but empty: no fallback
+        fallback_model=env.get("CHAT_FALLBACK_MODEL", fallback_default),
         connect_timeout=_number(env, "AIMLAPI_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),

@@ -43,7 +43,9 @@ def switch_notice(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def test_a_retired_default_is_answered_by_the_fallback_and_the_setting_follows(client: Client, app_api: FakeAPI) -> None:
+def test_a_retired_default_is_answered_by_the_fallback_and_the_setting_follows(
+    client: Client, app_api: FakeAPI
+) -> None:
     app_api.deprecated_models = frozenset({OLD})  # the app's catalogue, fetched at start, still lists it
     app_api.script(Reply(text="Answered anyway."))
     _, final, model = chat_with_model(client, "First message", model=OLD, temperature=1.5, frequency_penalty=0.5)
