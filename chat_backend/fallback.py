@@ -130,9 +130,11 @@ class FallbackStream:
                     raise
                 log.info("model %s refused (HTTP %s); asking %s", self._settings.model, refused.status, self._fallback)
                 self._refusal = refused
-                self._stream = self._switched()
-                if self._closed:
-                    return
+                switched = self._switched()
+                if self._closed:  # Stop came while switching: the fallback call is never sent
+                    self.switch = None
+                    raise
+                self._stream = switched
         try:
             yield from self._stream
         except ModelUnavailable as refused:
