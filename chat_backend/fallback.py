@@ -126,7 +126,7 @@ class FallbackStream:
                 yield from self._stream
                 return
             except ModelUnavailable as refused:
-                if not self._fallback or self._stream.text or self._closed:
+                if not self._fallback or self._stream.text:
                     raise
                 log.info("model %s refused (HTTP %s); asking %s", self._settings.model, refused.status, self._fallback)
                 self._refusal = refused

@@ -80,8 +80,9 @@ def test_a_name_missing_from_the_live_catalogue_is_never_sent(client: Client, ap
         (Reply(status=500), "The API is having trouble"),
         (Reply(status=503), "The API is having trouble"),
         (Reply(status=400), "Request rejected"),  # a bad parameter: "Body validation error!"
+        (Reply(status=404), "Nothing at that address"),  # "Not Found", naming no model: a wrong address
     ],
-    ids=["401", "429", "500", "503", "400-bad-parameter"],
+    ids=["401", "429", "500", "503", "400-bad-parameter", "404-not-about-the-model"],
 )
 def test_other_failures_never_switch_models(client: Client, app_api: FakeAPI, reply: Reply, title: str) -> None:
     app_api.default = reply  # every attempt, retries included, gets it
@@ -144,7 +145,7 @@ def test_an_empty_fallback_setting_keeps_todays_notice(fake_api: FakeAPI) -> Non
 
 
 def test_stopping_during_the_refused_call_starts_no_fallback_call(fake_api: FakeAPI) -> None:
-    fake_api.script(Reply(status=404, ttft=0.5))  # refused, slowly
+    fake_api.script(Reply(status=404, ttft=0.5, body={"message": f"Model '{OLD}' is deprecated.", "statusCode": 404}))
     client = ChatClient(Settings(api_key=SERVER_KEY, base_url=fake_api.base_url))
     assert client.catalogue.refresh()
     stream = FallbackStream(client, [{"role": "user", "content": "Hello"}], ChatSettings(model=OLD), None, NEW)
