@@ -24,6 +24,7 @@ from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import DEFAULT_MAX_TOKENS, PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
+from chat_backend.fallback import FallbackStream, Switch, with_notice
 from chat_backend.limits import Guard, visitor_address
 from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
@@ -100,13 +101,14 @@ async def respond(
     seed: float | None,
     user_key: str,
     request: gr.Request,
-) -> AsyncIterator[str | list[dict[str, Any]]]:
-    """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox.
+) -> AsyncIterator[tuple[str | list[dict[str, Any]], Any]]:
+    """Stream one reply, and the Model setting (changed only if the fallback model answered); every failure
+    becomes a notice in the chat, since raising would freeze the textbox.
 
     Async, so that Stop cancels it at its `await` even while the model is silent: leaving `with stream` then
     closes the upstream request at once. The stream itself is read in a thread of its own (see `paced_reply`).
     """
-    stream: ChatStream | None = None
+    stream: FallbackStream | None = None
     notes: list[dict[str, Any]] = []
     try:
         settings = ChatSettings(
@@ -125,28 +127,29 @@ async def respond(
         ))
         messages, notes = built.messages, [transcript.notice("📎 Attachments left out", note) for note in built.notes]
         if notes:
-            yield notes  # before anything is sent, so nothing is billed unannounced
+            yield notes, gr.skip()  # before anything is sent, so nothing is billed unannounced
         host_pays_this = host_pays(user_key, SETTINGS)
         if host_pays_this:
             BUDGET.check()
         with GUARD.admit(request.session_hash or "", client_address(request)):
-            stream = CLIENT.stream_chat(messages, settings, user_key)
+            stream = FallbackStream(CLIENT, messages, settings, user_key, SETTINGS.fallback_model)
             prompt_chars = text_length(messages)
             budget = BUDGET if host_pays_this else None
             with stream:
                 async for text in newest_in_thread(lambda: paced_reply(stream, prompt_chars, budget), name="reply"):
-                    yield text
-        yield notes + transcript.finished(stream.result)
+                    yield text, gr.skip()
+        yield notes + with_notice(transcript.finished(stream.result), stream.switch), model_after(stream.switch)
     except Exception as error:
         if not isinstance(error, ChatError):
             log.exception("unexpected failure while answering")
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
             error = ChatError("Something went wrong on this server. Send the message again.")
-        yield notes + transcript.failed(stream.text if stream else "", error)
+        switch = stream.switch if stream else None
+        yield notes + with_notice(transcript.failed(stream.text if stream else "", error), switch), model_after(switch)
 
 
-def paced_reply(stream: ChatStream, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
+def paced_reply(stream: FallbackStream, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
     """The text so far, paced by the server-wide update budget; runs in the reply's own thread.
 
     The reply's cost is recorded here, when the stream has really ended (finished, failed or stopped), since
@@ -159,6 +162,11 @@ def paced_reply(stream: ChatStream, prompt_chars: int, budget: DailyBudget | Non
         stream.close()  # a no-op if it ended; otherwise its own `finally` sets `result`
         if budget and stream.result:
             budget.record(stream.result, prompt_chars)
+
+
+def model_after(switch: Switch | None) -> Any:
+    """The Model setting follows a switch to the fallback model, so the next message skips the refused one."""
+    return gr.update(value=switch.answered_by) if switch else gr.skip()
 
 
 def client_address(request: gr.Request) -> str:
@@ -216,7 +224,9 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         gr.Markdown("### Settings")
         model_box = gr.Dropdown(
             model_choices(SETTINGS.model), value=SETTINGS.model, label="Model", allow_custom_value=True, elem_id="model",
-            info="MiniMax models first. abab6.5s-chat is retired by the API; pick a successor if it fails.",
+            info="MiniMax models first. abab6.5s-chat is retired by the API; "
+            + (f"when a model is refused, {SETTINGS.fallback_model} answers." if SETTINGS.fallback_model
+               else "pick a successor if it fails."),
         )
         system_box = gr.Textbox("You are a helpful assistant.", label="System prompt", lines=3,
                                 info="Sent first with every message.")
@@ -267,6 +277,7 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         ),
         additional_inputs=[model_box, system_box, temperature_box, top_p_box, max_tokens_box,
                            presence_box, frequency_box, seed_box, key_box],
+        additional_outputs=[model_box],  # see model_after
         examples=[[example] + [None] * 9 for example in EXAMPLES],
         title="MiniMax Chat",
         description="Chat with MiniMax models on the AI/ML API. Settings are in the panel on the right.",

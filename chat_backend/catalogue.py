@@ -193,6 +193,11 @@ class Catalogue:
                 return model
         return ModelInfo(name, name, listed=False)
 
+    def offers(self, name: str) -> bool | None:
+        """Whether the live list holds `name` (id or alias); None until that list has arrived."""
+        live = self._live
+        return None if live is None else any(model.matches(name) for model in live)
+
     def is_available(self, name: str) -> bool:
         info = self.info(name)
         return info.listed and not info.deprecated

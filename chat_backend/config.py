@@ -21,6 +21,7 @@ from .errors import ConfigError, InvalidKey, InvalidSettings, MissingKey
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 DEFAULT_MODEL = "abab6.5s-chat"
+DEFAULT_FALLBACK_MODEL = "MiniMax-Text-01"  # answers when the API refuses the chosen model as retired or unknown
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
@@ -73,6 +74,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     model: str = DEFAULT_MODEL
+    fallback_model: str = DEFAULT_FALLBACK_MODEL  # "" turns the fallback off
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -113,10 +115,12 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
     values: dict[str, str | None] = dict(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).exists() else {}
     values.update(os.environ if environ is None else environ)
     env = {name: value.strip() for name, value in values.items() if value is not None and value.strip()}
+    fallback_default = "" if "CHAT_FALLBACK_MODEL" in values else DEFAULT_FALLBACK_MODEL  # set but empty: off
     return Settings(
         api_key=_server_key(env.get("AIMLAPI_KEY")),
         base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
         model=env.get("CHAT_MODEL", DEFAULT_MODEL),
+        fallback_model=env.get("CHAT_FALLBACK_MODEL", fallback_default),
         connect_timeout=_number(env, "AIMLAPI_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),

@@ -127,6 +127,12 @@ class ModelUnavailable(ChatError):
     title = "Model unavailable"
 
 
+class EndpointNotFound(ChatError):
+    """404 naming no model, for a model the catalogue offers: the address is wrong, so no other model is tried."""
+
+    title = "Nothing at that address"
+
+
 class RateLimited(ChatError):
     """429 after our retries ran out; the user is told when to try again."""
 

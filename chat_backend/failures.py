@@ -81,12 +81,14 @@ class Failures:
         request_id = vendor_id or response.headers.get("x-inference-id") or request_id
         detail = quote(f"{response.headers.get('Content-Type', '')}: {text}", MAX_DETAIL, key)
         if status == 404 or (status == 400 and self._about_model(model, vendor)):
+            kind: type[ChatError] = errors.ModelUnavailable
             if status == 404 and self.catalogue.is_available(model) and model not in vendor:
+                kind = errors.EndpointNotFound  # a wrong address, not a refused model: never a fallback
                 url = f"{self.settings.base_url}/chat/completions"
                 message = f"The API has nothing at {url} (404). Check AIMLAPI_BASE_URL."
             else:
                 message = self.catalogue.unavailable_message(model)
-            return errors.ModelUnavailable(message, status=status, request_id=request_id, detail=detail)
+            return kind(message, status=status, request_id=request_id, detail=detail)
         message = errors.STATUS_MESSAGES.get(status, f"The API answered with HTTP {status}.")
         if vendor and status in (400, 429, 500):
             message += f" It said: “{quote(vendor, MAX_VENDOR_MESSAGE, key)}”"

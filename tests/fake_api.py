@@ -228,6 +228,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, self._error(400, details=self.rec.schema_errors))
         model = body["model"]
         canonical = api._canonical(model)
+        refused = canonical is None or model in api.deprecated_models or canonical in api.deprecated_models
+        if refused and api.refusal_status == 400:  # the other shape NOTES.md allows: an enum validation error
+            return self._send(400, self._error(400, details=[f"model: Invalid enum value, received '{model}'"]))
         if model in api.deprecated_models or canonical in api.deprecated_models:
             return self._send(404, self._error(404, f"Model '{model}' is deprecated and can no longer be called."))
         if canonical is None:
@@ -462,6 +465,7 @@ class FakeAPI:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, deprecated_models: Iterable[str] = frozenset()) -> None:
         self.host, self.port = host, port
         self.deprecated_models = frozenset(deprecated_models)  # 404 for these; may be reassigned
+        self.refusal_status = 404  # 400: refuse deprecated and unknown models as a body validation error instead
         self.default = Reply()
         self.models_reply: Reply | None = None
         self.expect_schema_errors = False  # read by the conftest fixture
@@ -529,6 +533,7 @@ class FakeAPI:
         self.chaos = 0.0
         self.default, self.models_reply = Reply(), None
         self.deprecated_models, self.expect_schema_errors = frozenset(), False
+        self.refusal_status = 404
 
     def release(self) -> None:
         """Unblock stalled streams (every stream started before this call)."""

@@ -29,10 +29,18 @@ def client(live_app: AppProcess) -> Iterator[Client]:
 
 def chat(client: Client, text: str, **settings: Any) -> tuple[list[Any], list[dict[str, Any]]]:
     """Send one message; return every streamed output and the final list of messages."""
+    outputs, final, _ = chat_with_model(client, text, **settings)
+    return outputs, final
+
+
+def chat_with_model(client: Client, text: str, **settings: Any) -> tuple[list[Any], list[dict[str, Any]], Any]:
+    """Send one message; return every streamed reply, the final list of messages, and the Model output
+    (an update naming the new model when the fallback answered)."""
     values = {**DEFAULTS, **settings}
     job = client.submit({"text": text, "files": []}, *values.values(), api_name="/chat")
-    final = job.result(timeout=30)
-    return job.outputs(), final if isinstance(final, list) else [{"role": "assistant", "content": final}]
+    final, model = job.result(timeout=30)
+    outputs = [reply for reply, _ in job.outputs()]
+    return outputs, final if isinstance(final, list) else [{"role": "assistant", "content": final}], model
 
 
 def notices(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

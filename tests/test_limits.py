@@ -74,7 +74,7 @@ def test_a_pdf_with_too_many_pages_is_refused(limited_app: AppProcess, app_api: 
     pdf.write_bytes(make_pdf(["one", "two"]))
     client = Client(limited_app.url, verbose=False)
     job = client.submit({"text": "read", "files": [handle_file(str(pdf))]}, *DEFAULTS.values(), api_name="/chat")
-    assert "PDFs may have at most 1" in error_notice(job.result(timeout=30))
+    assert "PDFs may have at most 1" in error_notice(job.result(timeout=30)[0])  # (messages, Model output)
     assert app_api.chat_requests() == []
 
 
