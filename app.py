@@ -31,7 +31,6 @@ from chat_backend.pacing import UpdateBudget, paced, weight_for
 from chat_backend.relay import newest_in_thread
 from chat_backend.share import Shares, link_choices, remember
 from chat_backend.store import open_store
-from chat_backend.stream import ChatStream
 from web import share as share_pages
 
 log = logging.getLogger("app")
