@@ -115,7 +115,7 @@ def test_forged_attachment_paths_are_never_read(live_app: AppProcess, app_api: F
 def chat(client: Client, text: str, *files: Path, model: str = "abab6.5s-chat") -> list[dict[str, Any]]:
     """Send one message with `files` uploaded through Gradio; return the final chat messages."""
     message = {"text": text, "files": [handle_file(str(path)) for path in files]}
-    final = client.submit(message, model, *SETTINGS[1:], api_name="/chat").result(timeout=60)
+    final, _model = client.submit(message, model, *SETTINGS[1:], api_name="/chat").result(timeout=60)
     return final if isinstance(final, list) else [{"role": "assistant", "content": final}]
 
 

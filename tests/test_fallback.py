@@ -162,7 +162,8 @@ def test_stopping_during_the_refused_call_starts_no_fallback_call(fake_api: Fake
     fake_api.wait_for_message("Hello")
     stream.close()  # as Stop does, from another thread
     reader.join(5)
-    assert len(failures) == 1 and models_asked(fake_api) == [OLD] and stream.switch is None
+    assert not reader.is_alive() and models_asked(fake_api) == [OLD] and stream.switch is None
+    assert len(failures) <= 1  # a stopped stream may end quietly or with the refusal, never with a fallback
 
 
 # The pure pieces.
