@@ -7,22 +7,25 @@ edits. Nothing here needs the network or a key to render the page.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
+import math
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_api_messages, transcript
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
-from chat_backend.limits import Guard
+from chat_backend.limits import Guard, SlidingWindow
 from chat_backend.messages import text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
+from web.guard import LoginThrottle, RequestGuard, inside
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -42,6 +45,9 @@ EXAMPLES = [
     {"text": "Write a Python function that merges overlapping intervals, with tests."},
 ]
 
+EXPORTS_PER_MINUTE = 4  # per client address; identical exports share one copy on disk
+ATTACHMENTS_PER_UPLOAD = 5  # the browser sends all files picked at once in one upload request
+
 try:
     SETTINGS = load_settings()
 except ConfigError as err:
@@ -49,6 +55,7 @@ except ConfigError as err:
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream)
+EXPORTS = SlidingWindow(EXPORTS_PER_MINUTE)
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -125,16 +132,38 @@ def temperature_for(model: str, temperature: float) -> dict[str, Any]:
     return gr.update(maximum=highest, value=min(temperature, highest))
 
 
-def export(history: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Write the conversation as Markdown and JSON for the two download buttons."""
-    folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
-    markdown, data = folder / "conversation.md", folder / "conversation.json"
-    markdown.write_text(transcript.to_markdown(history), encoding="utf-8")
-    data.write_text(transcript.to_json(history), encoding="utf-8")
-    return gr.update(value=str(markdown), visible=True), gr.update(value=str(data), visible=True)
+def export(history: list[dict[str, Any]], request: gr.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the conversation as Markdown and JSON for the two download buttons, inside Gradio's cache only,
+    so CACHE_CLEAR_MINUTES removes them; at most EXPORTS_PER_MINUTE per address, and the body limit caps size."""
+    wait = EXPORTS.wait_needed(client_address(request))
+    if wait:
+        raise gr.Error(f"Too many exports at once. Try again in {math.ceil(wait)} s.", print_exception=False)
+    markdown = _cached_file("conversation.md", transcript.to_markdown(history))
+    data = _cached_file("conversation.json", transcript.to_json(history))
+    return gr.update(value=markdown, visible=True), gr.update(value=data, visible=True)
 
 
-with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)) as demo:
+def _cached_file(name: str, text: str) -> str:
+    """`text` as a file in a folder of Gradio's cache named by its hash, as Gradio names its own copies."""
+    content = text.encode("utf-8")
+    folder = Path(gr.utils.get_upload_folder()) / hashlib.sha256(content).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    path, staging = folder / name, folder / f".{name}.{os.getpid()}.{id(content)}"
+    staging.write_bytes(content)
+    os.replace(staging, path)  # a concurrent identical export never sees half a file
+    return str(path)
+
+
+def private_paths() -> list[str]:
+    """What Gradio must never copy into its cache or serve: the app's folder (code, .env, .git), DATA_DIR and the
+    working directory, each unless it holds Gradio's upload folder."""
+    upload = gr.utils.get_upload_folder()
+    folders = {Path(__file__).resolve().parent, SETTINGS.data_dir.resolve(), Path.cwd().resolve()}
+    return sorted(str(folder) for folder in folders if not inside(upload, str(folder)))
+
+
+CACHE_SECONDS = int(SETTINGS.cache_clear_minutes * 60)
+with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
     with gr.Sidebar(label="Settings", position="right", open=False):
         gr.Markdown("### Settings")
         model_box = gr.Dropdown(
@@ -196,6 +225,16 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
 demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
 
 
+def middleware() -> list[Middleware]:
+    """Body limits and file-path checks on every request, and the failed-login throttle (see web/guard.py)."""
+    return [
+        Middleware(RequestGuard, body_limit=SETTINGS.max_request_bytes, upload_folder=gr.utils.get_upload_folder(),
+                   upload_limit=SETTINGS.max_attachment_bytes * ATTACHMENTS_PER_UPLOAD + 1_000_000),
+        Middleware(LoginThrottle, max_failures=SETTINGS.login_max_failures, window=SETTINGS.login_window,
+                   trust_forwarded=SETTINGS.on_spaces),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="MiniMax Chat")
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
@@ -213,6 +252,8 @@ def main() -> None:
         theme=gr.themes.Soft(primary_hue="pink"),
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
+        blocked_paths=private_paths(),
+        app_kwargs={"middleware": middleware()},
     )
     CLIENT.close()
 

@@ -37,6 +37,10 @@ DEFAULT_MAX_PDF_PAGES = 300
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
 SPACES_DATA_DIR = "/data"
+DEFAULT_MAX_REQUEST_MB = 5.0  # about a browser's localStorage quota, where the page keeps saved conversations
+DEFAULT_CACHE_CLEAR_MINUTES = 60.0
+DEFAULT_LOGIN_MAX_FAILURES = 5
+DEFAULT_LOGIN_WINDOW = 60.0  # seconds
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -78,6 +82,11 @@ class Settings:
     on_spaces: bool = False
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    max_request_bytes: int = int(DEFAULT_MAX_REQUEST_MB * 1_000_000)
+    cache_clear_minutes: float = DEFAULT_CACHE_CLEAR_MINUTES
+    login_max_failures: int = DEFAULT_LOGIN_MAX_FAILURES
+    login_window: float = DEFAULT_LOGIN_WINDOW
+    offline: bool = False
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -110,6 +119,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         on_spaces="SPACE_ID" in env,
         data_dir=Path(env.get("DATA_DIR") or _default_data_dir("SPACE_ID" in env)),
         redis_url=_redis_url(env),
+        max_request_bytes=int(_number(env, "MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB) * 1_000_000),
+        cache_clear_minutes=_number(env, "CACHE_CLEAR_MINUTES", DEFAULT_CACHE_CLEAR_MINUTES),
+        login_max_failures=_count(env, "LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES),
+        login_window=_number(env, "LOGIN_WINDOW_SECONDS", DEFAULT_LOGIN_WINDOW),
+        offline=_flag(env, "OFFLINE"),
     )
 
 
