@@ -45,7 +45,7 @@ EXAMPLES = [
     {"text": "Write a Python function that merges overlapping intervals, with tests."},
 ]
 
-EXPORTS_PER_MINUTE = 4  # per client address; identical exports share one copy on disk
+EXPORTS_PER_MINUTE = 6  # per client address; identical exports share one copy on disk
 ATTACHMENTS_PER_UPLOAD = 5  # the browser sends all files picked at once in one upload request
 
 try:
