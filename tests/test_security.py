@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -9,8 +10,10 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -224,3 +227,36 @@ def test_a_symlink_in_the_upload_folder_does_not_lead_out(tmp_path: Path) -> Non
     (tmp_path / "uploads" / "link").symlink_to(ROOT / "app.py")
     assert not inside(str(tmp_path / "uploads" / "link"), str(tmp_path / "uploads"))
     assert list(file_paths({"a": [{"path": "x"}, {"file": {"path": "y"}}], "path": 3})) == ["x", "y"]
+
+
+def login(app: AppProcess, password: str, source: str = "127.0.0.2", forwarded: str = "") -> tuple[int, str]:
+    """POST /login as the login form does, from the loopback address `source` (uvicorn trusts X-Forwarded-For
+    from 127.0.0.1 only, as a local proxy's, so an attacker is played from 127.0.0.2)."""
+    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10, source_address=(source, 0))
+    headers = {"content-type": "application/x-www-form-urlencoded"} | ({"x-forwarded-for": forwarded} if forwarded else {})
+    try:
+        connection.request("POST", "/login", urlencode({"username": "ada", "password": password}), headers)
+        reply = connection.getresponse()
+        return reply.status, reply.read().decode()
+    finally:
+        connection.close()
+
+
+def test_failed_logins_are_throttled_per_address(shared_api: FakeAPI, tmp_path: Path) -> None:
+    app = AppProcess(tmp_path / "app.log", APP_USERNAME="ada", APP_PASSWORD="lovelace-1815", LOGIN_WINDOW_SECONDS="5",
+                     AIMLAPI_BASE_URL=shared_api.base_url).start()
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:  # 300 guesses as fast as one client can send them
+            statuses = list(pool.map(lambda n: login(app, f"guess-{n}", forwarded=f"10.0.0.{n % 250}")[0], range(300)))
+        windows = (time.monotonic() - started) / 5 + 1  # on a slow machine the 5 s window may slide once or twice
+        assert set(statuses) == {400, 429} and statuses.count(400) <= 5 * windows  # forged X-Forwarded-For: no help
+        status, text = login(app, "lovelace-1815")
+        assert status == 429 and "Too many failed logins" in text
+        assert login(app, "lovelace-1815", source="127.0.0.3")[0] == 200  # another address is unaffected
+        deadline = time.monotonic() + 10
+        while login(app, "lovelace-1815")[0] == 429 and time.monotonic() < deadline:
+            time.sleep(0.5)  # the window is time itself: poll until it has passed
+        assert login(app, "lovelace-1815")[0] == 200
+    finally:
+        app.stop()

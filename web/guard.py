@@ -165,29 +165,36 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 class _Failures:
-    """Failed logins per address in the last `window` seconds; unlike a rate limit, only failures count."""
+    """Login attempts per address in the last `window` seconds. An attempt counts from the moment it starts, so
+    parallel guesses cannot slip past the limit together, and is forgotten again when it succeeds."""
 
-    def __init__(self, window: float, clock: Callable[[], float]) -> None:
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
         self.window = window
         self._clock = clock
         self._times: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def recent(self, key: str) -> deque[float]:
-        """The failures still inside the window, oldest first (an empty deque when none)."""
+    def attempt(self, key: str) -> tuple[float, float]:
+        """(seconds to wait, 0) when `key` is over the limit; else (0, a token for `succeeded`)."""
         now = self._clock()
         with self._lock:
-            times = self._times.get(key, deque())
+            times = self._times.setdefault(key, deque())
+            self._times.move_to_end(key)
             while times and times[0] <= now - self.window:
                 times.popleft()
-            return deque(times)
-
-    def record(self, key: str) -> None:
-        with self._lock:
-            self._times.setdefault(key, deque()).append(self._clock())
-            self._times.move_to_end(key)
+            if len(times) >= self.limit:
+                return times[0] + self.window - now, 0.0
+            times.append(now)
             if len(self._times) > MAX_TRACKED_ADDRESSES:
                 self._times.popitem(last=False)
+            return 0.0, now
+
+    def succeeded(self, key: str, token: float) -> None:
+        with self._lock:
+            times = self._times.get(key)
+            if times and token in times:
+                times.remove(token)
 
 
 class LoginThrottle:
@@ -197,20 +204,19 @@ class LoginThrottle:
     def __init__(self, app: ASGIApp, *, max_failures: int, window: float, trust_forwarded: bool,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
-        self.max_failures = max_failures
         self.trust_forwarded = trust_forwarded
-        self._failures = _Failures(window, clock)
-        self._clock = clock
+        self._attempts = _Failures(max_failures, window, clock) if max_failures > 0 else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != "/login":
+        if (self._attempts is None or scope["type"] != "http" or scope["method"] != "POST"
+                or scope["path"].rstrip("/") != "/login"):
             return await self.app(scope, receive, send)
         address = client_address(scope, self.trust_forwarded)
-        recent = self._failures.recent(address)
-        if self.max_failures > 0 and len(recent) >= self.max_failures:
-            wait = math.ceil(recent[0] + self._failures.window - self._clock())
-            return await _answer(send, 429, f"Too many failed logins from your address. Try again in {wait} s.",
-                                 {"retry-after": str(wait)})
+        wait, token = self._attempts.attempt(address)
+        if wait:
+            seconds = str(math.ceil(wait))
+            return await _answer(send, 429, f"Too many failed logins from your address. Try again in {seconds} s.",
+                                 {"retry-after": seconds})
         status = 0
 
         async def watching(message: Message) -> None:
@@ -220,5 +226,5 @@ class LoginThrottle:
             await send(message)
 
         await self.app(scope, receive, watching)
-        if status in (400, 401, 403):
-            self._failures.record(address)
+        if status < 400:
+            self._attempts.succeeded(address, token)
