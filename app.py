@@ -11,7 +11,9 @@ import hashlib
 import logging
 import math
 import os
+import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from chat_backend.errors import ConfigError
 from chat_backend.limits import Guard, SlidingWindow
 from chat_backend.messages import text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
+from web import offline
 from web.guard import LoginThrottle, RequestGuard, inside
 
 log = logging.getLogger("app")
@@ -52,6 +55,8 @@ try:
     SETTINGS = load_settings()
 except ConfigError as err:
     raise SystemExit(f"Configuration error: {err.user_message}") from None
+if SETTINGS.offline or "--offline" in sys.argv[1:]:  # read here, before the client below is made
+    SETTINGS = replace(SETTINGS, base_url=offline.start(), api_key=offline.KEY, offline=True)
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream)
@@ -181,7 +186,7 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
             frequency_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label="Frequency penalty")
             seed_box = gr.Number(0, label="Seed (0 = random)", minimum=0, precision=0)
         key_box = gr.Textbox(
-            label="Your own AI/ML API key (optional)", type="password", placeholder="Uses the server's key when empty",
+            "", label="Your own AI/ML API key (optional)", type="password", placeholder="Uses the server's key when empty",
             info="Kept only in this browser tab and sent with each message; never stored or logged.",
         )
         gr.Markdown("### Export")
@@ -238,10 +243,13 @@ def middleware() -> list[Middleware]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="MiniMax Chat")
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--offline", action="store_true", help="canned replies, no key or network (OFFLINE=1)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     CLIENT.catalogue.refresh_in_background()
+    if SETTINGS.offline:
+        log.info("offline: every reply is canned; no key is used and no model is called")
     demo.launch(
         server_name="0.0.0.0" if SETTINGS.on_spaces else os.environ.get("GRADIO_SERVER_NAME"),
         share=args.share or SETTINGS.share,
