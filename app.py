@@ -159,12 +159,34 @@ def _cached_file(name: str, text: str) -> str:
     return str(path)
 
 
+class ChatInterface(gr.ChatInterface):
+    """Saved conversations live in the visitor's browser and outlive the server's cache (a restart, a Space waking
+    from sleep): one whose files are gone still opens, each missing file shown as a one-line placeholder."""
+
+    def _load_conversation(self, index: int, conversations: list[list[dict[str, Any]]]) -> tuple[int, list[Any]]:
+        return index, [_without_missing_files(message) for message in conversations[index]]  # a value, not an update
+
+
+def _without_missing_files(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    parts = content if isinstance(content, list) else [content]
+    kept = []
+    for part in parts:
+        file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else part
+        path = file.get("path") if isinstance(file, dict) else None
+        if isinstance(path, str) and not os.path.exists(path):
+            name = file.get("orig_name") or Path(path).name
+            part = {"type": "text", "text": f"[attachment {name} is no longer available]"}
+        kept.append(part)
+    return {**message, "content": kept if isinstance(content, list) else kept[0]}
+
+
 def private_paths() -> list[str]:
-    """What Gradio must never copy into its cache or serve: the app's folder (code, .env, .git), DATA_DIR and the
-    working directory, each unless it holds Gradio's upload folder."""
-    upload = gr.utils.get_upload_folder()
-    folders = {Path(__file__).resolve().parent, SETTINGS.data_dir.resolve(), Path.cwd().resolve()}
-    return sorted(str(folder) for folder in folders if not inside(upload, str(folder)))
+    """What Gradio must never copy into its cache or serve: all in the app's folder but `assets/` (code, `.env`,
+    `.git`, tests), DATA_DIR and the working directory, each unless it holds the assets or Gradio's uploads."""
+    public = [gr.utils.get_upload_folder(), str(ASSETS)]
+    folders = [*Path(__file__).resolve().parent.iterdir(), SETTINGS.data_dir.resolve(), Path.cwd().resolve()]
+    return sorted({str(folder) for folder in folders if not any(inside(path, str(folder)) for path in public)})
 
 
 CACHE_SECONDS = int(SETTINGS.cache_clear_minutes * 60)
@@ -186,7 +208,8 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
             frequency_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label="Frequency penalty")
             seed_box = gr.Number(0, label="Seed (0 = random)", minimum=0, precision=0)
         key_box = gr.Textbox(
-            "", label="Your own AI/ML API key (optional)", type="password", placeholder="Uses the server's key when empty",
+            "", label="Your own AI/ML API key (optional)", type="password",
+            placeholder="Uses the server's key when empty",
             info="Kept only in this browser tab and sent with each message; never stored or logged.",
         )
         gr.Markdown("### Export")
@@ -195,7 +218,7 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
             markdown_download = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="export-md")
             json_download = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="export-json")
 
-    chat = gr.ChatInterface(
+    chat = ChatInterface(
         respond,
         multimodal=True,
         chatbot=gr.Chatbot(

@@ -36,7 +36,8 @@ def copy_step(app: AppProcess) -> int:
     config = requests.get(f"{app.url}config", timeout=10).json()
     kinds = {component["id"]: component["type"] for component in config["components"]}
     return next(event["id"] for event in config["dependencies"] if not event["queue"]
-                and [kinds[i] for i in event["inputs"]] == ["chatbot"] and [kinds[o] for o in event["outputs"]] == ["state"])
+                and [kinds[i] for i in event["inputs"]] == ["chatbot"]
+                and [kinds[o] for o in event["outputs"]] == ["state"])
 
 
 def run(app: AppProcess, name: str, data: list[Any], session: str = "attacker", **kwargs: Any) -> requests.Response:
@@ -82,8 +83,8 @@ FORGED_SHAPES = [
 
 
 @pytest.mark.parametrize("shape", range(len(FORGED_SHAPES)))
-def test_the_conversation_loader_serves_no_file_outside_the_uploads(live_app: AppProcess, tmp_path: Path,
-                                                                     shape: int) -> None:
+def test_the_conversation_loader_serves_no_file_outside_the_uploads(
+        live_app: AppProcess, tmp_path: Path, shape: int) -> None:
     for name, target in secret_files(tmp_path).items():
         conversation = [{"role": "user", "content": FORGED_SHAPES[shape](str(target))}]
         reply = run(live_app, "_load_conversation", [0, [conversation]])
@@ -102,6 +103,17 @@ def test_the_apps_own_files_still_serve(live_app: AppProcess) -> None:
     assert any(url.endswith("avatar-assistant.png") for url in urls)
     assert any(url.endswith("harbour-microgrid-report.md") for url in urls)
     assert all(requests.get(url, timeout=10).ok for url in urls)
+
+
+def test_a_saved_conversation_with_an_upload_still_opens(live_app: AppProcess) -> None:
+    """The guards refuse forged paths, not real ones: an uploaded file's conversation opens and links the file."""
+    uploaded = requests.post(f"{live_app.url}gradio_api/upload", files={"files": ("notes.txt", b"tide tables")},
+                             timeout=30).json()[0]
+    conversation = [{"role": "user", "content": [{"type": "file", "file": {"path": uploaded}}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]}]
+    reply = run(live_app, "_load_conversation", [0, [conversation]], session="returning-visitor")
+    assert reply.ok and "Noted." in reply.text, reply.text[:300]
+    assert [requests.get(url, timeout=10).content for url in served_urls(reply)] == [b"tide tables"]
 
 
 def chat_value(size: int) -> list[dict[str, Any]]:
@@ -233,7 +245,8 @@ def login(app: AppProcess, password: str, source: str = "127.0.0.2", forwarded: 
     """POST /login as the login form does, from the loopback address `source` (uvicorn trusts X-Forwarded-For
     from 127.0.0.1 only, as a local proxy's, so an attacker is played from 127.0.0.2)."""
     connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10, source_address=(source, 0))
-    headers = {"content-type": "application/x-www-form-urlencoded"} | ({"x-forwarded-for": forwarded} if forwarded else {})
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    headers |= {"x-forwarded-for": forwarded} if forwarded else {}
     try:
         connection.request("POST", "/login", urlencode({"username": "ada", "password": password}), headers)
         reply = connection.getresponse()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +16,22 @@ import pytest
 import requests
 from gradio_client import Client
 
-from tests.app_process import ROOT, AppProcess
+from tests.app_process import ROOT, AppProcess, free_port
 from tests.fake_api import FakeAPI
 
 SPACE_HOST = "someone-minimax-chat.hf.space"
-PROXY_HEADERS = {"x-forwarded-for": "203.0.113.7, 10.0.0.1", "x-forwarded-proto": "https", "x-forwarded-host": SPACE_HOST}
+PROXY_HEADERS = {"x-forwarded-for": "203.0.113.7, 10.0.0.1", "x-forwarded-proto": "https",
+                 "x-forwarded-host": SPACE_HOST}
 
 
 def test_as_on_a_space_it_binds_every_interface_and_links_files_through_the_proxy(
         shared_api: FakeAPI, tmp_path: Path) -> None:
-    """What a Space sets: SPACE_ID, SPACE_HOST and SYSTEM=spaces (Gradio then serves with its Spaces reloader), the port (GRADIO_SERVER_PORT, as AppProcess does), and a proxy
-    in front that speaks https and adds X-Forwarded-*: file links must come back as https on the Space's host."""
+    """What a Space sets: SPACE_ID, SPACE_HOST and SYSTEM=spaces (Gradio then serves with its Spaces reloader),
+    the port (GRADIO_SERVER_PORT, as AppProcess does), and an https proxy in front adding X-Forwarded-*:
+    file links must come back as https on the Space's host."""
     app = AppProcess(tmp_path / "app.log", SPACE_ID="someone/minimax-chat", SPACE_HOST=SPACE_HOST, SYSTEM="spaces",
-                     AIMLAPI_BASE_URL=shared_api.base_url, GRADIO_TEMP_DIR=str(tmp_path / "gradio")).start()
+                     AIMLAPI_BASE_URL=shared_api.base_url, GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    app.start(timeout=180)
     try:
         assert f"http://0.0.0.0:{app.port}" in app.logs()
         config = requests.get(f"{app.url}config", headers=PROXY_HEADERS, timeout=10).text
@@ -52,7 +59,7 @@ def test_a_saved_conversation_still_opens_after_a_restart_emptied_the_cache(live
 def test_the_front_matter_declares_the_python_that_runs_the_tests() -> None:
     """Spaces run the front matter's python_version (3.10 when unset, where `datetime.UTC` does not exist)."""
     front = (ROOT / "README.md").read_text(encoding="utf-8").split("---")[1]
-    declared = re.search(r"^python_version:\s*\"?([0-9.]+)\"?\s*$", front, re.M)
+    declared = re.search(r"^python_version:\s*\"?([0-9.]+)\"?\s*$", front, re.MULTILINE)
     assert declared and declared.group(1) == f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -61,7 +68,7 @@ def test_offline_mode_answers_a_bare_api_call_with_a_canned_reply(how: str, tmp_
     app = AppProcess(tmp_path / "app.log", **({"OFFLINE": "1"} if how == "OFFLINE=1" else {}))
     app.command += ["--offline"] if how == "--offline" else []
     app.env.pop("AIMLAPI_BASE_URL", None)  # no key, no base URL: nothing but the app itself
-    app.start()
+    app.start(timeout=180)
     try:
         reply = Client(app.url, verbose=False).predict({"text": "Hello there", "files": []}, api_name="/chat")
         assert "canned reply" in reply[0]["content"] and "Hello there" in reply[0]["content"]
@@ -104,6 +111,61 @@ def test_login_is_required_when_a_username_and_password_are_set(shared_api: Fake
 
 def test_a_malformed_setting_stops_start_up_naming_the_variable() -> None:
     env = {"PATH": "/usr/bin:/bin", "AIMLAPI_READ_TIMEOUT": "soon", "HOME": str(ROOT)}
-    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode != 0
     assert "AIMLAPI_READ_TIMEOUT must be a number" in done.stderr and "Traceback" not in done.stderr
+
+
+@contextmanager
+def serving(command: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[str]:
+    """Run a long-running README command until the block ends; yields the page's URL once it serves."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while not _answers(url):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.3)  # polling the port: nothing else to wait on
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).ok
+    except (requests.ConnectionError, requests.Timeout):
+        return False
+
+
+@pytest.mark.timeout(600)
+def test_the_readmes_commands_work_in_order_in_a_fresh_environment(tmp_path: Path) -> None:
+    """Every bash block of the README, in order, from a fresh copy of the project in a new virtual environment.
+    The venv sees the system's packages (--system-site-packages): a plain one installs Gradio from scratch,
+    which took over 8 minutes on the 2-core test machine; pip still checks every requirement is met."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".git", ".env", "data", "__pycache__", ".*cache"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_SERVER_PORT": str(free_port()), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    blocks = re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    ran = []
+    for block in blocks:
+        for step in (part.strip() for line in block.splitlines() for part in line.split("&&")):
+            if step == "python -m pytest":
+                continue  # the test suite itself: this very run
+            if step.startswith("python app.py"):
+                with serving(step.split(), project, env, tmp_path / f"step{len(ran)}.log") as url:
+                    if "--offline" in step:
+                        reply = Client(url, verbose=False).predict({"text": "Hi", "files": []}, api_name="/chat")
+                        assert "canned reply" in reply[0]["content"]
+            else:
+                done = subprocess.run(step, shell=True, cwd=project, env=env, capture_output=True, text=True,
+                                      timeout=300, check=False)
+                assert done.returncode == 0, f"{step}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            ran.append(step)
+    assert "python app.py" in ran and "python app.py --offline" in ran
