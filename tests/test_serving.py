@@ -53,7 +53,7 @@ def test_a_saved_conversation_still_opens_after_a_restart_emptied_the_cache(live
     body = {"data": [0, [conversation]], "fn_index": loader, "session_hash": "woke-up"}
     reply = requests.post(f"{live_app.url}gradio_api/run/predict", json=body, timeout=30)
     assert reply.ok, reply.text[:300]
-    assert "It is about tides." in reply.text
+    assert "It is about tides." in reply.text and "[attachment tide.pdf is no longer available]" in reply.text
 
 
 def test_the_front_matter_declares_the_python_that_runs_the_tests() -> None:
