@@ -163,19 +163,21 @@ class ChatInterface(gr.ChatInterface):
     """Saved conversations live in the visitor's browser and outlive the server's cache (a restart, a Space waking
     from sleep): one whose files are gone still opens, each missing file shown as a one-line placeholder."""
 
-    def _load_conversation(self, index: int, conversations: list[list[dict[str, Any]]]) -> tuple[int, list[Any]]:
-        return index, [_without_missing_files(message) for message in conversations[index]]  # a value, not an update
+    def _load_conversation(self, index: int, conversations: list[list[Any]]) -> tuple[int, list[Any]]:
+        """As Gradio's, but the chat is returned as a value: an update would rebuild the Chatbot and serve its
+        avatar again from the app's folder, which `blocked_paths` now refuses."""
+        return index, [_without_missing_files(message) for message in conversations[index]]
 
 
 def _without_missing_files(message: dict[str, Any]) -> dict[str, Any]:
+    """`message` with each file that no longer exists replaced by a text placeholder naming it."""
     content = message.get("content")
     parts = content if isinstance(content, list) else [content]
     kept = []
     for part in parts:
         file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else part
-        path = file.get("path") if isinstance(file, dict) else None
-        if isinstance(path, str) and not os.path.exists(path):
-            name = file.get("orig_name") or Path(path).name
+        if isinstance(file, dict) and isinstance(file.get("path"), str) and not os.path.exists(file["path"]):
+            name = file.get("orig_name") or Path(file["path"]).name
             part = {"type": "text", "text": f"[attachment {name} is no longer available]"}
         kept.append(part)
     return {**message, "content": kept if isinstance(content, list) else kept[0]}
