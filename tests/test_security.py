@@ -234,6 +234,22 @@ def test_inside_never_admits_a_path_that_resolves_elsewhere(parts: list[str]) ->
     assert not inside("http://example.com" + candidate, folder)
 
 
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["path", "file", "x"]),
+                                                                                 inner, max_size=3), max_leaves=20)
+
+
+@given(JSON)
+def test_file_paths_finds_every_path_string_at_any_depth(data: Any) -> None:
+    def every(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            own = [value["path"]] if isinstance(value.get("path"), str) else []
+            return own + [path for item in value.values() for path in every(item)]
+        return [path for item in value for path in every(item)] if isinstance(value, list) else []
+
+    assert sorted(file_paths(data)) == sorted(every(json.loads(json.dumps(data))))
+
+
 def test_a_symlink_in_the_upload_folder_does_not_lead_out(tmp_path: Path) -> None:
     (tmp_path / "uploads").mkdir()
     (tmp_path / "uploads" / "link").symlink_to(ROOT / "app.py")
