@@ -26,8 +26,11 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BUDGET = 10.0  # seconds of back-off waiting, in all, before a failure is shown
 DEFAULT_CONCURRENCY = 128  # chats streaming at once; I/O-bound, so far above Gradio's default of 1
 DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are turned away
-DEFAULT_RATE_PER_SESSION = 20  # messages a minute from one browser session
-DEFAULT_RATE_PER_ADDRESS = 60  # messages a minute from one client address
+# A class of 50 behind one NAT at 3 messages a minute each is 150 a minute from one address: 300 leaves twice
+# that. Nobody types 10 messages a minute for long; a runaway tab or script does (and a script that rotates its
+# session id still meets the per-address rate, the upstream cap and the daily budget).
+DEFAULT_RATE_PER_SESSION = 10  # messages a minute from one browser session
+DEFAULT_RATE_PER_ADDRESS = 300  # messages a minute from one client address
 DEFAULT_MAX_MESSAGE_CHARS = 100_000
 DEFAULT_MAX_HISTORY_MESSAGES = 200  # earlier messages sent upstream at most
 DEFAULT_UPDATE_BUDGET = 100.0  # browser updates a second, server-wide, in units of a short chat's update
@@ -87,6 +90,8 @@ class Settings:
     login_max_failures: int = DEFAULT_LOGIN_MAX_FAILURES
     login_window: float = DEFAULT_LOGIN_WINDOW
     offline: bool = False
+    trusted_proxy_hops: int = 0
+    daily_budget_usd: float = 0.0  # 0 = no budget
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -124,6 +129,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         login_max_failures=_count(env, "LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES),
         login_window=_number(env, "LOGIN_WINDOW_SECONDS", DEFAULT_LOGIN_WINDOW),
         offline=_flag(env, "OFFLINE"),
+        trusted_proxy_hops=int(_number(env, "TRUSTED_PROXY_HOPS", 1 if "SPACE_ID" in env else 0, minimum=0,
+                                       whole=True)),
+        daily_budget_usd=_number(env, "DAILY_BUDGET_USD", 0.0, minimum=0),
     )
 
 
@@ -134,9 +142,16 @@ def _default_data_dir(on_spaces: bool) -> str:
 
 
 def _redis_url(env: Mapping[str, str]) -> str | None:
+    """The Redis URL, checked; the message never echoes it, since it may hold a password."""
     raw = env.get("REDIS_URL")
-    if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix://).")  # no echo: password
+    parts = urlsplit(raw or "")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        valid = parts.scheme == "unix" or (parts.scheme in ("redis", "rediss") and bool(parts.hostname))
+    except ValueError:
+        valid = False
+    if raw and not valid:
+        raise ConfigError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix:///path/redis.sock).")
     return raw
 
 

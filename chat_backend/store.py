@@ -9,13 +9,15 @@ them. The Redis URL itself may hold a password, so it never appears in a message
 
 from __future__ import annotations
 
+import logging
+import math
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from .config import Settings
 
@@ -23,6 +25,7 @@ SQLITE_FILE = "store.sqlite3"
 BUSY_TIMEOUT_S = 5.0  # another process holding the write lock: wait this long before giving up
 REDIS_TIMEOUT_S = 2.0
 REDIS_PREFIX = "chat"
+WARN_EVERY_S = 60.0
 
 
 class StoreUnavailable(Exception):
@@ -30,6 +33,10 @@ class StoreUnavailable(Exception):
 
 
 class Store(Protocol):
+    """Bytes by (namespace, key). `ttl` is seconds from now (None: forever); `add` treats a missing entry as 0,
+    is atomic across threads, processes and replicas, and sets the expiry again each time; `trim` keeps the
+    newest entries of a namespace that fit in `max_bytes` (key and value lengths) and drops the rest."""
+
     def get(self, namespace: str, key: str) -> bytes | None: ...
 
     def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None: ...
@@ -39,6 +46,25 @@ class Store(Protocol):
     def add(self, namespace: str, key: str, amount: float, ttl: float | None = None) -> float: ...
 
     def trim(self, namespace: str, max_bytes: int) -> None: ...
+
+
+class WarnEvery:
+    """A warning about a degraded backend, logged at most once per `interval`: a failing store is news once, not
+    with every message."""
+
+    def __init__(self, logger: logging.Logger, interval: float = WARN_EVERY_S) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self._interval:
+                return
+            self._last = now
+        self._logger.warning(message, *args)
 
 
 def open_store(settings: Settings) -> Store:
@@ -73,12 +99,13 @@ class SQLiteStore:
         return self._db
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One writer transaction, taken up front so a read-modify-write cannot interleave with another process."""
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; a writer's lock is taken up front, so a read-modify-write cannot interleave with
+        another process. Readers take no lock (WAL lets them read beside a writer)."""
         with self._lock:
             try:
                 db = self._connect()
-                db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
                 try:
                     yield db
                 except BaseException:
@@ -99,7 +126,7 @@ class SQLiteStore:
         return None if row is None else bytes(row[0])
 
     def get(self, namespace: str, key: str) -> bytes | None:
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             return self._live(db, namespace, key)
 
     def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -170,7 +197,7 @@ class RedisStore:
 
     def get(self, namespace: str, key: str) -> bytes | None:
         with self._failing_as_unavailable():
-            return self._redis.get(self._name(namespace, key))
+            return cast("bytes | None", self._redis.get(self._name(namespace, key)))  # decode_responses is off
 
     def put(self, namespace: str, key: str, value: bytes, ttl: float | None = None) -> None:
         with self._failing_as_unavailable():
@@ -197,12 +224,13 @@ class RedisStore:
 
     def trim(self, namespace: str, max_bytes: int) -> None:
         with self._failing_as_unavailable():
-            keys = [key.decode() for key in self._redis.zrevrange(self._index(namespace), 0, -1)]  # newest first
+            newest_first = cast("list[bytes]", self._redis.zrevrange(self._index(namespace), 0, -1))
+            keys = [key.decode() for key in newest_first]
             sizes = self._redis.pipeline(transaction=False)
             for key in keys:
                 sizes.strlen(self._name(namespace, key))
             kept, dropped = 0, []
-            for key, size in zip(keys, sizes.execute()):
+            for key, size in zip(keys, sizes.execute(), strict=True):
                 kept += len(key) + size if size else 0  # size 0: the entry expired, only its index entry is left
                 if not size or kept > max_bytes:
                     dropped.append(key)

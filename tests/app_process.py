@@ -50,7 +50,7 @@ class AppProcess:
             try:
                 if requests.get(self.url, timeout=1).status_code == 200:
                     return self
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or too busy starting
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
                 pass
             time.sleep(0.2)  # polling the port: nothing to wait on but the child's socket
         self.stop()

@@ -102,7 +102,7 @@ def test_redact_removes_the_key_and_bearer_tokens(text: str) -> None:
     assert "abc123" not in cleaned and REDACTED in cleaned
 
 
-def test_data_dir_is_spaces_persistent_storage_only_when_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_dir_is_spaces_storage_only_when_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings({}, None).data_dir == Path("data")
     assert load_settings({"DATA_DIR": str(tmp_path)}, None).data_dir == tmp_path
     monkeypatch.setattr("chat_backend.config.SPACES_DATA_DIR", str(tmp_path / "absent"))
@@ -111,8 +111,9 @@ def test_data_dir_is_spaces_persistent_storage_only_when_mounted(tmp_path: Path,
     assert load_settings({"SPACE_ID": "a/b"}, None).data_dir == tmp_path
 
 
-def test_a_bad_redis_url_is_refused_without_echoing_it() -> None:
+@pytest.mark.parametrize("url", ["http://:pa55word@host", "redis://:pa55word@host:port/0", "redis://:pa55word@/0"])
+def test_a_bad_redis_url_is_refused_without_echoing_it(url: str) -> None:
     with pytest.raises(ConfigError, match="REDIS_URL") as caught:
-        load_settings({"REDIS_URL": "http://:pa55word@host"}, None)
+        load_settings({"REDIS_URL": url}, None)
     assert "pa55word" not in caught.value.user_message
     assert "pa55word" not in repr(load_settings({"REDIS_URL": "redis://:pa55word@host"}, None))

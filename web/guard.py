@@ -18,6 +18,8 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
+from chat_backend.limits import visitor_address
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -48,11 +50,12 @@ def file_paths(data: Any) -> Iterator[str]:
             yield from file_paths(value)
 
 
-def client_address(scope: Scope, trust_forwarded: bool) -> str:
-    """The visitor's address: the first X-Forwarded-For hop behind a trusted proxy, else the peer."""
-    forwarded = _header(scope, "x-forwarded-for") if trust_forwarded else ""
+def client_address(scope: Scope, trusted_hops: int) -> str:
+    """The visitor's address by the same rule as the message limits (`TRUSTED_PROXY_HOPS`)."""
+    wanted = b"x-forwarded-for"
+    forwarded = ",".join(value.decode("latin-1") for key, value in scope["headers"] if key.lower() == wanted)
     peer = scope.get("client") or ("", 0)
-    return forwarded.split(",")[0].strip() or peer[0]
+    return visitor_address(forwarded, peer[0], trusted_hops)
 
 
 def _header(scope: Scope, name: str) -> str:
@@ -201,17 +204,17 @@ class LoginThrottle:
     """After `max_failures` failed logins from one address within `window` seconds, POST /login answers 429
     until the oldest of them is `window` seconds old. Other addresses and successful logins are unaffected."""
 
-    def __init__(self, app: ASGIApp, *, max_failures: int, window: float, trust_forwarded: bool,
+    def __init__(self, app: ASGIApp, *, max_failures: int, window: float, trusted_hops: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
-        self.trust_forwarded = trust_forwarded
+        self.trusted_hops = trusted_hops
         self._attempts = _Failures(max_failures, window, clock) if max_failures > 0 else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (self._attempts is None or scope["type"] != "http" or scope["method"] != "POST"
                 or scope["path"].rstrip("/") != "/login"):
             return await self.app(scope, receive, send)
-        address = client_address(scope, self.trust_forwarded)
+        address = client_address(scope, self.trusted_hops)
         wait, token = self._attempts.attempt(address)
         if wait:
             seconds = str(math.ceil(wait))
