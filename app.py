@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from limits import RateLimitItemPerMinute
 from starlette.middleware import Middleware
 
 from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_api_messages, transcript
@@ -25,7 +26,7 @@ from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
-from chat_backend.limits import Guard, SlidingWindow, visitor_address
+from chat_backend.limits import Guard, Windows, visitor_address
 from chat_backend.messages import text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
 from chat_backend.store import open_store
@@ -63,7 +64,7 @@ CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream, SETTINGS.redis_url)
 BUDGET = DailyBudget(SETTINGS.daily_budget_usd, open_store(SETTINGS))
-EXPORTS = SlidingWindow(EXPORTS_PER_MINUTE)
+EXPORTS, EXPORT_RATE = Windows(SETTINGS.redis_url), RateLimitItemPerMinute(EXPORTS_PER_MINUTE)
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -151,9 +152,11 @@ def temperature_for(model: str, temperature: float) -> dict[str, Any]:
 def export(history: list[dict[str, Any]], request: gr.Request) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the conversation as Markdown and JSON for the two download buttons, inside Gradio's cache only,
     so CACHE_CLEAR_MINUTES removes them; at most EXPORTS_PER_MINUTE per address, and the body limit caps size."""
-    wait = EXPORTS.wait_needed(client_address(request))
+    address = client_address(request)
+    wait = EXPORTS.wait_needed(EXPORT_RATE, "export", address)
     if wait:
         raise gr.Error(f"Too many exports at once. Try again in {math.ceil(wait)} s.", print_exception=False)
+    EXPORTS.hit(EXPORT_RATE, "export", address)
     markdown = _cached_file("conversation.md", transcript.to_markdown(history))
     data = _cached_file("conversation.json", transcript.to_json(history))
     return gr.update(value=markdown, visible=True), gr.update(value=data, visible=True)

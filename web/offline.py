@@ -7,6 +7,7 @@ needs test-only packages; this one just answers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -69,10 +70,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # Stop: the app closed the connection
             self._stream(words, {**base, "object": "chat.completion.chunk"}, usage, body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the visitor pressed Stop: the app closed the connection
 
     def _stream(self, words: list[str], chunk: dict[str, Any], usage: dict[str, int], body: dict[str, Any]) -> None:
         for index, word in enumerate(words):
