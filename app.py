@@ -7,16 +7,21 @@ edits. Nothing here needs the network or a key to render the page.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
+import math
 import os
-import tempfile
+import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from anyio import to_thread
 from gradio.utils import get_upload_folder
+from limits import RateLimitItemPerMinute
+from starlette.middleware import Middleware
 
 from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, transcript
 from chat_backend.attachments import Attachments
@@ -25,13 +30,15 @@ from chat_backend.catalogue import ModelInfo
 from chat_backend.config import DEFAULT_MAX_TOKENS, PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
 from chat_backend.fallback import FallbackStream, Switch, with_notice
-from chat_backend.limits import Guard, visitor_address
+from chat_backend.limits import Guard, Windows, visitor_address
 from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
 from chat_backend.relay import newest_in_thread
 from chat_backend.share import Shares, link_choices, remember
 from chat_backend.store import open_store
+from web import offline
 from web import share as share_pages
+from web.guard import LoginThrottle, RequestGuard, inside
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -51,10 +58,14 @@ EXAMPLES = [
     {"text": "Write a Python function that merges overlapping intervals, with tests."},
 ]
 
+EXPORTS_PER_MINUTE = 6  # per client address; identical exports share one copy on disk
+
 try:
     SETTINGS = load_settings()
 except ConfigError as err:
     raise SystemExit(f"Configuration error: {err.user_message}") from None
+if SETTINGS.offline or "--offline" in sys.argv[1:]:  # read here, before the client below is made
+    SETTINGS = replace(SETTINGS, base_url=offline.start(), api_key=offline.KEY, offline=True)
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream, SETTINGS.redis_url)
@@ -69,6 +80,7 @@ ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cac
 )
 SHARES = Shares(STORE, SETTINGS)
 SHARE_ROUTES = share_pages.routes(SHARES) if SETTINGS.share_links else []  # /share/<id>, beside the UI
+EXPORTS, EXPORT_RATE = Windows(SETTINGS.redis_url), RateLimitItemPerMinute(EXPORTS_PER_MINUTE)
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -181,13 +193,17 @@ def temperature_for(model: str, temperature: float) -> dict[str, Any]:
     return gr.update(maximum=highest, value=min(temperature, highest))
 
 
-def export(history: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Write the conversation as Markdown and JSON for the two download buttons."""
-    folder = Path(tempfile.mkdtemp(prefix="chat-export-"))
-    markdown, data = folder / "conversation.md", folder / "conversation.json"
-    markdown.write_text(transcript.to_markdown(history), encoding="utf-8")
-    data.write_text(transcript.to_json(history), encoding="utf-8")
-    return gr.update(value=str(markdown), visible=True), gr.update(value=str(data), visible=True)
+def export(history: list[dict[str, Any]], request: gr.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the conversation as Markdown and JSON for the two download buttons, inside Gradio's cache only,
+    so CACHE_CLEAR_MINUTES removes them; at most EXPORTS_PER_MINUTE per address, and the body limit caps size."""
+    address = client_address(request)
+    wait = EXPORTS.wait_needed(EXPORT_RATE, "export", address)
+    if wait:
+        raise gr.Error(f"Too many exports at once. Try again in {math.ceil(wait)} s.", print_exception=False)
+    EXPORTS.hit(EXPORT_RATE, "export", address)
+    markdown = _cached_file("conversation.md", transcript.to_markdown(history))
+    data = _cached_file("conversation.json", transcript.to_json(history))
+    return gr.update(value=markdown, visible=True), gr.update(value=data, visible=True)
 
 
 def share(history: list[dict[str, Any]], model: str, system_prompt: str, include_prompt: bool,
@@ -218,7 +234,51 @@ def own_links(links: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, A
             gr.update(visible=bool(choices)))
 
 
-with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)) as demo:
+def _cached_file(name: str, text: str) -> str:
+    """`text` as a file in a folder of Gradio's cache named by its hash, as Gradio names its own copies."""
+    content = text.encode("utf-8")
+    folder = Path(gr.utils.get_upload_folder()) / hashlib.sha256(content).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    path, staging = folder / name, folder / f".{name}.{os.getpid()}.{id(content)}"
+    staging.write_bytes(content)
+    os.replace(staging, path)  # a concurrent identical export never sees half a file
+    return str(path)
+
+
+class ChatInterface(gr.ChatInterface):
+    """Saved conversations live in the visitor's browser and outlive the server's cache (a restart, a Space waking
+    from sleep): one whose files are gone still opens, each missing file shown as a one-line placeholder."""
+
+    def _load_conversation(self, index: int, conversations: list[list[Any]]) -> tuple[int, list[Any]]:
+        """As Gradio's, but the chat is returned as a value: an update would rebuild the Chatbot and serve its
+        avatar again from the app's folder, which `blocked_paths` now refuses."""
+        return index, [_without_missing_files(message) for message in conversations[index]]
+
+
+def _without_missing_files(message: dict[str, Any]) -> dict[str, Any]:
+    """`message` with each file that no longer exists replaced by a text placeholder naming it."""
+    content = message.get("content")
+    parts = content if isinstance(content, list) else [content]
+    kept = []
+    for part in parts:
+        file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else part
+        if isinstance(file, dict) and isinstance(file.get("path"), str) and not os.path.exists(file["path"]):
+            name = file.get("orig_name") or Path(file["path"]).name
+            part = {"type": "text", "text": f"[attachment {name} is no longer available]"}
+        kept.append(part)
+    return {**message, "content": kept if isinstance(content, list) else kept[0]}
+
+
+def private_paths() -> list[str]:
+    """What Gradio must never copy into its cache or serve: all in the app's folder but `assets/` (code, `.env`,
+    `.git`, tests), DATA_DIR and the working directory, each unless it holds the assets or Gradio's uploads."""
+    public = [gr.utils.get_upload_folder(), str(ASSETS)]
+    folders = [*Path(__file__).resolve().parent.iterdir(), SETTINGS.data_dir.resolve(), Path.cwd().resolve()]
+    return sorted({str(folder) for folder in folders if not any(inside(path, str(folder)) for path in public)})
+
+
+CACHE_SECONDS = int(SETTINGS.cache_clear_minutes * 60)
+with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
     with gr.Sidebar(label="Settings", position="right", open=False):
         gr.Markdown("### Settings")
         model_box = gr.Dropdown(
@@ -238,7 +298,8 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
             frequency_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label="Frequency penalty")
             seed_box = gr.Number(0, label="Seed (0 = random)", minimum=0, precision=0)
         key_box = gr.Textbox(
-            label="Your own AI/ML API key (optional)", type="password", placeholder="Uses the server's key when empty",
+            "", label="Your own AI/ML API key (optional)", type="password",
+            placeholder="Uses the server's key when empty",
             info="Kept only in this browser tab and sent with each message; never stored or logged.",
         )
         gr.Markdown("### Export")
@@ -259,7 +320,7 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
             # tokens survive a restart and work with every replica.
             my_links = gr.BrowserState({}, storage_key="minimax-chat-shared-links", secret="shared-links")
 
-    chat = gr.ChatInterface(
+    chat = ChatInterface(
         respond,
         multimodal=True,
         chatbot=gr.Chatbot(
@@ -303,13 +364,33 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
 demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
 
 
+def middleware() -> list[Middleware]:
+    """Body limits and file-path checks on every request, and the failed-login throttle (see web/guard.py)."""
+    return [
+        Middleware(RequestGuard, body_limit=SETTINGS.max_request_bytes, upload_folder=gr.utils.get_upload_folder(),
+                   upload_limit=upload_limit()),
+        Middleware(LoginThrottle, max_failures=SETTINGS.login_max_failures, window=SETTINGS.login_window,
+                   trusted_hops=SETTINGS.trusted_proxy_hops),
+    ]
+
+
+def upload_limit() -> int:
+    """Bytes one upload request may carry: the browser sends all files picked at once in one request, so
+    a whole message's attachments (MAX_MESSAGE_ATTACHMENTS_MB), plus room for the form's own fields."""
+    per_message = SETTINGS.max_message_attachment_bytes or SETTINGS.max_attachment_bytes * 10
+    return max(SETTINGS.max_attachment_bytes, per_message) + 1_000_000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="MiniMax Chat")
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--offline", action="store_true", help="canned replies, no key or network (OFFLINE=1)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     CLIENT.catalogue.refresh_in_background()
+    if SETTINGS.offline:
+        log.info("offline: every reply is canned; no key is used and no model is called")
     demo.launch(
         server_name="0.0.0.0" if SETTINGS.on_spaces else os.environ.get("GRADIO_SERVER_NAME"),
         share=args.share or SETTINGS.share,
@@ -320,7 +401,8 @@ def main() -> None:
         theme=gr.themes.Soft(primary_hue="pink"),
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
-        app_kwargs={"routes": SHARE_ROUTES},
+        blocked_paths=private_paths(),
+        app_kwargs={"routes": SHARE_ROUTES, "middleware": middleware()},
     )
     CLIENT.close()
 

@@ -52,6 +52,10 @@ DEFAULT_SHARE_TTL_DAYS = 30.0
 DEFAULT_SHARE_MAX_KB = 1000.0  # one shared conversation, as stored
 DEFAULT_SHARE_PER_HOUR = 10  # shared links one browser session may create in an hour
 DEFAULT_SHARE_STORE_MB = 500.0  # all shared conversations together; the oldest go first beyond it
+DEFAULT_MAX_REQUEST_MB = 5.0  # about a browser's localStorage quota, where the page keeps saved conversations
+DEFAULT_CACHE_CLEAR_MINUTES = 60.0
+DEFAULT_LOGIN_MAX_FAILURES = 5
+DEFAULT_LOGIN_WINDOW = 60.0  # seconds
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -101,6 +105,11 @@ class Settings:
     on_spaces: bool = False
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    max_request_bytes: int = int(DEFAULT_MAX_REQUEST_MB * 1_000_000)
+    cache_clear_minutes: float = DEFAULT_CACHE_CLEAR_MINUTES
+    login_max_failures: int = DEFAULT_LOGIN_MAX_FAILURES
+    login_window: float = DEFAULT_LOGIN_WINDOW
+    offline: bool = False
     trusted_proxy_hops: int = 0
     daily_budget_usd: float = 0.0  # 0 = no budget
     share_links: bool = True
@@ -151,6 +160,11 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         on_spaces="SPACE_ID" in env,
         data_dir=Path(env.get("DATA_DIR") or _default_data_dir("SPACE_ID" in env)),
         redis_url=_redis_url(env),
+        max_request_bytes=int(_number(env, "MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB) * 1_000_000),
+        cache_clear_minutes=_number(env, "CACHE_CLEAR_MINUTES", DEFAULT_CACHE_CLEAR_MINUTES),
+        login_max_failures=_count(env, "LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES),
+        login_window=_number(env, "LOGIN_WINDOW_SECONDS", DEFAULT_LOGIN_WINDOW),
+        offline=_flag(env, "OFFLINE"),
         trusted_proxy_hops=int(_number(env, "TRUSTED_PROXY_HOPS", 1 if "SPACE_ID" in env else 0, minimum=0,
                                        whole=True)),
         daily_budget_usd=_number(env, "DAILY_BUDGET_USD", 0.0, minimum=0),

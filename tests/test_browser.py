@@ -213,3 +213,14 @@ def test_hostile_html_in_a_reply_is_inert_and_the_page_stays_usable(page: Page, 
     assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"] + 1
     send(page, "Still there?")
     expect(page.get_by_text("Hello from the stand-in.")).to_be_visible()
+
+
+def test_a_saved_conversation_opens_again_from_the_history(page: Page, app_api: FakeAPI) -> None:
+    """Opening a saved conversation re-renders the chat; with the app's folder blocked it once failed silently."""
+    app_api.script(Reply(text="Paris is the capital."))
+    send(page, "Capital of France?")
+    expect(bot_messages(page).first).to_contain_text("Paris is the capital.")
+    page.get_by_role("button", name=re.compile("New chat", re.IGNORECASE)).click()
+    expect(bot_messages(page)).to_have_count(0)
+    page.get_by_text("Capital of France?").first.click()
+    expect(bot_messages(page).first).to_contain_text("Paris is the capital.")

@@ -1,23 +1,98 @@
-"""How the app serves: Spaces binding, optional login, and start-up that stops on a bad setting."""
+"""How the app serves: as a Space does it, offline, through the API from code, and the README's own commands."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
+from gradio_client import Client
 
-from tests.app_process import ROOT, AppProcess
+from tests.app_process import ROOT, AppProcess, free_port
 from tests.fake_api import FakeAPI
 
+SPACE_HOST = "someone-minimax-chat.hf.space"
+PROXY_HEADERS = {"x-forwarded-for": "203.0.113.7, 10.0.0.1", "x-forwarded-proto": "https",
+                 "x-forwarded-host": SPACE_HOST}
 
-def test_on_spaces_it_binds_every_interface(shared_api: FakeAPI, tmp_path: Path) -> None:
-    app = AppProcess(tmp_path / "app.log", SPACE_ID="someone/minimax-chat", AIMLAPI_BASE_URL=shared_api.base_url).start()
+
+def test_as_on_a_space_it_binds_every_interface_and_links_files_through_the_proxy(
+        shared_api: FakeAPI, tmp_path: Path) -> None:
+    """What a Space sets: SPACE_ID, SPACE_HOST and SYSTEM=spaces (Gradio then serves with its Spaces reloader),
+    the port (GRADIO_SERVER_PORT, as AppProcess does), and an https proxy in front adding X-Forwarded-*:
+    file links must come back as https on the Space's host."""
+    app = AppProcess(tmp_path / "app.log", SPACE_ID="someone/minimax-chat", SPACE_HOST=SPACE_HOST, SYSTEM="spaces",
+                     AIMLAPI_BASE_URL=shared_api.base_url, GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    app.start(timeout=180)
     try:
         assert f"http://0.0.0.0:{app.port}" in app.logs()
+        config = requests.get(f"{app.url}config", headers=PROXY_HEADERS, timeout=10).text
+        urls = re.findall(r'"url":\s*"([^"]*/file=[^"]*)"', config)
+        assert urls and all(url.startswith(f"https://{SPACE_HOST}/") for url in urls)
+        assert requests.get(urls[0].replace(f"https://{SPACE_HOST}/", app.url), timeout=10).ok
     finally:
         app.stop()
+
+
+def test_a_saved_conversation_still_opens_after_a_restart_emptied_the_cache(live_app: AppProcess) -> None:
+    """A Space that slept wakes with an empty cache while the browser kept its conversations and their links."""
+    config = requests.get(f"{live_app.url}config", timeout=10).json()
+    loader = next(e["id"] for e in config["dependencies"] if e.get("api_name") == "_load_conversation")
+    gone = str(Path(live_app.env["GRADIO_TEMP_DIR"]) / ("0" * 64) / "tide.pdf")
+    conversation = [{"role": "user", "content": [{"type": "file", "file": {"path": gone}}]},
+                    {"role": "user", "content": [{"type": "text", "text": "Summarise it"}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "It is about tides."}]}]
+    body = {"data": [0, [conversation]], "fn_index": loader, "session_hash": "woke-up"}
+    reply = requests.post(f"{live_app.url}gradio_api/run/predict", json=body, timeout=30)
+    assert reply.ok, reply.text[:300]
+    assert "It is about tides." in reply.text and "[attachment tide.pdf is no longer available]" in reply.text
+
+
+def test_the_front_matter_declares_the_python_that_runs_the_tests() -> None:
+    """Spaces run the front matter's python_version (3.10 when unset, where `datetime.UTC` does not exist)."""
+    front = (ROOT / "README.md").read_text(encoding="utf-8").split("---")[1]
+    declared = re.search(r"^python_version:\s*\"?([0-9.]+)\"?\s*$", front, re.MULTILINE)
+    assert declared and declared.group(1) == f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@pytest.mark.parametrize("how", ["--offline", "OFFLINE=1"])
+def test_offline_mode_answers_a_bare_api_call_with_a_canned_reply(how: str, tmp_path: Path) -> None:
+    app = AppProcess(tmp_path / "app.log", **({"OFFLINE": "1"} if how == "OFFLINE=1" else {}))
+    app.command += ["--offline"] if how == "--offline" else []
+    app.env.pop("AIMLAPI_BASE_URL", None)  # no key, no base URL: nothing but the app itself
+    app.start(timeout=180)
+    try:
+        reply = Client(app.url, verbose=False).predict({"text": "Hello there", "files": []}, api_name="/chat")
+        assert "canned reply" in reply[0]["content"] and "Hello there" in reply[0]["content"]
+        assert "offline" in app.logs()
+    finally:
+        app.stop()
+
+
+def chat_request(client: Client, api: FakeAPI, **settings: Any) -> dict[str, Any]:
+    """The body the API received for one message sent with `settings` (by parameter name)."""
+    api.reset()
+    reply = client.predict({"text": "Hi", "files": []}, **settings, api_name="/chat")
+    assert reply[0]["role"] == "assistant" and reply[0]["content"]
+    return api.chat_requests()[0].body
+
+
+def test_the_chat_api_takes_a_bare_message_and_settings_by_name(live_app: AppProcess, app_api: FakeAPI) -> None:
+    client = Client(live_app.url, verbose=False)
+    bare = chat_request(client, app_api)
+    assert bare["model"] == "abab6.5s-chat" and bare["messages"][0]["content"] == "You are a helpful assistant."
+    tuned = chat_request(client, app_api, model="MiniMax-Text-01", system_prompt="Answer in French.",
+                         temperature=0.3, max_tokens=64)
+    assert (tuned["model"], tuned["temperature"], tuned["max_tokens"]) == ("MiniMax-Text-01", 0.3, 64)
+    assert tuned["messages"][0] == {"role": "system", "content": "Answer in French."}
 
 
 def test_login_is_required_when_a_username_and_password_are_set(shared_api: FakeAPI, tmp_path: Path) -> None:
@@ -36,6 +111,61 @@ def test_login_is_required_when_a_username_and_password_are_set(shared_api: Fake
 
 def test_a_malformed_setting_stops_start_up_naming_the_variable() -> None:
     env = {"PATH": "/usr/bin:/bin", "AIMLAPI_READ_TIMEOUT": "soon", "HOME": str(ROOT)}
-    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode != 0
     assert "AIMLAPI_READ_TIMEOUT must be a number" in done.stderr and "Traceback" not in done.stderr
+
+
+@contextmanager
+def serving(command: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[str]:
+    """Run a long-running README command until the block ends; yields the page's URL once it serves."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while not _answers(url):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.3)  # polling the port: nothing else to wait on
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).ok
+    except (requests.ConnectionError, requests.Timeout):
+        return False
+
+
+@pytest.mark.timeout(600)
+def test_the_readmes_commands_work_in_order_in_a_fresh_environment(tmp_path: Path) -> None:
+    """Every bash block of the README, in order, from a fresh copy of the project in a new virtual environment.
+    The venv sees the system's packages (--system-site-packages): a plain one installs Gradio from scratch,
+    which took over 8 minutes on the 2-core test machine; pip still checks every requirement is met."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".git", ".env", "data", "__pycache__", ".*cache"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False",
+           "GRADIO_SERVER_PORT": str(free_port()), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    blocks = re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    ran = []
+    for block in blocks:
+        for step in (part.strip() for line in block.splitlines() for part in line.split("&&")):
+            if step == "python -m pytest":
+                continue  # the test suite itself: this very run
+            if step.startswith("python app.py"):
+                with serving(step.split(), project, env, tmp_path / f"step{len(ran)}.log") as url:
+                    if "--offline" in step:
+                        reply = Client(url, verbose=False).predict({"text": "Hi", "files": []}, api_name="/chat")
+                        assert "canned reply" in reply[0]["content"]
+            else:
+                done = subprocess.run(step, shell=True, cwd=project, env=env, capture_output=True, text=True,
+                                      timeout=300, check=False)
+                assert done.returncode == 0, f"{step}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            ran.append(step)
+    assert "python app.py" in ran and "python app.py --offline" in ran

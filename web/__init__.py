@@ -1,0 +1,1 @@
+"""web: HTTP beside the Gradio UI (ASGI middleware and routes). Imports starlette, never gradio."""

@@ -1,0 +1,291 @@
+"""Attacks from issue 17 through raw HTTP against the launched app: the requests an attacker would send."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.app_process import ROOT, AppProcess
+from tests.fake_api import FakeAPI
+from web.guard import file_paths, inside
+
+
+def event_index(app: AppProcess, name: str) -> int:
+    """The fn_index of the UI event Gradio names `name` (the undocumented functions the page calls)."""
+    config = requests.get(f"{app.url}config", timeout=10).json()
+    return next(event["id"] for event in config["dependencies"] if event.get("api_name") == name)
+
+
+def copy_step(app: AppProcess) -> int:
+    """The fn_index of a non-queued step that copies the chat value into the session's state."""
+    config = requests.get(f"{app.url}config", timeout=10).json()
+    kinds = {component["id"]: component["type"] for component in config["components"]}
+    return next(event["id"] for event in config["dependencies"] if not event["queue"]
+                and [kinds[i] for i in event["inputs"]] == ["chatbot"]
+                and [kinds[o] for o in event["outputs"]] == ["state"])
+
+
+def run(app: AppProcess, name: str, data: list[Any], session: str = "attacker", **kwargs: Any) -> requests.Response:
+    """POST /gradio_api/run/predict for a non-queued UI event, as the page does."""
+    body = {"data": data, "fn_index": event_index(app, name), "session_hash": session}
+    return requests.post(f"{app.url}gradio_api/run/predict", json=body, timeout=30, **kwargs)
+
+
+def served_urls(response: requests.Response) -> list[str]:
+    """Every /gradio_api/file= URL in a reply."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("url"), str) and "/file=" in value["url"]:
+                found.append(value["url"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(response.json() if response.headers.get("content-type", "").startswith("application/json") else None)
+    return found
+
+
+def secret_files(tmp_path: Path) -> dict[str, Path]:
+    """Files an attacker wants: the app's code, git's config, and a file in the system temp directory
+    (where exports used to be written)."""
+    git = ROOT / ".git"
+    stray = Path(tempfile.mkdtemp(prefix="chat-export-")) / "conversation.md"
+    stray.write_text("another visitor's conversation", encoding="utf-8")
+    return {"app.py": ROOT / "app.py", "git": git if git.is_file() else git / "config", "export": stray}
+
+
+# Saved conversations come from the browser's storage with no data model, so Gradio checks none of these shapes.
+FORGED_SHAPES = [
+    lambda path: {"path": path},
+    lambda path: [{"type": "file", "file": {"path": path}}],
+    lambda path: {"file": {"path": path}},
+    lambda path: {"path": f"{tempfile.gettempdir()}/gradio/../..{path}"},
+]
+
+
+@pytest.mark.parametrize("shape", range(len(FORGED_SHAPES)))
+def test_the_conversation_loader_serves_no_file_outside_the_uploads(
+        live_app: AppProcess, tmp_path: Path, shape: int) -> None:
+    for name, target in secret_files(tmp_path).items():
+        conversation = [{"role": "user", "content": FORGED_SHAPES[shape](str(target))}]
+        reply = run(live_app, "_load_conversation", [0, [conversation]])
+        urls = served_urls(reply)
+        for url in urls:
+            fetched = requests.get(url, timeout=10)
+            assert not (fetched.ok and fetched.content == target.read_bytes()), f"{name} was served at {url}"
+        assert not urls, f"{name}: {reply.text[:300]}"
+
+
+def test_the_apps_own_files_still_serve(live_app: AppProcess) -> None:
+    """The blocked paths cover the app's folder, yet its favicon, avatar and example attachment still load."""
+    assert requests.get(f"{live_app.url}favicon.ico", timeout=10).ok
+    config = requests.get(f"{live_app.url}config", timeout=10)
+    urls = set(re.findall(r'"url":\s*"([^"]*/file=[^"]*)"', config.text))
+    assert any(url.endswith("avatar-assistant.png") for url in urls)
+    assert any(url.endswith("harbour-microgrid-report.md") for url in urls)
+    assert all(requests.get(url, timeout=10).ok for url in urls)
+
+
+def test_a_saved_conversation_with_an_upload_still_opens(live_app: AppProcess) -> None:
+    """The guards refuse forged paths, not real ones: an uploaded file's conversation opens and links the file."""
+    uploaded = requests.post(f"{live_app.url}gradio_api/upload", files={"files": ("notes.txt", b"tide tables")},
+                             timeout=30).json()[0]
+    conversation = [{"role": "user", "content": [{"type": "file", "file": {"path": uploaded}}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]}]
+    reply = run(live_app, "_load_conversation", [0, [conversation]], session="returning-visitor")
+    assert reply.ok and "Noted." in reply.text, reply.text[:300]
+    assert [requests.get(url, timeout=10).content for url in served_urls(reply)] == [b"tide tables"]
+
+
+def chat_value(size: int) -> list[dict[str, Any]]:
+    """A well-formed chat value of about `size` bytes, as the page sends it."""
+    text = "lorem ipsum " * (size // 12)
+    return [{"role": "user", "content": [{"type": "text", "text": text}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}]
+
+
+def raw_post(app: AppProcess, path: str, body: bytes, chunked: bool = False) -> int:
+    """POST `body` over a plain socket and return the status; the server may answer (and close) before the
+    body is all sent, as it should for a body over the limit, so a reset while sending is expected."""
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{app.port}", "Content-Type: application/json",
+            "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}", "Connection: close"]
+    with socket.create_connection(("127.0.0.1", app.port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        try:
+            for start in range(0, len(body), 1 << 20):
+                piece = body[start:start + (1 << 20)]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            sock.sendall(b"0\r\n\r\n" if chunked else b"")
+        except OSError:
+            pass  # answered and closed early
+        reply = sock.makefile("rb").readline()
+    return int(reply.split()[1])
+
+
+def rss_mb(app: AppProcess) -> float:
+    assert app.process is not None
+    status = Path(f"/proc/{app.process.pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1000
+
+
+def test_thirty_sessions_of_twenty_megabyte_chats_are_refused_and_memory_stays_put(live_app: AppProcess) -> None:
+    index = copy_step(live_app)
+    chat = json.dumps(chat_value(20_000_000)).encode()
+    before = rss_mb(live_app)
+    for number in range(30):
+        body = b'{"data": [%s], "fn_index": %d, "session_hash": "fill-%d"}' % (chat, index, number)
+        assert raw_post(live_app, "/gradio_api/run/predict", body, chunked=number % 2 == 1) == 413
+    assert rss_mb(live_app) - before < 60
+
+
+def test_a_long_but_plausible_chat_is_still_accepted(live_app: AppProcess) -> None:
+    body = {"data": [chat_value(1_000_000)], "fn_index": copy_step(live_app), "session_hash": "long-chat"}
+    reply = requests.post(f"{live_app.url}gradio_api/run/predict", json=body, timeout=30)
+    assert reply.ok, reply.text[:300]
+
+
+def test_the_refusal_says_what_the_limit_is(live_app: AppProcess) -> None:
+    reply = requests.post(f"{live_app.url}gradio_api/run/predict", data=b"x" * 6_000_000, timeout=30)
+    assert reply.status_code == 413 and "at most 5 MB" in reply.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def export_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """An app of its own, so the export rate other tests use is untouched: cache cleared every 3 s, 1 MB files."""
+    folder = tmp_path_factory.mktemp("export-app")
+    app = AppProcess(folder / "app.log", GRADIO_TEMP_DIR=str(folder / "gradio"), CACHE_CLEAR_MINUTES="0.05",
+                     MAX_ATTACHMENT_MB="1",
+                     AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY="unused").start()
+    yield app
+    app.stop()
+
+
+def cache_bytes(app: AppProcess) -> int:
+    return sum(path.stat().st_size for path in Path(app.env["GRADIO_TEMP_DIR"]).rglob("*") if path.is_file())
+
+
+def exported_paths(reply: requests.Response) -> list[Path]:
+    return [Path(output["value"]["path"]) for output in reply.json()["data"]]
+
+
+def test_exports_land_only_in_the_cache_and_are_cleared_with_it(export_app: AppProcess) -> None:
+    temp = Path(tempfile.gettempdir())
+    strays = set(temp.glob("chat-export-*"))
+    reply = run(export_app, "export", [chat_value(1000)], session="export-clean")
+    paths = exported_paths(reply)
+    assert paths and all(path.is_relative_to(export_app.env["GRADIO_TEMP_DIR"]) and path.exists() for path in paths)
+    assert set(temp.glob("chat-export-*")) == strays
+    deadline = time.monotonic() + 30
+    while any(path.exists() for path in paths) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the cleaner runs on its own schedule; poll for its effect
+    assert not any(path.exists() for path in paths)
+
+
+def test_ten_big_exports_are_bounded_in_rate_and_disk(export_app: AppProcess) -> None:
+    chat = chat_value(4_000_000)
+    before = cache_bytes(export_app)
+    replies = [run(export_app, "export", [chat], session=f"export-{n}") for n in range(10)]
+    done = [reply for reply in replies if reply.ok and reply.json().get("data")]
+    assert 1 <= len(done) <= 6  # EXPORTS_PER_MINUTE, the test above included
+    assert all("Too many exports" in reply.text for reply in replies if reply not in done)
+    assert cache_bytes(export_app) - before < 3 * 4_000_000  # one Markdown and one JSON copy, shared
+
+
+def test_an_upload_is_bounded_by_the_attachment_limit_even_when_streamed(export_app: AppProcess) -> None:
+    """Gradio bounds each file (MAX_ATTACHMENT_MB, 1 here) but not how many: 8 files of 0.9 MB pass its check."""
+    def multipart(files: int) -> Iterator[bytes]:  # a generator, so requests sends it chunked, with no length
+        for number in range(files):
+            yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="%d.txt"\r\n\r\n' % number
+            yield b"x" * 900_000 + b"\r\n"
+        yield b"--b--\r\n"
+
+    url, kind = f"{export_app.url}gradio_api/upload", {"content-type": "multipart/form-data; boundary=b"}
+    assert requests.post(url, data=multipart(2), headers=kind, timeout=30).ok
+    refused = requests.post(url, data=multipart(8), headers=kind, timeout=30)
+    assert refused.status_code == 413 and "at most 6 MB" in refused.json()["detail"]
+    assert requests.post(url, data=multipart(1), headers=kind, timeout=30).ok
+
+
+@given(st.lists(st.sampled_from(["..", ".", "a", "b", "", "/", "~", "%2e%2e"]), max_size=8))
+def test_inside_never_admits_a_path_that_resolves_elsewhere(parts: list[str]) -> None:
+    folder = tempfile.gettempdir() + "/gradio"
+    candidate = folder + "/" + "/".join(parts)
+    resolved = os.path.realpath(candidate)
+    assert inside(candidate, folder) == (resolved == folder or resolved.startswith(folder + "/"))
+    assert not inside("http://example.com" + candidate, folder)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["path", "file", "x"]),
+                                                                                 inner, max_size=3), max_leaves=20)
+
+
+@given(JSON)
+def test_file_paths_finds_every_path_string_at_any_depth(data: Any) -> None:
+    def every(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            own = [value["path"]] if isinstance(value.get("path"), str) else []
+            return own + [path for item in value.values() for path in every(item)]
+        return [path for item in value for path in every(item)] if isinstance(value, list) else []
+
+    assert sorted(file_paths(data)) == sorted(every(json.loads(json.dumps(data))))
+
+
+def test_a_symlink_in_the_upload_folder_does_not_lead_out(tmp_path: Path) -> None:
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads" / "link").symlink_to(ROOT / "app.py")
+    assert not inside(str(tmp_path / "uploads" / "link"), str(tmp_path / "uploads"))
+    assert list(file_paths({"a": [{"path": "x"}, {"file": {"path": "y"}}], "path": 3})) == ["x", "y"]
+
+
+def login(app: AppProcess, password: str, source: str = "127.0.0.2", forwarded: str = "") -> tuple[int, str]:
+    """POST /login as the login form does, from the loopback address `source` (uvicorn trusts X-Forwarded-For
+    from 127.0.0.1 only, as a local proxy's, so an attacker is played from 127.0.0.2)."""
+    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10, source_address=(source, 0))
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    headers |= {"x-forwarded-for": forwarded} if forwarded else {}
+    try:
+        connection.request("POST", "/login", urlencode({"username": "ada", "password": password}), headers)
+        reply = connection.getresponse()
+        return reply.status, reply.read().decode()
+    finally:
+        connection.close()
+
+
+def test_failed_logins_are_throttled_per_address(shared_api: FakeAPI, tmp_path: Path) -> None:
+    app = AppProcess(tmp_path / "app.log", APP_USERNAME="ada", APP_PASSWORD="lovelace-1815", LOGIN_WINDOW_SECONDS="5",
+                     AIMLAPI_BASE_URL=shared_api.base_url).start()
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:  # 300 guesses as fast as one client can send them
+            statuses = list(pool.map(lambda n: login(app, f"guess-{n}", forwarded=f"10.0.0.{n % 250}")[0], range(300)))
+        windows = (time.monotonic() - started) / 5 + 1  # on a slow machine the 5 s window may slide once or twice
+        assert set(statuses) == {400, 429} and statuses.count(400) <= 5 * windows  # forged X-Forwarded-For: no help
+        status, text = login(app, "lovelace-1815")
+        assert status == 429 and "Too many failed logins" in text
+        assert login(app, "lovelace-1815", source="127.0.0.3")[0] == 200  # another address is unaffected
+        deadline = time.monotonic() + 10
+        while login(app, "lovelace-1815")[0] == 429 and time.monotonic() < deadline:
+            time.sleep(0.5)  # the window is time itself: poll until it has passed
+        assert login(app, "lovelace-1815")[0] == 200
+    finally:
+        app.stop()
