@@ -207,6 +207,9 @@ THEME = gr.themes.Soft(primary_hue="pink").set(  # darker pinks: light text on t
     button_primary_background_fill_dark="*primary_700", button_primary_background_fill_hover_dark="*primary_800",
     block_label_text_color="*primary_800", block_label_text_color_dark="*primary_100",
     link_text_color="*primary_700", link_text_color_dark="*primary_300",
+    block_title_text_color="*primary_800", block_title_text_color_dark="*primary_100",
+    block_title_background_fill_dark="*primary_800", block_label_background_fill_dark="*primary_800",
+    body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_300",
 )
 demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
 

@@ -1,0 +1,172 @@
+"""Reach: the page on phones and desktops, light and dark, English and Chinese, checked with axe-core and the keyboard.
+
+Screenshots of every state go to test-artifacts/reach-*.png for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess
+from tests.fake_api import FakeAPI, Reply
+
+if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
+    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+ARTIFACTS = ROOT / "test-artifacts"
+PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 360, "height": 740}}
+DESKTOP = {"width": 1280, "height": 900}
+WIDE_REPLY = ("Here is a table and some code.\n\n| " + " | ".join(f"column {i}" for i in range(14)) + " |\n|"
+              + "---|" * 14 + "\n| " + " | ".join("value" for _ in range(14)) + " |\n\n```python\n"
+              + "print('" + "x" * 300 + "')\n```\n\n" + "Supercalifragilistic" * 12)
+AXE = Axe()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser: Browser, app: AppProcess, viewport: dict[str, int], *, dark: bool = False,
+              locale: str = "en-US") -> Page:
+    phone = viewport["width"] < 640
+    context = browser.new_context(viewport=viewport, locale=locale, has_touch=phone, is_mobile=phone,
+                                  extra_http_headers={"Accept-Language": f"{locale},en;q=0.5"})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(app.url + ("?__theme=dark" if dark else ""))
+    page.locator("#chat-input textarea").wait_for()
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"reach-{name}.png"))
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now."""
+    results: Any = AXE.run(page)
+    return [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+def send(page: Page, text: str) -> None:
+    box = page.locator("#chat-input textarea")
+    expect(box).to_be_enabled()
+    box.fill(text)
+    box.press("Enter")
+
+
+def reply_done(page: Page, count: int = 1) -> None:
+    expect(page.locator(".thought-group")).to_have_count(count, timeout=15_000)
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+def test_no_serious_axe_violations(browser: Browser, live_app: AppProcess, app_api: FakeAPI, screen: str,
+                                   dark: bool) -> None:
+    """At load, after a reply and an error notice, and with Settings open."""
+    page = open_page(browser, live_app, DESKTOP if screen == "desktop" else PHONES["phone"], dark=dark)
+    name = f"{screen}-{'dark' if dark else 'light'}"
+    found = {"load": serious_violations(page)}
+    app_api.script(Reply(text="The answer is **42**, and $x^2$ is fine."), Reply(status=400))
+    send(page, "What is the answer?")
+    reply_done(page)
+    send(page, "Provoke an error")
+    expect(page.get_by_text("Request rejected")).to_be_visible()
+    shot(page, f"{name}-reply")
+    found["reply and error"] = serious_violations(page)
+    page.locator(".sidebar .toggle-button").click()
+    expect(page.get_by_label("System prompt")).to_be_visible()
+    shot(page, f"{name}-settings")
+    found["settings"] = serious_violations(page)
+    page.context.close()
+    assert found == {"load": [], "reply and error": [], "settings": []}
+
+
+@pytest.mark.parametrize("size", list(PHONES))
+def test_the_phone_layout_gives_the_conversation_the_screen(browser: Browser, live_app: AppProcess,
+                                                            app_api: FakeAPI, size: str) -> None:
+    viewport = PHONES[size]
+    page = open_page(browser, live_app, viewport)
+    box = page.locator("#chat-input textarea")
+    assert box.bounding_box()["y"] + box.bounding_box()["height"] <= viewport["height"]
+    first_example = page.locator(".examples .example").first
+    assert first_example.bounding_box()["y"] + 20 <= viewport["height"]
+    expect(page.locator("#app-description")).to_be_hidden()
+    expect(page.locator("#new-chat")).to_be_hidden()
+    shot(page, f"{size}-load")
+    app_api.script(Reply(chunks=[WIDE_REPLY]))
+    send(page, "Show me something wide")
+    reply_done(page)
+    chat_height = page.locator("[role=log]").bounding_box()["height"]
+    assert chat_height >= viewport["height"] * 2 / 3, chat_height
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    facts = page.locator(".thought-group .title").first
+    assert float(facts.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 12
+    assert facts.bounding_box()["x"] + facts.bounding_box()["width"] <= viewport["width"]
+    shot(page, f"{size}-reply")
+    page.locator("#more-toggle").tap()  # one tap brings the description and the saved chats back
+    expect(page.locator("#app-description")).to_be_visible()
+    expect(page.locator("#new-chat")).to_be_visible()
+    expect(page.locator("#more-toggle")).to_have_attribute("aria-expanded", "true")
+    page.context.close()
+
+
+def test_the_keyboard_alone_reaches_and_sends(browser: Browser, live_app: AppProcess, app_api: FakeAPI) -> None:
+    page = open_page(browser, live_app, DESKTOP)
+    page.locator("body").click(position={"x": 5, "y": 5})
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.matches('#chat-input textarea')"):
+            break
+    else:
+        pytest.fail("Tab never reached the message box")
+    page.keyboard.type("first line")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("second line")
+    app_api.script(Reply(text=" ".join(f"slow{i}" for i in range(300)), delay=0.03), Reply(text="Short."))
+    page.keyboard.press("Enter")
+    app_api.wait_for_requests(1)
+    assert app_api.chat_requests()[0].body["messages"][-1]["content"] == "first line\nsecond line"
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_visible()
+    stop.focus()
+    page.keyboard.press("Enter")
+    assert app_api.chat_requests()[0].client_disconnected.wait(5)
+    copy = page.get_by_role("button", name="Copy message").first
+    copy.focus()
+    expect(copy).to_be_focused()
+    log = page.locator("[role=log]")
+    expect(log).to_have_attribute("aria-live", "polite")  # notices and replies inside are announced
+    page.context.close()
+
+
+def test_a_chinese_browser_gets_chinese_text(browser: Browser, live_app: AppProcess, app_api: FakeAPI) -> None:
+    for screen, viewport in (("phone", PHONES["phone"]), ("desktop", DESKTOP)):
+        for dark in (False, True):
+            page = open_page(browser, live_app, viewport, dark=dark, locale="zh-CN")
+            expect(page.locator("#chat-input textarea")).to_have_attribute("placeholder", "给 MiniMax 发消息…")
+            app_api.script(Reply(text="你好！"), Reply(status=400))
+            send(page, "你好")
+            reply_done(page)
+            expect(page.locator(".thought-group .title").first).to_contain_text(re.compile("首个 token 用时|秒"))
+            send(page, "出错")
+            expect(page.get_by_text("请求被拒绝")).to_be_visible()
+            shot(page, f"zh-{screen}-{'dark' if dark else 'light'}")
+            page.context.close()
+    sent = [r.body["messages"] for r in app_api.chat_requests()]
+    assert all("请求" not in m["content"] and "秒" not in m["content"] for ms in sent for m in ms
+               if isinstance(m["content"], str))
