@@ -124,6 +124,9 @@ def test_the_phone_layout_gives_the_conversation_the_screen(browser: Browser, li
     chat_height = page.locator("[role=log]").bounding_box()["height"]
     assert chat_height >= viewport["height"] * 2 / 3, chat_height
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    words = page.locator("[data-testid=bot] p", has_text="Supercali").first  # wrapped, not cut off
+    assert words.bounding_box()["x"] + words.bounding_box()["width"] <= viewport["width"]
+    assert words.evaluate("e => e.scrollWidth <= e.clientWidth")
     facts = page.locator(".thought-group .title").first
     assert float(facts.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 12
     assert facts.bounding_box()["x"] + facts.bounding_box()["width"] <= viewport["width"]
