@@ -38,6 +38,7 @@ EN: dict[str, str] = {
     "ui_key_info": "Kept only in this browser tab and sent with each message; never stored or logged.",
     "ui_export_heading": "### Export",
     "ui_export": "Export conversation",
+    "ui_new_chat": "New chat",
     "ui_chatbot": "Conversation",
     "ui_chatbot_placeholder": "**MiniMax Chat**<br>Ask anything, or attach a document, code or an image.",
     "ui_input_placeholder": "Message MiniMax…",
@@ -110,6 +111,7 @@ ZH: dict[str, str] = {
     "ui_key_info": "只保存在此浏览器标签页中，随每条消息发送；从不存储或记录。",
     "ui_export_heading": "### 导出",
     "ui_export": "导出对话",
+    "ui_new_chat": "新对话",
     "ui_chatbot": "对话",
     "ui_chatbot_placeholder": "**MiniMax 聊天**<br>随便问，或附上文档、代码或图片。",
     "ui_input_placeholder": "给 MiniMax 发消息…",
@@ -192,4 +194,6 @@ def browser_translations() -> dict[str, dict[str, str]]:
     """The page's texts for `gr.I18n`, under the locale names browsers report."""
     ui = {lang: {key: text for key, text in catalogue.items() if key.startswith("ui_")}
           for lang, catalogue in CATALOGUES.items()}
+    for texts in ui.values():  # Gradio's own key for ChatInterface's button, which its zh-CN lacks
+        texts["chat_interface.new_chat"] = texts["ui_new_chat"]
     return {"en": ui["en"], "zh": ui["zh"], "zh-CN": ui["zh"], "zh-SG": ui["zh"]}

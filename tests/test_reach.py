@@ -88,6 +88,8 @@ def test_no_serious_axe_violations_in_either_language(browser: Browser, live_app
                      locale=locale)
     placeholder, error_title, facts_word = TEXTS[locale]
     expect(page.locator("#chat-input textarea")).to_have_attribute("placeholder", placeholder)
+    if screen == "desktop":
+        expect(page.locator("#new-chat")).to_contain_text("新对话" if locale == "zh-CN" else "New chat")
     found = {"load": serious_violations(page)}
     app_api.script(Reply(text="The answer is **42**, and $x^2$ is fine.", ttft=0.05), Reply(status=400))
     send(page, "What is the answer?")
@@ -98,6 +100,8 @@ def test_no_serious_axe_violations_in_either_language(browser: Browser, live_app
     shot(page, f"{screen}-{theme}-{locale}-reply")
     page.locator(".sidebar .toggle-button").click()
     expect(page.locator("#model input")).to_be_visible()
+    page.wait_for_function("() => Math.abs(document.querySelector('.sidebar').getBoundingClientRect().right"
+                           " - innerWidth) < 1")  # the panel has finished sliding in
     shot(page, f"{screen}-{theme}-{locale}-settings")
     found["reply, error and settings"] = serious_violations(page)
     page.context.close()
