@@ -25,7 +25,7 @@ PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 360, 
 DESKTOP = {"width": 1280, "height": 900}
 WIDE_REPLY = ("Here is a table and some code.\n\n| " + " | ".join(f"column {i}" for i in range(14)) + " |\n|"
               + "---|" * 14 + "\n| " + " | ".join("value" for _ in range(14)) + " |\n\n```python\n"
-              + "print('" + "x" * 300 + "')\n```\n\n" + "Supercalifragilistic" * 12)
+              + "print('" + "x" * 300 + "')\n```\n\n" + "Supercalifragilistic" * 12 + "\n\nRequest: `" + "0f" * 32 + "`")
 AXE = Axe()
 
 
@@ -131,6 +131,8 @@ def test_the_phone_layout_gives_the_conversation_the_screen(browser: Browser, li
     words = page.locator("[data-testid=bot] p", has_text="Supercali").first  # wrapped, not cut off
     assert words.bounding_box()["x"] + words.bounding_box()["width"] <= viewport["width"]
     assert words.evaluate("e => e.scrollWidth <= e.clientWidth")
+    hash_right = page.locator("[data-testid=bot] p code").first.evaluate("e => e.getBoundingClientRect().right")
+    assert hash_right <= words.bounding_box()["x"] + words.bounding_box()["width"] + 1
     facts = page.locator(".thought-group .title").first
     assert float(facts.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 12
     assert facts.bounding_box()["x"] + facts.bounding_box()["width"] <= viewport["width"]
