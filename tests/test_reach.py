@@ -144,15 +144,19 @@ def test_the_phone_layout_gives_the_conversation_the_screen(browser: Browser, li
     page.context.close()
 
 
+def tab_to(page: Page, selector: str, most: int, backwards: bool = False) -> None:
+    """Press Tab (or Shift+Tab) until the focused element matches `selector`, at most `most` times."""
+    for _ in range(most):
+        page.keyboard.press("Shift+Tab" if backwards else "Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+    pytest.fail(f"the keyboard never reached {selector}")
+
+
 def test_the_keyboard_alone_reaches_and_sends(browser: Browser, live_app: AppProcess, app_api: FakeAPI) -> None:
     page = open_page(browser, live_app, DESKTOP)
     page.locator("body").click(position={"x": 5, "y": 5})
-    for _ in range(30):
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.matches('#chat-input textarea')"):
-            break
-    else:
-        pytest.fail("Tab never reached the message box")
+    tab_to(page, "#chat-input textarea", 30)
     page.keyboard.type("first line")
     page.keyboard.press("Shift+Enter")
     page.keyboard.type("second line")
@@ -160,14 +164,12 @@ def test_the_keyboard_alone_reaches_and_sends(browser: Browser, live_app: AppPro
     page.keyboard.press("Enter")
     app_api.wait_for_requests(1)
     assert app_api.chat_requests()[0].body["messages"][-1]["content"] == "first line\nsecond line"
-    stop = page.get_by_role("button", name="Stop")
-    expect(stop).to_be_visible()
-    stop.focus()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    tab_to(page, "button[aria-label='Stop'], button.stop-button", 5)
     page.keyboard.press("Enter")
     assert app_api.chat_requests()[0].client_disconnected.wait(5)
-    copy = page.get_by_role("button", name="Copy message").first
-    copy.focus()
-    expect(copy).to_be_focused()
+    page.locator("#chat-input textarea").focus()
+    tab_to(page, "[role=log] button[aria-label='Copy message']", 40, backwards=True)
     log = page.locator("[role=log]")
     expect(log).to_have_attribute("aria-live", "polite")  # notices and replies inside are announced
     page.context.close()
