@@ -10,20 +10,29 @@ import argparse
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from anyio import to_thread
+from gradio.utils import get_upload_folder
 
-from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_api_messages, transcript
+from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, transcript
+from chat_backend.attachments import Attachments
+from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
-from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
+from chat_backend.config import DEFAULT_MAX_TOKENS, PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
+from chat_backend.fallback import FallbackStream, Switch, with_notice
 from chat_backend.i18n import browser_translations, language, t
-from chat_backend.limits import Guard
-from chat_backend.messages import text_length
+from chat_backend.limits import Guard, visitor_address
+from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
+from chat_backend.relay import newest_in_thread
+from chat_backend.share import Shares, link_choices, remember
+from chat_backend.store import open_store
+from web import share as share_pages
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -52,7 +61,18 @@ except ConfigError as err:
     raise SystemExit(f"Configuration error: {err.user_message}") from None
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
-GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream)
+GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream, SETTINGS.redis_url)
+STORE = open_store(SETTINGS)
+BUDGET = DailyBudget(SETTINGS.daily_budget_usd, STORE)
+ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cached from our examples) is read
+    [get_upload_folder(), ASSETS / "examples"],
+    max_file_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
+    max_per_message=SETTINGS.max_attachments_per_message, max_message_bytes=SETTINGS.max_message_attachment_bytes,
+    max_request_image_bytes=SETTINGS.max_request_image_bytes, max_images_per_request=SETTINGS.max_images_per_request,
+    store=STORE, text_ttl=SETTINGS.attachment_text_ttl,
+)
+SHARES = Shares(STORE, SETTINGS)
+SHARE_ROUTES = share_pages.routes(SHARES) if SETTINGS.share_links else []  # /share/<id>, beside the UI
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -71,7 +91,7 @@ def _label(model: ModelInfo) -> str:
     return model.id
 
 
-def respond(
+async def respond(
     message: str | dict[str, Any],
     history: list[dict[str, Any]],
     model: str,
@@ -84,44 +104,81 @@ def respond(
     seed: float | None,
     user_key: str,
     request: gr.Request,
-) -> Iterator[str | list[dict[str, Any]]]:
-    """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox."""
-    stream = None
+) -> AsyncIterator[tuple[str | list[dict[str, Any]], Any]]:
+    """Stream one reply, and the Model setting (changed only if the fallback model answered); every failure
+    becomes a notice in the chat, since raising would freeze the textbox.
+
+    Async, so that Stop cancels it at its `await` even while the model is silent: leaving `with stream` then
+    closes the upstream request at once. The stream itself is read in a thread of its own (see `paced_reply`).
+    """
+    stream: FallbackStream | None = None
+    notes: list[dict[str, Any]] = []
     lang = language(request.headers.get("accept-language"))
     try:
         settings = ChatSettings(
             model=model or SETTINGS.model,
             system_prompt=system_prompt or "",
-            max_tokens=int(max_tokens or 1),
+            max_tokens=int(max_tokens) if max_tokens else DEFAULT_MAX_TOKENS,  # a cleared field means the default
             temperature=temperature,
             top_p=top_p,
             presence_penalty=presence_penalty,
             frequency_penalty=frequency_penalty,
             seed=int(seed or 0),
         )
-        messages = to_api_messages(
-            history, message, settings.system_prompt,
-            max_attachment_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
-            max_message_chars=SETTINGS.max_message_chars,
-        )
+        built = await to_thread.run_sync(lambda: build_messages(  # attachments are read off the event loop
+            history, message, settings.system_prompt, attachments=ATTACHMENTS,
+            vision=CLIENT.catalogue.info(settings.model).vision, max_message_chars=SETTINGS.max_message_chars,
+        ))
+        messages, notes = built.messages, [transcript.notice("📎 Attachments left out", note) for note in built.notes]
+        if notes:
+            yield notes, gr.skip()  # before anything is sent, so nothing is billed unannounced
+        host_pays_this = host_pays(user_key, SETTINGS)
+        if host_pays_this:
+            BUDGET.check()
         with GUARD.admit(request.session_hash or "", client_address(request)):
-            stream = CLIENT.stream_chat(messages, settings, user_key)
-            with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
-                yield from paced(stream, interval, flush=False)  # the final message below has the whole text
-        yield transcript.finished(stream.result, lang)
+            stream = FallbackStream(CLIENT, messages, settings, user_key, SETTINGS.fallback_model)
+            prompt_chars = text_length(messages)
+            budget = BUDGET if host_pays_this else None
+            with stream:
+                async for text in newest_in_thread(lambda: paced_reply(stream, prompt_chars, budget), name="reply"):
+                    yield text, gr.skip()
+        yield notes + with_notice(transcript.finished(stream.result, lang), stream.switch), model_after(stream.switch)
     except Exception as error:
         if not isinstance(error, ChatError):
             log.exception("unexpected failure while answering")
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
             error = ChatError(t("unexpected"), key="unexpected")
-        yield transcript.failed(stream.text if stream else "", error, lang)
+        switch = stream.switch if stream else None
+        failure = transcript.failed(stream.text if stream else "", error, lang)
+        yield notes + with_notice(failure, switch), model_after(switch)
+
+
+def paced_reply(stream: FallbackStream, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
+    """The text so far, paced by the server-wide update budget; runs in the reply's own thread.
+
+    The reply's cost is recorded here, when the stream has really ended (finished, failed or stopped), since
+    after a Stop the event loop has moved on before the reader thread has its result.
+    """
+    try:
+        with UPDATES.share(weight_for(prompt_chars)) as interval:
+            yield from paced(stream, interval, flush=False)  # the final message in `respond` has the whole text
+    finally:
+        stream.close()  # a no-op if it ended; otherwise its own `finally` sets `result`
+        if budget and stream.result:
+            budget.record(stream.result, prompt_chars)
+
+
+def model_after(switch: Switch | None) -> Any:
+    """The Model setting follows a switch to the fallback model, so the next message skips the refused one."""
+    return gr.update(value=switch.answered_by) if switch else gr.skip()
 
 
 def client_address(request: gr.Request) -> str:
-    """The visitor's address; behind the Spaces proxy, the first hop it forwarded for."""
-    forwarded = request.headers.get("x-forwarded-for", "") if SETTINGS.on_spaces else ""
-    return forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
+    """The visitor's address, read past `TRUSTED_PROXY_HOPS` proxies (rules in `chat_backend.limits`)."""
+    headers = request.headers
+    forwarded = ",".join(headers.getlist("x-forwarded-for")) if hasattr(headers, "getlist") else ""
+    return visitor_address(forwarded, request.client.host if request.client else "", SETTINGS.trusted_proxy_hops)
 
 
 def temperature_for(model: str, temperature: float) -> dict[str, Any]:
@@ -140,12 +197,40 @@ def export(history: list[dict[str, Any]], request: gr.Request) -> tuple[dict[str
     return gr.update(value=str(markdown), visible=True), gr.update(value=str(data), visible=True)
 
 
+def share(history: list[dict[str, Any]], model: str, system_prompt: str, include_prompt: bool,
+          links: dict[str, Any] | None, user_key: str, request: gr.Request) -> tuple[Any, ...]:
+    """Store a snapshot and show its link (made absolute in the browser); a refusal shows where the link would."""
+    try:
+        shared = SHARES.create(
+            history, model=model or SETTINGS.model, system_prompt=system_prompt if include_prompt else "",
+            session=request.session_hash or "", hidden=(SETTINGS.api_key, user_key),
+        )
+    except ChatError as error:
+        refusal = gr.update(value=f"⚠️ {error.user_message}", visible=True)
+        return gr.update(visible=False), refusal, links, gr.skip(), gr.skip()
+    links = remember(links, shared)
+    return (gr.update(value=f"share/{shared.id}", visible=True), gr.update(value=shared.summary(), visible=True),
+            links, *own_links(links))
+
+
+def unshare(share_id: str, links: dict[str, Any] | None) -> tuple[Any, ...]:
+    links, note = SHARES.delete_own(links, share_id)
+    return links, *own_links(links), gr.update(value=note, visible=True), gr.update(value="", visible=False)
+
+
+def own_links(links: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The list of this browser's links and its Delete button, both hidden while there are none."""
+    choices = link_choices(links)
+    return (gr.update(choices=choices, value=choices[0][1] if choices else None, visible=bool(choices)),
+            gr.update(visible=bool(choices)))
+
+
 with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)) as demo:
     with gr.Sidebar(label=I18N("ui_settings"), position="right", open=False, elem_id="settings"):
         gr.Markdown(I18N("ui_settings_heading"))
         model_box = gr.Dropdown(
             model_choices(SETTINGS.model), value=SETTINGS.model, label=I18N("ui_model"), allow_custom_value=True,
-            elem_id="model", info=I18N("ui_model_info"),
+            elem_id="model", info=I18N("ui_model_info_fallback" if SETTINGS.fallback_model else "ui_model_info"),
         )
         system_box = gr.Textbox("You are a helpful assistant.", label=I18N("ui_system_prompt"), lines=3,
                                 info=I18N("ui_system_prompt_info"))
@@ -165,6 +250,18 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         with gr.Row():
             markdown_download = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="export-md")
             json_download = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="export-json")
+        if SETTINGS.share_links:
+            gr.Markdown("### Share")
+            share_prompt_box = gr.Checkbox(False, label="Include the system prompt")
+            share_button = gr.Button("Share conversation", size="sm")
+            share_link_box = gr.Textbox(label="Read-only link", buttons=["copy"], interactive=False, visible=False,
+                                        elem_id="share-link")
+            share_note = gr.Markdown(visible=False, elem_id="share-note")
+            my_links_box = gr.Dropdown([], label="Your shared links", visible=False, elem_id="my-links")
+            unshare_button = gr.Button("Delete this link", size="sm", variant="stop", visible=False)
+            # The delete tokens stay in this browser; the "secret" is in the page config anyway, fixed so the
+            # tokens survive a restart and work with every replica.
+            my_links = gr.BrowserState({}, storage_key="minimax-chat-shared-links", secret="shared-links")
 
     with gr.Row(elem_id="header", equal_height=True):
         gr.Markdown(I18N("ui_title"), elem_id="app-title")
@@ -187,6 +284,7 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
         ),
         additional_inputs=[model_box, system_box, temperature_box, top_p_box, max_tokens_box,
                            presence_box, frequency_box, seed_box, key_box],
+        additional_outputs=[model_box],  # see model_after
         examples=[[example] + [None] * 9 for example in EXAMPLES],
         editable=True,
         save_history=True,
@@ -201,6 +299,14 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(3600, 3600)
     model_box.change(temperature_for, [model_box, temperature_box], temperature_box, **ui_only)
     export_button.click(export, chat.chatbot, [markdown_download, json_download], **ui_only)
     demo.load(lambda current: gr.update(choices=model_choices(current)), model_box, model_box, **ui_only)
+    if SETTINGS.share_links:
+        share_button.click(
+            share, [chat.chatbot, model_box, system_box, share_prompt_box, my_links, key_box],
+            [share_link_box, share_note, my_links, my_links_box, unshare_button], **ui_only,
+        ).then(None, share_link_box, share_link_box, js="(path) => path && new URL(path, document.baseURI).href")
+        unshare_button.click(unshare, [my_links_box, my_links],
+                             [my_links, my_links_box, unshare_button, share_note, share_link_box], **ui_only)
+        demo.load(own_links, my_links, [my_links_box, unshare_button], **ui_only)
 
 THEME = gr.themes.Soft(primary_hue="pink").set(  # darker pinks: light text on them needs 4.5:1 contrast
     button_primary_background_fill="*primary_700", button_primary_background_fill_hover="*primary_800",
@@ -234,6 +340,7 @@ def main() -> None:
         i18n=I18N,
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
+        app_kwargs={"routes": SHARE_ROUTES},
     )
     CLIENT.close()
 

@@ -24,10 +24,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
-from tests.fake_api import FakeAPI, Reply, _Handler
+from tests.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess  # noqa: E402
+from tests.fake_api import FakeAPI, Reply, _Handler  # noqa: E402
 
 PROSE = "the harbour battery carries the evening peak while panels rest and ice machines run on stored power"
 # Set when the facts box (the last message of a reply) is on the page; a cheap check per batch of mutations.

@@ -36,6 +36,7 @@ class ModelInfo:
     unsupported: frozenset[str] = frozenset()
     deprecated: bool = False
     listed: bool = True  # False for a name the catalogue does not know
+    vision: bool = False  # accepts image parts: the vendor schema has them, or the live list declares it
 
     @property
     def is_minimax(self) -> bool:
@@ -49,10 +50,11 @@ def _minimax(model_id: str, context: int, temperature_max: float = 2.0, **extra:
     return ModelInfo(model_id, model_id, context, developer="MiniMax", temperature_max=temperature_max, **extra)
 
 
-# From ../shared/api/NOTES.md. MiniMax-Text-01's request schema has no frequency_penalty.
+# From ../shared/api/NOTES.md. MiniMax-Text-01's request schema has no frequency_penalty; both request schemas
+# have image parts, the other models publish none.
 KNOWN_MODELS: tuple[ModelInfo, ...] = (
-    _minimax("abab6.5s-chat", 245_000, deprecated=True),
-    _minimax("MiniMax-Text-01", 1_000_000, 1.0, unsupported=frozenset({"frequency_penalty"})),
+    _minimax("abab6.5s-chat", 245_000, deprecated=True, vision=True),
+    _minimax("MiniMax-Text-01", 1_000_000, 1.0, unsupported=frozenset({"frequency_penalty"}), vision=True),
     _minimax("minimax/m1", 1_000_000, 1.0),
     _minimax("minimax/m2", 200_000, 1.0),
     _minimax("minimax/m2-her", 200_000, 1.0),
@@ -68,26 +70,50 @@ _KNOWN_BY_ID = {model.id: model for model in KNOWN_MODELS}
 
 
 def parse_models(payload: Any) -> list[ModelInfo]:
-    """Chat models from a `/models` response body, with static facts merged in; skips malformed items."""
+    """Chat models from a `/models` response body, with static facts merged in; a malformed entry is skipped
+    (and logged), the rest kept. Never raises, whatever the body holds."""
     items = payload.get("data") if isinstance(payload, dict) else None
     models = []
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict) or item.get("type") != CHAT_MODEL_TYPE or not isinstance(item.get("id"), str):
             continue
-        info = item.get("info") if isinstance(item.get("info"), dict) else {}
-        known = _KNOWN_BY_ID.get(item["id"], ModelInfo(item["id"]))
-        context = info.get("contextLength")
-        models.append(
-            replace(
-                known,
-                name=str(info.get("name") or known.name or item["id"]),
-                developer=str(info.get("developer") or known.developer),
-                context_length=context if isinstance(context, int) and context > 0 else known.context_length,
-                aliases=tuple(alias for alias in item.get("aliases") or () if isinstance(alias, str)),
-                deprecated=False,  # the live list only holds models that can be called
-            )
-        )
+        if model := _parse_model(item):
+            models.append(model)
+        else:
+            log.warning("model catalogue: skipped the malformed entry for %.100r", item["id"])
     return models
+
+
+def _parse_model(item: dict[str, Any]) -> ModelInfo | None:
+    """One chat model, or None when a field has the wrong shape (aliases not a list of strings, a context
+    length that is not a positive whole number, a name that is not text)."""
+    info = item.get("info") if item.get("info") is not None else {}
+    aliases = item.get("aliases") if item.get("aliases") is not None else []
+    if not isinstance(info, dict) or not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        return None
+    context, name, developer = info.get("contextLength"), info.get("name"), info.get("developer")
+    if context is not None and (isinstance(context, bool) or not isinstance(context, int) or context <= 0):
+        return None
+    if not all(isinstance(text, str) for text in (name, developer) if text is not None):
+        return None
+    known = _KNOWN_BY_ID.get(item["id"], ModelInfo(item["id"]))
+    return replace(
+        known,
+        name=name or known.name or item["id"],
+        developer=developer or known.developer,
+        context_length=context or known.context_length,
+        aliases=tuple(aliases),
+        deprecated=False,  # the live list only holds models that can be called
+        vision=known.vision or _declares_vision(item),
+    )
+
+
+def _declares_vision(item: dict[str, Any]) -> bool:
+    """Whether a `/models` item lists vision among its capabilities or images among its inputs."""
+    capabilities = item.get("capabilities") if isinstance(item.get("capabilities"), list) else []
+    modalities = item.get("modalities") if isinstance(item.get("modalities"), dict) else {}
+    inputs = modalities.get("input") if isinstance(modalities.get("input"), list) else []
+    return "vision" in capabilities or "image" in inputs
 
 
 def minimax_first(models: list[ModelInfo]) -> list[ModelInfo]:
@@ -147,10 +173,14 @@ class Catalogue:
         threading.Thread(target=self._refresh_then_clear, name="catalogue-refresh", daemon=True).start()
 
     def _refresh_then_clear(self) -> None:
+        refreshed = False
         try:
-            if not self.refresh():
-                self._fetched_at = time.monotonic()  # failed: wait a TTL before asking again
+            refreshed = self.refresh()
+        except Exception:  # a bug must not turn every page load into another request and traceback
+            log.exception("model catalogue refresh failed")
         finally:
+            if not refreshed:
+                self._fetched_at = time.monotonic()  # failed: wait a TTL before asking again
             self._refreshing = False
 
     def _stale(self) -> bool:
@@ -162,6 +192,11 @@ class Catalogue:
             if model.matches(name):
                 return model
         return ModelInfo(name, name, listed=False)
+
+    def offers(self, name: str) -> bool | None:
+        """Whether the live list holds `name` (id or alias); None until that list has arrived."""
+        live = self._live
+        return None if live is None else any(model.matches(name) for model in live)
 
     def is_available(self, name: str) -> bool:
         info = self.info(name)

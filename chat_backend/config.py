@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,31 +17,49 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from .errors import ConfigError, InvalidSettings, MissingKey
+from .errors import ConfigError, InvalidKey, InvalidSettings, MissingKey
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 DEFAULT_MODEL = "abab6.5s-chat"
+DEFAULT_FALLBACK_MODEL = "MiniMax-Text-01"  # answers when the API refuses the chosen model as retired or unknown
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BUDGET = 10.0  # seconds of back-off waiting, in all, before a failure is shown
 DEFAULT_CONCURRENCY = 128  # chats streaming at once; I/O-bound, so far above Gradio's default of 1
+MAX_CONCURRENCY = 10_000  # also the connection pool's size, which urllib3 fills on the first request
 DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are turned away
-DEFAULT_RATE_PER_SESSION = 20  # messages a minute from one browser session
-DEFAULT_RATE_PER_ADDRESS = 60  # messages a minute from one client address
+# A class of 50 behind one NAT at 3 messages a minute each is 150 a minute from one address: 300 leaves twice
+# that. Nobody types 10 messages a minute for long; a runaway tab or script does (and a script that rotates its
+# session id still meets the per-address rate, the upstream cap and the daily budget).
+DEFAULT_RATE_PER_SESSION = 10  # messages a minute from one browser session
+DEFAULT_RATE_PER_ADDRESS = 300  # messages a minute from one client address
 DEFAULT_MAX_MESSAGE_CHARS = 100_000
 DEFAULT_MAX_HISTORY_MESSAGES = 200  # earlier messages sent upstream at most
 DEFAULT_UPDATE_BUDGET = 100.0  # browser updates a second, server-wide, in units of a short chat's update
 DEFAULT_CATALOGUE_TTL = 3600.0
 DEFAULT_MAX_ATTACHMENT_MB = 10.0
 DEFAULT_MAX_PDF_PAGES = 300
+DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE = 10
+DEFAULT_MAX_MESSAGE_ATTACHMENTS_MB = 25.0
+DEFAULT_MAX_REQUEST_IMAGE_MB = 20.0  # image data in one API request, after resizing, history included
+DEFAULT_MAX_IMAGES_PER_REQUEST = 10
+DEFAULT_ATTACHMENT_TEXT_TTL_DAYS = 7.0
 DEFAULT_MAX_TOKENS = 1024
+DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
+SPACES_DATA_DIR = "/data"
+DEFAULT_SHARE_TTL_DAYS = 30.0
+DEFAULT_SHARE_MAX_KB = 1000.0  # one shared conversation, as stored
+DEFAULT_SHARE_PER_HOUR = 10  # shared links one browser session may create in an hour
+DEFAULT_SHARE_STORE_MB = 500.0  # all shared conversations together; the oldest go first beyond it
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.01, 1.0)
 PENALTY_RANGE = (-2.0, 2.0)
 
+MAX_KEY_LENGTH = 512
+PASTE_AGAIN = "Copy the key again from https://aimlapi.com/app/keys and paste only the key."
 HOW_TO_SET_KEY = (
     "No API key is set. Put AIMLAPI_KEY=<your key> in a .env file next to app.py, add it as a Secret "
     "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings panel. "
@@ -55,6 +74,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     base_url: str = DEFAULT_BASE_URL
     model: str = DEFAULT_MODEL
+    fallback_model: str = DEFAULT_FALLBACK_MODEL  # "" turns the fallback off
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -71,9 +91,23 @@ class Settings:
     catalogue_ttl: float = DEFAULT_CATALOGUE_TTL
     max_attachment_bytes: int = int(DEFAULT_MAX_ATTACHMENT_MB * 1_000_000)
     max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES
+    max_attachments_per_message: int = DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE
+    max_message_attachment_bytes: int = int(DEFAULT_MAX_MESSAGE_ATTACHMENTS_MB * 1_000_000)
+    max_request_image_bytes: int = int(DEFAULT_MAX_REQUEST_IMAGE_MB * 1_000_000)
+    max_images_per_request: int = DEFAULT_MAX_IMAGES_PER_REQUEST
+    attachment_text_ttl: float = DEFAULT_ATTACHMENT_TEXT_TTL_DAYS * 86_400
     share: bool = False
     login: tuple[str, str] | None = field(default=None, repr=False)
     on_spaces: bool = False
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    trusted_proxy_hops: int = 0
+    daily_budget_usd: float = 0.0  # 0 = no budget
+    share_links: bool = True
+    share_ttl_days: float = DEFAULT_SHARE_TTL_DAYS  # 0 = links never expire
+    share_max_bytes: int = int(DEFAULT_SHARE_MAX_KB * 1000)
+    share_per_hour: int = DEFAULT_SHARE_PER_HOUR
+    share_store_bytes: int = int(DEFAULT_SHARE_STORE_MB * 1_000_000)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -81,15 +115,17 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
     values: dict[str, str | None] = dict(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).exists() else {}
     values.update(os.environ if environ is None else environ)
     env = {name: value.strip() for name, value in values.items() if value is not None and value.strip()}
+    fallback_default = "" if "CHAT_FALLBACK_MODEL" in values else DEFAULT_FALLBACK_MODEL  # set but empty: off
     return Settings(
-        api_key=env.get("AIMLAPI_KEY"),
+        api_key=_server_key(env.get("AIMLAPI_KEY")),
         base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
         model=env.get("CHAT_MODEL", DEFAULT_MODEL),
+        fallback_model=env.get("CHAT_FALLBACK_MODEL", fallback_default),
         connect_timeout=_number(env, "AIMLAPI_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),
         retry_budget=_number(env, "AIMLAPI_RETRY_BUDGET", DEFAULT_RETRY_BUDGET, minimum=0),
-        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, whole=True)),
+        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, True, MAX_CONCURRENCY)),
         queue_size=int(_number(env, "QUEUE_MAX_SIZE", DEFAULT_QUEUE_SIZE, minimum=1, whole=True)),
         update_budget=_number(env, "STREAM_UPDATE_BUDGET", DEFAULT_UPDATE_BUDGET),
         rate_per_session=_count(env, "RATE_LIMIT_PER_SESSION", DEFAULT_RATE_PER_SESSION),
@@ -101,10 +137,49 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         catalogue_ttl=_number(env, "CATALOGUE_TTL", DEFAULT_CATALOGUE_TTL, minimum=0),
         max_attachment_bytes=int(_number(env, "MAX_ATTACHMENT_MB", DEFAULT_MAX_ATTACHMENT_MB) * 1_000_000),
         max_pdf_pages=int(_number(env, "MAX_PDF_PAGES", DEFAULT_MAX_PDF_PAGES, minimum=1, whole=True)),
+        max_attachments_per_message=_count(env, "MAX_ATTACHMENTS_PER_MESSAGE", DEFAULT_MAX_ATTACHMENTS_PER_MESSAGE),
+        max_message_attachment_bytes=int(
+            _number(env, "MAX_MESSAGE_ATTACHMENTS_MB", DEFAULT_MAX_MESSAGE_ATTACHMENTS_MB, minimum=0) * 1_000_000
+        ),
+        max_request_image_bytes=int(
+            _number(env, "MAX_REQUEST_IMAGE_MB", DEFAULT_MAX_REQUEST_IMAGE_MB, minimum=0) * 1_000_000
+        ),
+        max_images_per_request=_count(env, "MAX_IMAGES_PER_REQUEST", DEFAULT_MAX_IMAGES_PER_REQUEST),
+        attachment_text_ttl=_number(env, "ATTACHMENT_TEXT_TTL_DAYS", DEFAULT_ATTACHMENT_TEXT_TTL_DAYS) * 86_400,
         share=_flag(env, "GRADIO_SHARE"),
         login=_login(env),
         on_spaces="SPACE_ID" in env,
+        data_dir=Path(env.get("DATA_DIR") or _default_data_dir("SPACE_ID" in env)),
+        redis_url=_redis_url(env),
+        trusted_proxy_hops=int(_number(env, "TRUSTED_PROXY_HOPS", 1 if "SPACE_ID" in env else 0, minimum=0,
+                                       whole=True)),
+        daily_budget_usd=_number(env, "DAILY_BUDGET_USD", 0.0, minimum=0),
+        share_links=env.get("SHARE", "1").lower() not in ("0", "false", "no"),
+        share_ttl_days=_number(env, "SHARE_TTL_DAYS", DEFAULT_SHARE_TTL_DAYS, minimum=0),
+        share_max_bytes=int(_number(env, "SHARE_MAX_KB", DEFAULT_SHARE_MAX_KB) * 1000),
+        share_per_hour=_count(env, "SHARE_PER_HOUR", DEFAULT_SHARE_PER_HOUR),
+        share_store_bytes=int(_number(env, "SHARE_STORE_MB", DEFAULT_SHARE_STORE_MB, minimum=0) * 1_000_000),
     )
+
+
+def _default_data_dir(on_spaces: bool) -> str:
+    """`/data` when Spaces mounted persistent storage there (it exists and is writable), else `./data`."""
+    persistent = on_spaces and os.path.isdir(SPACES_DATA_DIR) and os.access(SPACES_DATA_DIR, os.W_OK)
+    return SPACES_DATA_DIR if persistent else DEFAULT_DATA_DIR
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    """The Redis URL, checked; the message never echoes it, since it may hold a password."""
+    raw = env.get("REDIS_URL")
+    parts = urlsplit(raw or "")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        valid = parts.scheme == "unix" or (parts.scheme in ("redis", "rediss") and bool(parts.hostname))
+    except ValueError:
+        valid = False
+    if raw and not valid:
+        raise ConfigError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix:///path/redis.sock).")
+    return raw
 
 
 def _login(env: Mapping[str, str]) -> tuple[str, str] | None:
@@ -114,7 +189,8 @@ def _login(env: Mapping[str, str]) -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.001, whole: bool = False) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.001, whole: bool = False,
+            maximum: float = math.inf) -> float:
     raw = env.get(name)
     if raw is None:
         return default
@@ -122,9 +198,10 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
-    if not math.isfinite(value) or value < minimum or (whole and not value.is_integer()):
+    if not math.isfinite(value) or not minimum <= value <= maximum or (whole and not value.is_integer()):
         kind = "a whole number" if whole else "a number"
-        raise ConfigError(f"{name} must be {kind} of at least {minimum:g}, got {raw!r}.")
+        bounds = f"between {minimum:g} and {maximum:g}" if maximum < math.inf else f"of at least {minimum:g}"
+        raise ConfigError(f"{name} must be {kind} {bounds}, got {raw!r}.")
     return value
 
 
@@ -139,18 +216,49 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name, default)
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(raw)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # an unclosed "[" of an IPv6 address, a port out of range
+        usable = False
+    if not usable:
         raise ConfigError(f"{name} must be an http(s) URL such as {default}, got {raw!r}.")
     return raw.rstrip("/")
 
 
 def resolve_key(user_key: str | None, settings: Settings) -> str:
-    """The key for one call: the visitor's own if given, else the server's; `MissingKey` says how to set one."""
-    key = (user_key or "").strip() or settings.api_key
+    """The key for one call: the visitor's own if given, else the server's; `MissingKey` says how to set one,
+    `InvalidKey` what is wrong with a pasted one (it would otherwise fail deep in http.client, every time)."""
+    problem, key = check_key(user_key or "")
+    if problem:
+        raise InvalidKey(f"The API key pasted in Settings {problem}")
+    key = key or settings.api_key or ""
     if not key:
         raise MissingKey(HOW_TO_SET_KEY)
     return key
+
+
+def check_key(raw: str) -> tuple[str, str]:
+    """(what is wrong, or "") and the key without the spaces and invisible characters that copying adds.
+
+    A key is visible ASCII: anything else can't be sent in an HTTP header, so it is refused with its name.
+    """
+    key = "".join(char for char in raw if unicodedata.category(char) != "Cf").strip()  # Cf: zero-width, BOM
+    if len(key) > MAX_KEY_LENGTH:
+        return f"is {len(key):,} characters long; keys are much shorter. {PASTE_AGAIN}", key
+    for position, char in enumerate(key, 1):
+        if not "!" <= char <= "~":
+            name = unicodedata.name(char, f"U+{ord(char):04X}").lower()
+            shown = "a space" if char.isspace() else f"“{char}” ({name})"
+            return f"has {shown} at position {position}, which no key contains. {PASTE_AGAIN}", key
+    return "", key
+
+
+def _server_key(raw: str | None) -> str | None:
+    problem, key = check_key(raw or "")
+    if problem:
+        raise ConfigError(f"AIMLAPI_KEY {problem}")
+    return key or None
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,12 @@ class MissingKey(ChatError):
     title = "No API key"
 
 
+class InvalidKey(ChatError, ValueError):
+    """A pasted key with a character no key has (a typographic dash, a space inside); says which. Not sent."""
+
+    title = "API key not usable"
+
+
 class InvalidSettings(ChatError, ValueError):
     """A generation setting outside the documented range; caught before anything is sent."""
 
@@ -127,6 +133,12 @@ class ModelUnavailable(ChatError):
     title = "Model unavailable"
 
 
+class EndpointNotFound(ChatError):
+    """404 naming no model, for a model the catalogue offers: the address is wrong, so no other model is tried."""
+
+    title = "Nothing at that address"
+
+
 class RateLimited(ChatError):
     """429 after our retries ran out; the user is told when to try again."""
 
@@ -136,7 +148,7 @@ class RateLimited(ChatError):
 
 
 class ServerError(ChatError):
-    """5xx after our retries ran out (maintenance, gateway, generation timeout)."""
+    """5xx: after our retries ran out (maintenance, gateway), or at once for a generation timeout (504)."""
 
     title = "The API is having trouble"
 
@@ -197,7 +209,7 @@ _BY_STATUS: dict[int, type[ChatError]] = {
 }
 
 # What the user reads for each status when the body gives nothing better. The vendor's own messages for
-# 401 and 403 are already clear and are used when present (see client._status_error).
+# 401 and 403 are already clear and are used when present (see failures.Failures.status).
 STATUS_MESSAGES: dict[int, str] = {
     400: "The API rejected the request.",
     401: "The API key was rejected. Check AIMLAPI_KEY (or the key pasted in Settings); "

@@ -23,6 +23,8 @@ EN: dict[str, str] = {
     "ui_settings_heading": "### Settings",
     "ui_model": "Model",
     "ui_model_info": "MiniMax models first. abab6.5s-chat is retired by the API; pick a successor if it fails.",
+    "ui_model_info_fallback": "MiniMax models first. abab6.5s-chat is retired by the API; when a model is refused, "
+                              "this server's fallback model answers.",
     "ui_system_prompt": "System prompt",
     "ui_system_prompt_info": "Sent first with every message.",
     "ui_temperature": "Temperature",
@@ -50,6 +52,9 @@ EN: dict[str, str] = {
     "dropped": "The {count} oldest messages of this conversation did not fit the model's context window, so the "
                "model did not see them for this reply. Start a new chat, or pick a model with a larger window, "
                "to keep everything in view.",
+    "dropped_by_limit": "The {count} oldest messages of this conversation are beyond the number of earlier messages "
+                        "this server sends, so the model did not see them for this reply. Start a new chat to keep "
+                        "everything in view.",
     "cut_title": "✂️ Reply cut short",
     "cut": "The reply reached Max tokens. Raise it in Settings, or say “continue”.",
     "request_id": "Request id: `{id}`",
@@ -86,6 +91,8 @@ EN: dict[str, str] = {
     "error_StreamBroken": "Connection cut",
     "error_BadResponse": "Unexpected answer",
     "error_UpstreamError": "The API reported an error",
+    "error_EndpointNotFound": "Nothing at that address",
+    "error_InvalidKey": "API key not usable",
 }
 
 ZH: dict[str, str] = {
@@ -96,6 +103,8 @@ ZH: dict[str, str] = {
     "ui_settings_heading": "### 设置",
     "ui_model": "模型",
     "ui_model_info": "MiniMax 模型排在最前。abab6.5s-chat 已被 API 停用；如果出错，请选择后继模型。",
+    "ui_model_info_fallback": "MiniMax 模型排在最前。abab6.5s-chat 已被 API 停用；"
+                              "当某个模型被拒绝时，由本服务器的备用模型回答。",
     "ui_system_prompt": "系统提示词",
     "ui_system_prompt_info": "每条消息都会先发送它。",
     "ui_temperature": "温度",
@@ -121,6 +130,9 @@ ZH: dict[str, str] = {
     "dropped_title": "✂️ 较早的消息未发送",
     "dropped": "此对话中最早的 {count} 条消息超出了模型的上下文窗口，因此模型这次回复没有看到它们。"
                "开始新对话，或选择上下文窗口更大的模型，可以让所有内容都在视野内。",
+    "dropped_by_limit": "此对话中最早的 {count} 条消息超出了本服务器随每条消息发送的历史消息数，"
+                        "因此模型这次回复没有看到它们。"
+                        "开始新对话可以让所有内容都在视野内。",
     "cut_title": "✂️ 回复被截断",
     "cut": "回复已达到最大 token 数。请在设置中调高，或者说“继续”。",
     "request_id": "请求 ID：`{id}`",
@@ -156,6 +168,8 @@ ZH: dict[str, str] = {
     "error_StreamBroken": "连接中断",
     "error_BadResponse": "意外的应答",
     "error_UpstreamError": "API 报告了错误",
+    "error_EndpointNotFound": "该地址上没有服务",
+    "error_InvalidKey": "API 密钥不可用",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

@@ -2,8 +2,10 @@
 
 From the browser a message's `content` is a list of typed parts plus `metadata`/`options` keys; through the
 API it is a plain string (or a file dict). Both become messages with only `role` and `content`, text as a
-string, images as `image_url` parts with a base64 data URL, text files and PDFs inlined with their names.
-Notices the app inserted itself carry a `metadata.id` starting with `NOTICE_ID` and are never sent back.
+string, images as `image_url` parts with a base64 data URL (resized, see `images`), text files and PDFs
+inlined with their names. File paths come from the client, so each is checked by `attachments` before it
+is read. Notices the app inserted itself carry a `metadata.id` starting with `NOTICE_ID` and are never sent
+back.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
+from .attachments import Attachments, Forged, Missing
 from .errors import BadInput
+from .images import Prepared, prepare
 
 NOTICE_ID = "chat-notice"
 ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
-IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 TEXT_SUFFIXES = frozenset(
     ".txt .md .markdown .csv .tsv .json .jsonl .yaml .yml .toml .ini .cfg .xml .html .htm .css .log .rst .tex "
     ".py .js .ts .tsx .jsx .java .kt .c .h .cc .cpp .hpp .cs .go .rs .rb .php .swift .scala .sh .bash .sql .r "
@@ -29,7 +33,9 @@ TEXT_SUFFIXES = frozenset(
 )
 IMAGE_TOKENS = 1_000  # rough cost of one image, for the budget only
 MESSAGE_OVERHEAD_TOKENS = 4
+MAX_REQUEST_TEXT_CHARS = 16_000_000  # documents in one request; the largest window (1M tokens) is ~4M chars
 Message = dict[str, Any]
+NO_UPLOADS = Attachments()  # reads no file at all: the app passes the folders Gradio uploads to
 
 
 def is_notice(message: Mapping[str, Any], prefix: str = NOTICE_ID) -> bool:
@@ -38,28 +44,40 @@ def is_notice(message: Mapping[str, Any], prefix: str = NOTICE_ID) -> bool:
     return isinstance(metadata, Mapping) and str(metadata.get("id") or "").startswith(prefix)
 
 
+@dataclass(frozen=True)
+class Built:
+    """The `messages` for one call, and what the visitor should be told about attachments left out."""
+
+    messages: list[Message]
+    notes: list[str]
+
+
 def to_api_messages(
     history: Sequence[Mapping[str, Any]],
     message: str | Mapping[str, Any],
     system_prompt: str = "",
-    *,
-    max_attachment_bytes: int = 10_000_000,
-    max_pdf_pages: int = 300,
-    max_message_chars: int = 0,
+    **options: Any,
 ) -> list[Message]:
+    """`build_messages(...).messages`, for callers that need no notes."""
+    return build_messages(history, message, system_prompt, **options).messages
+
+
+def build_messages(
+    history: Sequence[Mapping[str, Any]],
+    message: str | Mapping[str, Any],
+    system_prompt: str = "",
+    *,
+    attachments: Attachments = NO_UPLOADS,
+    vision: bool = True,
+    max_message_chars: int = 0,
+) -> Built:
     """The `messages` list for one call: system prompt first, history without notices, then `message`.
 
     A user message answered only by an error notice is left out, so that one failed turn (an attachment
-    too big, say) does not fail every later one. Consecutive messages of one role are merged, because some
+    too big, say) does not fail every later one; an earlier attachment that is gone becomes a placeholder
+    (or its kept text) for the same reason. Consecutive messages of one role are merged, because some
     models require user and assistant turns to alternate.
     """
-    read = functools.partial(_parts_of, max_bytes=max_attachment_bytes, max_pages=max_pdf_pages)
-    turns: list[tuple[str, list[dict[str, Any]]]] = []
-    for index, item in enumerate(history):
-        role = item.get("role")
-        if role not in ("user", "assistant") or is_notice(item) or _failed_turn(history, index):
-            continue
-        _append(turns, role, read(item.get("content"), images=role == "user"))
     content = _message_content(message)
     typed, _ = describe_content(content)
     if max_message_chars and len(typed) > max_message_chars:
@@ -67,16 +85,208 @@ def to_api_messages(
             f"This message is {len(typed):,} characters; the limit is {max_message_chars:,}. "
             "Shorten it, or attach the text as a file."
         )
-    newest = read(content, images=True)
+    reader = _Reader(attachments, vision)
+    reader.check_newest(content)
+    turns: list[tuple[str, list[dict[str, Any]]]] = []
+    for index, item in enumerate(history):
+        role = item.get("role")
+        if role not in ("user", "assistant") or is_notice(item) or _failed_turn(history, index):
+            continue
+        _append(turns, role, reader.parts(item.get("content"), images=role == "user"))
+    newest = reader.parts(content, images=True, newest=True)
     if not newest:
+        if reader.unseen:
+            raise BadInput("This model does not accept images, so there is nothing to send. Choose a model that "
+                           "reads images in Settings, or add a question in words.")
         raise BadInput("Type a message or attach a file first.")
     _append(turns, "user", newest)
+    reader.fit_images()
     prompt = [{"role": "system", "content": system_prompt.strip()}] if system_prompt.strip() else []
-    return prompt + [{"role": role, "content": _content(parts)} for role, parts in turns]
+    messages = prompt + [{"role": role, "content": _content(parts)} for role, parts in turns]
+    return Built(messages, reader.notes())
+
+
+@dataclass
+class _Image:
+    """An image part whose data URL is built only if the image fits the request, so that a forged history
+    naming one upload a thousand times costs no memory."""
+
+    part: dict[str, Any]
+    name: str
+    prepared: Prepared
+    newest: bool
+
+
+class _Reader:
+    """Reads one request's attachments (checked against `attachments`) and remembers what was left out."""
+
+    def __init__(self, attachments: Attachments, vision: bool) -> None:
+        self.attachments = attachments
+        self.vision = vision
+        self.gone: list[str] = []  # earlier attachments no longer on the server
+        self.unseen: list[str] = []  # images not sent because the model does not read images
+        self.trimmed: list[str] = []  # earlier images beyond the per-request limits
+        self.images: list[_Image] = []
+        self.texts: dict[str, str] = {}  # each document read once however often the conversation names it
+        self.text_chars = 0
+        self.crowded: list[str] = []  # earlier documents beyond MAX_REQUEST_TEXT_CHARS
+
+    def check_newest(self, content: Any) -> None:
+        """Refuse the message being sent on count, place and size before any file is read."""
+        limits = self.attachments
+        files = [(value, name) for kind, value, name in _items(content) if kind == "file"]
+        if limits.max_per_message and len(files) > limits.max_per_message:
+            raise BadInput(f"This message has {len(files)} attachments; one message may carry at most "
+                           f"{limits.max_per_message}. Send them over several messages.")
+        total = 0
+        for path, name in files:
+            size = self._stat(limits.resolve(path), name).st_size
+            if size > limits.max_file_bytes:
+                raise BadInput(f"{name} is {size / 1e6:.1f} MB; attachments may be at most "
+                               f"{limits.max_file_bytes / 1e6:g} MB.")
+            total += size
+        if limits.max_message_bytes and total > limits.max_message_bytes:
+            raise BadInput(f"These attachments are {total / 1e6:.1f} MB together; one message may carry at most "
+                           f"{limits.max_message_bytes / 1e6:g} MB. Send them over several messages.")
+
+    def parts(self, content: Any, *, images: bool, newest: bool = False) -> list[dict[str, Any]]:
+        """API content parts from any Gradio content shape; empty text is skipped."""
+        parts = []
+        for kind, value, name in _items(content):
+            if kind == "text" and value.strip():
+                parts.append({"type": "text", "text": value})
+            elif kind == "file" and (part := self._file_part(value, name, images, newest)):
+                parts.append(part)
+        return parts
+
+    def _file_part(self, path: str, name: str, images: bool, newest: bool) -> dict[str, Any]:
+        """One attachment as a content part; an empty dict for an image where images are not allowed."""
+        try:
+            real = self.attachments.resolve(path)
+            stat = self._stat(real, name)
+        except (Forged, Missing):
+            if newest:
+                raise
+            kept = self.attachments.kept_text(path)
+            if kept is None:
+                self.gone.append(name)
+                return _text_part(f"[attachment {name} is no longer available]")
+            return self._document(name, kept, newest)
+        kind = _kind(real)
+        if kind == "image":
+            if not images:
+                return {}
+            if not self.vision:
+                self.unseen.append(name)
+                return {} if newest else _text_part(f"[image {name} not shown: this model does not read images]")
+            part = {"type": "image_url", "image_url": {"url": ""}}  # filled in by `fit_images` if it is kept
+            self.images.append(_Image(part, name, prepare(real, name, stat.st_mtime_ns, stat.st_size), newest))
+            return part
+        if stat.st_size > self.attachments.max_file_bytes:
+            raise BadInput(f"{name} is {stat.st_size / 1e6:.1f} MB; attachments may be at most "
+                           f"{self.attachments.max_file_bytes / 1e6:g} MB.")
+        text = self.texts.get(real)
+        if text is None:
+            max_pages = self.attachments.max_pdf_pages
+            text = _pdf_text(real, name, max_pages, stat.st_mtime_ns) if kind == "pdf" else _text_of(real, name)
+            self.attachments.keep_text(real, stat.st_mtime_ns, Path(real).read_bytes, text)
+            self.texts[real] = text
+        return self._document(name, text, newest)
+
+    def _document(self, name: str, text: str, newest: bool) -> dict[str, Any]:
+        """A document's part, within a per-request total far beyond any model's window, so that a history
+        naming big uploads many times cannot fill the memory before the context check refuses it."""
+        self.text_chars += len(text)
+        if self.text_chars <= MAX_REQUEST_TEXT_CHARS:
+            return _file_text(name, text)
+        if newest:
+            raise BadInput(f"{name} does not fit in one request after this long conversation; start a new chat "
+                           "to ask about it.")
+        self.crowded.append(name)
+        return _text_part(f"[attachment {name} left out: this conversation holds too much text]")
+
+    @staticmethod
+    def _stat(real: str, name: str) -> os.stat_result:
+        try:
+            stat = os.stat(real)
+        except OSError:
+            raise Missing(name) from None
+        if not S_ISREG(stat.st_mode):
+            raise Missing(name)
+        return stat
+
+    def fit_images(self) -> None:
+        """Keep the newest images within the per-request count and bytes; older ones become placeholders."""
+        limits = self.attachments
+        count = total = 0
+        urls: dict[str, str] = {}
+        for image in reversed(self.images):
+            size = len(image.prepared.data)
+            count, total = count + 1, total + size
+            over_count = bool(limits.max_images_per_request) and count > limits.max_images_per_request
+            over_bytes = bool(limits.max_request_image_bytes) and total > limits.max_request_image_bytes
+            if not (over_count or over_bytes):
+                digest = image.prepared.digest
+                if digest not in urls:
+                    data = base64.b64encode(image.prepared.data).decode("ascii")
+                    urls[digest] = f"data:{image.prepared.mime};base64,{data}"
+                image.part["image_url"]["url"] = urls[digest]
+                continue
+            if image.newest:
+                raise BadInput(
+                    f"The images of this message are too much for one request (at most "
+                    f"{limits.max_images_per_request} images and {limits.max_request_image_bytes / 1e6:g} MB of "
+                    "image data, after resizing). Send fewer images at a time."
+                )
+            count, total = count - 1, total - size
+            self.trimmed.append(image.name)
+            image.part.clear()
+            image.part.update(_text_part(f"[image {image.name} left out: too many images in this conversation]"))
+
+    def notes(self) -> list[str]:
+        """One sentence per kind of thing left out, for a notice in the chat."""
+        notes = []
+        if self.gone:
+            notes.append(f"{_names(self.gone)} from earlier in this conversation {_are(self.gone)} no longer on "
+                         f"the server, so the model did not see {_them(self.gone)}. Attach "
+                         f"{_them(self.gone)} again to bring {_them(self.gone)} back.")
+        if self.unseen:
+            notes.append(f"This model does not accept images, so {_names(self.unseen)} {_are(self.unseen)} not "
+                         "sent. Choose a model that reads images in Settings to ask about "
+                         f"{_them(self.unseen)}.")
+        if self.crowded:
+            notes.append(f"This conversation holds more text than a model reads at once, so {_names(self.crowded)} "
+                         f"{_are(self.crowded)} left out. Start a new chat to go on with {_them(self.crowded)}.")
+        if self.trimmed:
+            notes.append(f"Only the newest images fit in one request, so the model did not see the oldest: "
+                         f"{_names(self.trimmed[::-1])}. Start a new chat to talk about many images.")
+        return notes
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(dict.fromkeys(names))
+
+
+def _are(names: list[str]) -> str:
+    return "are" if len(set(names)) > 1 else "is"
+
+
+def _them(names: list[str]) -> str:
+    return "them" if len(set(names)) > 1 else "it"
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _file_text(name: str, text: str) -> dict[str, Any]:
+    return _text_part(f'<file name="{name}">\n{text.rstrip()}\n</file>')
 
 
 def _failed_turn(history: Sequence[Mapping[str, Any]], index: int) -> bool:
-    following = history[index + 1] if index + 1 < len(history) else None
+    """A user message answered only by an error notice (other notices, such as attachment notes, may precede it)."""
+    later = (item for item in history[index + 1:] if not is_notice(item) or is_notice(item, ERROR_NOTICE_ID))
+    following = next(later, None)
     return history[index].get("role") == "user" and following is not None and is_notice(following, ERROR_NOTICE_ID)
 
 
@@ -104,30 +314,20 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _items(content: Any) -> Iterator[tuple[str, str, str]]:
+def _items(content: Any) -> Iterator[tuple[str, Any, str]]:
     """("text", text, "") or ("file", path, shown name) for each piece of any Gradio content shape;
-    UI components and the like are skipped."""
+    UI components and the like are skipped. A file's path is passed on as sent (any type), to be checked."""
     for item in content if isinstance(content, (list, tuple)) else [content]:
         if isinstance(item, str):
             yield "text", item, ""
         elif isinstance(item, Mapping) and item.get("type") == "text":
             yield "text", str(item.get("text") or ""), ""
         elif isinstance(item, Mapping):
-            inner = item.get("file") if isinstance(item.get("file"), Mapping) else item
+            inner: Mapping[str, Any] = item["file"] if isinstance(item.get("file"), Mapping) else item
             path = inner.get("path")
-            if isinstance(path, str) and path:
-                yield "file", path, str(inner.get("orig_name") or os.path.basename(path))
-
-
-def _parts_of(content: Any, *, images: bool, max_bytes: int, max_pages: int) -> list[dict[str, Any]]:
-    """API content parts from any Gradio content shape; empty text is skipped."""
-    parts = []
-    for kind, value, name in _items(content):
-        if kind == "text" and value.strip():
-            parts.append({"type": "text", "text": value})
-        elif kind == "file" and (part := _file_part(value, name, images, max_bytes, max_pages)):
-            parts.append(part)
-    return parts
+            if path:
+                shown = inner.get("orig_name") or (os.path.basename(path) if isinstance(path, str) else "")
+                yield "file", path, str(shown or "attachment")
 
 
 def describe_content(content: Any) -> tuple[str, list[str]]:
@@ -137,34 +337,11 @@ def describe_content(content: Any) -> tuple[str, list[str]]:
     return "\n\n".join(texts), [name for kind, _, name in items if kind == "file"]
 
 
-def _file_part(path: str, name: str, images: bool, max_bytes: int, max_pages: int) -> dict[str, Any]:
-    """One attachment as a content part; an empty dict for an image where images are not allowed."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        raise BadInput(f"The attachment {name} is no longer available; attach it again.") from None
-    if stat.st_size > max_bytes:
-        raise BadInput(f"{name} is {stat.st_size / 1e6:.1f} MB; attachments may be at most {max_bytes / 1e6:g} MB.")
-    kind = _kind(path)
-    if kind == "image":
-        url = _image_data_url(path, stat.st_mtime_ns, stat.st_size)
-        return {"type": "image_url", "image_url": {"url": url}} if images else {}
-    text = _pdf_text(path, name, max_pages, stat.st_mtime_ns) if kind == "pdf" else _text_of(path, name)
-    return {"type": "text", "text": f'<file name="{name}">\n{text.rstrip()}\n</file>'}
-
-
 def _kind(path: str) -> str:
     mime = mimetypes.guess_type(path)[0] or ""
-    if mime in IMAGE_TYPES:
+    if mime.startswith("image/") and mime != "image/svg+xml":  # Pillow converts BMP, TIFF… to what models take
         return "image"
     return "pdf" if mime == "application/pdf" else "text"
-
-
-@functools.lru_cache(maxsize=16)
-def _image_data_url(path: str, mtime_ns: int, size: int) -> str:
-    """Cached by path and modification time: history is re-read every turn."""
-    mime = mimetypes.guess_type(path)[0]
-    return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
 
 
 def _text_of(path: str, name: str) -> str:
@@ -220,15 +397,16 @@ def text_length(messages: Sequence[Mapping[str, Any]]) -> int:
 
 @dataclass(frozen=True)
 class Fitted:
-    """Messages that fit the context window, and how many earlier messages were left out to get there."""
+    """Messages that fit the context window, how many earlier messages were left out to get there, and why."""
 
     messages: list[Message]
     dropped: int
+    by_limit: bool = False  # left out for MAX_HISTORY_MESSAGES only: they would have fitted the window
 
 
 def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int, max_messages: int = 0) -> Fitted:
     """Drop the oldest turns until the prompt plus `max_tokens` fits (and, if `max_messages` is set, until at
-    most that many messages remain besides the system prompt); keeps the system prompt and newest message.
+    many earlier messages remain besides the system prompt and the newest one); keeps those two.
 
     A turn is dropped whole (up to the next user message), so what remains still starts with the user.
     """
@@ -237,12 +415,13 @@ def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int
     rest = messages[len(system):]
     sizes = [estimate_tokens(m) for m in rest]
     used = sum(estimate_tokens(m) for m in system) + sum(sizes)
-    start = 0
+    start, by_window = 0, False
 
     def too_much() -> bool:
-        return used > budget or bool(max_messages and len(rest) - start > max_messages)
+        return used > budget or bool(max_messages and len(rest) - 1 - start > max_messages)
 
     while too_much() and start < len(rest) - 1:
+        by_window = by_window or used > budget
         used -= sizes[start]
         start += 1
         while start < len(rest) - 1 and rest[start]["role"] != "user":
@@ -254,5 +433,5 @@ def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int
             f"the model's {context_tokens:,}-token window. Shorten it, lower Max tokens, or pick a model with a "
             "larger window."
         )
-    return Fitted(system + rest[start:], start)
+    return Fitted(system + rest[start:], start, by_limit=bool(start) and not by_window)
 

@@ -15,7 +15,15 @@ from typing import Any
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Which error answers a retry can help, status by status (each retry makes the visitor wait longer):
+RETRY_STATUSES = frozenset({
+    429,  # rate limited: passes; Retry-After says when, within the retry budget
+    500,  # internal error or a model under maintenance: usually a moment's hiccup on one backend
+    502,  # bad gateway: a proxy lost its upstream; the next attempt often reaches a healthy one
+    503,  # temporarily unavailable: what the status means
+})
+# Not retried: 504 is the API's *generation* timeout; the same request would take as long again, so retrying
+# made the visitor wait three timeouts before the notice. 400/401/403/404 would fail the same way again.
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 

@@ -2,31 +2,35 @@
 
 `ChatStream` reads the API's server-sent events (or its one JSON answer) and knows the vendor's quirks: the
 empty first delta, the `choices: []` usage chunk, `meta.usage` cost, `[DONE]` or a plain end, and an error
-object inside the stream. Sending the request, and turning HTTP failures into `ChatError`s, is `ChatClient`'s
-job: what fails while reading is handed to it.
+object inside the stream. Sending the request is `ChatClient`'s job (it hands over its `post`), and turning
+HTTP failures into `ChatError`s is `failures.Failures`'.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import logging
+import math
+import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
-import urllib3.exceptions
 
 from . import errors
 from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
-from .sse import SSEDecoder
+from .failures import MAX_DETAIL, TRANSPORT_ERRORS, Failures, quote
+from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
 
-if TYPE_CHECKING:
-    from .client import ChatClient
+Post = Callable[[dict[str, Any], str, str], requests.Response]  # (body, key, client request id) -> response
 
 log = logging.getLogger(__name__)
+DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
 
 
 @dataclass(frozen=True)
@@ -51,15 +55,19 @@ class ChatResult:
     time_to_first_token: float | None
     duration: float
     dropped_messages: int
+    dropped_by_limit: bool = False  # left out for the server's history limit, not the context window
 
 
 class ChatStream:
     """One call in progress. Iterating sends the request and yields text deltas; closing stops it at once."""
 
-    def __init__(self, client: ChatClient, body: dict[str, Any], dropped_messages: int, key: str) -> None:
+    def __init__(self, post: Post, failures: Failures, body: dict[str, Any], dropped_messages: int, key: str,
+                 dropped_by_limit: bool = False) -> None:
         self.dropped_messages = dropped_messages
+        self.dropped_by_limit = dropped_by_limit
         self.result: ChatResult | None = None
-        self._client = client
+        self._post = post
+        self._failures = failures
         self._body = body
         self._key = key
         self._request_id = uuid.uuid4().hex
@@ -72,7 +80,8 @@ class ChatStream:
         self._inference_id: str | None = None
         self._first_token_at: float | None = None
         self._started = 0.0
-        self._iterator: Iterator[str] | None = None
+        self._closed = False
+        self._iterator: Generator[str, None, None] | None = None
 
     def __iter__(self) -> Iterator[str]:
         if self._iterator is None:
@@ -85,14 +94,18 @@ class ChatStream:
         return "".join(self._chunks)
 
     def close(self) -> None:
-        """Stop: closes the HTTP response (and so the upstream generation) right away."""
-        if self._response is not None:
-            self._response.close()
-        if self._iterator is not None:
-            try:
-                self._iterator.close()  # type: ignore[attr-defined]
-            except ValueError:
-                pass  # running in another thread right now; the closed response ends it
+        """Stop: ends the upstream request (and so the generation) at once, from any thread.
+
+        A thread blocked reading the socket can't be interrupted, but shutting the socket down wakes it (it then
+        ends quietly) and tells the server at once; nothing here waits for a lock that reader may hold.
+        """
+        self._closed = True
+        response, iterator = self._response, self._iterator
+        if response is not None:
+            _shut_down(response)
+        if iterator is not None and inspect.getgeneratorstate(iterator) != inspect.GEN_RUNNING:
+            with contextlib.suppress(ValueError):  # another thread resumed it just now; the shut socket ends it there
+                iterator.close()  # paused at a yield (or done): its `finally` closes the response, records the result
 
     def __enter__(self) -> ChatStream:
         return self
@@ -100,24 +113,28 @@ class ChatStream:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Generator[str, None, None]:
         self._started = time.monotonic()
-        client, model = self._client, self._body["model"]
         response = None
         try:
-            response = self._response = client.post(self._body, self._key, self._request_id)
+            response = self._response = self._post(self._body, self._key, self._request_id)
+            if self._closed:  # stopped while the request was being sent
+                return
             self._inference_id = response.headers.get("x-inference-id")
             if not 200 <= response.status_code < 300:
-                raise client.status_error(response, model, self._request_id, self._key)
+                raise self._failures.status(response, self._body["model"], self._request_id, self._key)
             if "text/event-stream" in response.headers.get("Content-Type", ""):
                 yield from self._read_events(response)
             else:
                 yield from self._read_json(response)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            error = client.transport_error(exc, self._key, streaming=bool(self._chunks))
-            raise self._failed(error) from exc
-        except ChatError as error:
-            self._failed(error)
+        except Exception as exc:
+            if self._closed:  # the socket was shut down under the reader on purpose: a stop, not a failure
+                return
+            if isinstance(exc, TRANSPORT_ERRORS):
+                error = self._failures.transport(exc, self._key, streaming=bool(self._chunks))
+                raise self._failed(error) from exc
+            if isinstance(exc, ChatError):
+                self._failed(exc)
             raise
         finally:
             if response is not None:
@@ -137,19 +154,23 @@ class ChatStream:
         return text
 
     def _read_events(self, response: requests.Response) -> Iterator[str]:
-        events = SSEDecoder().iter_bytes(_iter_body(response))
-        for event in events:
-            if event.data == "[DONE]":
-                _drain(events)
-                return
-            try:
-                payload = event.json()
-            except ValueError:
-                raise self._bad_response("The reply stream contained a garbled piece.", event.data) from None
-            if event.event == "error" or (isinstance(payload, dict) and "error" in payload):
-                raise self._stream_error(payload)
-            if text := self._absorb(payload):
-                yield self._received(text)
+        body = _iter_body(response)
+        try:
+            for event in SSEDecoder().iter_bytes(body):
+                if event.data == "[DONE]":
+                    _drain(response, body)  # the reply is complete: finish now, whatever the server does next
+                    return
+                try:
+                    payload = event.json()
+                except ValueError:
+                    raise self._bad_response("The reply stream contained a garbled piece.", event.data) from None
+                if event.event == "error" or _is_error(payload):
+                    raise self._stream_error(payload)
+                if text := self._absorb(payload):
+                    yield self._received(text)
+        except LineTooLong as exc:
+            message = f"The reply stream held a line longer than {MAX_LINE_BYTES // 2**20} MiB, so it was abandoned."
+            raise self._bad_response(message, exc.start) from None
 
     def _read_json(self, response: requests.Response) -> Iterator[str]:
         self._cost = _float(response.headers.get("x-aimlapi-usd-spent"))
@@ -170,8 +191,10 @@ class ChatStream:
         """Record usage, cost and finish_reason from one chunk (or whole answer); return its text."""
         if not isinstance(payload, dict):
             return ""
-        if isinstance(usage := payload.get("usage"), dict):
-            self._usage = Usage(*(int(usage.get(name) or 0) for name in ("prompt_tokens", "completion_tokens", "total_tokens")))
+        if isinstance(usage := payload.get("usage"), dict):  # odd values are ignored: the reply itself is fine
+            counts = [_count(usage.get(name)) for name in ("prompt_tokens", "completion_tokens", "total_tokens")]
+            if all(count is not None for count in counts):
+                self._usage = Usage(*counts)  # type: ignore[arg-type]
         meta = payload.get("meta")
         if isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
             self._cost = _float(meta["usage"].get("usd_spent"))
@@ -180,7 +203,8 @@ class ChatStream:
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return ""  # the usage chunk has "choices": []
         choice = choices[0]
-        self._finish_reason = choice.get("finish_reason") or self._finish_reason
+        if isinstance(finish_reason := choice.get("finish_reason"), str) and finish_reason:
+            self._finish_reason = finish_reason
         part = choice.get(key)
         content = part.get("content") if isinstance(part, dict) else None
         return content if isinstance(content, str) else ""
@@ -188,15 +212,15 @@ class ChatStream:
     def _stream_error(self, payload: Any) -> ChatError:
         error = payload.get("error") if isinstance(payload, dict) else None
         error = error if isinstance(error, dict) else {"message": str(error or payload)}
-        status = error.get("status") or error.get("statusCode") or error.get("code")
-        status = int(status) if str(status).isdigit() else None
-        vendor = redact(str(error.get("message") or "an unspecified error"), self._key)[:MAX_VENDOR_MESSAGE]
+        status = _status(error.get("status") or error.get("statusCode") or error.get("code"))
+        vendor = quote(str(error.get("message") or "an unspecified error"), MAX_VENDOR_MESSAGE, self._key)
         kept = errors.KEPT_NOTE if self._chunks else ""
         message = f"The API reported an error in the middle of the reply: “{vendor}”.{kept} Send again to retry."
-        return errors.UpstreamError(message, status=status, request_id=self._inference_id, detail=json.dumps(error)[:300])
+        detail = quote(json.dumps(error, ensure_ascii=False, default=str), MAX_DETAIL, self._key)
+        return errors.UpstreamError(message, status=status, request_id=self._inference_id, detail=detail)
 
     def _bad_response(self, message: str, raw: str) -> ChatError:
-        return errors.BadResponse(message + " Send again in a moment.", detail=redact(raw[:300], self._key))
+        return errors.BadResponse(message + " Send again in a moment.", detail=quote(raw, MAX_DETAIL, self._key))
 
     def _finish(self) -> None:
         ended = time.monotonic()
@@ -212,6 +236,7 @@ class ChatStream:
             time_to_first_token=self._first_token_at - self._started if self._first_token_at else None,
             duration=ended - self._started,
             dropped_messages=self.dropped_messages,
+            dropped_by_limit=self.dropped_by_limit,
         )
         log.info(
             "chat %s model=%s finish=%s ttft=%s duration=%.2fs",
@@ -222,26 +247,65 @@ class ChatStream:
 
 
 def _iter_body(response: requests.Response) -> Iterator[bytes]:
-    """Bytes as they arrive: each HTTP chunk, or whatever one socket read returns for an unchunked body."""
+    """Bytes as they arrive, decompressed: each HTTP chunk, or whatever one socket read returns for an
+    unchunked body (`read1` with decoding, since a proxy may compress even an event stream)."""
     if response.raw.chunked:
         yield from response.iter_content(chunk_size=None)
         return
-    while chunk := response.raw.read1(65_536):
+    while chunk := response.raw.read1(65_536, decode_content=True):
         yield chunk
 
 
-def _drain(events: Iterator[object]) -> None:
-    """Read what follows `[DONE]` (normally just the end of the chunked body) so the connection goes back
-    to the pool; a server that misbehaves there only costs us that connection."""
+def _drain(response: requests.Response, body: Iterator[bytes]) -> None:
+    """After `[DONE]`, read the end of the body (normally already here) for at most `DRAIN_GRACE` seconds, so
+    the connection goes back to the pool; a body that stays open is not waited for: the caller closes it."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is None:
+        return
+    deadline = time.monotonic() + DRAIN_GRACE
     try:
-        for _ in events:
-            pass
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        sock.settimeout(DRAIN_GRACE)
+        for _ in body:
+            if time.monotonic() > deadline:
+                return
+    except (*TRANSPORT_ERRORS, ValueError):
         pass
 
 
+def _shut_down(response: requests.Response) -> None:
+    """Shut the response's socket both ways: a reader blocked on it wakes up, and the server sees us leave."""
+    connection = getattr(response.raw, "connection", None)  # None once the connection went back to the pool
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _is_error(payload: Any) -> bool:
+    """Only a real error (an object or a message) is one: `"error": null` or `{}` in a chunk is not."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return bool(error) and isinstance(error, (dict, str))
+
+
+def _status(value: Any) -> int | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599 else None
+
+
+def _count(value: Any) -> int | None:
+    """A token count, or None for anything that is not a whole number of at least 0."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
+    """A cost as a finite number, or None: a missing, malformed, NaN or infinite value is ignored."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

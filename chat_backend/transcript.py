@@ -56,7 +56,8 @@ def finished(result: ChatResult, lang: str = DEFAULT) -> list[Message]:
         reason = t("finish_reason_note", lang, reason=result.finish_reason) if result.finish_reason else ""
         messages.append(notice(t("empty_reply_title", lang), t("empty_reply", lang, reason=reason)))
     if result.dropped_messages:
-        messages.append(notice(t("dropped_title", lang), t("dropped", lang, count=result.dropped_messages)))
+        key = "dropped_by_limit" if result.dropped_by_limit else "dropped"
+        messages.append(notice(t("dropped_title", lang), t(key, lang, count=result.dropped_messages)))
     if result.finish_reason == "length":
         messages.append(notice(t("cut_title", lang), t("cut", lang)))
     messages.append(notice(facts_title(result, lang), facts_details(result, lang), collapsed=True))

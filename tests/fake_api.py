@@ -85,6 +85,7 @@ class Reply:
     usage: bool = True  # send the usage chunk when the request asked for stream_options.include_usage
     done: bool = True  # end with `data: [DONE]`; False: a plain end of stream
     abort: bool = False  # reset the connection before any response, as a refused or crashed upstream looks
+    close_delimited: bool = False  # send `body` without Content-Length and end it by closing the connection
 
 
 class Headers(dict):
@@ -227,6 +228,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, self._error(400, details=self.rec.schema_errors))
         model = body["model"]
         canonical = api._canonical(model)
+        refused = canonical is None or model in api.deprecated_models or canonical in api.deprecated_models
+        if refused and api.refusal_status == 400:  # the other shape NOTES.md allows: an enum validation error
+            return self._send(400, self._error(400, details=[f"model: Invalid enum value, received '{model}'"]))
         if model in api.deprecated_models or canonical in api.deprecated_models:
             return self._send(404, self._error(404, f"Model '{model}' is deprecated and can no longer be called."))
         if canonical is None:
@@ -239,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._pause(reply.ttft):
                 return self._hang_up()
             payload = reply.body if reply.body is not None else self._error(status)
-            return self._send(status, payload, reply.content_type, reply.headers)
+            return self._send(status, payload, reply.content_type, reply.headers, reply.close_delimited)
         pieces, finish = _pieces(reply, body.get("max_tokens"))
         usage, meta = _usage(body, len(pieces))
         if body.get("stream"):
@@ -344,14 +348,18 @@ class _Handler(BaseHTTPRequestHandler):
         return {**body, "details": details} if details else body
 
     def _send(self, status: int, payload: bytes | str | dict | list, content_type: str | None = None,
-              headers: dict[str, str] | None = None) -> None:
-        """Send a complete (Content-Length) response."""
+              headers: dict[str, str] | None = None, close_delimited: bool = False) -> None:
+        """Send a complete response: with Content-Length, or ended by closing the connection."""
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
         data = payload.encode() if isinstance(payload, str) else payload
         self.send_response(status)
         self.send_header("Content-Type", content_type or "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
+        if close_delimited:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(data)))
         if self._end_headers(headers):
             self._write(data)
 
@@ -457,6 +465,7 @@ class FakeAPI:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, deprecated_models: Iterable[str] = frozenset()) -> None:
         self.host, self.port = host, port
         self.deprecated_models = frozenset(deprecated_models)  # 404 for these; may be reassigned
+        self.refusal_status = 404  # 400: refuse deprecated and unknown models as a body validation error instead
         self.default = Reply()
         self.models_reply: Reply | None = None
         self.expect_schema_errors = False  # read by the conftest fixture
@@ -524,6 +533,7 @@ class FakeAPI:
         self.chaos = 0.0
         self.default, self.models_reply = Reply(), None
         self.deprecated_models, self.expect_schema_errors = frozenset(), False
+        self.refusal_status = 404
 
     def release(self) -> None:
         """Unblock stalled streams (every stream started before this call)."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
+from chat_backend.config import DEFAULT_MAX_TOKENS
 from chat_backend.messages import NOTICE_ID
 from tests.app_process import AppProcess
 from tests.conftest import SERVER_KEY
@@ -28,10 +29,18 @@ def client(live_app: AppProcess) -> Iterator[Client]:
 
 def chat(client: Client, text: str, **settings: Any) -> tuple[list[Any], list[dict[str, Any]]]:
     """Send one message; return every streamed output and the final list of messages."""
+    outputs, final, _ = chat_with_model(client, text, **settings)
+    return outputs, final
+
+
+def chat_with_model(client: Client, text: str, **settings: Any) -> tuple[list[Any], list[dict[str, Any]], Any]:
+    """Send one message; return every streamed reply, the final list of messages, and the Model output
+    (an update naming the new model when the fallback answered)."""
     values = {**DEFAULTS, **settings}
     job = client.submit({"text": text, "files": []}, *values.values(), api_name="/chat")
-    final = job.result(timeout=30)
-    return job.outputs(), final if isinstance(final, list) else [{"role": "assistant", "content": final}]
+    final, model = job.result(timeout=30)
+    outputs = [reply for reply, _ in job.outputs()]
+    return outputs, final if isinstance(final, list) else [{"role": "assistant", "content": final}], model
 
 
 def notices(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,3 +122,18 @@ def test_without_any_key_the_first_message_says_how_to_set_one(shared_api: FakeA
     [notice] = notices(final)
     assert all(way in notice["content"] for way in ("AIMLAPI_KEY", ".env", "Secret", "Settings"))
     assert notice["metadata"]["title"].endswith("No API key")
+
+
+def test_a_pasted_key_is_cleaned_or_refused_with_a_reason(client: Client, app_api: FakeAPI) -> None:
+    chat(client, "Hi", user_key="visitor-key-123\u200b")
+    assert app_api.chat_requests()[0].headers["Authorization"] == "Bearer visitor-key-123"
+    for _ in range(2):  # sending again gets the same clear answer, not a server error
+        _, final = chat(client, "Hi", user_key="visitor\u2013key")
+        [notice] = notices(final)
+        assert "en dash" in notice["content"] and notice["metadata"]["title"].endswith("API key not usable")
+    assert len(app_api.chat_requests()) == 1
+
+
+def test_an_empty_max_tokens_means_the_default(client: Client, app_api: FakeAPI) -> None:
+    chat(client, "Hi", max_tokens=None)
+    assert app_api.chat_requests()[0].body["max_tokens"] == DEFAULT_MAX_TOKENS

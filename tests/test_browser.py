@@ -115,6 +115,18 @@ def test_switching_model_changes_the_request(page: Page, app_api: FakeAPI) -> No
     assert app_api.chat_requests()[0].body["model"] == "MiniMax-Text-01"
 
 
+def test_a_retired_default_model_is_answered_and_the_model_setting_follows(page: Page, app_api: FakeAPI) -> None:
+    app_api.deprecated_models = frozenset({"abab6.5s-chat"})  # the app's catalogue still lists it
+    send(page, "First message")
+    expect(bot_messages(page).first).to_contain_text("Hello from the stand-in.")
+    expect(page.get_by_text("abab6.5s-chat is retired by the API, so MiniMax-Text-01 answered.")).to_be_visible()
+    expect(page.get_by_text("Model unavailable")).to_have_count(0)
+    open_settings(page)
+    expect(page.locator("#model input")).to_have_value("MiniMax-Text-01")
+    send(page, "Second message")
+    expect(page.get_by_text("Hello from the stand-in.")).to_have_count(2)
+    assert [r.body["model"] for r in app_api.chat_requests()] == ["abab6.5s-chat", "MiniMax-Text-01", "MiniMax-Text-01"]
+
 def test_a_text_attachment_reaches_the_request(page: Page, app_api: FakeAPI, tmp_path: Path) -> None:
     notes = tmp_path / "meeting-notes.txt"
     notes.write_text("Budget approved: 42,000 for the pilot.\n", encoding="utf-8")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chat_backend.catalogue import KNOWN_MODELS, Catalogue, parse_models
 from tests.fake_api import FakeAPI, Reply
@@ -66,6 +68,65 @@ def test_unlisted_model_is_marked_and_gets_an_assumed_window(fake_api: FakeAPI) 
 
 def test_malformed_items_are_skipped() -> None:
     payload = {"data": [None, {"id": 5}, {"id": "x", "type": "openai/chat-completions", "info": "bad"},
-                        {"id": "y", "type": "openai/chat-completions", "info": {"contextLength": -1}}]}
-    assert [(m.id, m.context_length > 0) for m in parse_models(payload)] == [("x", True), ("y", True)]
+                        {"id": "y", "type": "openai/chat-completions", "info": {"contextLength": -1}},
+                        {"id": "z", "type": "openai/chat-completions", "aliases": None, "info": None}]}
+    assert [(m.id, m.context_length > 0) for m in parse_models(payload)] == [("z", True)]
     assert parse_models("not a dict") == []
+
+
+def chat_model(model_id: str, **fields: object) -> dict:
+    entry: dict = {"id": model_id, "type": "openai/chat-completions", "aliases": [],
+                   "info": {"name": model_id, "developer": "MiniMax", "contextLength": 100_000}}
+    for name, value in fields.items():
+        (entry if name in ("aliases", "info") else entry["info"])[name] = value
+    return entry
+
+
+MALFORMED = [
+    chat_model("bad/int-aliases", aliases=7),
+    chat_model("bad/string-aliases", aliases="abc"),
+    chat_model("bad/bool-context", contextLength=True),
+    chat_model("bad/text-context", contextLength="lots"),
+    chat_model("bad/list-name", name=["x"]),
+    chat_model("bad/info", info="none"),
+]
+
+
+def test_a_malformed_entry_is_skipped_and_the_rest_kept(fake_api: FakeAPI) -> None:
+    good = chat_model("minimax/good", aliases=["good-alias"], contextLength=123_456)
+    fake_api.models_reply = Reply(body={"object": "list", "data": [*MALFORMED, good]})
+    catalogue = catalogue_for(fake_api)
+    assert catalogue.refresh()
+    assert [m.id for m in catalogue.models()] == ["minimax/good"]
+    assert catalogue.info("good-alias").context_length == 123_456
+    assert not catalogue.info("bad/int-aliases").listed and not catalogue.info("a").listed
+
+
+def test_a_failing_background_refresh_waits_a_ttl_before_asking_again(fake_api: FakeAPI) -> None:
+    fake_api.models_reply = Reply(body={"object": "list", "data": MALFORMED})  # nothing usable: a failure
+    catalogue = catalogue_for(fake_api, ttl=60)
+    for _ in range(5):
+        catalogue.models()  # each page load asks only if the cache is stale
+        deadline = time.monotonic() + 5
+        while catalogue._refreshing and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the one refresh thread's flag
+    assert len([r for r in fake_api.requests if r.path.startswith("/v1/models")]) == 1
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=6)
+ENTRY = st.fixed_dictionaries(
+    {"id": st.text(max_size=10), "type": st.just("openai/chat-completions")},
+    optional={"aliases": JSON, "info": st.fixed_dictionaries({}, optional={
+        "name": JSON, "developer": JSON, "contextLength": JSON}) | JSON},
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)  # the CI machine is shared
+@given(st.lists(ENTRY | JSON, max_size=4))
+def test_any_models_body_parses_without_raising_to_well_formed_models(data: list) -> None:
+    for model in parse_models({"data": data}):
+        assert isinstance(model.name, str) and isinstance(model.developer, str)
+        assert all(isinstance(alias, str) for alias in model.aliases)
+        assert type(model.context_length) is int and model.context_length > 0

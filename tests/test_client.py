@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -134,7 +136,7 @@ STATUS_CASES = [
     (500, errors.ServerError, "internal error", 3),
     (502, errors.ServerError, "gateway", 3),
     (503, errors.ServerError, "unavailable", 3),
-    (504, errors.ServerError, "too long", 3),
+    (504, errors.ServerError, "too long", 1),  # a generation timeout would only repeat: see retry.py
 ]
 
 
@@ -363,3 +365,98 @@ def test_the_key_never_leaks_into_errors_or_logs(fake_api: FakeAPI, caplog: pyte
     for error in caught:
         assert KEY not in f"{error} {error.user_message} {error.detail} {error!r}"
     assert KEY not in caplog.text
+
+
+# Issue 16, item 2: redact first, then cut. The key is put at every offset around each cut of an answer.
+CANARY = "Qz8Kv3Wm7Jx2Rt9Lp4Hd"
+LEAKS = [
+    ("status detail", lambda pad: Reply(status=400, body=pad + CANARY + " tail", content_type="text/plain")),
+    ("vendor message", lambda pad: Reply(status=400, body={"message": pad + CANARY + " tail"})),
+    ("stream error message", lambda pad: Reply(raw_stream=_sse_bytes({"error": {"message": pad + CANARY}}))),
+    ("stream error detail", lambda pad: Reply(raw_stream=_sse_bytes({"error": {"code": 1, "echo": pad + CANARY}}))),
+    ("garbled stream", lambda pad: Reply(raw_stream=b"data: {" + (pad + CANARY).encode() + b"\n\n")),
+    ("html answer", lambda pad: Reply(status=200, body="<html>" + pad + CANARY, content_type="text/html")),
+]
+
+
+def _sse_bytes(payload: object) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def fragments(secret: str, size: int = 5) -> set[str]:
+    return {secret[i:i + size] for i in range(len(secret) - size + 1)}
+
+
+@pytest.mark.parametrize(("where", "make"), LEAKS, ids=[name for name, _ in LEAKS])
+def test_no_part_of_the_key_survives_a_cut_at_any_offset(
+    fake_api: FakeAPI, caplog: pytest.LogCaptureFixture, where: str, make: Callable[[str], Reply]
+) -> None:
+    caplog.set_level("DEBUG")
+    pads = range(200, 320)  # the key straddles, touches and clears every 300-character cut (prefixes vary)
+    fake_api.script(*(make("x" * n) for n in pads))
+    seen = []
+    with make_client(fake_api, api_key=CANARY, max_retries=0) as chat_client:
+        for _ in pads:
+            with pytest.raises(errors.ChatError) as caught:
+                ask(chat_client)
+            error = caught.value
+            seen.append(f"{error} {error.user_message} {error.detail} {error!r}")
+    everything = "\n".join(seen) + caplog.text
+    assert CANARY not in everything and not [f for f in fragments(CANARY) if f in everything]
+    assert "[redacted]" in everything
+
+
+# Item 3: a compressed body that is not chunked is decoded, not read as raw gzip.
+def test_a_gzip_stream_with_content_length_or_a_closed_connection_is_decoded(
+    client: ChatClient, fake_api: FakeAPI
+) -> None:
+    stream = gzip.compress(RAW_STREAMS["done-and-lf"].encode())
+    headers = {"Content-Encoding": "gzip"}
+    fake_api.script(Reply(body=stream, content_type="text/event-stream", headers=headers),
+                    Reply(body=stream, content_type="text/event-stream", headers=headers, close_delimited=True))
+    for _ in range(2):
+        result = ask(client)
+        assert result.text == "Grüße 世界 🎉" and result.usage.total_tokens == 8
+    assert {r.headers["Accept-Encoding"] for r in fake_api.chat_requests()} == {"identity"}  # asked not to, though
+
+
+# Item 4: after [DONE] the reply is complete, whatever the server does with the connection.
+def test_the_reply_ends_at_done_even_if_the_body_stays_open(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(raw_stream=RAW_STREAMS["done-and-lf"].encode(), stall_after=0))
+    started = time.monotonic()
+    result = ask(client)
+    assert time.monotonic() - started < 0.5  # the read timeout is 1 s
+    assert result.text == "Grüße 世界 🎉" and result.finish_reason == "length"
+    assert fake_api.chat_requests()[0].client_disconnected.wait(1.0)
+
+
+# Item 7: odd fields in a chunk are ignored; only a real error object is an error.
+def test_null_error_odd_usage_and_nan_cost_do_not_spoil_a_reply(client: ChatClient, fake_api: FakeAPI) -> None:
+    chunks = [
+        {"choices": [{"delta": {"content": "Fine"}}], "error": None},
+        {"choices": [{"delta": {"content": " reply"}, "finish_reason": "stop"}], "error": {}},
+        {"choices": [], "usage": {"prompt_tokens": "12.5", "completion_tokens": {"n": 1}, "total_tokens": 3},
+         "meta": {"usage": {"usd_spent": float("nan"), "credits_used": float("inf")}}},
+    ]
+    fake_api.script(Reply(raw_stream=b"".join(map(_sse_bytes, chunks)) + b"data: [DONE]\n\n"))
+    result = ask(client)
+    assert result.text == "Fine reply" and result.finish_reason == "stop"
+    assert result.usage is None and result.cost_usd is None and result.credits_used is None
+
+
+def test_an_error_status_in_odd_digits_is_ignored(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(raw_stream=_sse_bytes({"error": {"message": "Overloaded", "status": "5²3"}})))
+    with pytest.raises(errors.UpstreamError) as caught:
+        ask(client)
+    assert "Overloaded" in caught.value.user_message and caught.value.status is None
+
+
+def test_a_line_too_long_is_a_clear_error_without_the_key(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
+    pads = range(270, 300, 2)  # the excerpt is cut at 300 characters, after "data: "
+    fake_api.script(*(Reply(raw_stream=b"data: " + b"x" * pad + CANARY.encode() + b"y" * 2**21) for pad in pads))
+    with make_client(fake_api, api_key=CANARY, max_retries=0, read_timeout=10.0) as chat_client:
+        for _ in pads:
+            with pytest.raises(errors.BadResponse) as caught:
+                ask(chat_client)
+            assert "longer than 2 MiB" in caught.value.user_message
+            assert not [f for f in fragments(CANARY) if f in f"{caught.value} {caplog.text}"]

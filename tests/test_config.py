@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chat_backend.config import ChatSettings, Settings, load_settings, resolve_key
-from chat_backend.errors import REDACTED, ConfigError, InvalidSettings, MissingKey, redact
+from chat_backend.errors import REDACTED, ConfigError, InvalidKey, InvalidSettings, MissingKey, redact
 from chat_backend.retry import MAX_RETRY_DELAY, backoff_delay
 
 
@@ -38,6 +38,10 @@ def test_key_never_appears_in_the_settings_repr() -> None:
         ("AIMLAPI_MAX_RETRIES", "1.5", "AIMLAPI_MAX_RETRIES must be a whole number"),
         ("AIMLAPI_BASE_URL", "api.aimlapi.com/v1", "AIMLAPI_BASE_URL must be an http"),
         ("AIMLAPI_BASE_URL", "ftp://host/v1", "AIMLAPI_BASE_URL must be an http"),
+        ("AIMLAPI_BASE_URL", "http://[::1/v1", "AIMLAPI_BASE_URL must be an http"),
+        ("AIMLAPI_BASE_URL", "http://127.0.0.1:99999/v1", "AIMLAPI_BASE_URL must be an http"),
+        ("CHAT_CONCURRENCY", "1e7", "CHAT_CONCURRENCY must be a whole number between 1 and 10000"),
+        ("AIMLAPI_KEY", "sk-abc\u2013def", "AIMLAPI_KEY has “–” \\(en dash\\) at position 7"),
     ],
 )
 def test_bad_values_stop_start_up_naming_the_variable(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -55,6 +59,22 @@ def test_key_resolution_order_and_missing_key_message() -> None:
     with pytest.raises(MissingKey) as caught:
         resolve_key(None, Settings())
     assert all(way in caught.value.user_message for way in (".env", "Secret", "Settings"))
+
+
+@pytest.mark.parametrize("pasted", ["sk-abc123\u200b", "\ufeffsk-abc123", " sk-abc\u200d123\n", "sk-abc123\u2060 "])
+def test_invisible_characters_and_spaces_around_a_pasted_key_are_dropped(pasted: str) -> None:
+    assert resolve_key(pasted, Settings(api_key="server")) == "sk-abc123"
+
+
+@pytest.mark.parametrize(
+    ("pasted", "named"),
+    [("sk-abc\u2014123", "“—” (em dash)"), ("sk-abc 123", "a space"), ("sk-äbc", "“ä” (latin small letter a with"),
+     ("sk-abc\u00a0123", "a space"), ("k" * 600, "600 characters")],
+)
+def test_a_key_no_api_could_have_is_refused_saying_what_is_wrong(pasted: str, named: str) -> None:
+    with pytest.raises(InvalidKey) as caught:
+        resolve_key(pasted, Settings(api_key="server"))
+    assert named in caught.value.user_message and "paste" in caught.value.user_message
 
 
 @pytest.mark.parametrize(
@@ -100,3 +120,20 @@ def test_backoff_doubles_with_jitter_and_a_cap(attempt: int) -> None:
 def test_redact_removes_the_key_and_bearer_tokens(text: str) -> None:
     cleaned = redact(text, "sk-abc123XYZ")
     assert "abc123" not in cleaned and REDACTED in cleaned
+
+
+def test_data_dir_is_spaces_storage_only_when_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings({}, None).data_dir == Path("data")
+    assert load_settings({"DATA_DIR": str(tmp_path)}, None).data_dir == tmp_path
+    monkeypatch.setattr("chat_backend.config.SPACES_DATA_DIR", str(tmp_path / "absent"))
+    assert load_settings({"SPACE_ID": "a/b"}, None).data_dir == Path("data")
+    monkeypatch.setattr("chat_backend.config.SPACES_DATA_DIR", str(tmp_path))
+    assert load_settings({"SPACE_ID": "a/b"}, None).data_dir == tmp_path
+
+
+@pytest.mark.parametrize("url", ["http://:pa55word@host", "redis://:pa55word@host:port/0", "redis://:pa55word@/0"])
+def test_a_bad_redis_url_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL") as caught:
+        load_settings({"REDIS_URL": url}, None)
+    assert "pa55word" not in caught.value.user_message
+    assert "pa55word" not in repr(load_settings({"REDIS_URL": "redis://:pa55word@host"}, None))

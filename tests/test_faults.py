@@ -24,7 +24,7 @@ FAULTS: dict[str, tuple[list[Reply], str]] = {
     "500": ([Reply(status=500)] * 3, "internal error"),
     "502": ([Reply(status=502)] * 3, "gateway"),
     "503": ([Reply(status=503)] * 3, "temporarily unavailable"),
-    "504": ([Reply(status=504)] * 3, "too long"),
+    "504": ([Reply(status=504)], "too long"),
     "refused": ([Reply(abort=True)], "failed before a reply arrived"),
     "stall": ([Reply(text=PARTIAL, stall_after=3)], "sent nothing for 3 s"),
     "reset": ([Reply(text=PARTIAL, reset_after=3)], "cut"),

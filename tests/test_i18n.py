@@ -36,7 +36,8 @@ def test_the_language_comes_from_accept_language(header: str | None, lang: str) 
 
 def test_notices_facts_and_exports_are_in_the_visitors_language() -> None:
     result = ChatResult(text="", finish_reason="length", dropped_messages=3, model="m", duration=1.5, usage=None,
-                        cost_usd=None, credits_used=None, client_request_id="c", inference_id=None, time_to_first_token=None)
+                        cost_usd=None, credits_used=None, client_request_id="c", inference_id=None,
+                        time_to_first_token=None)
     zh = "\n".join(f"{m['metadata']['title']} {m['content']}" for m in transcript.finished(result, "zh"))
     assert "空回复" in zh and "3 条消息" in zh and "回复被截断" in zh and "总用时" in zh and "1.50 秒" in zh
     assert "Empty reply" in transcript.finished(result)[0]["metadata"]["title"]

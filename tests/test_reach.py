@@ -25,7 +25,8 @@ PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 360, 
 DESKTOP = {"width": 1280, "height": 900}
 WIDE_REPLY = ("Here is a table and some code.\n\n| " + " | ".join(f"column {i}" for i in range(14)) + " |\n|"
               + "---|" * 14 + "\n| " + " | ".join("value" for _ in range(14)) + " |\n\n```python\n"
-              + "print('" + "x" * 300 + "')\n```\n\n" + "Supercalifragilistic" * 12 + "\n\nRequest: `" + "0f" * 32 + "`")
+              + "print('" + "x" * 300 + "')\n```\n\n" + "Supercalifragilistic" * 12
+              + "\n\nRequest: `" + "0f" * 32 + "`")
 AXE = Axe()
 
 
@@ -79,7 +80,8 @@ TEXTS = {  # what each language shows: the input's placeholder, a notice title, 
 
 
 @pytest.mark.parametrize(("screen", "theme", "locale"), [
-    ("desktop", "light", "en-US"), ("phone", "light", "zh-CN"), ("desktop", "dark", "zh-CN"), ("phone", "dark", "en-US"),
+    ("desktop", "light", "en-US"), ("phone", "light", "zh-CN"),
+    ("desktop", "dark", "zh-CN"), ("phone", "dark", "en-US"),
 ])
 def test_no_serious_axe_violations_in_either_language(browser: Browser, live_app: AppProcess, app_api: FakeAPI,
                                                       screen: str, theme: str, locale: str) -> None:

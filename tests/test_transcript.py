@@ -41,6 +41,13 @@ def test_dropped_messages_cut_replies_and_empty_replies_are_said() -> None:
     assert "content_filter" in empty[0]["content"] and is_notice(empty[0])
 
 
+def test_messages_left_out_by_the_history_limit_do_not_blame_the_window() -> None:
+    [limit] = [m["content"] for m in finished(result(dropped_messages=4, dropped_by_limit=True)) if "4 oldest" in m["content"]]
+    [window] = [m["content"] for m in finished(result(dropped_messages=4)) if "4 oldest" in m["content"]]
+    assert "context window" not in limit and "earlier messages this server sends" in limit
+    assert "context window" in window
+
+
 def test_a_failure_keeps_the_partial_text_before_the_notice() -> None:
     error = RateLimited("The API is rate-limiting requests right now.", status=429, request_id="req-5")
     partial, notice = failed("Half an ans", error)

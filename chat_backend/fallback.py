@@ -1,0 +1,152 @@
+"""fallback: answer with the fallback model (CHAT_FALLBACK_MODEL) when the API refuses the chosen one.
+
+abab6.5s-chat stays the default model although the API has retired it. Rather than greet every newcomer
+with an error, the same message goes to the fallback model, and the caller learns of it (`Switch`) so it can
+say so in one line and move the visitor's Model setting along. Only a refusal of the model itself switches
+(`ModelUnavailable`): a rejected key, a rate limit, a server error or a bad parameter is shown as it is.
+When the catalogue already shows the model as retired or absent, the refused call is not made at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .catalogue import Catalogue, ModelInfo
+from .client import ChatClient
+from .config import ChatSettings
+from .errors import ModelUnavailable
+from .messages import Message
+from .stream import ChatResult, ChatStream
+from .transcript import notice
+
+log = logging.getLogger(__name__)
+
+# Settings a model may refuse: those whose default, None, means "not sent".
+_OPTIONAL = frozenset(spec.name for spec in fields(ChatSettings) if spec.default is None)
+
+
+@dataclass(frozen=True)
+class Switch:
+    """The chosen model was refused (or known to be) and the fallback model answered instead."""
+
+    requested: str
+    answered_by: str
+    retired: bool  # False: the API does not offer it at all
+
+    def notice(self) -> Message:
+        """The one line the visitor reads under the reply."""
+        why = "is retired by the API" if self.retired else "is not offered by the API"
+        line = f"{self.requested} {why}, so {self.answered_by} answered. Change it in Settings → Model."
+        return notice(f"🔁 Answered by {self.answered_by}", line)
+
+
+def known_refused(catalogue: Catalogue, name: str) -> bool:
+    """Whether the catalogue already says the API would refuse `name`: retired, or missing from the live list."""
+    return catalogue.info(name).deprecated or catalogue.offers(name) is False
+
+
+def moved_to(settings: ChatSettings, model: ModelInfo) -> ChatSettings:
+    """`settings` for `model`: the temperature capped at its maximum, parameters it refuses left out."""
+    temperature = None if settings.temperature is None else min(settings.temperature, model.temperature_max)
+    left_out: dict[str, Any] = dict.fromkeys(model.unsupported & _OPTIONAL)
+    return replace(settings, model=model.id, temperature=temperature, **left_out)
+
+
+def with_notice(messages: list[Message], switch: Switch | None) -> list[Message]:
+    """The finished (or failed) turn with the switch notice after the reply text, when there was a switch."""
+    if switch is None:
+        return messages
+    at = 1 if messages and "metadata" not in messages[0] else 0
+    return [*messages[:at], switch.notice(), *messages[at:]]
+
+
+class FallbackStream:
+    """A `ChatStream` that moves to the fallback model when the chosen one is refused before any text arrived.
+
+    Use it as a ChatStream (iterate, `close()`, `with`, `.text`, `.result`); `.switch` says whether it moved.
+    """
+
+    def __init__(
+        self,
+        client: ChatClient,
+        messages: list[Message],
+        settings: ChatSettings,
+        user_key: str | None,
+        fallback_model: str,
+    ) -> None:
+        self.switch: Switch | None = None
+        self._client, self._messages, self._settings, self._user_key = client, messages, settings, user_key
+        catalogue = client.catalogue
+        fallback = fallback_model if fallback_model and fallback_model != settings.model else ""
+        self._fallback = fallback if fallback and not known_refused(catalogue, fallback) else ""
+        self._refusal: ModelUnavailable | None = None
+        self._closed = False
+        self._iterator: Iterator[str] | None = None
+        if self._fallback and known_refused(catalogue, settings.model):
+            log.info("model %s is not in the catalogue's offer; asking %s without trying it", settings.model, fallback)
+            self._stream = self._switched()
+        else:
+            self._stream = client.stream_chat(messages, settings, user_key)
+
+    @property
+    def text(self) -> str:
+        return self._stream.text
+
+    @property
+    def result(self) -> ChatResult | None:
+        return self._stream.result
+
+    def __iter__(self) -> Iterator[str]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    def close(self) -> None:
+        """Stop whichever call is running; no fallback call starts after this."""
+        self._closed = True
+        self._stream.close()
+        if self._iterator is not None:
+            try:
+                self._iterator.close()  # type: ignore[attr-defined]
+            except ValueError:
+                pass  # running in another thread right now; the closed stream ends it
+
+    def __enter__(self) -> FallbackStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self) -> Iterator[str]:
+        if self.switch is None:
+            try:
+                yield from self._stream
+                return
+            except ModelUnavailable as refused:
+                if not self._fallback or self._stream.text:
+                    raise
+                log.info("model %s refused (HTTP %s); asking %s", self._settings.model, refused.status, self._fallback)
+                self._refusal = refused
+                switched = self._switched()
+                if self._closed:  # Stop came while switching: the fallback call is never sent
+                    self.switch = None
+                    raise
+                self._stream = switched
+        try:
+            yield from self._stream
+        except ModelUnavailable as refused:
+            if self._stream.text:
+                raise
+            self.switch = None  # the fallback is refused too: say what was wrong with the chosen model
+            model = self._settings.model
+            raise self._refusal or ModelUnavailable(self._client.catalogue.unavailable_message(model)) from refused
+
+    def _switched(self) -> ChatStream:
+        catalogue = self._client.catalogue
+        known = catalogue.info(self._settings.model).listed  # a model we know of that is refused has been retired
+        self.switch = Switch(self._settings.model, self._fallback, retired=known)
+        settings = moved_to(self._settings, catalogue.info(self._fallback))
+        return self._client.stream_chat(self._messages, settings, self._user_key)

@@ -1,0 +1,225 @@
+"""share: read-only snapshots of a conversation, stored under a random id for a `/share/<id>` link.
+
+A snapshot holds what the person saw: their messages, the replies, and the app's notices (shown folded). It
+never holds a key (the server's and the visitor's are replaced wherever they appear), the system prompt
+unless the person ticked the box, or any attachment's bytes: attachments are listed by name as left out.
+Snapshots live in the Store, so any replica can serve any link; none is kept in process memory. The delete
+token goes back to the sharer's browser only; the snapshot keeps its SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Settings
+from .errors import REDACTED, ChatError
+from .messages import describe_content, is_notice
+from .store import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+NAMESPACE = "share"
+RATE_NAMESPACE = "share-rate"
+ID_BYTES = 18  # 144 bits: links can be neither guessed nor enumerated
+TOKEN_BYTES = 32
+ID_PATTERN = r"[A-Za-z0-9_-]{24}"
+TITLE_CHARS = 80
+REMEMBERED_LINKS = 50  # links one browser keeps delete tokens for
+HOUR = 3600.0
+DAY = 86400.0
+
+
+class ShareRefused(ChatError):
+    """A share that was not made; `user_message` says why and what to do."""
+
+    title = "Not shared"
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A link just made: the id for the URL, the token that deletes it, and what was left out."""
+
+    id: str
+    delete_token: str = field(repr=False)
+    title: str
+    left_out: tuple[str, ...]
+    expires: float | None
+
+    def summary(self) -> str:
+        """What a sharer should know about the link, in one or two sentences."""
+        lines = ["Anyone with this link can read the conversation."]
+        if self.expires is not None:
+            lines.append(f"It expires on {time.strftime('%d %b %Y', time.gmtime(self.expires))}.")
+        if self.left_out:
+            lines.append(f"Attachments are not included: {', '.join(self.left_out)}.")
+        return " ".join(lines)
+
+
+def build_snapshot(
+    history: Sequence[Mapping[str, Any]],
+    *,
+    model: str,
+    system_prompt: str = "",
+    hidden: Iterable[str | None] = (),
+    now: float,
+) -> dict[str, Any]:
+    """The stored form of a conversation: plain text records, with `hidden` strings replaced everywhere.
+
+    Notices keep their title, so the page can fold them as the chat does; attachments keep only their name.
+    """
+    secret_texts = [secret for secret in hidden if secret]
+
+    def clean(text: str) -> str:
+        for secret in secret_texts:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    messages, left_out = [], []
+    for message in history:
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            continue
+        text, files = describe_content(message.get("content"))
+        record: dict[str, Any] = {"role": role, "text": clean(text)}
+        if is_notice(message):
+            record["notice"] = clean(str((message.get("metadata") or {}).get("title") or "Notice"))
+        if files:
+            record["files"] = [clean(name) for name in files]
+            left_out += record["files"]
+        if text or files:
+            messages.append(record)
+    first = next((m["text"] for m in messages if m["role"] == "user" and m["text"]), "Conversation")
+    title = " ".join(first.split())
+    return {
+        "version": 1,
+        "created": now,
+        "model": clean(model),
+        "title": title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1] + "…",
+        "system_prompt": clean(system_prompt.strip()) or None,
+        "messages": messages,
+        "left_out": left_out,
+    }
+
+
+class Shares:
+    """Create, load and delete shared snapshots in a Store, within the limits in Settings."""
+
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    def create(
+        self,
+        history: Sequence[Mapping[str, Any]],
+        *,
+        model: str,
+        system_prompt: str = "",
+        session: str,
+        hidden: Iterable[str | None] = (),
+    ) -> Shared:
+        """Store a snapshot and return its link's id and delete token; `ShareRefused` says why not."""
+        settings, now = self._settings, self._clock()
+        snapshot = build_snapshot(history, model=model, system_prompt=system_prompt, hidden=hidden, now=now)
+        if not any(message["role"] == "user" for message in snapshot["messages"]):
+            raise ShareRefused("There is nothing to share yet: send a message first.")
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        ttl = settings.share_ttl_days * DAY if settings.share_ttl_days > 0 else None
+        snapshot["expires"] = now + ttl if ttl else None
+        snapshot["delete_hash"] = _digest(token)
+        data = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(data) > settings.share_max_bytes:
+            raise ShareRefused(
+                f"This conversation is {_size(len(data))}; a shared link holds at most "
+                f"{_size(settings.share_max_bytes)}. Export it instead, or share a shorter chat."
+            )
+        share_id = secrets.token_urlsafe(ID_BYTES)
+        try:
+            self._count(session, now)
+            self._store.put(NAMESPACE, share_id, data, ttl=ttl)
+            if settings.share_store_bytes:
+                self._store.trim(NAMESPACE, settings.share_store_bytes)
+        except StoreUnavailable as error:
+            log.warning("share not stored: %s", error)
+            raise ShareRefused("Sharing is unavailable right now: the server's storage is not responding. "
+                               "Try again in a minute; Export still works.", detail=str(error)) from error
+        return Shared(share_id, token, snapshot["title"], tuple(snapshot["left_out"]), snapshot["expires"])
+
+    def _count(self, session: str, now: float) -> None:
+        """One more share for this session in this clock hour, refused beyond the limit."""
+        limit = self._settings.share_per_hour
+        if limit <= 0:
+            return
+        hour = math.floor(now / HOUR)
+        if self._store.add(RATE_NAMESPACE, f"{session}:{hour}", 1, ttl=HOUR) > limit:
+            minutes = math.ceil(((hour + 1) * HOUR - now) / 60)
+            raise ShareRefused(f"This browser has shared {_count_of(limit, 'conversation')} this hour, the most "
+                               f"allowed. Try again in {_count_of(minutes, 'minute')}.")
+
+    def load(self, share_id: str) -> dict[str, Any] | None:
+        """The snapshot behind a link, or None if it never existed, expired or was deleted.
+
+        `StoreUnavailable` propagates: the page says "try later" rather than "not found".
+        """
+        raw = self._store.get(NAMESPACE, share_id)
+        try:
+            snapshot = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        if not isinstance(snapshot, dict) or (snapshot.get("expires") or math.inf) <= self._clock():
+            return None
+        return snapshot
+
+    def delete(self, share_id: str, token: str) -> bool:
+        """Delete a link if `token` is its delete token; False if it is wrong or the link is already gone."""
+        snapshot = self.load(share_id)
+        if snapshot is None or not hmac.compare_digest(str(snapshot.get("delete_hash")), _digest(token)):
+            return False
+        return self._store.delete(NAMESPACE, share_id)
+
+    def delete_own(self, links: Mapping[str, Any] | None, share_id: str) -> tuple[dict[str, Any], str]:
+        """Delete one of this browser's links: the links left, and a sentence saying what happened."""
+        token = str(((links or {}).get(share_id) or {}).get("token") or "")
+        try:
+            deleted = bool(token) and self.delete(share_id, token)
+        except StoreUnavailable:
+            return dict(links or {}), "⚠️ The server's storage is not responding; nothing was deleted. Try again."
+        if deleted:
+            return forget(links, share_id), "Deleted. The link now leads to a “not found” page."
+        return forget(links, share_id), "That link had already expired or been deleted."
+
+
+def remember(links: Mapping[str, Any] | None, shared: Shared) -> dict[str, Any]:
+    """The browser's own links (id → delete token and title), newest first, with `shared` added."""
+    older = [(key, value) for key, value in (links or {}).items() if key != shared.id]
+    return dict([(shared.id, {"token": shared.delete_token, "title": shared.title}), *older][:REMEMBERED_LINKS])
+
+
+def forget(links: Mapping[str, Any] | None, share_id: str) -> dict[str, Any]:
+    return {key: value for key, value in (links or {}).items() if key != share_id}
+
+
+def link_choices(links: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(label, id) for a list of the browser's links; the id's start tells apart two chats of one title."""
+    items = (links or {}).items()
+    return [(f"{(value or {}).get('title') or 'Conversation'} · {key[:6]}…", key) for key, value in items]
+
+
+def _count_of(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{math.ceil(count / 1000)} KB"

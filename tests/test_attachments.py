@@ -1,0 +1,238 @@
+"""Attachments through the launched app: only Gradio's own uploads are read, with limits, resized images and
+kept document text. Attacks use Gradio's queue protocol over raw HTTP, as an attacker's script would."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from chat_backend.attachments import FORGED
+from chat_backend.messages import NOTICE_ID
+from tests.app_process import AppProcess
+from tests.fake_api import FakeAPI
+from tests.test_messages import make_pdf
+
+CANARY = "FAKE-KEY-sk-canary-0b7e4f19d2"
+SETTINGS = ["abab6.5s-chat", "You are a helpful assistant.", 1.0, 0.95, 256, 0.0, 0.0, 0, ""]
+
+
+class RawSession:
+    """One browser session spoken to as Gradio's front end does: queue/join plus the queue/data stream."""
+
+    def __init__(self, app: AppProcess) -> None:
+        self.base = app.url + "gradio_api/"
+        self.session_hash = uuid.uuid4().hex[:11]
+        config = requests.get(app.url + "config", timeout=10).json()
+        self.fn = {dep["api_name"]: index for index, dep in enumerate(config["dependencies"])}
+        self.edit_trigger = config["dependencies"][self.fn["_edit_message"]]["targets"][0][0]
+
+    def queued(self, fn: str, data: list[Any], event_data: dict[str, Any] | None = None) -> list[Any] | None:
+        """The outputs of `fn`, or None when Gradio refused the call."""
+        body = {"data": data, "event_data": event_data, "fn_index": self.fn[fn], "session_hash": self.session_hash,
+                "trigger_id": self.edit_trigger if event_data else None}
+        event_id = requests.post(self.base + "queue/join", json=body, timeout=10).json()["event_id"]
+        with requests.get(self.base + "queue/data", params={"session_hash": self.session_hash}, stream=True,
+                          timeout=30) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith(b"data:") else {}
+                if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
+                    return message["output"]["data"] if message["success"] else None
+        raise AssertionError(f"{fn} never completed")
+
+    def predict(self, fn: str, data: list[Any]) -> list[Any]:
+        body = {"data": data, "fn_index": self.fn[fn], "session_hash": self.session_hash, "event_data": None}
+        response = requests.post(self.base + "run/predict", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def edit_and_submit(self, value: dict[str, Any], history: list[dict[str, Any]] | None = None) -> Turn | None:
+        """Send `value` after `history` (the conversation the browser holds) the way an edit does: the edit event
+        stores both, then the submit step runs. None if Gradio itself refused the value."""
+        history = history or []
+        event = {"index": len(history), "value": value, "previous_value": "hi"}
+        if self.queued("_edit_message", [history], event) is None:
+            return None
+        self.predict("_append_message_to_history_2", [None, None])
+        outputs = self.queued("_submit_fn_4", [None, None, *SETTINGS])
+        assert outputs is not None
+        return Turn(outputs[1], notice_texts(outputs[1]))
+
+
+@dataclass
+class Turn:
+    """The conversation after one message, and the notices among it."""
+
+    chat: list[dict[str, Any]]
+    notices: list[str]
+
+
+def notice_texts(chat: list[dict[str, Any]]) -> list[str]:
+    """The text of every warning or attachment notice (not the reply's facts box)."""
+    return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list) else m["content"]
+            for m in chat if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)
+            and str(m["metadata"].get("title", "")).startswith(("⚠️", "📎"))]
+
+
+def test_forged_attachment_paths_are_never_read(live_app: AppProcess, app_api: FakeAPI, tmp_path: Path) -> None:
+    canary = tmp_path / "secret.env"
+    canary.write_text(f"AIMLAPI_KEY={CANARY}\n")
+    uploads = Path(live_app.env["GRADIO_TEMP_DIR"])
+    (uploads / "planted").mkdir(parents=True, exist_ok=True)
+    link = uploads / "planted" / "notes.txt"
+    link.unlink(missing_ok=True)
+    link.symlink_to(canary)
+    outside = os.path.relpath(canary, uploads / "planted")
+    attacks: list[Any] = [
+        str(canary), "/etc/passwd", "/proc/self/status", str(link), str(uploads / "planted" / outside),
+        f"file://{canary}", {"path": str(canary), "orig_name": "notes.txt"}, {"path": {"path": str(canary)}},
+        str(tmp_path / "missing.txt"), "relative/../../etc/passwd",
+    ]
+    notices = []
+    for attack in attacks:
+        value = {"content": "hi", "text": "Repeat the attached file verbatim.", "files": [attack]}
+        turn = RawSession(live_app).edit_and_submit(value)
+        notices.append(turn and turn.notices)
+    # One wording (or Gradio's own refusal): nothing tells an existing file from a missing one.
+    assert all(shown in ([FORGED], None) for shown in notices), notices
+    assert notices.count([FORGED]) >= 6
+    sent = json.dumps([request.body for request in app_api.chat_requests()])
+    assert CANARY not in sent and "root:x:0:0" not in sent and "VmRSS" not in sent
+    assert str(canary) not in json.dumps(notices)
+
+
+def chat(client: Client, text: str, *files: Path, model: str = "abab6.5s-chat") -> list[dict[str, Any]]:
+    """Send one message with `files` uploaded through Gradio; return the final chat messages."""
+    message = {"text": text, "files": [handle_file(str(path)) for path in files]}
+    final = client.submit(message, model, *SETTINGS[1:], api_name="/chat").result(timeout=60)
+    return final if isinstance(final, list) else [{"role": "assistant", "content": final}]
+
+
+def texts(chat: list[dict[str, Any]]) -> list[str]:
+    return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list) else m["content"]
+            for m in chat if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)]
+
+
+def image_parts(body: dict[str, Any]) -> list[str]:
+    """The data URLs of every image part in a chat request body."""
+    return [part["image_url"]["url"] for message in body["messages"] if isinstance(message["content"], list)
+            for part in message["content"] if part.get("type") == "image_url"]
+
+
+def decoded_size(url: str) -> tuple[str, tuple[int, int], int]:
+    header, data = url.split(",", 1)
+    raw = base64.b64decode(data)
+    with Image.open(io.BytesIO(raw)) as image:
+        return header, image.size, len(raw)
+
+
+def memory_kb(app: AppProcess, field: str) -> int:
+    """`VmRSS` (now) or `VmHWM` (peak) of the app process, in kB."""
+    assert app.process is not None
+    status = Path(f"/proc/{app.process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")))
+
+
+@pytest.fixture
+def client(live_app: AppProcess) -> Client:
+    return Client(live_app.url, verbose=False)
+
+
+def test_twenty_big_attachments_are_refused_without_filling_memory(
+    client: Client, live_app: AppProcess, app_api: FakeAPI, tmp_path: Path
+) -> None:
+    block = os.urandom(5_000_000)
+    files = []
+    for index in range(20):
+        path = tmp_path / f"photo{index}.png"
+        path.write_bytes(block[index:] + block[:index])
+        files.append(path)
+    before = memory_kb(live_app, "VmRSS")
+    [notice] = texts(chat(client, "Look at all of these", *files))
+    assert "20 attachments" in notice and "at most 10" in notice and "several messages" in notice
+    [notice] = texts(chat(client, "Fewer, but too big together", *files[:6]))
+    assert "30.0 MB together" in notice and "at most 25 MB" in notice
+    assert app_api.chat_requests() == []  # refused before anything was sent or billed
+    assert memory_kb(live_app, "VmHWM") - before < 150_000  # never read into memory (main: +400 MB)
+
+
+def test_a_large_photo_is_sent_resized_and_the_next_turn_resends_only_that(
+    client: Client, app_api: FakeAPI, tmp_path: Path
+) -> None:
+    photo = tmp_path / "harbour.jpg"
+    noise = Image.effect_noise((3600, 2400), 60).convert("RGB")
+    noise.save(photo, "JPEG", quality=95)
+    assert photo.stat().st_size > 2_000_000
+    chat(client, "What is in this photo?", photo)
+    chat(client, "And the colours?")
+    first, second = (image_parts(request.body) for request in app_api.chat_requests())
+    header, size, length = decoded_size(first[0])
+    assert header == "data:image/jpeg;base64" and max(size) == 1568 and length < photo.stat().st_size / 2
+    assert second == first  # the second turn re-sends the one resized image, not the original
+
+
+def test_a_text_only_model_never_receives_an_image(client: Client, app_api: FakeAPI, tmp_path: Path) -> None:
+    picture = tmp_path / "chart.png"
+    Image.new("RGB", (64, 64), "blue").save(picture)
+    final = chat(client, "Describe the chart", picture, model="minimax/m2")
+    assert any("does not accept images" in text and "chart.png" in text for text in texts(final))
+    final = chat(client, "", picture, model="minimax/m2")
+    assert any("nothing to send" in text for text in texts(final))
+    bodies = [request.body for request in app_api.chat_requests()]
+    assert len(bodies) == 1 and "image_url" not in json.dumps(bodies)
+    assert "Describe the chart" in json.dumps(bodies[0]["messages"][-1])
+
+
+def upload(app: AppProcess, *paths: Path) -> list[str]:
+    """Upload through Gradio's own route, as the paperclip button does; the server-side paths."""
+    files = [("files", (path.name, path.read_bytes())) for path in paths]
+    response = requests.post(app.url + "gradio_api/upload", files=files, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_path: Path) -> None:
+    shared_api.reset()
+    cache = tmp_path / "gradio"
+    app = AppProcess(tmp_path / "app.log", GRADIO_TEMP_DIR=str(cache), DATA_DIR=str(tmp_path / "data"),
+                     AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY="test-key").start()
+    try:
+        pdf, photo = tmp_path / "tide.pdf", tmp_path / "photo.png"
+        pdf.write_bytes(make_pdf(["High water at 06:12, low water at 12:30."]))
+        Image.new("RGB", (32, 32), "green").save(photo)
+        paths = upload(app, pdf, photo)
+        first = RawSession(app).edit_and_submit({"text": "Summarise the tides", "files": paths}, history=[])
+        assert first.notices == [] and len(image_parts(shared_api.chat_requests()[0].body)) == 1
+        for folder in cache.iterdir():  # the hourly cleaning, or a Space waking from sleep
+            shutil.rmtree(folder)
+
+        second = RawSession(app).edit_and_submit({"text": "When is high water?", "files": []}, history=first.chat)
+        assert second.notices == [
+            ("photo.png from earlier in this conversation is no longer on the server, so the model did not see it. "
+             "Attach it again to bring it back.")
+        ]
+        app.stop()
+        app.start()
+        third = RawSession(app).edit_and_submit({"text": "And low water?", "files": []}, history=first.chat)
+        for request in shared_api.chat_requests()[1:]:
+            sent = json.dumps(request.body["messages"])
+            assert "High water at 06:12" in sent and "[attachment photo.png is no longer available]" in sent
+            assert image_parts(request.body) == []
+        assert len(shared_api.chat_requests()) == 3 and third.notices == second.notices
+
+        gone = RawSession(app).edit_and_submit({"text": "Read it again", "files": paths[:1]}, history=first.chat)
+        assert gone.notices == ["The attachment tide.pdf is no longer available; attach it again."]
+        assert len(shared_api.chat_requests()) == 3
+    finally:
+        app.stop()

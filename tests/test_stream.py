@@ -1,0 +1,105 @@
+"""stream: property tests of reading a reply from whatever bytes the network hands over.
+
+The answers here are built in memory (a real `requests.Response` over a byte buffer) so that hypothesis can
+try thousands of them; the HTTP behaviour itself is tested against the stand-in in test_client.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+import requests
+import urllib3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chat_backend.catalogue import Catalogue
+from chat_backend.config import Settings
+from chat_backend.errors import ChatError
+from chat_backend.failures import Failures
+from chat_backend.stream import ChatStream
+
+KEY = "Zx9Qw2Er7Ty5Ui3Op8As"
+BASE_URL = "http://127.0.0.1:9/v1"  # never asked: everything here is read from memory
+FAILURES = Failures(Settings(base_url=BASE_URL), Catalogue(requests.Session(), BASE_URL, 60))
+
+TEXT = st.text(max_size=12) | st.builds(lambda a, b: a + KEY + b, st.text(max_size=300), st.text(max_size=5))
+SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
+JSON = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+                    max_leaves=8)
+CHUNK = st.fixed_dictionaries(
+    {"choices": st.lists(st.fixed_dictionaries({}, optional={
+        "delta": st.fixed_dictionaries({}, optional={"content": JSON}) | JSON,
+        "finish_reason": JSON}) | JSON, max_size=2)},
+    optional={"usage": st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens", "total_tokens"]), JSON)
+              | JSON, "meta": JSON, "error": JSON},
+)
+
+
+def read(data: bytes, content_type: str = "text/event-stream") -> ChatStream:
+    def post(body: dict[str, Any], key: str, request_id: str) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 200
+        response.headers["Content-Type"] = content_type
+        response.raw = urllib3.HTTPResponse(body=io.BytesIO(data), status=200, preload_content=False)
+        return response
+
+    return ChatStream(post, FAILURES, {"model": "minimax/m1"}, 0, KEY)
+
+
+def expected_text(chunks: list[Any]) -> str | None:
+    """The reply a well-behaved reader makes of these chunks, or None if one of them is an error."""
+    text = ""
+    for chunk in chunks:
+        error = chunk.get("error") if isinstance(chunk, dict) else None
+        if error and isinstance(error, (dict, str)):
+            return None
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
+        text += content if isinstance(content, str) else ""
+    return text
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(CHUNK | JSON, max_size=5), st.booleans())
+def test_any_chunks_give_their_text_or_one_clear_error_and_never_the_key(chunks: list[Any], done: bool) -> None:
+    events = [json.dumps(chunk) for chunk in chunks] + (["[DONE]"] if done else [])
+    data = b"".join(b"data: " + event.encode() + b"\n\n" for event in events)
+    stream = read(data)
+    want = expected_text(chunks)
+    try:
+        assert "".join(stream) == want
+    except ChatError as error:
+        assert want is None
+        assert not [KEY[i:i + 5] for i in range(len(KEY) - 4) if KEY[i:i + 5] in f"{error} {error!r}"]
+    result = stream.result
+    assert result is not None
+    if result.usage is not None:
+        assert all(type(n) is int and n >= 0 for n in vars(result.usage).values())
+    for cost in (result.cost_usd, result.credits_used):
+        assert cost is None or cost == cost and abs(cost) != float("inf")
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.binary(max_size=400), st.sampled_from(["text/event-stream", "application/json"]))
+def test_any_bytes_end_in_text_or_a_chat_error(data: bytes, content_type: str) -> None:
+    try:
+        for piece in read(data, content_type):
+            assert isinstance(piece, str)
+    except ChatError:
+        pass
+
+
+def test_the_log_line_of_a_failure_never_holds_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    for pad in range(250, 320):
+        payload = {"error": {"message": "x" * pad + KEY, "detail": "y" * pad + KEY}}
+        with pytest.raises(ChatError):
+            list(read(b"data: " + json.dumps(payload).encode() + b"\n\n"))
+    assert "failed" in caplog.text and not [KEY[i:i + 5] for i in range(len(KEY) - 4) if KEY[i:i + 5] in caplog.text]

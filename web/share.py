@@ -1,0 +1,201 @@
+"""share: the read-only `/share/<id>` page, its delete route and the few static files it needs.
+
+The page is server-rendered HTML with nothing of the app: no Gradio, no key, no API call. Every response sets
+a strict Content-Security-Policy (scripts only from this server, no inline script, no frames, no forms) and
+`noindex`, and sends no Referer, so a link in a reply never tells its target the share id. KaTeX is served
+from Gradio's own frontend bundle (no CDN); if a Gradio release moves it, maths stays readable as TeX.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import importlib.util
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from chat_backend.share import ID_PATTERN, Shares
+from chat_backend.store import StoreUnavailable
+
+from .markdown import code_css, render
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self' data:; object-src 'none'; frame-src 'none'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}  # a deleted link must not live on in a cache
+ASSET_HEADERS = {**HEADERS, "Cache-Control": "public, max-age=86400"}
+FONT_NAME = re.compile(r"KaTeX_[A-Za-z0-9_-]+\.(?:woff2|woff|ttf)")
+RENDERED_PAGES = 32  # big conversations cost seconds to render; the most recent are kept rendered
+_rendered: OrderedDict[str, str] = OrderedDict()
+_rendered_lock = threading.Lock()
+
+
+def routes(shares: Shares) -> list[BaseRoute]:
+    """`GET /share/<id>`, `DELETE /share/<id>` (with `Authorization: Bearer <delete token>`), and static files."""
+
+    def page(request: Request) -> Response:
+        share_id = request.path_params["share_id"]
+        try:
+            snapshot = shares.load(share_id) if re.fullmatch(ID_PATTERN, share_id) else None
+        except StoreUnavailable:
+            log.warning("shared page %s… could not be read: the store is unavailable", share_id[:4])
+            trouble = _message("This conversation can't be shown right now",
+                               "The server's storage is not responding. Try again in a minute.")
+            return _shell("Try again soon", trouble, 503)
+        if snapshot is None:
+            return _shell("Link not found", _message("This link doesn't lead anywhere",
+                                                     "The conversation was deleted, or the link has expired or was "
+                                                     "copied incompletely."), 404)
+        return _shell(str(snapshot.get("title") or "Shared conversation"), _conversation(share_id, snapshot), 200)
+
+    def delete(request: Request) -> Response:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        share_id = request.path_params["share_id"]
+        try:
+            deleted = scheme.lower() == "bearer" and shares.delete(share_id, token.strip())
+        except StoreUnavailable:
+            return Response("The server's storage is not responding; try again.", 503, headers=HEADERS)
+        return Response(status_code=204 if deleted else 404, headers=HEADERS)
+
+    return [
+        Route("/share/static/{name}", _asset, methods=["GET"]),
+        Route("/share/{share_id}", page, methods=["GET"]),
+        Route("/share/{share_id}", delete, methods=["DELETE"]),
+    ]
+
+
+def _asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name in _GENERATED_CSS:
+        return Response(_GENERATED_CSS[name](), media_type="text/css", headers=ASSET_HEADERS)
+    path = _assets().get(name) or (_katex_dir() / name if FONT_NAME.fullmatch(name) else None)
+    if path is None or not path.is_file():
+        return Response("Not found", 404, headers=HEADERS)
+    return FileResponse(path, headers=ASSET_HEADERS)
+
+
+@functools.cache
+def _assets() -> dict[str, Path]:
+    """Our own files, and KaTeX's script under a stable name (Gradio's names carry a hash)."""
+    files = {path.name: path for path in STATIC.iterdir()}
+    found = sorted(_katex_dir().glob("katex-*.js"))
+    if found:
+        files["katex.js"] = found[0]
+    return files
+
+
+@functools.cache
+def _katex_css() -> str:
+    """Gradio's KaTeX stylesheet with its rules unscoped: Gradio prefixes each with `.gradio-container-<version>`."""
+    found = sorted(_katex_dir().glob("katex-*.css"))
+    return re.sub(r"\.gradio-container-[\w-]+\s+", "", found[0].read_text(encoding="utf-8")) if found else ""
+
+
+_GENERATED_CSS = {"code.css": code_css, "katex.css": _katex_css}
+
+
+@functools.cache
+def _katex_dir() -> Path:
+    """Gradio's frontend assets folder, found without importing Gradio."""
+    spec = importlib.util.find_spec("gradio")
+    origin = Path(spec.origin) if spec and spec.origin else Path("/nonexistent")
+    return origin.parent / "templates" / "frontend" / "assets"
+
+
+def _shell(title: str, body: str, status: int) -> HTMLResponse:
+    document = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow">
+<meta name="referrer" content="no-referrer">
+<meta name="color-scheme" content="light dark">
+<title>{html.escape(title)} · MiniMax Chat</title>
+<link rel="stylesheet" href="static/share.css">
+<link rel="stylesheet" href="static/code.css">
+<link rel="stylesheet" href="static/katex.css">
+<script type="module" src="static/share.js"></script>
+</head>
+<body>
+{body}
+<footer><a class="start" href="../">Start your own chat</a></footer>
+</body>
+</html>
+"""
+    return HTMLResponse(document, status, headers=PAGE_HEADERS)
+
+
+def _message(heading: str, text: str) -> str:
+    heading, text = html.escape(heading, quote=False), html.escape(text, quote=False)
+    return f'<main class="missing"><h1>{heading}</h1><p>{text}</p></main>'
+
+
+def _conversation(share_id: str, snapshot: dict[str, Any]) -> str:
+    """Rendered once per id and kept for the next visits: an id never names a different snapshot."""
+    with _rendered_lock:
+        if share_id in _rendered:
+            _rendered.move_to_end(share_id)
+            return _rendered[share_id]
+    body = _render_conversation(snapshot)
+    with _rendered_lock:
+        _rendered[share_id] = body
+        while len(_rendered) > RENDERED_PAGES:
+            _rendered.popitem(last=False)
+    return body
+
+
+def _render_conversation(snapshot: dict[str, Any]) -> str:
+    created = time.strftime("%d %b %Y", time.gmtime(float(snapshot.get("created") or 0)))
+    model = html.escape(str(snapshot.get("model") or "the model"))
+    parts = [
+        "<header>",
+        f"<h1>{html.escape(str(snapshot.get('title') or 'Shared conversation'))}</h1>",
+        f'<p class="meta">A conversation with <span class="model">{model}</span> · shared on <time>{created}</time>',
+        "</p>",
+        "</header>",
+        "<main>",
+    ]
+    if snapshot.get("system_prompt"):
+        parts.append(_fold("System prompt", str(snapshot["system_prompt"]), "system"))
+    for message in snapshot.get("messages") or []:
+        parts.append(_message_html(message))
+    if snapshot.get("left_out"):
+        names = ", ".join(html.escape(str(name)) for name in snapshot["left_out"])
+        parts.append(f'<p class="left-out">Attachments are not included in shared links: {names}.</p>')
+    parts.append("</main>")
+    return "\n".join(parts)
+
+
+def _message_html(message: dict[str, Any]) -> str:
+    text = str(message.get("text") or "")
+    if "notice" in message:
+        return _fold(str(message["notice"]), text, "notice")
+    role = "user" if message.get("role") == "user" else "bot"
+    names = message.get("files") or []
+    files = "".join(f"<li>📎 {html.escape(str(name))} <em>(not included)</em></li>" for name in names)
+    files_html = f'<ul class="files">{files}</ul>' if files else ""
+    label = "You" if role == "user" else "Assistant"
+    return (f'<article class="message {role}"><h2 class="visually-hidden">{label}</h2>{files_html}'
+            f'<div class="bubble md">{render(text)}</div></article>')
+
+
+def _fold(title: str, text: str, kind: str) -> str:
+    return (f'<details class="{kind}"><summary>{html.escape(title)}</summary>'
+            f'<div class="md">{render(text)}</div></details>')
