@@ -30,6 +30,7 @@ from chat_backend.catalogue import ModelInfo
 from chat_backend.config import DEFAULT_MAX_TOKENS, PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
 from chat_backend.fallback import FallbackStream, Switch, with_notice
+from chat_backend.i18n import browser_translations, language, t
 from chat_backend.limits import Guard, Windows, visitor_address
 from chat_backend.messages import build_messages, text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
@@ -49,6 +50,7 @@ LATEX = [
     {"left": "\\[", "right": "\\]", "display": True},
 ]
 ATTACHMENT_TYPES = [".txt", ".md", ".csv", ".json", ".pdf", ".py", ".js", ".ts", ".html", ".xml", ".yaml", "image"]
+I18N = gr.I18n(**browser_translations())
 EXAMPLES = [
     {"text": "Read this report. What share of demand is the fish market, and why does the battery matter "
              "more than the panels for it?", "files": [str(ASSETS / "examples" / "harbour-microgrid-report.md")]},
@@ -57,6 +59,8 @@ EXAMPLES = [
     {"text": "Explain the Cauchy–Schwarz inequality with one worked example, using LaTeX."},
     {"text": "Write a Python function that merges overlapping intervals, with tests."},
 ]
+STYLE = (ASSETS / "reach.css").read_text(encoding="utf-8")  # phone layout, contrast, wrapping
+SCRIPT = (ASSETS / "reach.js").read_text(encoding="utf-8")  # folding on phones, names for unnamed buttons
 
 EXPORTS_PER_MINUTE = 6  # per client address; identical exports share one copy on disk
 
@@ -121,6 +125,7 @@ async def respond(
     """
     stream: FallbackStream | None = None
     notes: list[dict[str, Any]] = []
+    lang = language(request.headers.get("accept-language"))
     try:
         settings = ChatSettings(
             model=model or SETTINGS.model,
@@ -149,15 +154,16 @@ async def respond(
             with stream:
                 async for text in newest_in_thread(lambda: paced_reply(stream, prompt_chars, budget), name="reply"):
                     yield text, gr.skip()
-        yield notes + with_notice(transcript.finished(stream.result), stream.switch), model_after(stream.switch)
+        yield notes + with_notice(transcript.finished(stream.result, lang), stream.switch), model_after(stream.switch)
     except Exception as error:
         if not isinstance(error, ChatError):
             log.exception("unexpected failure while answering")
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
-            error = ChatError("Something went wrong on this server. Send the message again.")
+            error = ChatError(t("unexpected"), key="unexpected")
         switch = stream.switch if stream else None
-        yield notes + with_notice(transcript.failed(stream.text if stream else "", error), switch), model_after(switch)
+        failure = transcript.failed(stream.text if stream else "", error, lang)
+        yield notes + with_notice(failure, switch), model_after(switch)
 
 
 def paced_reply(stream: FallbackStream, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
@@ -201,7 +207,7 @@ def export(history: list[dict[str, Any]], request: gr.Request) -> tuple[dict[str
     if wait:
         raise gr.Error(f"Too many exports at once. Try again in {math.ceil(wait)} s.", print_exception=False)
     EXPORTS.hit(EXPORT_RATE, "export", address)
-    markdown = _cached_file("conversation.md", transcript.to_markdown(history))
+    markdown = _cached_file("conversation.md", transcript.to_markdown(history, language(request.headers.get("accept-language"))))
     data = _cached_file("conversation.json", transcript.to_json(history))
     return gr.update(value=markdown, visible=True), gr.update(value=data, visible=True)
 
@@ -279,31 +285,28 @@ def private_paths() -> list[str]:
 
 CACHE_SECONDS = int(SETTINGS.cache_clear_minutes * 60)
 with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
-    with gr.Sidebar(label="Settings", position="right", open=False):
-        gr.Markdown("### Settings")
+    with gr.Sidebar(label=I18N("ui_settings"), position="right", open=False, elem_id="settings"):
+        gr.Markdown(I18N("ui_settings_heading"))
         model_box = gr.Dropdown(
-            model_choices(SETTINGS.model), value=SETTINGS.model, label="Model", allow_custom_value=True, elem_id="model",
-            info="MiniMax models first. abab6.5s-chat is retired by the API; "
-            + (f"when a model is refused, {SETTINGS.fallback_model} answers." if SETTINGS.fallback_model
-               else "pick a successor if it fails."),
+            model_choices(SETTINGS.model), value=SETTINGS.model, label=I18N("ui_model"), allow_custom_value=True,
+            elem_id="model", info=I18N("ui_model_info_fallback" if SETTINGS.fallback_model else "ui_model_info"),
         )
-        system_box = gr.Textbox("You are a helpful assistant.", label="System prompt", lines=3,
-                                info="Sent first with every message.")
-        temperature_box = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label="Temperature")
-        top_p_box = gr.Slider(*TOP_P_RANGE, value=0.95, step=0.01, label="Top-p")
-        max_tokens_box = gr.Number(2048, label="Max tokens", minimum=1, maximum=1_000_000, precision=0,
-                                   info="Longest reply allowed.")
-        with gr.Accordion("Advanced", open=False):
-            presence_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label="Presence penalty")
-            frequency_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label="Frequency penalty")
-            seed_box = gr.Number(0, label="Seed (0 = random)", minimum=0, precision=0)
+        system_box = gr.Textbox("You are a helpful assistant.", label=I18N("ui_system_prompt"), lines=3,
+                                info=I18N("ui_system_prompt_info"))
+        temperature_box = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label=I18N("ui_temperature"))
+        top_p_box = gr.Slider(*TOP_P_RANGE, value=0.95, step=0.01, label=I18N("ui_top_p"))
+        max_tokens_box = gr.Number(2048, label=I18N("ui_max_tokens"), minimum=1, maximum=1_000_000, precision=0,
+                                   info=I18N("ui_max_tokens_info"))
+        with gr.Accordion(I18N("ui_advanced"), open=False):
+            presence_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label=I18N("ui_presence_penalty"))
+            frequency_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label=I18N("ui_frequency_penalty"))
+            seed_box = gr.Number(0, label=I18N("ui_seed"), minimum=0, precision=0)
         key_box = gr.Textbox(
-            "", label="Your own AI/ML API key (optional)", type="password",
-            placeholder="Uses the server's key when empty",
-            info="Kept only in this browser tab and sent with each message; never stored or logged.",
+            "", label=I18N("ui_key"), type="password", placeholder=I18N("ui_key_placeholder"),
+            info=I18N("ui_key_info"),
         )
-        gr.Markdown("### Export")
-        export_button = gr.Button("Export conversation", size="sm")
+        gr.Markdown(I18N("ui_export_heading"))
+        export_button = gr.Button(I18N("ui_export"), size="sm")
         with gr.Row():
             markdown_download = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="export-md")
             json_download = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="export-json")
@@ -320,27 +323,29 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
             # tokens survive a restart and work with every replica.
             my_links = gr.BrowserState({}, storage_key="minimax-chat-shared-links", secret="shared-links")
 
+    with gr.Row(elem_id="header", equal_height=True):
+        gr.Markdown(I18N("ui_title"), elem_id="app-title")
+        more_button = gr.Button(I18N("ui_more"), size="sm", variant="secondary", scale=0, elem_id="more-toggle")
+    gr.Markdown(I18N("ui_description"), elem_id="app-description")
     chat = ChatInterface(
         respond,
         multimodal=True,
         chatbot=gr.Chatbot(
-            label="MiniMax",
+            label=I18N("ui_chatbot"),
             latex_delimiters=LATEX,
             buttons=["copy", "copy_all"],
             avatar_images=(None, str(ASSETS / "avatar-assistant.png")),
-            placeholder="**MiniMax Chat**<br>Ask anything, or attach a document, code or an image.",
+            placeholder=I18N("ui_chatbot_placeholder"),
             scale=1,
         ),
         textbox=gr.MultimodalTextbox(
-            file_types=ATTACHMENT_TYPES, file_count="multiple", placeholder="Message MiniMax…",
+            file_types=ATTACHMENT_TYPES, file_count="multiple", placeholder=I18N("ui_input_placeholder"),
             submit_btn=True, stop_btn=True, autofocus=True, elem_id="chat-input",
         ),
         additional_inputs=[model_box, system_box, temperature_box, top_p_box, max_tokens_box,
                            presence_box, frequency_box, seed_box, key_box],
         additional_outputs=[model_box],  # see model_after
         examples=[[example] + [None] * 9 for example in EXAMPLES],
-        title="MiniMax Chat",
-        description="Chat with MiniMax models on the AI/ML API. Settings are in the panel on the right.",
         editable=True,
         save_history=True,
         concurrency_limit=SETTINGS.concurrency,
@@ -348,7 +353,9 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
         api_visibility="private" if SETTINGS.hide_api else "public",
         fill_height=True,
     )
+    chat.new_chat_button.elem_id = "new-chat"  # so that the phone layout can fold the saved-chats column
     ui_only: dict[str, Any] = {"queue": False, "api_visibility": "undocumented"}
+    more_button.click(None, js="() => window.toggleMore && window.toggleMore()", **ui_only)
     model_box.change(temperature_for, [model_box, temperature_box], temperature_box, **ui_only)
     export_button.click(export, chat.chatbot, [markdown_download, json_download], **ui_only)
     demo.load(lambda current: gr.update(choices=model_choices(current)), model_box, model_box, **ui_only)
@@ -361,6 +368,15 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
                              [my_links, my_links_box, unshare_button, share_note, share_link_box], **ui_only)
         demo.load(own_links, my_links, [my_links_box, unshare_button], **ui_only)
 
+THEME = gr.themes.Soft(primary_hue="pink").set(  # darker pinks: light text on them needs 4.5:1 contrast
+    button_primary_background_fill="*primary_700", button_primary_background_fill_hover="*primary_800",
+    button_primary_background_fill_dark="*primary_700", button_primary_background_fill_hover_dark="*primary_800",
+    block_label_text_color="*primary_800", block_label_text_color_dark="*primary_100",
+    link_text_color="*primary_700", link_text_color_dark="*primary_300",
+    block_title_text_color="*primary_800", block_title_text_color_dark="*primary_100",
+    block_title_background_fill_dark="*primary_800", block_label_background_fill_dark="*primary_800",
+    body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_300",
+)
 demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
 
 
@@ -398,7 +414,10 @@ def main() -> None:
         max_threads=SETTINGS.concurrency + 32,
         max_file_size=SETTINGS.max_attachment_bytes,
         favicon_path=str(ASSETS / "favicon.png"),
-        theme=gr.themes.Soft(primary_hue="pink"),
+        theme=THEME,
+        head=f"<style>{STYLE}</style>",  # as written: Gradio would scope `css` under its container
+        js=SCRIPT,
+        i18n=I18N,
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
         blocked_paths=private_paths(),

@@ -7,6 +7,8 @@ status and a short developer detail; neither ever contains a key (see `redact`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
@@ -44,8 +46,12 @@ class ChatError(Exception):
         status: int | None = None,
         request_id: str | None = None,
         detail: str = "",
+        key: str | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         self.user_message = user_message
+        self.key = key  # a chat_backend.i18n message key: the notice is shown in the visitor's language
+        self.params = dict(params or {})
         self.status = status
         self.request_id = request_id
         self.detail = detail

@@ -1,41 +1,137 @@
-"""pacing: fewer, fuller updates to the browser while replies stream, adapting to the server's load.
+"""pacing: fewer, fuller updates while replies stream, adapting to the server's load and the browser's cost.
 
 Each update costs the web server's one event-loop thread a millisecond or more of CPU whatever its size
 (more for a long conversation, since Gradio re-processes the whole chat each time). So updates are drawn
 from a server-wide budget: with few chats each gets up to 20 a second; with many, all slow down together
-so that the sum stays bounded. The first text always goes out at once and the last is never held back.
+so that the sum stays bounded.
+
+Each update also costs the *browser*: the chat re-renders the whole message being streamed (Markdown,
+highlighting), so one update of a 10,000-character reply costs many times one of a short reply. A phone at
+20 updates a second of a long reply spends all its time rendering and cannot answer a tap. So the interval
+also grows with the length of the message (`browser_interval`): short replies stay at 20 a second, a long
+one slows to a few a second, which still reads as live.
+
+The first text always goes out at once, text that is due goes out even if the stream goes quiet (for
+callers that can wait with a timeout: `apaced`, or `None` items fed to `paced`), and the last is never
+held back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager
+
 MIN_INTERVAL = 0.05  # seconds: 20 updates a second reads as smooth
+MAX_BROWSER_INTERVAL = 0.4  # seconds: even a very long reply updates a few times a second
+CHARS_PER_EXTRA_INTERVAL = 16_000  # each this many characters of the message add a second between updates
 CHARS_PER_EXTRA_WEIGHT = 40_000  # a conversation this long costs about twice as much per update
+Clock = Callable[[], float]
 
 
-def paced(deltas: Iterable[str], interval: Callable[[], float], *, flush: bool = True,
-          clock: Callable[[], float] = time.monotonic) -> Iterator[str]:
-    """The text so far, built from `deltas`: at once for the first piece, then once `interval()` has passed
-    since the last yield, and finally (if `flush`) whatever was held back. Text is joined only when yielded.
+def browser_interval(message_chars: int) -> float:
+    """Seconds between updates that keep a phone's main thread mostly free while this message re-renders.
+
+    A render costs roughly in proportion to the message's length, so the interval does too, which keeps
+    the share of time spent rendering about constant as the reply grows (see docs/browser-cost.md).
+    """
+    return min(MAX_BROWSER_INTERVAL, message_chars / CHARS_PER_EXTRA_INTERVAL)
+
+
+class Pacer:
+    """Coalesces streamed text into updates; pure bookkeeping on an injectable clock, no waiting of its own.
+
+    `add` takes a piece and returns the whole text when an update is due; `due` returns it when the stream
+    has been quiet and held-back text has waited long enough; `wait` says how long until that happens.
+    """
+
+    def __init__(self, interval: Callable[[], float], clock: Clock = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.text = ""
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.last_sent = -float("inf")
+
+    def _gap(self) -> float:
+        return max(self.interval(), browser_interval(len(self.text) + self.pending_chars))
+
+    def add(self, delta: str) -> str | None:
+        """Record a piece; the text so far if an update is due now."""
+        self.pending.append(delta)
+        self.pending_chars += len(delta)
+        return self.due()
+
+    def due(self) -> str | None:
+        """The text so far if some of it is unsent and the interval since the last update has passed."""
+        if self.pending and self.clock() - self.last_sent >= self._gap():
+            return self.flush()
+        return None
+
+    def wait(self) -> float | None:
+        """Seconds until held-back text falls due (0 if it is due now); None when nothing is held back."""
+        if not self.pending:
+            return None
+        return max(0.0, self.last_sent + self._gap() - self.clock())
+
+    def flush(self) -> str | None:
+        """The whole text, if anything was held back; marks it sent."""
+        if not self.pending:
+            return None
+        self.text += "".join(self.pending)
+        self.pending.clear()
+        self.pending_chars = 0
+        self.last_sent = self.clock()
+        return self.text
+
+
+def paced(deltas: Iterable[str | None], interval: Callable[[], float], *, flush: bool = True,
+          clock: Clock = time.monotonic) -> Iterator[str]:
+    """The text so far, built from `deltas`: at once for the first piece, then once the interval (the
+    larger of `interval()` and `browser_interval`) has passed since the last yield, and finally (if `flush`)
+    whatever was held back. A `None` item means "nothing new yet": a reader that waits with a timeout
+    feeds it so that held-back text goes out while the stream is quiet. Text is joined only when yielded.
 
     A caller that sends the complete text itself when the stream ends passes `flush=False` and so saves an
     update that would be replaced at once.
     """
-    text, pending = "", []
-    last_sent = -float("inf")
+    pacer = Pacer(interval, clock)
     for delta in deltas:
-        pending.append(delta)
-        now = clock()
-        if now - last_sent >= interval():
-            text += "".join(pending)
-            pending.clear()
-            last_sent = now
-            yield text
-    if pending and flush:
-        yield text + "".join(pending)
+        update = pacer.due() if delta is None else pacer.add(delta)
+        if update is not None:
+            yield update
+    if flush and (update := pacer.flush()) is not None:
+        yield update
+
+
+async def apaced(deltas: AsyncIterator[str], interval: Callable[[], float], *, flush: bool = True,
+                 clock: Clock = time.monotonic) -> AsyncIterator[str]:
+    """`paced` for an async stream: while the stream is quiet, held-back text is sent once it is due."""
+    pacer = Pacer(interval, clock)
+    following: asyncio.Future[str] | None = None
+    try:
+        while True:
+            if following is None:
+                following = asyncio.ensure_future(anext(deltas))
+            done, _ = await asyncio.wait({following}, timeout=pacer.wait())
+            if not done:  # quiet: keep waiting for the same piece, but send what is due
+                if (update := pacer.due()) is not None:
+                    yield update
+                continue
+            try:
+                delta = following.result()
+            except StopAsyncIteration:
+                break
+            following = None
+            if (update := pacer.add(delta)) is not None:
+                yield update
+    finally:
+        if following is not None and not following.done():
+            following.cancel()
+    if flush and (update := pacer.flush()) is not None:
+        yield update
 
 
 def weight_for(conversation_chars: int) -> float:

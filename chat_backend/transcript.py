@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ChatError
+from .i18n import CATALOGUES, DEFAULT, t
 from .messages import ERROR_NOTICE_ID, NOTICE_ID, describe_content, is_notice
 from .stream import ChatResult
 
@@ -28,65 +29,65 @@ def notice(title: str, body: str, *, collapsed: bool = False, prefix: str = NOTI
     return {"role": "assistant", "content": body, "metadata": metadata}
 
 
-def error_notice(error: ChatError) -> Message:
-    """What happened, what to do, and the request id to quote when asking for help."""
-    body = error.user_message
+def error_notice(error: ChatError, lang: str = DEFAULT) -> Message:
+    """What happened, what to do, and the request id to quote when asking for help, in the visitor's language.
+
+    The title comes from the error's class and the body from its message key when it carries one; a class
+    or message not in the catalogue yet is shown as the error states it (English).
+    """
+    title_key = f"error_{type(error).__name__}"
+    title = t(title_key, lang) if title_key in CATALOGUES[DEFAULT] else error.title
+    body = t(error.key, lang, **error.params) if error.key else error.user_message
     if error.request_id:
-        body += f"\n\nRequest id: `{error.request_id}`"
-    return notice(f"⚠️ {error.title}", body, prefix=ERROR_NOTICE_ID)
+        body += "\n\n" + t("request_id", lang, id=error.request_id)
+    return notice(f"⚠️ {title}", body, prefix=ERROR_NOTICE_ID)
 
 
-def failed(partial_text: str, error: ChatError) -> list[Message]:
+def failed(partial_text: str, error: ChatError, lang: str = DEFAULT) -> list[Message]:
     """The partial reply (kept) followed by the error notice."""
     reply = [{"role": "assistant", "content": partial_text}] if partial_text else []
-    return reply + [error_notice(error)]
+    return reply + [error_notice(error, lang)]
 
 
-def finished(result: ChatResult) -> list[Message]:
+def finished(result: ChatResult, lang: str = DEFAULT) -> list[Message]:
     """The reply, a note if older messages were left out or the reply was cut, and the facts box."""
     messages: list[Message] = [{"role": "assistant", "content": result.text}] if result.text else []
     if not result.text:
-        reason = f" (finish reason: {result.finish_reason})" if result.finish_reason else ""
-        messages.append(notice("⚠️ Empty reply", f"The model returned no text{reason}. Try rephrasing."))
+        reason = t("finish_reason_note", lang, reason=result.finish_reason) if result.finish_reason else ""
+        messages.append(notice(t("empty_reply_title", lang), t("empty_reply", lang, reason=reason)))
     if result.dropped_messages:
-        why, other_way = (("are beyond the number of earlier messages this server sends", "") if result.dropped_by_limit
-                          else ("did not fit the model's context window", ", or pick a model with a larger window,"))
-        messages.append(
-            notice(
-                "✂️ Older messages left out",
-                f"The {result.dropped_messages} oldest messages of this conversation {why}, so the model did not see "
-                f"them for this reply. Start a new chat{other_way} to keep everything in view.",
-            )
-        )
+        key = "dropped_by_limit" if result.dropped_by_limit else "dropped"
+        messages.append(notice(t("dropped_title", lang), t(key, lang, count=result.dropped_messages)))
     if result.finish_reason == "length":
-        messages.append(notice("✂️ Reply cut short", "The reply reached Max tokens. Raise it in Settings, or say “continue”."))
-    messages.append(notice(facts_title(result), facts_details(result), collapsed=True))
+        messages.append(notice(t("cut_title", lang), t("cut", lang)))
+    messages.append(notice(facts_title(result, lang), facts_details(result, lang), collapsed=True))
     return messages
 
 
-def facts_title(result: ChatResult) -> str:
+def facts_title(result: ChatResult, lang: str = DEFAULT) -> str:
     """One compact line: tokens in → out · time to first token · tokens per second · cost."""
     parts = []
     if result.usage:
-        parts.append(f"{result.usage.prompt_tokens:,} → {result.usage.completion_tokens:,} tokens")
+        parts.append(t("facts_tokens", lang, prompt=f"{result.usage.prompt_tokens:,}",
+                       completion=f"{result.usage.completion_tokens:,}"))
     if result.time_to_first_token is not None:
-        parts.append(f"{result.time_to_first_token:.2f} s to first token")
+        parts.append(t("facts_first_token", lang, seconds=f"{result.time_to_first_token:.2f}"))
     if (speed := tokens_per_second(result)) is not None:
-        parts.append(f"{speed:.0f} tokens/s")
+        parts.append(t("facts_speed", lang, speed=f"{speed:.0f}"))
     if result.cost_usd is not None:
         parts.append(f"${result.cost_usd:.5f}")
-    return "📊 " + (" · ".join(parts) or f"{result.duration:.2f} s")
+    return "📊 " + (" · ".join(parts) or t("facts_seconds", lang, seconds=f"{result.duration:.2f}"))
 
 
-def facts_details(result: ChatResult) -> str:
+def facts_details(result: ChatResult, lang: str = DEFAULT) -> str:
     rows = [
-        ("Model", result.model),
-        ("Finish reason", result.finish_reason or "—"),
-        ("Total time", f"{result.duration:.2f} s"),
-        ("Credits used", f"{result.credits_used:g}" if result.credits_used is not None else "—"),
-        ("Request id", f"`{result.inference_id or result.client_request_id}`"),
+        ("facts_model", result.model),
+        ("facts_finish_reason", result.finish_reason or "—"),
+        ("facts_total_time", t("facts_seconds", lang, seconds=f"{result.duration:.2f}")),
+        ("facts_credits", f"{result.credits_used:g}" if result.credits_used is not None else "—"),
+        ("facts_request_id", f"`{result.inference_id or result.client_request_id}`"),
     ]
-    return "\n".join(f"- **{name}:** {value}" for name, value in rows)
+    return "\n".join(f"- **{t(name, lang)}:** {value}" for name, value in rows)
 
 
 def tokens_per_second(result: ChatResult) -> float | None:
@@ -116,14 +117,14 @@ def to_json(history: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(exported, ensure_ascii=False, indent=2)
 
 
-def to_markdown(history: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["# Conversation", "", f"_Exported {_now()}_", ""]
+def to_markdown(history: Sequence[Mapping[str, Any]], lang: str = DEFAULT) -> str:
+    lines = [f"# {t('export_conversation', lang)}", "", f"_{t('export_exported', lang, when=_now())}_", ""]
     for record in export_records(history):
         if "notice" in record:
             body = record["content"].replace("\n", "\n> ")
             lines += [f"> **{record['notice']}**", ">", f"> {body}", ""]
             continue
-        speaker = "You" if record["role"] == "user" else "Assistant"
+        speaker = t("export_you" if record["role"] == "user" else "export_assistant", lang)
         lines += [f"## {speaker}", ""]
         lines += [f"📎 {name}" for name in record.get("attachments", [])]
         lines += [record["content"], ""]

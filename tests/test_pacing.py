@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
-from chat_backend.pacing import MIN_INTERVAL, UpdateBudget, paced, weight_for
+import pytest
+
+from chat_backend.pacing import (
+    MAX_BROWSER_INTERVAL,
+    MIN_INTERVAL,
+    Pacer,
+    UpdateBudget,
+    apaced,
+    browser_interval,
+    paced,
+    weight_for,
+)
 
 
 class FakeClock:
@@ -48,7 +61,7 @@ def test_slow_tokens_all_pass_straight_through() -> None:
 
 
 def test_a_zero_interval_passes_everything() -> None:
-    assert run([0.0] * 5, 0.0) == [0, 1, 2, 3, 4]
+    assert run([i * 0.001 for i in range(5)], 0.0) == [0, 1, 2, 3, 4]
 
 
 def test_empty_stream_yields_nothing() -> None:
@@ -92,3 +105,65 @@ def test_sharing_is_thread_safe() -> None:
     for thread in threads:
         thread.join()
     assert budget._weight == 0
+
+
+def test_long_messages_update_less_often_but_still_several_times_a_second() -> None:
+    assert browser_interval(200) < MIN_INTERVAL  # short replies stay at 20 updates a second
+    assert browser_interval(5_000) > 3 * MIN_INTERVAL
+    assert browser_interval(10**7) == MAX_BROWSER_INTERVAL <= 0.5
+    arrivals = [i * 0.01 for i in range(2_000)]  # 2,000 tokens at 100 a second, ~6 characters each
+    clock = FakeClock()
+
+    def pieces():
+        for at in arrivals:
+            clock.now = at
+            yield "token "
+
+    sent = list(paced(pieces(), lambda: MIN_INTERVAL, clock=clock))
+    assert 40 <= len(sent) <= 120  # 20 a second would be 400
+    assert sent[-1] == "token " * 2_000
+
+
+def test_held_back_text_goes_out_when_the_stream_goes_quiet() -> None:
+    clock = FakeClock()
+    pacer = Pacer(lambda: 0.05, clock)
+    assert pacer.add("The answer") == "The answer"
+    clock.now = 0.01
+    assert pacer.add(" is 42.") is None and pacer.wait() == pytest.approx(0.04)
+    clock.now = 0.03
+    assert pacer.due() is None
+    clock.now = 0.05
+    assert pacer.wait() == 0 and pacer.due() == "The answer is 42."
+    assert pacer.wait() is None and pacer.due() is None and pacer.flush() is None
+
+
+def test_a_quiet_tick_fed_to_paced_flushes_what_is_due() -> None:
+    clock = FakeClock()
+
+    def pieces():
+        yield "The answer"
+        clock.now = 0.01
+        yield " is 42."
+        clock.now = 3.0  # a long pause: the reader's timeout says so with None
+        yield None
+        yield None
+
+    assert list(paced(pieces(), lambda: 0.05, flush=False, clock=clock)) == ["The answer", "The answer is 42."]
+
+
+def test_the_async_pacer_sends_pending_text_during_a_pause() -> None:
+    async def stream():
+        yield "The answer"
+        yield " is 42."
+        await asyncio.sleep(1.0)  # the model pauses
+        yield " Done."
+
+    async def collect() -> list[tuple[float, str]]:
+        start, seen = time.monotonic(), []
+        async for text in apaced(stream(), lambda: 0.05):
+            seen.append((time.monotonic() - start, text))
+        return seen
+
+    seen = asyncio.run(collect())
+    assert [text for _, text in seen] == ["The answer", "The answer is 42.", "The answer is 42. Done."]
+    assert seen[1][0] < 0.5  # during the pause, not after it
