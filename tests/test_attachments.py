@@ -39,10 +39,13 @@ class RawSession:
         self.edit_trigger = config["dependencies"][self.fn["_edit_message"]]["targets"][0][0]
 
     def queued(self, fn: str, data: list[Any], event_data: dict[str, Any] | None = None) -> list[Any] | None:
-        """The outputs of `fn`, or None when Gradio refused the call."""
+        """The outputs of `fn`, or None when Gradio (or the app's request guard) refused the call."""
         body = {"data": data, "event_data": event_data, "fn_index": self.fn[fn], "session_hash": self.session_hash,
                 "trigger_id": self.edit_trigger if event_data else None}
-        event_id = requests.post(self.base + "queue/join", json=body, timeout=10).json()["event_id"]
+        joined = requests.post(self.base + "queue/join", json=body, timeout=10)
+        if joined.status_code == 400:  # the request guard (web/guard.py) refused a forged file before Gradio
+            return None
+        event_id = joined.json()["event_id"]
         with requests.get(self.base + "queue/data", params={"session_hash": self.session_hash}, stream=True,
                           timeout=30) as stream:
             for line in stream.iter_lines():

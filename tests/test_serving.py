@@ -70,7 +70,7 @@ def test_offline_mode_answers_a_bare_api_call_with_a_canned_reply(how: str, tmp_
     app.env.pop("AIMLAPI_BASE_URL", None)  # no key, no base URL: nothing but the app itself
     app.start(timeout=180)
     try:
-        reply = Client(app.url, verbose=False).predict({"text": "Hello there", "files": []}, api_name="/chat")
+        reply, _model = Client(app.url, verbose=False).predict({"text": "Hello there", "files": []}, api_name="/chat")
         assert "canned reply" in reply[0]["content"] and "Hello there" in reply[0]["content"]
         assert "offline" in app.logs()
     finally:
@@ -80,7 +80,7 @@ def test_offline_mode_answers_a_bare_api_call_with_a_canned_reply(how: str, tmp_
 def chat_request(client: Client, api: FakeAPI, **settings: Any) -> dict[str, Any]:
     """The body the API received for one message sent with `settings` (by parameter name)."""
     api.reset()
-    reply = client.predict({"text": "Hi", "files": []}, **settings, api_name="/chat")
+    reply, _model = client.predict({"text": "Hi", "files": []}, **settings, api_name="/chat")
     assert reply[0]["role"] == "assistant" and reply[0]["content"]
     return api.chat_requests()[0].body
 
@@ -161,7 +161,7 @@ def test_the_readmes_commands_work_in_order_in_a_fresh_environment(tmp_path: Pat
             if step.startswith("python app.py"):
                 with serving(step.split(), project, env, tmp_path / f"step{len(ran)}.log") as url:
                     if "--offline" in step:
-                        reply = Client(url, verbose=False).predict({"text": "Hi", "files": []}, api_name="/chat")
+                        reply, _ = Client(url, verbose=False).predict({"text": "Hi", "files": []}, api_name="/chat")
                         assert "canned reply" in reply[0]["content"]
             else:
                 done = subprocess.run(step, shell=True, cwd=project, env=env, capture_output=True, text=True,
