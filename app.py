@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,10 @@ from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
 from chat_backend.limits import Guard
+from chat_backend.metrics import Replies
 from chat_backend.messages import text_length
 from chat_backend.pacing import UpdateBudget, paced, weight_for
+from web import health
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -49,6 +52,7 @@ except ConfigError as err:
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream)
+REPLIES = Replies()
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -83,7 +87,9 @@ def respond(
 ) -> Iterator[str | list[dict[str, Any]]]:
     """Stream one reply; every failure becomes a notice in the chat, since raising would freeze the textbox."""
     stream = None
+    reply = REPLIES.start()
     try:
+        reply.admit()  # refused while this replica drains before a restart
         settings = ChatSettings(
             model=model or SETTINGS.model,
             system_prompt=system_prompt or "",
@@ -103,6 +109,7 @@ def respond(
             stream = CLIENT.stream_chat(messages, settings, user_key)
             with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
                 yield from paced(stream, interval, flush=False)  # the final message below has the whole text
+        reply.finished(stream.result)
         yield transcript.finished(stream.result)
     except Exception as error:
         if not isinstance(error, ChatError):
@@ -110,7 +117,10 @@ def respond(
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
             error = ChatError("Something went wrong on this server. Send the message again.")
+        reply.failed(error)
         yield transcript.failed(stream.text if stream else "", error)
+    finally:
+        reply.close()
 
 
 def client_address(request: gr.Request) -> str:
@@ -203,6 +213,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     CLIENT.catalogue.refresh_in_background()
+    signal.signal(signal.SIGTERM, _drain)
     demo.launch(
         server_name="0.0.0.0" if SETTINGS.on_spaces else os.environ.get("GRADIO_SERVER_NAME"),
         share=args.share or SETTINGS.share,
@@ -213,8 +224,23 @@ def main() -> None:
         theme=gr.themes.Soft(primary_hue="pink"),
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
+        app_kwargs={"routes": health.routes(REPLIES, SETTINGS.metrics_token)},
     )
     CLIENT.close()
+
+
+def _drain(signum: int, frame: object) -> None:
+    """SIGTERM: turn not-ready, let replies in flight finish for up to DRAIN_SECONDS, then stop the server.
+
+    Gradio installs no signal handler; the KeyboardInterrupt raised here ends its `block_thread` loop, which
+    closes the server. A second SIGTERM while draining stops at once.
+    """
+    if REPLIES.draining:
+        raise KeyboardInterrupt
+    log.info("SIGTERM: draining %d replies for up to %gs", REPLIES.active, SETTINGS.drain_seconds)
+    if not REPLIES.drain(SETTINGS.drain_seconds):
+        log.warning("stopping with %d replies still streaming", REPLIES.active)
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

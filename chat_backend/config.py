@@ -35,6 +35,8 @@ DEFAULT_CATALOGUE_TTL = 3600.0
 DEFAULT_MAX_ATTACHMENT_MB = 10.0
 DEFAULT_MAX_PDF_PAGES = 300
 DEFAULT_MAX_TOKENS = 1024
+DEFAULT_DRAIN_SECONDS = 30.0  # on SIGTERM, how long replies in flight may take to finish
+DEFAULT_REPLICAS = 2  # app processes behind HAProxy in deploy/ (python app.py alone is one)
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -74,6 +76,9 @@ class Settings:
     share: bool = False
     login: tuple[str, str] | None = field(default=None, repr=False)
     on_spaces: bool = False
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    metrics_token: str | None = field(default=None, repr=False)  # /metrics answers 404 without it
+    replicas: int = DEFAULT_REPLICAS
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -104,6 +109,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         share=_flag(env, "GRADIO_SHARE"),
         login=_login(env),
         on_spaces="SPACE_ID" in env,
+        drain_seconds=_number(env, "DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, minimum=0),
+        metrics_token=env.get("METRICS_TOKEN"),
+        replicas=int(_number(env, "REPLICAS", DEFAULT_REPLICAS, minimum=1, whole=True)),
     )
 
 

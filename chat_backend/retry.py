@@ -15,6 +15,8 @@ from typing import Any
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
+from .metrics import RETRIES
+
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
@@ -61,6 +63,7 @@ class BudgetedRetry(Retry):
             return None
 
     def sleep(self, response: Any = None) -> None:
+        RETRIES.inc()  # urllib3 sleeps once before each retry
         time.sleep(self.next_wait)
 
 
