@@ -77,7 +77,7 @@ def main() -> None:
     replicas = args.replicas or load_settings(dotenv_path=ROOT / ".env").replicas
     if not 1 <= replicas <= MAX_REPLICAS:
         raise SystemExit(f"--replicas must be between 1 and {MAX_REPLICAS}")
-    run_dir = Path(tempfile.mkdtemp(prefix="chat-cluster-"))
+    run_dir = Path(os.environ.get("RUN_DIR") or tempfile.mkdtemp(prefix="chat-cluster-"))
     env = cluster_env(replicas, run_dir)
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-c", str(ROOT / "deploy" / "supervisord.conf")],
