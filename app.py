@@ -22,8 +22,8 @@ from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
 from chat_backend.limits import Guard
-from chat_backend.metrics import Replies
 from chat_backend.messages import text_length
+from chat_backend.metrics import Replies
 from chat_backend.pacing import UpdateBudget, paced, weight_for
 from web import health
 

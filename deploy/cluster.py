@@ -24,7 +24,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chat_backend.config import load_settings  # noqa: E402  (the repository root is not on the path by default)
+from chat_backend.config import load_settings  # after the path insert: the repository root is not on it by default
 
 MAX_REPLICAS = 8  # the APP_SERVER_i lines in deploy/haproxy.cfg
 
@@ -78,6 +78,7 @@ def main() -> None:
     if not 1 <= replicas <= MAX_REPLICAS:
         raise SystemExit(f"--replicas must be between 1 and {MAX_REPLICAS}")
     run_dir = Path(os.environ.get("RUN_DIR") or tempfile.mkdtemp(prefix="chat-cluster-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
     env = cluster_env(replicas, run_dir)
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-c", str(ROOT / "deploy" / "supervisord.conf")],
