@@ -186,7 +186,8 @@ def main(args: argparse.Namespace) -> str:
             print(f"direct: {load.label}", flush=True)
             results.append(asyncio.run(measure("direct", load, lambda: direct_turn(HOST, fake_port, question, MODEL),
                                                None)))
-        for setup, replicas in (("1 process", 0), *((f"HAProxy + {n} replica{'s' * (n > 1)}", n) for n in args.replicas)):
+        setups = [("1 process", 0)] + [(f"HAProxy + {n} replica{'s' * (n > 1)}", n) for n in args.replicas]
+        for setup, replicas in setups:
             server: AppProcess | Cluster = (AppProcess(logs / "openloop-app.log", **env) if not replicas
                                             else Cluster(replicas, logs / f"openloop-cluster-{replicas}.log", **env))
             server.start()
