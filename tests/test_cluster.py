@@ -177,6 +177,14 @@ def submit(client: Client, text: str) -> Any:
     return client.submit({"text": text, "files": []}, *DEFAULTS.values(), api_name="/chat")
 
 
+def streaming(job: Any, timeout: float = 20) -> None:
+    """Until the client has text from the reply: its event stream is open on the replica."""
+    deadline = time.monotonic() + timeout
+    while not job.outputs():
+        assert time.monotonic() < deadline, "no streamed text arrived"
+        time.sleep(0.05)  # polling the client's received updates
+
+
 def final(job: Any, timeout: float = 30) -> list[dict[str, Any]]:
     result = job.result(timeout=timeout)
     return result if isinstance(result, list) else [{"role": "assistant", "content": result}]
@@ -262,8 +270,8 @@ def test_kill_9_of_a_replica_spares_the_other_and_its_visitors_move(cluster: Clu
     api.script_for("victim", Reply(text=SLOW, delay=0.05))
     api.script_for("survivor", Reply(text=SLOW, delay=0.05))
     victim, survivor = submit(sessions["r1"], "victim"), submit(sessions["r2"], "survivor")
-    api.wait_for_message("victim")
-    api.wait_for_message("survivor")
+    streaming(victim)
+    streaming(survivor)
     os.kill(cluster.replica_pid("r1"), signal.SIGKILL)
     assert final(survivor)[0]["content"] == SLOW
     with pytest.raises(Exception):  # noqa: B017  (gradio_client raises its own or httpx's errors here)
@@ -278,7 +286,7 @@ def test_sigterm_drains_a_reply_in_flight_and_refuses_new_ones(cluster: Cluster,
     client, name = visitor(cluster)
     api.script_for("in flight", Reply(text=SLOW, delay=0.05))
     job = submit(client, "in flight")
-    api.wait_for_message("in flight")
+    streaming(job)
     pid = cluster.replica_pid(name)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5

@@ -1,7 +1,9 @@
-"""web/health.py and the drain bookkeeping of chat_backend/metrics.py, in-process (the cluster tests run them live)."""
+"""web/health.py, the drain bookkeeping of chat_backend/metrics.py and the queue's idle polling, in-process
+(tests/test_cluster.py runs them live)."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 
 import pytest
@@ -71,3 +73,14 @@ def test_outcomes_are_counted_by_class() -> None:
     page = exposition()[0].decode()
     assert 'chat_replies_total{error="Busy",outcome="error"}' in page
     assert 'chat_replies_total{error="",outcome="stopped"}' in page
+
+
+def test_the_app_lowers_gradios_idle_queue_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails loudly if the pinned Gradio stops reading `sleep_when_free`: the setting would silently do nothing."""
+    monkeypatch.setenv("AIMLAPI_BASE_URL", "http://127.0.0.1:9/v1")  # importing app must not reach the network
+    import app
+
+    queue = app.demo._queue
+    assert queue.sleep_when_free == app.QUEUE_IDLE_POLL
+    source = inspect.getsource(type(queue).start_processing)
+    assert source.count("asyncio.sleep(self.sleep_when_free)") >= 2, "Gradio's queue no longer polls this way"
