@@ -49,18 +49,19 @@ def _free(port: int) -> bool:
     return True
 
 
-def cluster_env(replicas: int, run_dir: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of supervisord and everything under it: the caller's own, plus the derived variables."""
-    env = dict(os.environ if environ is None else environ)
+def cluster_env(replicas: int, run_dir: Path) -> dict[str, str]:
+    """The environment of supervisord and everything under it: ours, plus the variables derived from it."""
+    env = dict(os.environ)
     settings = load_settings(env, ROOT / ".env")
     first_port = int(env.get("FIRST_APP_PORT") or free_ports(replicas))
     redis_port = int(env.get("REDIS_PORT") or free_ports(1))
-    public = f"{env.get('GRADIO_SERVER_NAME') or ('0.0.0.0' if settings.on_spaces else '127.0.0.1')}:" \
-             f"{env.get('GRADIO_SERVER_PORT') or 7860}"
+    host = env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if settings.on_spaces else "127.0.0.1")
+    hops = int(env.get("TRUSTED_PROXY_HOPS") or 0) + 1  # HAProxy is one more proxy in front of the replicas
     env.update(
         REPLICAS=str(replicas), FIRST_APP_PORT=str(first_port), REDIS_PORT=str(redis_port), RUN_DIR=str(run_dir),
         APP_DIR=str(ROOT), PYTHON=sys.executable, STOP_WAIT_SECONDS=str(int(settings.drain_seconds) + 10),
-        HAPROXY_BIND=public, HAPROXY_SERVER_TIMEOUT=f"{int(settings.read_timeout) + 30}s",
+        HAPROXY_BIND=f"{host}:{env.get('GRADIO_SERVER_PORT') or 7860}", TRUSTED_PROXY_HOPS=str(hops),
+        HAPROXY_SERVER_TIMEOUT=f"{int(settings.read_timeout) + 30}s",
         REDIS_AUTOSTART="false" if env.get("REDIS_URL") else "true", PYTHONUNBUFFERED="1",
     )
     env.setdefault("REDIS_URL", f"redis://127.0.0.1:{redis_port}/0")
