@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from gradio_client import Client
 from supervisor.xmlrpc import SupervisorTransport
 
@@ -188,6 +189,21 @@ def streaming(job: Any, timeout: float = 20) -> None:
 def final(job: Any, timeout: float = 30) -> list[dict[str, Any]]:
     result = job.result(timeout=timeout)
     return result if isinstance(result, list) else [{"role": "assistant", "content": result}]
+
+
+@pytest.mark.parametrize("source", ["compose", "eight replicas"])
+def test_the_one_haproxy_config_is_valid_for_each_set_up(source: str) -> None:
+    if source == "compose":
+        env = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]["balancer"]["environment"]
+    else:
+        env = {"HAPROXY_BIND": "127.0.0.1:7860", "HAPROXY_SERVER_TIMEOUT": "90s", "HAPROXY_REQUEST_TIMEOUT": "10s",
+               **{f"APP_SERVER_{i}": f"127.0.0.1:{7860 + i}" for i in range(1, 9)}}
+    check = subprocess.run(["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env={**os.environ, **env},
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    warnings = [line for line in (check.stdout + check.stderr).splitlines() if "WARNING" in line
+                and "could not resolve address 'app" not in line]  # compose's names exist only inside compose
+    assert not warnings
 
 
 def test_a_session_keeps_its_replica_and_its_history(cluster: Cluster, api: FakeAPI) -> None:
