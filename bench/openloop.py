@@ -112,6 +112,25 @@ async def measure(setup: str, load: Load, chat: Callable[[], Awaitable[Timing]],
     return result
 
 
+class App(AppProcess):
+    """`python app.py`, ready once /healthz answers: rendering the page under load can take longer than a second."""
+
+    def start(self, timeout: float = 300.0) -> App:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited:\n{self.logs()[-3000:]}")
+            try:
+                if requests.get(self.url + "healthz", timeout=5).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)  # polling the port: nothing else to wait on
+        raise TimeoutError("app.py did not start")
+
+
 class Cluster:
     """`python deploy/cluster.py --replicas N`, public on its own port."""
 
@@ -188,8 +207,8 @@ def main(args: argparse.Namespace) -> str:
                                                None)))
         setups = [("1 process", 0)] + [(f"HAProxy + {n} replica{'s' * (n > 1)}", n) for n in args.replicas]
         for setup, replicas in setups:
-            server: AppProcess | Cluster = (AppProcess(logs / "openloop-app.log", **env) if not replicas
-                                            else Cluster(replicas, logs / f"openloop-cluster-{replicas}.log", **env))
+            server: App | Cluster = (App(logs / "openloop-app.log", **env) if not replicas
+                                     else Cluster(replicas, logs / f"openloop-cluster-{replicas}.log", **env))
             server.start()
             try:
                 root = server.process.pid

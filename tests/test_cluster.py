@@ -50,7 +50,7 @@ class Cluster:
                if not key.startswith(("AIMLAPI_", "CHAT_", "APP_", "GRADIO_", "SPACE_", "RATE_", "REDIS_"))}
         env.update(
             GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(folder / "gradio"),
-            AIMLAPI_BASE_URL=api.base_url, AIMLAPI_KEY=SERVER_KEY, AIMLAPI_READ_TIMEOUT="5", AIMLAPI_RETRY_BUDGET="1",
+            AIMLAPI_BASE_URL=api.base_url, AIMLAPI_KEY=SERVER_KEY, AIMLAPI_READ_TIMEOUT="20", AIMLAPI_RETRY_BUDGET="1",
             RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS=str(ADDRESS_LIMIT), METRICS_TOKEN=TOKEN,
             DRAIN_SECONDS="20", FIRST_APP_PORT=str(self.first), RUN_DIR=str(self.run_dir),
             HAPROXY_REQUEST_TIMEOUT="2s",
@@ -300,7 +300,7 @@ def test_kill_9_of_a_replica_spares_the_other_and_its_visitors_move(cluster: Clu
 
 def test_sigterm_drains_a_reply_in_flight_and_refuses_new_ones(cluster: Cluster, api: FakeAPI) -> None:
     client, name = visitor(cluster)
-    api.script_for("in flight", Reply(text=SLOW, delay=0.05))
+    api.script_for("in flight", Reply(text=SLOW, delay=0.05, stall_after=10))  # holds until released below
     job = submit(client, "in flight")
     streaming(job)
     pid = cluster.replica_pid(name)
@@ -312,6 +312,7 @@ def test_sigterm_drains_a_reply_in_flight_and_refuses_new_ones(cluster: Cluster,
     direct = Client(cluster.replica_url(name), verbose=False)  # past the balancer, straight to the draining one
     [refusal] = notices(final(submit(direct, "too late")))
     assert "restarting" in refusal["content"].lower() and not any("too late" in str(r.body) for r in api.requests)
+    api.release()
     assert final(job)[0]["content"] == SLOW  # finished, not cut
     deadline = time.monotonic() + 15
     while _alive(pid):
