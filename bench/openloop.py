@@ -171,7 +171,10 @@ async def run_setup(setup: str, port: int, root: int, loads: list[Load], marker:
     chat = await GradioChat.discover(HOST, port, marker)
 
     async def one() -> Timing:
-        session = await chat.open_page()
+        try:
+            session = await chat.open_page()
+        except (OSError, asyncio.IncompleteReadError, RuntimeError) as exc:
+            return Timing(error=f"page load: {exc!r}"[:300])
         return await chat.turn(QUESTION, [], session)
 
     results = []
