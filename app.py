@@ -18,13 +18,15 @@ from typing import Any
 import gradio as gr
 
 from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, to_api_messages, transcript
+from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
 from chat_backend.config import PENALTY_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE
 from chat_backend.errors import ConfigError
-from chat_backend.limits import Guard
+from chat_backend.limits import Guard, visitor_address
 from chat_backend.messages import text_length
 from chat_backend.metrics import Replies
 from chat_backend.pacing import UpdateBudget, paced, weight_for
+from chat_backend.store import open_store
 from web import health
 
 log = logging.getLogger("app")
@@ -52,7 +54,8 @@ except ConfigError as err:
     raise SystemExit(f"Configuration error: {err.user_message}") from None
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
-GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream)
+GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream, SETTINGS.redis_url)
+BUDGET = DailyBudget(SETTINGS.daily_budget_usd, open_store(SETTINGS))
 REPLIES = Replies()
 
 
@@ -106,10 +109,17 @@ def respond(
             max_attachment_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
             max_message_chars=SETTINGS.max_message_chars,
         )
+        host_pays_this = host_pays(user_key, SETTINGS)
+        if host_pays_this:
+            BUDGET.check()
         with GUARD.admit(request.session_hash or "", client_address(request)):
             stream = CLIENT.stream_chat(messages, settings, user_key)
-            with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
-                yield from paced(stream, interval, flush=False)  # the final message below has the whole text
+            try:
+                with stream, UPDATES.share(weight_for(text_length(messages))) as interval:
+                    yield from paced(stream, interval, flush=False)  # the final message below has the whole text
+            finally:
+                if host_pays_this and stream.result:
+                    BUDGET.record(stream.result, text_length(messages))
         reply.finished(stream.result)
         yield transcript.finished(stream.result)
     except Exception as error:
@@ -125,9 +135,10 @@ def respond(
 
 
 def client_address(request: gr.Request) -> str:
-    """The visitor's address; behind the Spaces proxy, the first hop it forwarded for."""
-    forwarded = request.headers.get("x-forwarded-for", "") if SETTINGS.on_spaces else ""
-    return forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
+    """The visitor's address, read past `TRUSTED_PROXY_HOPS` proxies (rules in `chat_backend.limits`)."""
+    headers = request.headers
+    forwarded = ",".join(headers.getlist("x-forwarded-for")) if hasattr(headers, "getlist") else ""
+    return visitor_address(forwarded, request.client.host if request.client else "", SETTINGS.trusted_proxy_hops)
 
 
 def temperature_for(model: str, temperature: float) -> dict[str, Any]:

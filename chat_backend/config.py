@@ -26,8 +26,11 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BUDGET = 10.0  # seconds of back-off waiting, in all, before a failure is shown
 DEFAULT_CONCURRENCY = 128  # chats streaming at once; I/O-bound, so far above Gradio's default of 1
 DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are turned away
-DEFAULT_RATE_PER_SESSION = 20  # messages a minute from one browser session
-DEFAULT_RATE_PER_ADDRESS = 60  # messages a minute from one client address
+# A class of 50 behind one NAT at 3 messages a minute each is 150 a minute from one address: 300 leaves twice
+# that. Nobody types 10 messages a minute for long; a runaway tab or script does (and a script that rotates its
+# session id still meets the per-address rate, the upstream cap and the daily budget).
+DEFAULT_RATE_PER_SESSION = 10  # messages a minute from one browser session
+DEFAULT_RATE_PER_ADDRESS = 300  # messages a minute from one client address
 DEFAULT_MAX_MESSAGE_CHARS = 100_000
 DEFAULT_MAX_HISTORY_MESSAGES = 200  # earlier messages sent upstream at most
 DEFAULT_UPDATE_BUDGET = 100.0  # browser updates a second, server-wide, in units of a short chat's update
@@ -35,6 +38,8 @@ DEFAULT_CATALOGUE_TTL = 3600.0
 DEFAULT_MAX_ATTACHMENT_MB = 10.0
 DEFAULT_MAX_PDF_PAGES = 300
 DEFAULT_MAX_TOKENS = 1024
+DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
+SPACES_DATA_DIR = "/data"
 DEFAULT_DRAIN_SECONDS = 30.0  # on SIGTERM, how long replies in flight may take to finish
 DEFAULT_REPLICAS = 2  # app processes behind HAProxy in deploy/ (python app.py alone is one)
 
@@ -76,6 +81,10 @@ class Settings:
     share: bool = False
     login: tuple[str, str] | None = field(default=None, repr=False)
     on_spaces: bool = False
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    trusted_proxy_hops: int = 0
+    daily_budget_usd: float = 0.0  # 0 = no budget
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     metrics_token: str | None = field(default=None, repr=False)  # /metrics answers 404 without it
     replicas: int = DEFAULT_REPLICAS
@@ -109,10 +118,35 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         share=_flag(env, "GRADIO_SHARE"),
         login=_login(env),
         on_spaces="SPACE_ID" in env,
+        data_dir=Path(env.get("DATA_DIR") or _default_data_dir("SPACE_ID" in env)),
+        redis_url=_redis_url(env),
+        trusted_proxy_hops=int(_number(env, "TRUSTED_PROXY_HOPS", 1 if "SPACE_ID" in env else 0, minimum=0,
+                                       whole=True)),
+        daily_budget_usd=_number(env, "DAILY_BUDGET_USD", 0.0, minimum=0),
         drain_seconds=_number(env, "DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, minimum=0),
         metrics_token=env.get("METRICS_TOKEN"),
         replicas=int(_number(env, "REPLICAS", DEFAULT_REPLICAS, minimum=1, whole=True)),
     )
+
+
+def _default_data_dir(on_spaces: bool) -> str:
+    """`/data` when Spaces mounted persistent storage there (it exists and is writable), else `./data`."""
+    persistent = on_spaces and os.path.isdir(SPACES_DATA_DIR) and os.access(SPACES_DATA_DIR, os.W_OK)
+    return SPACES_DATA_DIR if persistent else DEFAULT_DATA_DIR
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    """The Redis URL, checked; the message never echoes it, since it may hold a password."""
+    raw = env.get("REDIS_URL")
+    parts = urlsplit(raw or "")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        valid = parts.scheme == "unix" or (parts.scheme in ("redis", "rediss") and bool(parts.hostname))
+    except ValueError:
+        valid = False
+    if raw and not valid:
+        raise ConfigError("REDIS_URL must look like redis://host:6379/0 (or rediss://, unix:///path/redis.sock).")
+    return raw
 
 
 def _login(env: Mapping[str, str]) -> tuple[str, str] | None:

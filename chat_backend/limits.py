@@ -1,72 +1,131 @@
-"""limits: how often one visitor may send, and how many replies may call the API at once.
+"""limits: how often one visitor may send, how many replies may call the API at once, and who the visitor is.
 
-A public Space spends its owner's credits, so each browser session and each client address gets a
-sliding-window message rate, and the whole server a cap on simultaneous upstream calls. Every refusal is a
-`ChatError` with a message that says how long to wait; nothing is silently dropped. A limit of 0 is off.
+A public Space spends its owner's credits, so each client address and (as a courtesy) each browser session gets
+a moving-window message rate, and the whole server a cap on simultaneous upstream calls. The windows live in
+the `limits` library's memory storage, or in Redis with `REDIS_URL` so that replicas share them; while Redis
+fails, each replica falls back to its own memory and says so in the log at most once a minute. Every refusal is
+a `ChatError` that says how long to wait; a refused message never counts against the sender. A limit of 0 is off.
+
+The session id is chosen by the client, so the per-session rate only slows a runaway tab. What protects the
+host's key is the per-address rate (the address comes from `visitor_address`, which a visitor cannot spoof),
+the upstream cap and the daily budget.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
+
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from .errors import Busy, Throttled
+from .store import REDIS_TIMEOUT_S, WarnEvery
 
-WINDOW_SECONDS = 60.0
-MAX_TRACKED_KEYS = 100_000  # beyond this the idlest keys are forgotten, so memory stays bounded
+log = logging.getLogger(__name__)
+SHARED_RETRY_S = 10.0  # after a Redis failure, use this replica's memory for this long before trying Redis again
+MAX_KEY_CHARS = 100  # a session id is client-chosen: never let it grow a storage key without bound
 
 
-class SlidingWindow:
-    """At most `limit` events per key in any `window` seconds. Thread-safe."""
+def visitor_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
+    """The visitor's address: the `X-Forwarded-For` entry `trusted_hops` from the right, else the socket peer.
 
-    def __init__(self, limit: int, window: float = WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    Each proxy appends the address it saw, so only the last `trusted_hops` entries were written by proxies we
+    trust; whatever the visitor put in front of them is ignored. A chain shorter than expected still starts
+    with an entry a trusted proxy wrote. IPv6 addresses are grouped by /64, the block one subscriber gets.
+    """
+    entries = [entry.strip() for entry in forwarded_for.split(",") if entry.strip()] if trusted_hops > 0 else []
+    chosen = entries[-min(trusted_hops, len(entries))] if entries else peer.strip()
+    try:
+        address = ipaddress.ip_address(chosen)
+    except ValueError:
+        return chosen[:MAX_KEY_CHARS]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
-    def wait_needed(self, key: str) -> float:
-        """Record an event for `key` and return 0, or return the seconds to wait and record nothing."""
-        if self.limit <= 0:
-            return 0.0
-        now = self._clock()
-        with self._lock:
-            events = self._events.pop(key, None) or deque()
-            while events and events[0] <= now - self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                self._events[key] = events
-                return events[0] + self.window - now
-            events.append(now)
-            self._events[key] = events  # re-inserted last: dict order is least recently used first
-            if len(self._events) > MAX_TRACKED_KEYS:
-                del self._events[next(iter(self._events))]
-            return 0.0
+
+class Windows:
+    """Per-minute moving windows, shared through Redis when given, else (and while Redis fails) in memory."""
+
+    def __init__(self, storage_url: str | None = None) -> None:
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        self._errors: tuple[type[BaseException], ...] = ()
+        if storage_url:
+            storage = cast(Storage, storage_from_string(  # synchronous: the URL is never async+redis://
+                _limits_url(storage_url), socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S))
+            self._shared = MovingWindowRateLimiter(storage)
+            self._errors = (*_as_tuple(storage.base_exceptions), OSError)
+        self._shared_down_until = 0.0
+        self._warn = WarnEvery(log)
+
+    def _limiter(self) -> MovingWindowRateLimiter:
+        if self._shared is not None and time.monotonic() >= self._shared_down_until:
+            return self._shared
+        return self._local
+
+    def wait_needed(self, item: RateLimitItem, *key: str) -> float:
+        """Seconds until one more event fits under `item` for `key` (0 if it fits now); records nothing."""
+        limiter = self._limiter()
+        try:
+            if limiter.test(item, *key):
+                return 0.0
+            reset = limiter.get_window_stats(item, *key).reset_time
+        except self._errors as error:
+            return self._fail_over(error).wait_needed(item, *key)
+        return max(reset - time.time(), 1.0)
+
+    def hit(self, item: RateLimitItem, *key: str) -> None:
+        limiter = self._limiter()
+        try:
+            limiter.hit(item, *key)
+        except self._errors as error:
+            self._fail_over(error).hit(item, *key)
+
+    def _fail_over(self, error: BaseException) -> Windows:
+        self._shared_down_until = time.monotonic() + SHARED_RETRY_S
+        self._warn("Rate limits fall back to this process's memory: Redis failed (%s)", type(error).__name__)
+        return self
 
 
 class Guard:
     """The limits one message must pass before it may call the API."""
 
-    def __init__(self, per_session: int, per_address: int, max_upstream: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._sessions = SlidingWindow(per_session, clock=clock)
-        self._addresses = SlidingWindow(per_address, clock=clock)
+    def __init__(self, per_session: int, per_address: int, max_upstream: int, storage_url: str | None = None) -> None:
+        self._windows = Windows(storage_url)
+        self._limits = [
+            (RateLimitItemPerMinute(limit), scope, who)
+            for limit, scope, who in ((per_session, "session", "this chat"),
+                                      (per_address, "address", "your network address"))
+            if limit > 0
+        ]
         self._max_upstream = max_upstream
         self._slots = threading.BoundedSemaphore(max_upstream) if max_upstream > 0 else None
 
     @contextmanager
     def admit(self, session: str, address: str) -> Iterator[None]:
-        """Hold one upstream slot for the duration of a call; raise `Throttled` or `Busy` instead of waiting."""
-        for window, key, who in ((self._sessions, session, "this chat"), (self._addresses, address, "your network address")):
-            wait = window.wait_needed(key)
+        """Hold one upstream slot for the duration of a call; raise `Throttled` or `Busy` instead of waiting.
+
+        Every window is tested before any is counted, and the message is counted only once it holds a slot, so
+        a refusal never uses up the sender's rate. Two messages tested at the same instant may both pass: the
+        overshoot is bounded by the messages admitted at once.
+        """
+        keys = {"session": session[:MAX_KEY_CHARS], "address": address[:MAX_KEY_CHARS]}
+        for item, scope, who in self._limits:
+            wait = self._windows.wait_needed(item, scope, keys[scope])
             if wait:
                 raise Throttled(
-                    f"Too many messages from {who}: at most {window.limit} a minute. "
+                    f"Too many messages from {who}: at most {item.amount} a minute. "
                     f"Wait {math.ceil(wait)} s, then send again (your message is kept above; edit or retry it)."
                 )
         if self._slots is not None and not self._slots.acquire(blocking=False):
@@ -75,7 +134,18 @@ class Guard:
                 "Send again in a moment."
             )
         try:
+            for item, scope, _ in self._limits:
+                self._windows.hit(item, scope, keys[scope])
             yield
         finally:
             if self._slots is not None:
                 self._slots.release()
+
+
+def _limits_url(url: str) -> str:
+    """`limits` spells a Redis socket path `redis+unix://`; redis-py spells it `unix://`."""
+    return "redis+unix://" + url.removeprefix("unix://") if url.startswith("unix://") else url
+
+
+def _as_tuple(errors: type[BaseException] | tuple[type[BaseException], ...]) -> tuple[type[BaseException], ...]:
+    return errors if isinstance(errors, tuple) else (errors,)

@@ -56,7 +56,7 @@ def cluster_env(replicas: int, run_dir: Path) -> dict[str, str]:
     first_port = int(env.get("FIRST_APP_PORT") or free_ports(replicas))
     redis_port = int(env.get("REDIS_PORT") or free_ports(1))
     host = env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if settings.on_spaces else "127.0.0.1")
-    hops = int(env.get("TRUSTED_PROXY_HOPS") or 0) + 1  # HAProxy is one more proxy in front of the replicas
+    hops = settings.trusted_proxy_hops + 1  # HAProxy is one more proxy in front of the replicas
     env.update(
         REPLICAS=str(replicas), FIRST_APP_PORT=str(first_port), REDIS_PORT=str(redis_port), RUN_DIR=str(run_dir),
         APP_DIR=str(ROOT), PYTHON=sys.executable, STOP_WAIT_SECONDS=str(int(settings.drain_seconds) + 10),

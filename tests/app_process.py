@@ -34,7 +34,8 @@ class AppProcess:
             key: value for key, value in os.environ.items()
             if not key.startswith(("AIMLAPI_", "CHAT_", "APP_", "GRADIO_", "SPACE_"))
         }
-        self.env.update(GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+        self.env.update(GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+                        DATA_DIR=str(log_path.parent / "data"))  # never the repository's ./data
         self.env.update(env)
         self.command = [sys.executable, "app.py"]
         self.process: subprocess.Popen | None = None
@@ -49,7 +50,7 @@ class AppProcess:
             try:
                 if requests.get(self.url, timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
                 pass
             time.sleep(0.2)  # polling the port: nothing to wait on but the child's socket
         self.stop()

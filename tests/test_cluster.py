@@ -328,8 +328,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.xfail(reason="per-address limits are per replica until the Redis-backed limits (branch c-limits) land",
-                   strict=True)
 def test_sessions_of_one_address_spread_over_both_replicas_and_share_its_limit(cluster: Cluster, api: FakeAPI) -> None:
     """Last in this file: it uses up the address's allowance. 60 messages over two replicas with a shared limit of
     40 a minute leave at least 20 refused; limits kept per replica would refuse fewer (none at all if fresh)."""

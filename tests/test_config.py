@@ -100,3 +100,20 @@ def test_backoff_doubles_with_jitter_and_a_cap(attempt: int) -> None:
 def test_redact_removes_the_key_and_bearer_tokens(text: str) -> None:
     cleaned = redact(text, "sk-abc123XYZ")
     assert "abc123" not in cleaned and REDACTED in cleaned
+
+
+def test_data_dir_is_spaces_storage_only_when_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings({}, None).data_dir == Path("data")
+    assert load_settings({"DATA_DIR": str(tmp_path)}, None).data_dir == tmp_path
+    monkeypatch.setattr("chat_backend.config.SPACES_DATA_DIR", str(tmp_path / "absent"))
+    assert load_settings({"SPACE_ID": "a/b"}, None).data_dir == Path("data")
+    monkeypatch.setattr("chat_backend.config.SPACES_DATA_DIR", str(tmp_path))
+    assert load_settings({"SPACE_ID": "a/b"}, None).data_dir == tmp_path
+
+
+@pytest.mark.parametrize("url", ["http://:pa55word@host", "redis://:pa55word@host:port/0", "redis://:pa55word@/0"])
+def test_a_bad_redis_url_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL") as caught:
+        load_settings({"REDIS_URL": url}, None)
+    assert "pa55word" not in caught.value.user_message
+    assert "pa55word" not in repr(load_settings({"REDIS_URL": "redis://:pa55word@host"}, None))

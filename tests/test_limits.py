@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
+from hypothesis import given
+from hypothesis import strategies as st
 
+from chat_backend.errors import Busy, Throttled
+from chat_backend.limits import Guard, visitor_address
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
+from tests.raw_queue import raw_chat
+from tests.redis_server import RedisServer
 from tests.test_app_api import DEFAULTS, chat, notices
 from tests.test_messages import make_pdf
+
+STAND_IN_REPLY = "Hello from the stand-in."
 
 
 def start_app(shared_api: FakeAPI, folder: Path, **env: str) -> AppProcess:
@@ -106,3 +117,139 @@ def test_the_owner_can_hide_the_programmatic_api(shared_api: FakeAPI, tmp_path: 
             client.predict({"text": "hi", "files": []}, *DEFAULTS.values(), api_name="/chat")
     finally:
         app.stop()
+
+
+# --- Who the visitor is ---------------------------------------------------------------------------------------
+
+forwarded_entries = st.lists(st.text(alphabet=st.characters(blacklist_characters=","), max_size=40), max_size=6)
+addresses = st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str))
+
+
+@given(visitor=forwarded_entries, trusted=st.lists(addresses, min_size=1, max_size=4), peer=addresses)
+def test_whatever_a_visitor_prepends_changes_nothing(visitor: list[str], trusted: list[str], peer: str) -> None:
+    hops = len(trusted)
+    honest = visitor_address(", ".join(trusted), peer, hops)
+    assert visitor_address(", ".join([*visitor, *trusted]), peer, hops) == honest
+    assert honest == visitor_address(trusted[0], "", 1)  # the outermost trusted proxy's entry
+
+
+@given(header=st.text(max_size=300), peer=addresses, hops=st.integers(0, 5))
+def test_any_header_gives_a_short_key(header: str, peer: str, hops: int) -> None:
+    address = visitor_address(header, peer, hops)
+    assert len(address) <= 100
+    if hops == 0 or not header.replace(",", "").strip():
+        assert address == visitor_address("", peer, 0)  # no proxies trusted, or none wrote: the socket peer
+
+
+def test_addresses_are_normalised_and_ipv6_grouped_by_64() -> None:
+    assert visitor_address("", "203.0.113.9", 0) == "203.0.113.9"
+    assert visitor_address("1.1.1.1, 203.0.113.9", "10.0.0.2", 0) == "10.0.0.2"
+    assert visitor_address("1.1.1.1, 203.0.113.9", "10.0.0.2", 1) == "203.0.113.9"
+    assert visitor_address("1.1.1.1, 203.0.113.9, 10.0.0.3", "10.0.0.2", 2) == "203.0.113.9"
+    assert visitor_address("203.0.113.9", "10.0.0.2", 3) == "203.0.113.9"  # a short chain: its first entry
+    assert visitor_address(" 2001:db8:1:2::5 ", "", 1) == visitor_address("2001:db8:1:2:ffff::1", "", 1)
+    assert ipaddress.ip_network(visitor_address("2001:db8::5", "", 1)).prefixlen == 64
+    assert visitor_address("::ffff:198.51.100.4", "", 1) == "198.51.100.4"
+
+
+# --- The Guard ------------------------------------------------------------------------------------------------
+
+def test_a_refusal_never_uses_up_the_rate() -> None:
+    guard = Guard(per_session=2, per_address=3, max_upstream=1)
+    with guard.admit("busy-holder", "198.51.100.1"):
+        for _ in range(5):  # "send again in a moment", five times, while the server is busy
+            with pytest.raises(Busy), guard.admit("patient", "198.51.100.2"):
+                pass
+    for _ in range(2):
+        with guard.admit("patient", "198.51.100.2"):
+            pass
+    with pytest.raises(Throttled, match="this chat: at most 2"), guard.admit("patient", "198.51.100.2"):
+        pass
+    with guard.admit("other tab", "198.51.100.2"):  # the refusal above did not count for the address either
+        pass
+    with pytest.raises(Throttled, match="network address: at most 3"), guard.admit("third tab", "198.51.100.2"):
+        pass
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def test_replicas_share_the_address_rate_through_redis_and_fall_back_when_it_stops(
+        redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    one, two = (Guard(per_session=0, per_address=3, max_upstream=0, storage_url=redis_server.url) for _ in range(2))
+    for guard in (one, two, one):
+        with guard.admit("s", "192.0.2.7"):
+            pass
+    with pytest.raises(Throttled), two.admit("s", "192.0.2.7"):
+        pass
+    redis_server.stop()
+    with caplog.at_level(logging.WARNING, logger="chat_backend.limits"):
+        for _ in range(3):  # per-replica memory now: a fresh window, still enforced
+            with two.admit("s", "192.0.2.7"):
+                pass
+        with pytest.raises(Throttled), two.admit("s", "192.0.2.7"):
+            pass
+    warnings = [r.getMessage() for r in caplog.records if r.name == "chat_backend.limits"]
+    assert len(warnings) == 1 and "fall back" in warnings[0] and redis_server.url not in warnings[0]
+
+
+# --- The launched app -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def default_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """The rate limits at their defaults."""
+    app = start_app(shared_api, tmp_path_factory.mktemp("defaults"))
+    yield app
+    app.stop()
+
+
+def test_a_class_of_50_behind_one_address_is_never_throttled(default_app: AppProcess, app_api: FakeAPI) -> None:
+    """50 sessions from 127.0.0.1, 3 messages each, all within a minute."""
+    def student(number: int) -> list[str]:
+        return [raw_chat(default_app.url, f"question {turn}", session_hash=f"student-{number}") for turn in range(3)]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [answer for replies in pool.map(student, range(50)) for answer in replies]
+    assert len(answers) == 150 and all(STAND_IN_REPLY in answer for answer in answers)
+    assert len(app_api.chat_requests()) == 150
+
+
+def test_one_runaway_session_is_still_throttled_by_default(default_app: AppProcess, app_api: FakeAPI) -> None:
+    answers = [raw_chat(default_app.url, f"again {turn}", session_hash="runaway") for turn in range(11)]
+    assert all(STAND_IN_REPLY in answer for answer in answers[:10])
+    assert "Too many messages from this chat: at most 10 a minute" in answers[10]
+
+
+def test_a_spoofed_forwarded_for_does_not_escape_the_per_address_limit(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """Behind one trusted proxy (which appends 203.0.113.5): the visitor's own entries and sessions change nothing."""
+    shared_api.reset()
+    app = start_app(shared_api, tmp_path, SPACE_ID="someone/chat", RATE_LIMIT_PER_ADDRESS="3",
+                    RATE_LIMIT_PER_SESSION="0")
+    try:
+        answers = [raw_chat(app.url, f"spoof {n}", headers={"X-Forwarded-For": f"10.9.{n}.1, 203.0.113.5"})
+                   for n in range(4)]
+        other = raw_chat(app.url, "someone else", headers={"X-Forwarded-For": "203.0.113.5, 198.51.100.8"})
+    finally:
+        app.stop()
+    assert all(STAND_IN_REPLY in answer for answer in answers[:3])
+    assert "your network address: at most 3" in answers[3]
+    assert STAND_IN_REPLY in other  # a different visitor behind the same proxy is not affected
+
+
+def test_messages_are_answered_while_redis_is_down(shared_api: FakeAPI, tmp_path: Path) -> None:
+    shared_api.reset()
+    server = RedisServer(tmp_path).start()
+    app = start_app(shared_api, tmp_path, REDIS_URL=server.url)
+    try:
+        assert STAND_IN_REPLY in raw_chat(app.url, "before")
+        server.stop()
+        answers = [raw_chat(app.url, f"after {n}") for n in range(3)]
+    finally:
+        app.stop()
+        server.stop()
+    assert all(STAND_IN_REPLY in answer for answer in answers)
+    assert app.logs().count("Rate limits fall back to this process's memory") == 1
