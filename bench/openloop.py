@@ -16,9 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -88,9 +89,9 @@ def arrivals(load: Load, seed: int = 7) -> list[float]:
     return offsets
 
 
-async def run_load(load: Load, chat: Callable[[], Awaitable[Timing]]) -> list[Timing]:
+async def run_load(load: Load, chat: Callable[[], Coroutine[Any, Any, Timing]]) -> list[Timing]:
     """Start one chat at each arrival time, never waiting for earlier ones: the open loop."""
-    loop, tasks = asyncio.get_running_loop(), []
+    loop, tasks = asyncio.get_running_loop(), list[asyncio.Task[Timing]]()
     started = loop.time()
     for offset in arrivals(load):
         await asyncio.sleep(max(0.0, started + offset - loop.time()))
@@ -98,11 +99,11 @@ async def run_load(load: Load, chat: Callable[[], Awaitable[Timing]]) -> list[Ti
     return list(await asyncio.gather(*tasks))
 
 
-async def measure(setup: str, load: Load, chat: Callable[[], Awaitable[Timing]], root: int | None) -> Result:
+async def measure(setup: str, load: Load, chat: Callable[[], Coroutine[Any, Any, Timing]], root: int | None) -> Result:
     result = Result(setup, load)
     before = tree_cpu(root) if root else 0.0
     for timing in await run_load(load, chat):
-        if timing.ok:
+        if timing.ok and timing.ttft is not None and timing.total is not None:
             result.ttft.append(timing.ttft)
             result.total.append(timing.total)
         else:
@@ -138,7 +139,7 @@ class Cluster:
         self.port = free_port()
         self.env = {**AppProcess(log_path).env, **env, "GRADIO_SERVER_PORT": str(self.port)}
         self.replicas, self.log_path = replicas, log_path
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 180.0) -> Cluster:
         with self.log_path.open("wb") as log:
@@ -214,6 +215,7 @@ def main(args: argparse.Namespace) -> str:
                                      else Cluster(replicas, logs / f"openloop-cluster-{replicas}.log", **env))
             server.start()
             try:
+                assert server.process is not None
                 root = server.process.pid
                 idle[setup] = idle_cost(root)
                 results += asyncio.run(run_setup(setup, server.port, root, loads, marker))

@@ -24,7 +24,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chat_backend.config import load_settings  # after the path insert: the repository root is not on it by default
+from chat_backend.config import load_settings  # noqa: E402  (after the path insert: the root is not on it by default)
 
 MAX_REPLICAS = 8  # the APP_SERVER_i lines in deploy/haproxy.cfg
 
@@ -34,7 +34,7 @@ def free_ports(count: int) -> int:
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
+            first = int(probe.getsockname()[1])
         if first + count < 65536 and all(_free(port) for port in range(first, first + count)):
             return first
     raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
