@@ -257,13 +257,18 @@ def test_chats_go_on_when_redis_stops(cluster: Cluster, api: FakeAPI) -> None:
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
-def test_a_browser_chat_through_the_balancer_with_stop(cluster: Cluster, api: FakeAPI) -> None:
+def test_a_browser_chat_through_the_balancer_with_stop_attachment_and_export(
+        cluster: Cluster, api: FakeAPI, tmp_path: Path) -> None:
+    """Upload, queue, stream, Stop and download all reach the replica that holds the page's session."""
     from playwright.sync_api import expect, sync_playwright
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Budget approved: 42,000.\n", encoding="utf-8")
 
     api.script(Reply(text=" ".join(f"slow{i}" for i in range(400)), delay=0.05), Reply(text="Next reply."))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
+        page = browser.new_page(accept_downloads=True)
         page.set_default_timeout(15_000)
         page.goto(cluster.url)
         box = page.locator("#chat-input textarea")
@@ -273,9 +278,17 @@ def test_a_browser_chat_through_the_balancer_with_stop(cluster: Cluster, api: Fa
         page.get_by_role("button", name="Stop").click()
         assert api.chat_requests()[0].client_disconnected.wait(5), "Stop did not reach the replica"
         expect(box).to_be_enabled()
+        page.locator('#chat-input input[data-testid="file-upload"]').set_input_files(str(notes))
+        expect(page.locator("#chat-input").get_by_role("listitem", name="File thumbnail")).to_be_visible()
         box.fill("Something else")
         box.press("Enter")
         expect(page.get_by_text("Next reply.")).to_be_visible()
+        assert "Budget approved: 42,000." in str(api.chat_requests()[1].body["messages"][-1]["content"])
+        page.get_by_role("button", name="Toggle Sidebar").click()
+        page.get_by_role("button", name="Export conversation").click()
+        with page.expect_download() as download:
+            page.locator("#export-md").click()
+        assert "Next reply." in Path(download.value.path()).read_text(encoding="utf-8")
         [cookie] = [c for c in page.context.cookies() if c["name"] == "SERVERID"]
         browser.close()
     assert cookie["value"] in ("r1", "r2")
