@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -33,11 +34,12 @@ from chat_backend.fallback import FallbackStream, Switch, with_notice
 from chat_backend.i18n import browser_translations, language, t
 from chat_backend.limits import Guard, Windows, visitor_address
 from chat_backend.messages import build_messages, text_length
+from chat_backend.metrics import Replies
 from chat_backend.pacing import UpdateBudget, paced, weight_for
 from chat_backend.relay import newest_in_thread
 from chat_backend.share import Shares, link_choices, remember
 from chat_backend.store import open_store
-from web import offline
+from web import health, offline
 from web import share as share_pages
 from web.guard import LoginThrottle, RequestGuard, inside
 
@@ -49,6 +51,7 @@ LATEX = [
     {"left": "\\(", "right": "\\)", "display": False},
     {"left": "\\[", "right": "\\]", "display": True},
 ]
+QUEUE_IDLE_POLL = 0.005  # seconds between looks at an empty queue; tests/test_health.py checks Gradio reads it
 ATTACHMENT_TYPES = [".txt", ".md", ".csv", ".json", ".pdf", ".py", ".js", ".ts", ".html", ".xml", ".yaml", "image"]
 I18N = gr.I18n(**browser_translations())
 EXAMPLES = [
@@ -85,6 +88,7 @@ ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cac
 SHARES = Shares(STORE, SETTINGS)
 SHARE_ROUTES = share_pages.routes(SHARES) if SETTINGS.share_links else []  # /share/<id>, beside the UI
 EXPORTS, EXPORT_RATE = Windows(SETTINGS.redis_url), RateLimitItemPerMinute(EXPORTS_PER_MINUTE)
+REPLIES = Replies()
 
 
 def model_choices(current: str) -> list[tuple[str, str]]:
@@ -126,7 +130,9 @@ async def respond(
     stream: FallbackStream | None = None
     notes: list[dict[str, Any]] = []
     lang = language(request.headers.get("accept-language"))
+    reply = REPLIES.start()
     try:
+        reply.admit()  # refused while this replica drains before a restart
         settings = ChatSettings(
             model=model or SETTINGS.model,
             system_prompt=system_prompt or "",
@@ -154,6 +160,7 @@ async def respond(
             with stream:
                 async for text in newest_in_thread(lambda: paced_reply(stream, prompt_chars, budget), name="reply"):
                     yield text, gr.skip()
+        reply.finished(stream.result)
         yield notes + with_notice(transcript.finished(stream.result, lang), stream.switch), model_after(stream.switch)
     except Exception as error:
         if not isinstance(error, ChatError):
@@ -161,9 +168,12 @@ async def respond(
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
             error = ChatError(t("unexpected"), key="unexpected")
+        reply.failed(error)
         switch = stream.switch if stream else None
         failure = transcript.failed(stream.text if stream else "", error, lang)
         yield notes + with_notice(failure, switch), model_after(switch)
+    finally:
+        reply.close()
 
 
 def paced_reply(stream: FallbackStream, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
@@ -378,6 +388,7 @@ THEME = gr.themes.Soft(primary_hue="pink").set(  # darker pinks: light text on t
     body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_300",
 )
 demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
+demo._queue.sleep_when_free = QUEUE_IDLE_POLL  # Gradio's 1 ms costs an idle process ~30-60 ms of CPU a second
 
 
 def middleware() -> list[Middleware]:
@@ -407,6 +418,7 @@ def main() -> None:
     CLIENT.catalogue.refresh_in_background()
     if SETTINGS.offline:
         log.info("offline: every reply is canned; no key is used and no model is called")
+    signal.signal(signal.SIGTERM, _drain)
     demo.launch(
         server_name="0.0.0.0" if SETTINGS.on_spaces else os.environ.get("GRADIO_SERVER_NAME"),
         share=args.share or SETTINGS.share,
@@ -421,9 +433,24 @@ def main() -> None:
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
         blocked_paths=private_paths(),
-        app_kwargs={"routes": SHARE_ROUTES, "middleware": middleware()},
+        app_kwargs={"routes": [*health.routes(REPLIES, SETTINGS.metrics_token), *SHARE_ROUTES],
+                    "middleware": middleware()},
     )
     CLIENT.close()
+
+
+def _drain(signum: int, frame: object) -> None:
+    """SIGTERM: turn not-ready, let replies in flight finish for up to DRAIN_SECONDS, then stop the server.
+
+    Gradio installs no signal handler; the KeyboardInterrupt raised here ends its `block_thread` loop, which
+    closes the server. A second SIGTERM while draining stops at once.
+    """
+    if REPLIES.draining:
+        raise KeyboardInterrupt
+    log.info("SIGTERM: draining %d replies for up to %gs", REPLIES.active, SETTINGS.drain_seconds)
+    if not REPLIES.drain(SETTINGS.drain_seconds):
+        log.warning("stopping with %d replies still streaming", REPLIES.active)
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -86,11 +86,6 @@ class Connection:
                 yield data
             self.close()
 
-    async def json(self, method: str, path: str, payload: Any) -> tuple[int, bytes]:
-        status = await self.send(method, path, json.dumps(payload).encode())
-        body = b"".join([chunk async for chunk in self.chunks()])
-        return status, body
-
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -163,6 +158,7 @@ class GradioChat:
     components: dict[int, str] = field(default_factory=dict)
     on_load: list[Dependency] = field(default_factory=list)  # quick events a page load runs
     stored: dict[tuple[str, int], Any] = field(default_factory=dict)  # each session's browser-stored values
+    cookies: dict[str, str] = field(default_factory=dict)  # each session's cookies: a balancer's affinity one
 
     @classmethod
     async def discover(cls, host: str, port: int, marker: bytes = b"") -> GradioChat:
@@ -220,12 +216,12 @@ class GradioChat:
                            "fn_index": dependency.fn_index, "session_hash": session, "event_data": None,
                            "trigger_id": self.trigger}
                 if not dependency.queued:
-                    status, body = await posts.json("POST", f"{GRADIO_API}/run/predict", payload)
+                    status, body = await self._json(posts, session, f"{GRADIO_API}/run/predict", payload)
                     if status != 200:
                         raise RuntimeError(f"fn {dependency.fn_index}: HTTP {status} {body[:200]!r}")
                     self._keep_stored(session, dependency, body)
                     continue
-                status, body = await posts.json("POST", f"{GRADIO_API}/queue/join", payload)
+                status, body = await self._json(posts, session, f"{GRADIO_API}/queue/join", payload)
                 if status != 200:
                     raise RuntimeError(f"join {dependency.fn_index}: HTTP {status} {body[:200]!r}")
                 final = await self._follow(session, None if streaming_seen else timing, started)
@@ -239,6 +235,16 @@ class GradioChat:
         finally:
             posts.close()
         return timing
+
+    async def _json(self, connection: Connection, session: str, path: str, payload: Any) -> tuple[int, bytes]:
+        """POST `payload` with the session's cookies, keeping any the server sets (as a browser does)."""
+        status = await connection.send("POST", path, json.dumps(payload).encode(), extra=self._cookie(session))
+        if cookie := connection._headers.get("set-cookie"):
+            self.cookies[session] = cookie.split(";")[0]
+        return status, b"".join([chunk async for chunk in connection.chunks()])
+
+    def _cookie(self, session: str) -> str:
+        return f"Cookie: {self.cookies[session]}\r\n" if session in self.cookies else ""
 
     def _keep_stored(self, session: str, dependency: Dependency, body: bytes) -> None:
         """Remember what the app asked the browser to store (its saved conversations), to send it back."""
@@ -262,7 +268,7 @@ class GradioChat:
             for dependency, data in calls:
                 payload = {"data": data, "fn_index": dependency.fn_index, "session_hash": session,
                            "event_data": None, "trigger_id": None}
-                status, body = await connection.json("POST", f"{GRADIO_API}/run/predict", payload)
+                status, body = await self._json(connection, session, f"{GRADIO_API}/run/predict", payload)
                 if status != 200:
                     raise RuntimeError(f"page load fn {dependency.fn_index}: HTTP {status} {body[:200]!r}")
         finally:
@@ -273,7 +279,7 @@ class GradioChat:
         """Read the session's event stream until its event completes; returns the completion message."""
         stream = Connection(self.host, self.port)
         try:
-            await stream.send("GET", f"{GRADIO_API}/queue/data?session_hash={session}")
+            await stream.send("GET", f"{GRADIO_API}/queue/data?session_hash={session}", extra=self._cookie(session))
             async for data in events(stream):
                 kind = _MSG.search(data)
                 name = kind.group(1) if kind else b""

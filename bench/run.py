@@ -9,6 +9,7 @@ docs/bench.md (table and targets) and docs/bench.png. Run from the repository ro
 
     python bench/run.py            # the full run, a few minutes
     python bench/run.py --smoke    # 2 chats, a short reply: what CI runs
+    python bench/run.py --open-loop  # chats arriving at fixed rates: 1 process vs replicas behind HAProxy
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import openloop  # noqa: E402
 from bench.loadgen import GradioChat, Timing, direct_turn  # noqa: E402
 from bench.plot import plot  # noqa: E402
 from tests.app_process import AppProcess, free_port  # noqa: E402
@@ -37,6 +39,7 @@ HOST = "127.0.0.1"
 MODEL = "abab6.5s-chat"
 QUESTION = "Tell me something."
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+OPEN_LOOP_HEADING = "## Open loop"
 
 
 @dataclass
@@ -192,7 +195,17 @@ def main() -> None:
                         help="chats for the floor case: the app sending only each reply's first and last update (0: skip)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--smoke", action="store_true", help="2 chats, a short reply: a quick check that it all runs")
+    parser.add_argument("--open-loop", action="store_true",
+                        help="Poisson arrivals and bursts, 1 process vs replicas behind HAProxy (bench/openloop.py); "
+                             "its section replaces the one in docs/bench.md")
+    parser.add_argument("--rates", default="5,10,15,20", help="open loop: new chats a second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=20.0, help="open loop: seconds at each rate")
+    parser.add_argument("--bursts", default="64,128", help="open loop: chats arriving at once, comma-separated")
+    parser.add_argument("--replicas", default="1,2", help="open loop: replica counts behind HAProxy")
     args = parser.parse_args()
+    if args.open_loop:
+        run_open_loop(args)
+        return
     if args.smoke:
         args.levels, args.tokens, args.rate, args.ttft, args.rounds = "2", 10, 100.0, 0.05, 1
         args.long_chats, args.long_turns, args.long_words, args.floor_chats = 2, 2, 20, 2
@@ -230,9 +243,24 @@ def main() -> None:
         fake.wait()
     (args.out / "bench.json").write_text(json.dumps([asdict(row) for row in rows], indent=1), encoding="utf-8")
     report = render(rows, args, elapsed)
-    (args.out / "bench.md").write_text(report, encoding="utf-8")
+    old = args.out / "bench.md"
+    kept = old.read_text(encoding="utf-8").partition(OPEN_LOOP_HEADING) if old.exists() else ("", "", "")
+    old.write_text(report + (f"\n{kept[1]}{kept[2]}" if kept[1] else ""), encoding="utf-8")  # the open loop's own
     plot(rows, args.out / "bench.png")
     print(report)
+
+
+def run_open_loop(args: argparse.Namespace) -> None:
+    """Measure the open loop and put its section into bench.md, replacing an earlier one."""
+    args.rates = [float(rate) for rate in args.rates.split(",")]
+    args.bursts = [int(n) for n in args.bursts.split(",") if n]
+    args.replicas = [int(n) for n in args.replicas.split(",") if n]
+    args.out.mkdir(parents=True, exist_ok=True)
+    section = openloop.main(args)
+    report = args.out / "bench.md"
+    before = report.read_text(encoding="utf-8").split(OPEN_LOOP_HEADING)[0] if report.exists() else ""
+    report.write_text(before.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+    print(section)
 
 
 def render(rows: list[Row], args: argparse.Namespace, elapsed: float) -> str:

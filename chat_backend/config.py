@@ -56,6 +56,8 @@ DEFAULT_MAX_REQUEST_MB = 5.0  # about a browser's localStorage quota, where the 
 DEFAULT_CACHE_CLEAR_MINUTES = 60.0
 DEFAULT_LOGIN_MAX_FAILURES = 5
 DEFAULT_LOGIN_WINDOW = 60.0  # seconds
+DEFAULT_DRAIN_SECONDS = 30.0  # on SIGTERM, how long replies in flight may take to finish
+DEFAULT_REPLICAS = 2  # app processes behind HAProxy in deploy/ (python app.py alone is one)
 
 # Documented ranges (NOTES.md, abab6.5s-chat request schema).
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -117,6 +119,9 @@ class Settings:
     share_max_bytes: int = int(DEFAULT_SHARE_MAX_KB * 1000)
     share_per_hour: int = DEFAULT_SHARE_PER_HOUR
     share_store_bytes: int = int(DEFAULT_SHARE_STORE_MB * 1_000_000)
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    metrics_token: str | None = field(default=None, repr=False)  # /metrics answers 404 without it
+    replicas: int = DEFAULT_REPLICAS
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -173,6 +178,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         share_max_bytes=int(_number(env, "SHARE_MAX_KB", DEFAULT_SHARE_MAX_KB) * 1000),
         share_per_hour=_count(env, "SHARE_PER_HOUR", DEFAULT_SHARE_PER_HOUR),
         share_store_bytes=int(_number(env, "SHARE_STORE_MB", DEFAULT_SHARE_STORE_MB, minimum=0) * 1_000_000),
+        drain_seconds=_number(env, "DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, minimum=0),
+        metrics_token=env.get("METRICS_TOKEN"),
+        replicas=int(_number(env, "REPLICAS", DEFAULT_REPLICAS, minimum=1, whole=True)),
     )
 
 

@@ -109,6 +109,13 @@ class Busy(ChatError):
     retryable = True
 
 
+class Restarting(ChatError):
+    """This replica is draining before a restart; nothing was sent upstream. The next try goes to another one."""
+
+    title = "Server restarting"
+    retryable = True
+
+
 class BadRequest(ChatError):
     """400: the API rejected the request body. Not retried."""
 

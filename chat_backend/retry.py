@@ -15,6 +15,8 @@ from typing import Any
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
+from .metrics import RETRIES
+
 # Which error answers a retry can help, status by status (each retry makes the visitor wait longer):
 RETRY_STATUSES = frozenset({
     429,  # rate limited: passes; Retry-After says when, within the retry budget
@@ -69,6 +71,7 @@ class BudgetedRetry(Retry):
             return None
 
     def sleep(self, response: Any = None) -> None:
+        RETRIES.inc()  # urllib3 sleeps once before each retry
         time.sleep(self.next_wait)
 
 

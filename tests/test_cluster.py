@@ -1,0 +1,354 @@
+"""Two replicas + HAProxy + Redis on loopback, started by `python deploy/cluster.py` (deploy/supervisord.conf and
+deploy/haproxy.cfg, as in the Docker image), against the stand-in API: affinity, failover, drain, Redis loss."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from gradio_client import Client
+from supervisor.xmlrpc import SupervisorTransport
+
+from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
+from tests.conftest import SERVER_KEY
+from tests.fake_api import FakeAPI, Reply
+from tests.test_app_api import DEFAULTS, notices
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("haproxy", "redis-server")) and not os.environ.get("CI"),
+    reason="needs Debian's haproxy and redis-server",
+)
+TOKEN = "metrics-token-for-tests"
+ADDRESS_LIMIT = 40  # messages a minute from one address, over both replicas together
+SLOW = " ".join(f"w{i}" for i in range(60))  # 60 chunks, 3 s at 0.05 s each
+
+
+class Cluster:
+    """`python deploy/cluster.py --replicas 2` and handles on what runs under it."""
+
+    def __init__(self, folder: Path, api: FakeAPI) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.first = _consecutive_free_ports(2)
+        self.run_dir = folder / "run"
+        self.run_dir.mkdir()
+        self.log_path = folder / "cluster.log"
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("AIMLAPI_", "CHAT_", "APP_", "GRADIO_", "SPACE_", "RATE_", "REDIS_"))}
+        env.update(
+            GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(folder / "gradio"),
+            AIMLAPI_BASE_URL=api.base_url, AIMLAPI_KEY=SERVER_KEY, AIMLAPI_READ_TIMEOUT="20", AIMLAPI_RETRY_BUDGET="1",
+            RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS=str(ADDRESS_LIMIT), METRICS_TOKEN=TOKEN,
+            DRAIN_SECONDS="20", FIRST_APP_PORT=str(self.first), RUN_DIR=str(self.run_dir),
+            HAPROXY_REQUEST_TIMEOUT="2s",
+        )
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen([sys.executable, "deploy/cluster.py", "--replicas", "2"], cwd=ROOT, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT)
+        self.supervisor = xmlrpc.client.ServerProxy(
+            "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{self.run_dir}/supervisor.sock"))
+
+    def replica_url(self, name: str) -> str:
+        """The direct address of replica `name` (r1, r2: HAProxy's cookie values)."""
+        return f"http://127.0.0.1:{self.first + int(name[1:]) - 1}/"
+
+    def pid(self, program: str) -> int:
+        return self.supervisor.supervisor.getProcessInfo(program)["pid"]
+
+    def replica_pid(self, name: str) -> int:
+        return self.pid(f"app:app_{self.first + int(name[1:]) - 1}")
+
+    def wait_ready(self, names: tuple[str, ...] = ("r1", "r2"), timeout: float = 60.0) -> None:
+        """Until HAProxy sends requests to the replicas `names` (any one if empty): it checks every second."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.logs()
+            if (all if names else any)(self._balanced_to(name) for name in names or ("r1", "r2")):
+                return
+            time.sleep(0.3)  # polling HAProxy's view: nothing to wait on
+        raise TimeoutError(f"cluster not ready:\n{self.logs()}")
+
+    def _balanced_to(self, name: str) -> bool:
+        """HAProxy sends a request pinned to `name` there: it answers, and no new cookie moves it elsewhere."""
+        try:
+            answer = requests.get(self.url + "healthz/ready", cookies={"SERVERID": name}, timeout=2)
+        except requests.RequestException:
+            return False
+        return answer.status_code == 200 and "set-cookie" not in answer.headers
+
+    def messages(self, name: str) -> float:
+        """Messages replica `name` received, from its /metrics."""
+        text = requests.get(self.replica_url(name) + "metrics", headers={"Authorization": f"Bearer {TOKEN}"},
+                            timeout=5).text
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("chat_messages_total"))
+
+    def logs(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(40)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _consecutive_free_ports(count: int) -> int:
+    for _ in range(50):
+        first = free_port()
+        if all(_bindable(port) for port in range(first, first + count)):
+            return first
+    raise RuntimeError("no consecutive free ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _status(url: str) -> int:
+    try:
+        return requests.get(url, timeout=2).status_code
+    except requests.RequestException:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def cluster_api() -> Iterator[FakeAPI]:
+    with FakeAPI() as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = Cluster(tmp_path_factory.mktemp("cluster"), cluster_api)
+    try:
+        running.wait_ready(timeout=180)  # two Gradio processes starting at once on a busy machine
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def api(cluster: Cluster, cluster_api: FakeAPI) -> Iterator[FakeAPI]:
+    """The stand-in, reset, with a replica up (a test before may have killed or drained one)."""
+    cluster.wait_ready(names=())
+    cluster_api.reset()
+    yield cluster_api
+    cluster_api.release()
+
+
+def visitor(cluster: Cluster) -> tuple[Client, str]:
+    """A new gradio_client session through the balancer and the replica its cookie pins it to."""
+    client = Client(cluster.url, verbose=False)
+    return client, client.cookies["SERVERID"]
+
+
+def visitors_on_both(cluster: Cluster) -> dict[str, Client]:
+    """One session on each replica (leastconn spreads new sessions; a few tries at most)."""
+    cluster.wait_ready()
+    found: dict[str, Client] = {}
+    for _ in range(8):
+        client, name = visitor(cluster)
+        found.setdefault(name, client)
+        if len(found) == 2:
+            return found
+    raise AssertionError(f"new sessions all went to {list(found)}")
+
+
+def submit(client: Client, text: str) -> Any:
+    return client.submit({"text": text, "files": []}, *DEFAULTS.values(), api_name="/chat")
+
+
+def streaming(job: Any, timeout: float = 20) -> None:
+    """Until the client has text from the reply: its event stream is open on the replica."""
+    deadline = time.monotonic() + timeout
+    while not job.outputs():
+        assert time.monotonic() < deadline, "no streamed text arrived"
+        time.sleep(0.05)  # polling the client's received updates
+
+
+def final(job: Any, timeout: float = 30) -> list[dict[str, Any]]:
+    result = job.result(timeout=timeout)
+    return result if isinstance(result, list) else [{"role": "assistant", "content": result}]
+
+
+@pytest.mark.parametrize("source", ["compose", "eight replicas"])
+def test_the_one_haproxy_config_is_valid_for_each_set_up(source: str) -> None:
+    if source == "compose":
+        env = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]["balancer"]["environment"]
+    else:
+        env = {"HAPROXY_BIND": "127.0.0.1:7860", "HAPROXY_SERVER_TIMEOUT": "90s", "HAPROXY_REQUEST_TIMEOUT": "10s",
+               **{f"APP_SERVER_{i}": f"127.0.0.1:{7860 + i}" for i in range(1, 9)}}
+    check = subprocess.run(["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env={**os.environ, **env},
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    warnings = [line for line in (check.stdout + check.stderr).splitlines() if "WARNING" in line
+                and "could not resolve address 'app" not in line]  # compose's names exist only inside compose
+    assert not warnings
+
+
+def test_a_session_keeps_its_replica_and_its_history(cluster: Cluster, api: FakeAPI) -> None:
+    cluster.wait_ready()
+    client, name = visitor(cluster)
+    other = "r2" if name == "r1" else "r1"
+    before = cluster.messages(name), cluster.messages(other)
+    api.script(Reply(text="Paris."), Reply(text="About 2.1 million."))
+    final(submit(client, "Capital of France?"))
+    final(submit(client, "Population?"))
+    assert (cluster.messages(name), cluster.messages(other)) == (before[0] + 2, before[1])
+    assert [m["content"] for m in api.chat_requests()[1].body["messages"][1:]] == [
+        "Capital of France?", "Paris.", "Population?"]  # the second message found the first one's session
+    forwarded = api.chat_requests()[0]
+    assert "x-forwarded-for" not in {key.lower() for key in forwarded.headers}  # never passed upstream
+
+
+def test_health_is_cheap_and_metrics_need_the_token(cluster: Cluster, api: FakeAPI) -> None:
+    assert requests.get(cluster.url + "healthz", timeout=5).text == "ok"
+    assert requests.get(cluster.url + "metrics", timeout=5).status_code == 404
+    wrong = requests.get(cluster.url + "metrics", headers={"Authorization": "Bearer wrong"}, timeout=5)
+    assert wrong.status_code == 404
+    page = requests.get(cluster.url + "metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).text
+    for name in ("chat_messages_total", "chat_replies_streaming", "chat_time_to_first_token_seconds_bucket",
+                 "chat_upstream_retries_total", "chat_spent_usd_total"):
+        assert name in page
+    assert SERVER_KEY not in page and not api.chat_requests()  # no upstream call for health or metrics
+
+
+def test_half_sent_requests_are_cut_by_the_balancer(cluster: Cluster, api: FakeAPI) -> None:
+    sockets = [socket.create_connection(("127.0.0.1", cluster.port), timeout=6) for _ in range(20)]
+    for sock in sockets:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and never the rest
+    started = time.monotonic()
+    answers = [sock.recv(4096) for sock in sockets]  # HAProxy answers 408 and closes after 2 s
+    assert time.monotonic() - started < 5
+    assert all(answer.startswith(b"HTTP/1.1 408") or answer == b"" for answer in answers)
+    for sock in sockets:
+        sock.close()
+    assert _status(cluster.url + "healthz") == 200
+
+
+def test_chats_go_on_when_redis_stops(cluster: Cluster, api: FakeAPI) -> None:
+    cluster.supervisor.supervisor.stopProcess("redis")
+    try:
+        for _ in range(2):
+            client, _name = visitor(cluster)
+            assert final(submit(client, "no redis"))[0]["content"] == "Hello from the stand-in."
+    finally:
+        cluster.supervisor.supervisor.startProcess("redis")
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
+def test_a_browser_chat_through_the_balancer_with_stop_attachment_and_export(
+        cluster: Cluster, api: FakeAPI, tmp_path: Path) -> None:
+    """Upload, queue, stream, Stop and download all reach the replica that holds the page's session."""
+    from playwright.sync_api import expect, sync_playwright
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Budget approved: 42,000.\n", encoding="utf-8")
+
+    api.script(Reply(text=" ".join(f"slow{i}" for i in range(400)), delay=0.05), Reply(text="Next reply."))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(accept_downloads=True)
+        page.set_default_timeout(15_000)
+        page.goto(cluster.url)
+        box = page.locator("#chat-input textarea")
+        box.fill("Tell me a long story")
+        box.press("Enter")
+        expect(page.locator('[data-testid="bot"]').first).to_contain_text("slow5")
+        page.get_by_role("button", name="Stop").click()
+        assert api.chat_requests()[0].client_disconnected.wait(5), "Stop did not reach the replica"
+        expect(box).to_be_enabled()
+        page.locator('#chat-input input[data-testid="file-upload"]').set_input_files(str(notes))
+        expect(page.locator("#chat-input").get_by_role("listitem", name="File thumbnail")).to_be_visible()
+        box.fill("Something else")
+        box.press("Enter")
+        expect(page.get_by_text("Next reply.")).to_be_visible()
+        assert "Budget approved: 42,000." in str(api.chat_requests()[1].body["messages"][-1]["content"])
+        page.get_by_role("button", name="Toggle Sidebar").click()
+        page.get_by_role("button", name="Export conversation").click()
+        with page.expect_download() as download:
+            page.locator("#export-md").click()
+        assert "Next reply." in Path(download.value.path()).read_text(encoding="utf-8")
+        [cookie] = [c for c in page.context.cookies() if c["name"] == "SERVERID"]
+        browser.close()
+    assert cookie["value"] in ("r1", "r2")
+
+
+def test_kill_9_of_a_replica_spares_the_other_and_its_visitors_move(cluster: Cluster, api: FakeAPI) -> None:
+    sessions = visitors_on_both(cluster)
+    api.script_for("victim", Reply(text=SLOW, delay=0.05))
+    api.script_for("survivor", Reply(text=SLOW, delay=0.05))
+    victim, survivor = submit(sessions["r1"], "victim"), submit(sessions["r2"], "survivor")
+    streaming(victim)
+    streaming(survivor)
+    os.kill(cluster.replica_pid("r1"), signal.SIGKILL)
+    assert final(survivor)[0]["content"] == SLOW
+    with pytest.raises(Exception):  # noqa: B017  (gradio_client raises its own or httpx's errors here)
+        final(victim)
+    before = cluster.messages("r2")
+    api.script_for("again", Reply(text="Served by the live one."))
+    assert final(submit(sessions["r1"], "again"))[0]["content"] == "Served by the live one."
+    assert cluster.messages("r2") == before + 1
+
+
+def test_sigterm_drains_a_reply_in_flight_and_refuses_new_ones(cluster: Cluster, api: FakeAPI) -> None:
+    client, name = visitor(cluster)
+    api.script_for("in flight", Reply(text=SLOW, delay=0.05, stall_after=10))  # holds until released below
+    job = submit(client, "in flight")
+    streaming(job)
+    pid = cluster.replica_pid(name)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while _status(cluster.replica_url(name) + "healthz/ready") != 503:
+        assert time.monotonic() < deadline, "the draining replica still says ready"
+        time.sleep(0.05)  # polling the replica's readiness
+    direct = Client(cluster.replica_url(name), verbose=False)  # past the balancer, straight to the draining one
+    [refusal] = notices(final(submit(direct, "too late")))
+    assert "restarting" in refusal["content"].lower() and not any("too late" in str(r.body) for r in api.requests)
+    api.release()
+    assert final(job)[0]["content"] == SLOW  # finished, not cut
+    deadline = time.monotonic() + 15
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the drained replica did not exit"
+        time.sleep(0.1)  # waiting for another process to exit
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sessions_of_one_address_spread_over_both_replicas_and_share_its_limit(cluster: Cluster, api: FakeAPI) -> None:
+    """Last in this file: it uses up the address's allowance. 60 messages over two replicas with a shared limit of
+    40 a minute leave at least 20 refused; limits kept per replica would refuse fewer (none at all if fresh)."""
+    sessions = visitors_on_both(cluster)
+    texts = [f"burst {i}" for i in range(60)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda pair: final(submit(sessions[pair[0]], pair[1])),
+                                [("r1" if i % 2 else "r2", text) for i, text in enumerate(texts)]))
+    refused = [r for r in replies if any("Slow down" in str(n["metadata"]["title"]) for n in notices(r))]
+    assert cluster.messages("r1") > 0 and cluster.messages("r2") > 0
+    assert len(refused) >= 60 - ADDRESS_LIMIT

@@ -1,0 +1,86 @@
+"""web/health.py, the drain bookkeeping of chat_backend/metrics.py and the queue's idle polling, in-process
+(tests/test_cluster.py runs them live)."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from chat_backend.errors import Busy, Restarting
+from chat_backend.metrics import Replies, exposition
+from web import health
+
+TOKEN = "metrics-token-9f3"
+
+
+def client(replies: Replies, token: str | None = TOKEN) -> TestClient:
+    return TestClient(Starlette(routes=health.routes(replies, token)))
+
+
+def test_readiness_turns_false_while_draining_and_liveness_does_not() -> None:
+    replies = Replies()
+    web = client(replies)
+    assert web.get("/healthz/ready").status_code == 200
+    assert replies.drain(0)  # nothing in flight: drained at once
+    assert web.get("/healthz/ready").status_code == 503
+    assert web.get("/healthz").text == "ok"
+
+
+def test_metrics_are_404_without_a_token_or_with_a_wrong_one() -> None:
+    assert client(Replies(), token=None).get("/metrics", headers={"Authorization": "Bearer "}).status_code == 404
+    web = client(Replies())
+    assert web.get("/metrics").status_code == 404
+    assert web.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}x"}).status_code == 404
+    answer = web.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200 and "chat_replies_streaming" in answer.text and TOKEN not in answer.text
+
+
+def test_drain_waits_for_replies_in_flight_and_refuses_new_ones() -> None:
+    replies = Replies()
+    first = replies.start()
+    first.admit()
+    drained = threading.Event()
+    waiter = threading.Thread(target=lambda: replies.drain(10) and drained.set())
+    waiter.start()
+    late = replies.start()
+    with pytest.raises(Restarting, match="restarting") as refusal:
+        late.admit()
+    late.failed(refusal.value)
+    late.close()
+    assert not drained.wait(0.2)  # still waiting for the first reply
+    first.close()
+    waiter.join(5)
+    assert drained.is_set() and replies.active == 0
+
+
+def test_drain_gives_up_after_its_time() -> None:
+    replies = Replies()
+    replies.start().admit()
+    assert replies.drain(0.05) is False and replies.active == 1
+
+
+def test_outcomes_are_counted_by_class() -> None:
+    replies = Replies()
+    for error in (Busy("busy"), None):
+        reply = replies.start()
+        if error:
+            reply.failed(error)
+        reply.close()
+    page = exposition()[0].decode()
+    assert 'chat_replies_total{error="Busy",outcome="error"}' in page
+    assert 'chat_replies_total{error="",outcome="stopped"}' in page
+
+
+def test_the_app_lowers_gradios_idle_queue_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails loudly if the pinned Gradio stops reading `sleep_when_free`: the setting would silently do nothing."""
+    monkeypatch.setenv("AIMLAPI_BASE_URL", "http://127.0.0.1:9/v1")  # importing app must not reach the network
+    import app
+
+    queue = app.demo._queue
+    assert queue.sleep_when_free == app.QUEUE_IDLE_POLL
+    source = inspect.getsource(type(queue).start_processing)
+    assert source.count("asyncio.sleep(self.sleep_when_free)") >= 2, "Gradio's queue no longer polls this way"
