@@ -35,7 +35,7 @@ from chat_backend.i18n import browser_translations, language, t
 from chat_backend.limits import Guard, Windows, visitor_address
 from chat_backend.messages import build_messages, text_length
 from chat_backend.metrics import Replies
-from chat_backend.pacing import UpdateBudget, paced, weight_for
+from chat_backend.pacing import QUIET, Pacer, UpdateBudget, weight_for
 from chat_backend.relay import newest_in_thread
 from chat_backend.share import Shares, link_choices, remember
 from chat_backend.store import open_store
@@ -157,8 +157,10 @@ async def respond(
             stream = FallbackStream(CLIENT, messages, settings, user_key, SETTINGS.fallback_model)
             prompt_chars = text_length(messages)
             budget = BUDGET if host_pays_this else None
+            pacer = Pacer(UPDATES.interval)
             with stream:
-                async for text in newest_in_thread(lambda: paced_reply(stream, prompt_chars, budget), name="reply"):
+                async for text in newest_in_thread(lambda: paced_reply(stream, pacer, prompt_chars, budget),
+                                                   name="reply", quiet=QUIET, on_quiet=pacer.due):
                     yield text, gr.skip()
         reply.finished(stream.result)
         yield notes + with_notice(transcript.finished(stream.result, lang), stream.switch), model_after(stream.switch)
@@ -176,15 +178,16 @@ async def respond(
         reply.close()
 
 
-def paced_reply(stream: FallbackStream, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
-    """The text so far, paced by the server-wide update budget; runs in the reply's own thread.
+def paced_reply(stream: FallbackStream, pacer: Pacer, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
+    """The text so far, paced by the server-wide update budget; runs in the reply's own thread (`respond`
+    asks the same `pacer` for held-back text while the stream is quiet).
 
     The reply's cost is recorded here, when the stream has really ended (finished, failed or stopped), since
     after a Stop the event loop has moved on before the reader thread has its result.
     """
     try:
-        with UPDATES.share(weight_for(prompt_chars)) as interval:
-            yield from paced(stream, interval, flush=False)  # the final message in `respond` has the whole text
+        with UPDATES.share(weight_for(prompt_chars)):
+            yield from pacer.updates(stream, flush=False)  # the final message in `respond` has the whole text
     finally:
         stream.close()  # a no-op if it ended; otherwise its own `finally` sets `result`
         if budget and stream.result:

@@ -11,23 +11,22 @@ highlighting), so one update of a 10,000-character reply costs many times one of
 also grows with the length of the message (`browser_interval`): short replies stay at 20 a second, a long
 one slows to a few a second, which still reads as live.
 
-The first text always goes out at once, text that is due goes out even if the stream goes quiet (for
-callers that can wait with a timeout: `apaced`, or `None` items fed to `paced`), and the last is never
-held back.
+The first text always goes out at once, text that is due goes out even if the stream goes quiet (the
+awaiting side asks `Pacer.due` every `QUIET` seconds while nothing arrives), and the last is never held back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 MIN_INTERVAL = 0.05  # seconds: 20 updates a second reads as smooth
 MAX_BROWSER_INTERVAL = 0.4  # seconds: even a very long reply updates a few times a second
 CHARS_PER_EXTRA_INTERVAL = 16_000  # each this many characters of the message add a second between updates
 CHARS_PER_EXTRA_WEIGHT = 40_000  # a conversation this long costs about twice as much per update
+QUIET = 0.1  # seconds without a new piece after which held-back text is sent, if it is due
 Clock = Callable[[], float]
 
 
@@ -44,7 +43,9 @@ class Pacer:
     """Coalesces streamed text into updates; pure bookkeeping on an injectable clock, no waiting of its own.
 
     `add` takes a piece and returns the whole text when an update is due; `due` returns it when the stream
-    has been quiet and held-back text has waited long enough; `wait` says how long until that happens.
+    has been quiet and held-back text has waited long enough. Thread-safe, since the reader thread adds
+    pieces while the event loop asks what is due during a pause; either way an update counts against the
+    interval.
     """
 
     def __init__(self, interval: Callable[[], float], clock: Clock = time.monotonic) -> None:
@@ -54,30 +55,29 @@ class Pacer:
         self.pending: list[str] = []
         self.pending_chars = 0
         self.last_sent = -float("inf")
-
-    def _gap(self) -> float:
-        return max(self.interval(), browser_interval(len(self.text) + self.pending_chars))
+        self._lock = threading.Lock()
 
     def add(self, delta: str) -> str | None:
         """Record a piece; the text so far if an update is due now."""
-        self.pending.append(delta)
-        self.pending_chars += len(delta)
+        with self._lock:
+            self.pending.append(delta)
+            self.pending_chars += len(delta)
         return self.due()
 
     def due(self) -> str | None:
         """The text so far if some of it is unsent and the interval since the last update has passed."""
-        if self.pending and self.clock() - self.last_sent >= self._gap():
-            return self.flush()
+        with self._lock:
+            gap = max(self.interval(), browser_interval(len(self.text) + self.pending_chars))
+            if self.pending and self.clock() - self.last_sent >= gap:
+                return self._flush()
         return None
-
-    def wait(self) -> float | None:
-        """Seconds until held-back text falls due (0 if it is due now); None when nothing is held back."""
-        if not self.pending:
-            return None
-        return max(0.0, self.last_sent + self._gap() - self.clock())
 
     def flush(self) -> str | None:
         """The whole text, if anything was held back; marks it sent."""
+        with self._lock:
+            return self._flush()
+
+    def _flush(self) -> str | None:
         if not self.pending:
             return None
         self.text += "".join(self.pending)
@@ -86,52 +86,19 @@ class Pacer:
         self.last_sent = self.clock()
         return self.text
 
+    def updates(self, deltas: Iterable[str], *, flush: bool = True) -> Iterator[str]:
+        """The text so far, built from `deltas`: at once for the first piece, then once the interval (the
+        larger of `interval()` and `browser_interval`) has passed since the last update, and finally (if
+        `flush`) whatever was held back. Text is joined only when yielded.
 
-def paced(deltas: Iterable[str | None], interval: Callable[[], float], *, flush: bool = True,
-          clock: Clock = time.monotonic) -> Iterator[str]:
-    """The text so far, built from `deltas`: at once for the first piece, then once the interval (the
-    larger of `interval()` and `browser_interval`) has passed since the last yield, and finally (if `flush`)
-    whatever was held back. A `None` item means "nothing new yet": a reader that waits with a timeout
-    feeds it so that held-back text goes out while the stream is quiet. Text is joined only when yielded.
-
-    A caller that sends the complete text itself when the stream ends passes `flush=False` and so saves an
-    update that would be replaced at once.
-    """
-    pacer = Pacer(interval, clock)
-    for delta in deltas:
-        update = pacer.due() if delta is None else pacer.add(delta)
-        if update is not None:
-            yield update
-    if flush and (update := pacer.flush()) is not None:
-        yield update
-
-
-async def apaced(deltas: AsyncIterator[str], interval: Callable[[], float], *, flush: bool = True,
-                 clock: Clock = time.monotonic) -> AsyncIterator[str]:
-    """`paced` for an async stream: while the stream is quiet, held-back text is sent once it is due."""
-    pacer = Pacer(interval, clock)
-    following: asyncio.Future[str] | None = None
-    try:
-        while True:
-            if following is None:
-                following = asyncio.ensure_future(anext(deltas))
-            done, _ = await asyncio.wait({following}, timeout=pacer.wait())
-            if not done:  # quiet: keep waiting for the same piece, but send what is due
-                if (update := pacer.due()) is not None:
-                    yield update
-                continue
-            try:
-                delta = following.result()
-            except StopAsyncIteration:
-                break
-            following = None
-            if (update := pacer.add(delta)) is not None:
+        A caller that sends the complete text itself when the stream ends passes `flush=False` and so saves
+        an update that would be replaced at once.
+        """
+        for delta in deltas:
+            if (update := self.add(delta)) is not None:
                 yield update
-    finally:
-        if following is not None and not following.done():
-            following.cancel()
-    if flush and (update := pacer.flush()) is not None:
-        yield update
+        if flush and (update := self.flush()) is not None:
+            yield update
 
 
 def weight_for(conversation_chars: int) -> float:

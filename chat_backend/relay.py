@@ -6,7 +6,8 @@ lets a cancelled request (the visitor pressed Stop) interrupt the wait at once, 
 silent; the caller then stops the producer (closing the stream wakes the blocked read).
 
 Items are snapshots (the text so far), so when several arrive between two turns of the loop only the newest
-is handed on: a busy loop does less work, not more.
+is handed on: a busy loop does less work, not more. A producer that holds items back (pacing) can also be
+asked for one when it has been quiet for a while (`on_quiet`), since its own thread is blocked reading.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ T = TypeVar("T")
 _ITEM, _END, _ERROR = "item", "end", "error"
 
 
-async def newest_in_thread(produce: Callable[[], Iterable[T]], name: str = "relay") -> AsyncIterator[T]:
+async def newest_in_thread(produce: Callable[[], Iterable[T]], name: str = "relay", *, quiet: float | None = None,
+                           on_quiet: Callable[[], T | None] = lambda: None) -> AsyncIterator[T]:
     """Iterate `produce()` in a new daemon thread; yield its newest item each time the loop gets to it, and
-    raise what it raised. Cancelling the caller leaves the thread to end when its iterable does."""
+    raise what it raised. Every `quiet` seconds without an item, yield what `on_quiet()` gives, unless None.
+    Cancelling the caller leaves the thread to end when its iterable does."""
     loop = asyncio.get_running_loop()
     pending: list[tuple[str, Any]] = []
     ready = asyncio.Event()
@@ -47,7 +50,12 @@ async def newest_in_thread(produce: Callable[[], Iterable[T]], name: str = "rela
 
     threading.Thread(target=pump, name=name, daemon=True).start()
     while True:
-        await ready.wait()
+        try:
+            await asyncio.wait_for(ready.wait(), quiet)
+        except TimeoutError:
+            if not ready.is_set() and (item := on_quiet()) is not None:  # an item that just came is newer
+                yield item
+            continue
         ready.clear()
         batch = pending[:]
         pending.clear()

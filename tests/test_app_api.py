@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,16 @@ def test_a_pasted_key_is_cleaned_or_refused_with_a_reason(client: Client, app_ap
 def test_an_empty_max_tokens_means_the_default(client: Client, app_api: FakeAPI) -> None:
     chat(client, "Hi", max_tokens=None)
     assert app_api.chat_requests()[0].body["max_tokens"] == DEFAULT_MAX_TOKENS
+
+
+def test_text_before_a_pause_is_shown_during_the_pause(client: Client, app_api: FakeAPI) -> None:
+    app_api.script(Reply(chunks=["The answer", " is 42.", " Done."], stall_after=2))  # silent until release()
+    job = client.submit({"text": "Hi", "files": []}, *DEFAULTS.values(), api_name="/chat")
+    deadline = time.monotonic() + 10
+    while not any("is 42." in str(reply) for reply, _ in job.outputs()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling what the client has received so far
+    shown = [reply for reply, _ in job.outputs()]
+    app_api.release()
+    final, _ = job.result(timeout=30)
+    assert "The answer is 42." in shown, shown
+    assert final[0]["content"] == "The answer is 42. Done."

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
-
-import pytest
 
 from chat_backend.pacing import (
     MAX_BROWSER_INTERVAL,
     MIN_INTERVAL,
     Pacer,
     UpdateBudget,
-    apaced,
     browser_interval,
-    paced,
     weight_for,
 )
 
@@ -38,7 +32,7 @@ def run(arrivals: list[float], interval: float, flush: bool = True) -> list[int]
             clock.now = at
             yield chr(ord("a") + index % 26)
 
-    texts = list(paced(pieces(), lambda: interval, flush=flush, clock=clock))
+    texts = list(Pacer(lambda: interval, clock).updates(pieces(), flush=flush))
     expected = "".join(chr(ord("a") + i % 26) for i in range(len(arrivals)))
     assert all(expected.startswith(text) for text in texts)
     return [len(text) - 1 for text in texts]
@@ -119,51 +113,22 @@ def test_long_messages_update_less_often_but_still_several_times_a_second() -> N
             clock.now = at
             yield "token "
 
-    sent = list(paced(pieces(), lambda: MIN_INTERVAL, clock=clock))
+    sent = list(Pacer(lambda: MIN_INTERVAL, clock).updates(pieces()))
     assert 40 <= len(sent) <= 120  # 20 a second would be 400
     assert sent[-1] == "token " * 2_000
 
 
-def test_held_back_text_goes_out_when_the_stream_goes_quiet() -> None:
+def test_held_back_text_goes_out_when_the_stream_goes_quiet_and_counts_as_an_update() -> None:
     clock = FakeClock()
     pacer = Pacer(lambda: 0.05, clock)
     assert pacer.add("The answer") == "The answer"
     clock.now = 0.01
-    assert pacer.add(" is 42.") is None and pacer.wait() == pytest.approx(0.04)
+    assert pacer.add(" is 42.") is None
     clock.now = 0.03
     assert pacer.due() is None
     clock.now = 0.05
-    assert pacer.wait() == 0 and pacer.due() == "The answer is 42."
-    assert pacer.wait() is None and pacer.due() is None and pacer.flush() is None
-
-
-def test_a_quiet_tick_fed_to_paced_flushes_what_is_due() -> None:
-    clock = FakeClock()
-
-    def pieces():
-        yield "The answer"
-        clock.now = 0.01
-        yield " is 42."
-        clock.now = 3.0  # a long pause: the reader's timeout says so with None
-        yield None
-        yield None
-
-    assert list(paced(pieces(), lambda: 0.05, flush=False, clock=clock)) == ["The answer", "The answer is 42."]
-
-
-def test_the_async_pacer_sends_pending_text_during_a_pause() -> None:
-    async def stream():
-        yield "The answer"
-        yield " is 42."
-        await asyncio.sleep(1.0)  # the model pauses
-        yield " Done."
-
-    async def collect() -> list[tuple[float, str]]:
-        start, seen = time.monotonic(), []
-        async for text in apaced(stream(), lambda: 0.05):
-            seen.append((time.monotonic() - start, text))
-        return seen
-
-    seen = asyncio.run(collect())
-    assert [text for _, text in seen] == ["The answer", "The answer is 42.", "The answer is 42. Done."]
-    assert seen[1][0] < 0.5  # during the pause, not after it
+    assert pacer.due() == "The answer is 42."
+    assert pacer.due() is None and pacer.flush() is None
+    clock.now = 0.06
+    assert pacer.add(" Done.") is None  # the update sent while quiet started a new interval
+    assert pacer.flush() == "The answer is 42. Done."

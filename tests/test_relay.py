@@ -70,3 +70,29 @@ def test_cancelling_the_awaiting_side_returns_at_once_while_the_thread_blocks() 
     assert not finished.is_set()  # still blocked: the caller must stop it (app.py closes the stream)
     unblock.set()
     assert finished.wait(2)
+
+
+def test_while_the_producer_is_quiet_the_loop_asks_for_what_it_holds_back() -> None:
+    first_seen, paused, resume = threading.Event(), threading.Event(), threading.Event()
+    held = ["The answer is 42."]
+
+    def produce() -> Iterator[str]:
+        yield "The answer"
+        first_seen.wait(5)
+        paused.set()
+        resume.wait(5)  # the model pauses; " is 42." already arrived but the pacer holds it back
+        yield "The answer is 42. Done."
+
+    def on_quiet() -> str | None:
+        if not paused.is_set() or not held:
+            return None
+        resume.set()  # the held-back text went out during the pause: let the stream go on
+        return held.pop()
+
+    async def main() -> list[str]:
+        relay = newest_in_thread(produce, quiet=0.01, on_quiet=on_quiet)
+        first = await anext(relay)
+        first_seen.set()
+        return [first] + [item async for item in relay]
+
+    assert asyncio.run(main()) == ["The answer", "The answer is 42.", "The answer is 42. Done."]

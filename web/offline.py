@@ -1,7 +1,7 @@
 """offline: canned replies in the API's shape, served in-process, so the app can be tried without a key or network.
 
 `python app.py --offline` (or `OFFLINE=1`) points the client here. Every reply says it is canned. Only the
-standard library: the tests' stand-in (tests/fake_api.py) checks requests against the vendor's schema and
+standard library: the tests' stand-in (tests/fake_api/) checks requests against the vendor's schema and
 needs test-only packages; this one just answers.
 """
 
