@@ -154,7 +154,8 @@ async def respond(
             with stream:
                 async for text in newest_in_thread(lambda: paced_reply(stream, prompt_chars, budget), name="reply"):
                     yield text, gr.skip()
-        yield notes + with_notice(transcript.finished(stream.result, lang), stream.switch), model_after(stream.switch)
+        finished = with_notice(transcript.finished(stream.result, lang), stream.switch, lang)
+        yield notes + finished, model_after(stream.switch)
     except Exception as error:
         if not isinstance(error, ChatError):
             log.exception("unexpected failure while answering")
@@ -163,7 +164,7 @@ async def respond(
             error = ChatError(t("unexpected"), key="unexpected")
         switch = stream.switch if stream else None
         failure = transcript.failed(stream.text if stream else "", error, lang)
-        yield notes + with_notice(failure, switch), model_after(switch)
+        yield notes + with_notice(failure, switch, lang), model_after(switch)
 
 
 def paced_reply(stream: FallbackStream, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:

@@ -27,9 +27,7 @@ from .images import Prepared, prepare
 NOTICE_ID = "chat-notice"
 ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
 TEXT_SUFFIXES = frozenset(
-    ".txt .md .markdown .csv .tsv .json .jsonl .yaml .yml .toml .ini .cfg .xml .html .htm .css .log .rst .tex "
-    ".py .js .ts .tsx .jsx .java .kt .c .h .cc .cpp .hpp .cs .go .rs .rb .php .swift .scala .sh .bash .sql .r "
-    ".m .lua .pl .dart .vue .svelte".split()
+    [".txt", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".xml", ".html", ".htm", ".css", ".log", ".rst", ".tex", ".py", ".js", ".ts", ".tsx", ".jsx", ".java", ".kt", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".go", ".rs", ".rb", ".php", ".swift", ".scala", ".sh", ".bash", ".sql", ".r", ".m", ".lua", ".pl", ".dart", ".vue", ".svelte"]
 )
 IMAGE_TOKENS = 1_000  # rough cost of one image, for the budget only
 MESSAGE_OVERHEAD_TOKENS = 4
