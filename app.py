@@ -141,7 +141,8 @@ async def respond(
             history, message, settings.system_prompt, attachments=ATTACHMENTS,
             vision=CLIENT.catalogue.info(settings.model).vision, max_message_chars=SETTINGS.max_message_chars,
         ))
-        messages, notes = built.messages, [transcript.notice("📎 Attachments left out", note) for note in built.notes]
+        notes = [transcript.notice(t("note_title", lang), note.render(lang)) for note in built.notes]
+        messages = built.messages
         if notes:
             yield notes, gr.skip()  # before anything is sent, so nothing is billed unannounced
         host_pays_this = host_pays(user_key, SETTINGS)

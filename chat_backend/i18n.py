@@ -166,6 +166,47 @@ EN: dict[str, str] = {
     "fallback_retired": "{requested} is retired by the API, so {model} answered. Change it in Settings → Model.",
     "fallback_not_offered": "{requested} is not offered by the API, so {model} answered. Change it in Settings → "
                             "Model.",
+    "input_too_long": "This message is {length} characters; the limit is {limit}. Shorten it, or attach the text "
+                      "as a file.",
+    "input_only_images": "This model does not accept images, so there is nothing to send. Choose a model that reads "
+                         "images in Settings, or add a question in words.",
+    "input_empty": "Type a message or attach a file first.",
+    "input_too_many_files": "This message has {count} attachments; one message may carry at most {limit}. Send them "
+                            "over several messages.",
+    "input_file_too_big": "{name} is {size} MB; attachments may be at most {limit} MB.",
+    "input_files_too_big": "These attachments are {size} MB together; one message may carry at most {limit} MB. "
+                           "Send them over several messages.",
+    "input_file_crowded": "{name} does not fit in one request after this long conversation; start a new chat to ask "
+                          "about it.",
+    "input_images_too_much": "The images of this message are too much for one request (at most {count} images and "
+                             "{limit} MB of image data, after resizing). Send fewer images at a time.",
+    "input_not_readable": "{name} is not a text file, PDF or image (PNG, JPG, GIF, WEBP), so the model can't read it.",
+    "input_not_utf8": "{name} is not UTF-8 text; save it as UTF-8 and attach it again.",
+    "input_bad_pdf": "{name} could not be read as a PDF ({error}).",
+    "input_pdf_pages": "{name} has {count} pages; PDFs may have at most {limit}.",
+    "input_pdf_no_text": "{name} has no extractable text (a scanned PDF?); attach its pages as images instead.",
+    "input_context": "This message is about {tokens} tokens; with {reserved} reserved for the reply it does not fit "
+                     "the model's {window}-token window. Shorten it, lower Max tokens, or pick a model with a larger "
+                     "window.",
+    "image_too_many_pixels": "{name} is {width} × {height} pixels; images may have at most {limit} megapixels. "
+                             "Resize it and attach it again.",
+    "image_unreadable": "{name} could not be read as an image (it may be damaged); attach it again, or save it as PNG "
+                        "or JPEG first.",
+    "note_title": "📎 Attachments left out",
+    "note_gone_one": "{names} from earlier in this conversation is no longer on the server, so the model did not see "
+                     "it. Attach it again to bring it back.",
+    "note_gone_many": "{names} from earlier in this conversation are no longer on the server, so the model did not "
+                      "see them. Attach them again to bring them back.",
+    "note_unseen_one": "This model does not accept images, so {names} is not sent. Choose a model that reads images "
+                       "in Settings to ask about it.",
+    "note_unseen_many": "This model does not accept images, so {names} are not sent. Choose a model that reads "
+                        "images in Settings to ask about them.",
+    "note_crowded_one": "This conversation holds more text than a model reads at once, so {names} is left out. Start "
+                        "a new chat to go on with it.",
+    "note_crowded_many": "This conversation holds more text than a model reads at once, so {names} are left out. "
+                         "Start a new chat to go on with them.",
+    "note_trimmed": "Only the newest images fit in one request, so the model did not see the oldest: {names}. Start "
+                    "a new chat to talk about many images.",
 }
 
 ZH: dict[str, str] = {
@@ -308,6 +349,32 @@ ZH: dict[str, str] = {
     "fallback_title": "🔁 由 {model} 回答",
     "fallback_retired": "{requested} 已被 API 停用，因此由 {model} 回答。可在 设置 → 模型 中更改。",
     "fallback_not_offered": "{requested} 不由 API 提供，因此由 {model} 回答。可在 设置 → 模型 中更改。",
+    "input_too_long": "这条消息有 {length} 个字符；上限是 {limit}。请缩短它，或把文字作为文件附加。",
+    "input_only_images": "此模型不接受图片，因此没有可发送的内容。请在设置中选择能读图片的模型，或用文字提个问题。",
+    "input_empty": "请先输入消息或附加文件。",
+    "input_too_many_files": "这条消息有 {count} 个附件；一条消息最多可带 {limit} 个。请分几条消息发送。",
+    "input_file_too_big": "{name} 有 {size} MB；附件最大为 {limit} MB。",
+    "input_files_too_big": "这些附件合计 {size} MB；一条消息最多可带 {limit} MB。请分几条消息发送。",
+    "input_file_crowded": "对话已经很长，{name} 放不进一次请求；请开始新对话再询问它。",
+    "input_images_too_much": "这条消息的图片超出了一次请求的容量（缩放后最多 {count} 张图片、{limit} MB 图片数据）。"
+                             "请一次少发几张图片。",
+    "input_not_readable": "{name} 不是文本文件、PDF 或图片（PNG、JPG、GIF、WEBP），模型无法读取。",
+    "input_not_utf8": "{name} 不是 UTF-8 文本；请另存为 UTF-8 后重新附加。",
+    "input_bad_pdf": "{name} 无法作为 PDF 读取（{error}）。",
+    "input_pdf_pages": "{name} 有 {count} 页；PDF 最多 {limit} 页。",
+    "input_pdf_no_text": "{name} 中没有可提取的文字（是扫描版 PDF 吗？）；请改为把各页作为图片附加。",
+    "input_context": "这条消息约有 {tokens} 个 token；为回复预留 {reserved} 个后，超出了模型 {window} 个 token 的"
+                     "上下文窗口。请缩短消息、调低最大 token 数，或选择上下文窗口更大的模型。",
+    "image_too_many_pixels": "{name} 为 {width} × {height} 像素；图片最多 {limit} 百万像素。请缩小后重新附加。",
+    "image_unreadable": "{name} 无法作为图片读取（可能已损坏）；请重新附加，或先另存为 PNG 或 JPEG。",
+    "note_title": "📎 未发送的附件",
+    "note_gone_one": "此对话早先的 {names} 已不在服务器上，因此模型没有看到它。重新附加即可找回。",
+    "note_gone_many": "此对话早先的 {names} 已不在服务器上，因此模型没有看到它们。重新附加即可找回。",
+    "note_unseen_one": "此模型不接受图片，因此 {names} 没有发送。请在设置中选择能读图片的模型来询问它。",
+    "note_unseen_many": "此模型不接受图片，因此 {names} 没有发送。请在设置中选择能读图片的模型来询问它们。",
+    "note_crowded_one": "此对话中的文字超出了模型一次能读的量，因此 {names} 被略去。开始新对话即可继续讨论它。",
+    "note_crowded_many": "此对话中的文字超出了模型一次能读的量，因此 {names} 被略去。开始新对话即可继续讨论它们。",
+    "note_trimmed": "一次请求只放得下最新的图片，因此模型没有看到最早的：{names}。要讨论很多图片，请开始新对话。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
