@@ -61,6 +61,10 @@ class ChatError(Exception):
         self.detail = detail
         super().__init__(user_message)
 
+    def message(self, lang: str = "en") -> str:
+        """`user_message` in the visitor's language (as it was given, for an error without a key)."""
+        return t(self.key, lang, **self.params) if self.key else self.user_message
+
     def __str__(self) -> str:
         parts = [self.user_message]
         if self.status is not None:
