@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from gradio_client import Client
 
-from chat_backend import errors, i18n, transcript
+from chat_backend import attachments, budget, errors, i18n, share, transcript
 from chat_backend.i18n import EN, ZH, language, placeholders, t
 from chat_backend.messages import ERROR_NOTICE_ID
 from chat_backend.stream import ChatResult
@@ -83,3 +85,19 @@ def test_api_and_limit_notices_come_back_in_the_browsers_language(
     assert expected[0] == shown[0] and expected[1] in shown[1], shown
     assert expected[2] == shown[2] and expected[3] in shown[3], shown
     assert len(shared_api.chat_requests()) == 1  # the throttled message never reached the API
+
+
+def test_every_visitor_facing_error_in_chat_backend_is_raised_with_a_message_key() -> None:
+    """ConfigError alone may carry English text: the host reads it at start-up, not a visitor. Forged and
+    Missing pass their own key in their constructors (checked here through `super().__init__(key=...)`)."""
+    classes = {name for module in (errors, budget, share, attachments)
+               for name, c in inspect.getmembers(module, inspect.isclass) if issubclass(c, errors.ChatError)}
+    english = []
+    for path in sorted(Path(errors.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in classes - {"ConfigError", "Forged", "Missing"} and (node.args or not any(k.arg == "key" for k in node.keywords)):
+                english.append(f"{path.name}:{node.lineno} {name}")
+    assert not english, english
