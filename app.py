@@ -91,19 +91,24 @@ EXPORTS, EXPORT_RATE = Windows(SETTINGS.redis_url), RateLimitItemPerMinute(EXPOR
 REPLIES = Replies()
 
 
-def model_choices(current: str) -> list[tuple[str, str]]:
+def model_choices(current: str, lang: str = "en") -> list[tuple[str, str]]:
     """Dropdown entries, MiniMax first; a name the catalogue does not list is marked as such."""
-    choices = [(_label(model), model.id) for model in CLIENT.catalogue.models()]
+    choices = [(_label(model, lang), model.id) for model in CLIENT.catalogue.models()]
     if current not in {value for _, value in choices}:
-        choices.insert(0, (_label(CLIENT.catalogue.info(current)), current))
+        choices.insert(0, (_label(CLIENT.catalogue.info(current), lang), current))
     return choices
 
 
-def _label(model: ModelInfo) -> str:
+def visitor_models(current: str, request: gr.Request) -> dict[str, Any]:
+    """The model list as the page loads, its notes in the visitor's language."""
+    return gr.update(choices=model_choices(current, language(request.headers.get("accept-language"))))
+
+
+def _label(model: ModelInfo, lang: str) -> str:
     if model.deprecated:
-        return f"{model.id} (retired by the API)"
+        return t("model_label_retired", lang, model=model.id)
     if not model.listed:
-        return f"{model.id} (not in the catalogue)"
+        return t("model_label_unlisted", lang, model=model.id)
     return model.id
 
 
@@ -147,7 +152,8 @@ async def respond(
             history, message, settings.system_prompt, attachments=ATTACHMENTS,
             vision=CLIENT.catalogue.info(settings.model).vision, max_message_chars=SETTINGS.max_message_chars,
         ))
-        messages, notes = built.messages, [transcript.notice("📎 Attachments left out", note) for note in built.notes]
+        notes = [transcript.notice(t("note_title", lang), note.render(lang)) for note in built.notes]
+        messages = built.messages
         if notes:
             yield notes, gr.skip()  # before anything is sent, so nothing is billed unannounced
         host_pays_this = host_pays(user_key, SETTINGS)
@@ -163,7 +169,8 @@ async def respond(
                                                    name="reply", quiet=QUIET, on_quiet=pacer.due):
                     yield text, gr.skip()
         reply.finished(stream.result)
-        yield notes + with_notice(transcript.finished(stream.result, lang), stream.switch), model_after(stream.switch)
+        finished = with_notice(transcript.finished(stream.result, lang), stream.switch, lang)
+        yield notes + finished, model_after(stream.switch)
     except Exception as error:
         if not isinstance(error, ChatError):
             log.exception("unexpected failure while answering")
@@ -173,7 +180,7 @@ async def respond(
         reply.failed(error)
         switch = stream.switch if stream else None
         failure = transcript.failed(stream.text if stream else "", error, lang)
-        yield notes + with_notice(failure, switch), model_after(switch)
+        yield notes + with_notice(failure, switch, lang), model_after(switch)
     finally:
         reply.close()
 
@@ -215,12 +222,12 @@ def temperature_for(model: str, temperature: float) -> dict[str, Any]:
 def export(history: list[dict[str, Any]], request: gr.Request) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the conversation as Markdown and JSON for the two download buttons, inside Gradio's cache only,
     so CACHE_CLEAR_MINUTES removes them; at most EXPORTS_PER_MINUTE per address, and the body limit caps size."""
-    address = client_address(request)
+    address, lang = client_address(request), language(request.headers.get("accept-language"))
     wait = EXPORTS.wait_needed(EXPORT_RATE, "export", address)
     if wait:
-        raise gr.Error(f"Too many exports at once. Try again in {math.ceil(wait)} s.", print_exception=False)
+        raise gr.Error(t("exports_too_often", lang, seconds=math.ceil(wait)), print_exception=False)
     EXPORTS.hit(EXPORT_RATE, "export", address)
-    markdown = _cached_file("conversation.md", transcript.to_markdown(history, language(request.headers.get("accept-language"))))
+    markdown = _cached_file("conversation.md", transcript.to_markdown(history, lang))
     data = _cached_file("conversation.json", transcript.to_json(history))
     return gr.update(value=markdown, visible=True), gr.update(value=data, visible=True)
 
@@ -228,21 +235,22 @@ def export(history: list[dict[str, Any]], request: gr.Request) -> tuple[dict[str
 def share(history: list[dict[str, Any]], model: str, system_prompt: str, include_prompt: bool,
           links: dict[str, Any] | None, user_key: str, request: gr.Request) -> tuple[Any, ...]:
     """Store a snapshot and show its link (made absolute in the browser); a refusal shows where the link would."""
+    lang = language(request.headers.get("accept-language"))
     try:
         shared = SHARES.create(
             history, model=model or SETTINGS.model, system_prompt=system_prompt if include_prompt else "",
             session=request.session_hash or "", hidden=(SETTINGS.api_key, user_key),
         )
     except ChatError as error:
-        refusal = gr.update(value=f"⚠️ {error.user_message}", visible=True)
+        refusal = gr.update(value=f"⚠️ {error.message(lang)}", visible=True)
         return gr.update(visible=False), refusal, links, gr.skip(), gr.skip()
     links = remember(links, shared)
-    return (gr.update(value=f"share/{shared.id}", visible=True), gr.update(value=shared.summary(), visible=True),
+    return (gr.update(value=f"share/{shared.id}", visible=True), gr.update(value=shared.summary(lang), visible=True),
             links, *own_links(links))
 
 
-def unshare(share_id: str, links: dict[str, Any] | None) -> tuple[Any, ...]:
-    links, note = SHARES.delete_own(links, share_id)
+def unshare(share_id: str, links: dict[str, Any] | None, request: gr.Request) -> tuple[Any, ...]:
+    links, note = SHARES.delete_own(links, share_id, language(request.headers.get("accept-language")))
     return links, *own_links(links), gr.update(value=note, visible=True), gr.update(value="", visible=False)
 
 
@@ -324,14 +332,14 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
             markdown_download = gr.DownloadButton("Markdown", visible=False, size="sm", elem_id="export-md")
             json_download = gr.DownloadButton("JSON", visible=False, size="sm", elem_id="export-json")
         if SETTINGS.share_links:
-            gr.Markdown("### Share")
-            share_prompt_box = gr.Checkbox(False, label="Include the system prompt")
-            share_button = gr.Button("Share conversation", size="sm")
-            share_link_box = gr.Textbox(label="Read-only link", buttons=["copy"], interactive=False, visible=False,
+            gr.Markdown(I18N("ui_share_heading"))
+            share_prompt_box = gr.Checkbox(False, label=I18N("ui_share_prompt"))
+            share_button = gr.Button(I18N("ui_share"), size="sm")
+            share_link_box = gr.Textbox(label=I18N("ui_share_link"), buttons=["copy"], interactive=False, visible=False,
                                         elem_id="share-link")
             share_note = gr.Markdown(visible=False, elem_id="share-note")
-            my_links_box = gr.Dropdown([], label="Your shared links", visible=False, elem_id="my-links")
-            unshare_button = gr.Button("Delete this link", size="sm", variant="stop", visible=False)
+            my_links_box = gr.Dropdown([], label=I18N("ui_share_links"), visible=False, elem_id="my-links")
+            unshare_button = gr.Button(I18N("ui_unshare"), size="sm", variant="stop", visible=False)
             # The delete tokens stay in this browser; the "secret" is in the page config anyway, fixed so the
             # tokens survive a restart and work with every replica.
             my_links = gr.BrowserState({}, storage_key="minimax-chat-shared-links", secret="shared-links")
@@ -371,7 +379,7 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
     more_button.click(None, js="() => window.toggleMore && window.toggleMore()", **ui_only)
     model_box.change(temperature_for, [model_box, temperature_box], temperature_box, **ui_only)
     export_button.click(export, chat.chatbot, [markdown_download, json_download], **ui_only)
-    demo.load(lambda current: gr.update(choices=model_choices(current)), model_box, model_box, **ui_only)
+    demo.load(visitor_models, model_box, model_box, **ui_only)
     if SETTINGS.share_links:
         share_button.click(
             share, [chat.chatbot, model_box, system_box, share_prompt_box, my_links, key_box],

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BadInput
+from .i18n import t
 from .store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-FORGED = ("An attachment of this message was not uploaded through this page, so it was not read. "
-          "Attach the file again with the paperclip button.")
+FORGED = t("attachment_forged")  # the English notice, for tests and logs
 TEXT_NAMESPACE = "attachment-text"  # content hash -> extracted text (UTF-8)
 REF_NAMESPACE = "attachment-ref"  # upload path -> content hash, to find the text once the file is gone
 DAY = 86_400.0
@@ -34,14 +34,14 @@ class Forged(BadInput):
     """A path Gradio did not receive as an upload here. Not retryable; the wording never names the path."""
 
     def __init__(self) -> None:
-        super().__init__(FORGED)
+        super().__init__(key="attachment_forged")
 
 
 class Missing(BadInput):
     """An uploaded file that is gone (Gradio's cache was emptied, or the server restarted)."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"The attachment {name} is no longer available; attach it again.")
+        super().__init__(key="attachment_missing", params={"name": name})
         self.name = name
 
 

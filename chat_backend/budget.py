@@ -118,7 +118,7 @@ class DailyBudget:
     def check(self) -> None:
         """Raise `BudgetExhausted` when today's budget is spent; call only for calls the host pays for."""
         if self.limit_usd and self.spent_today() >= self.limit_usd:
-            raise BudgetExhausted(_exhausted_notice(self._clock()))
+            raise BudgetExhausted(key="budget_used_up", params=_until_reset(self._clock()))
 
     def record(self, result: ChatResult, prompt_chars: int) -> Spend | None:
         """Add one finished, failed or stopped reply's cost to today's ledger (`prompt_chars`: for an estimate)."""
@@ -148,10 +148,7 @@ class DailyBudget:
         return spend
 
 
-def _exhausted_notice(now: float) -> str:
+def _until_reset(now: float) -> dict[str, int]:
+    """Hours and minutes until the budget resets at 00:00 UTC."""
     left = 86_400 - now % 86_400
-    hours, minutes = int(left // 3600), int(left % 3600 // 60)
-    return (
-        f"This demo's budget for today is used up. It resets at 00:00 UTC (in {hours} h {minutes} min). "
-        "To go on now, paste your own AI/ML API key in Settings."
-    )
+    return {"hours": int(left // 3600), "minutes": int(left % 3600 // 60)}

@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from .i18n import Msg
+
 log = logging.getLogger(__name__)
 
 CHAT_MODEL_TYPE = "openai/chat-completions"
@@ -202,9 +204,8 @@ class Catalogue:
         info = self.info(name)
         return info.listed and not info.deprecated
 
-    def unavailable_message(self, name: str) -> str:
+    def unavailable_message(self, name: str) -> Msg:
         """Tells the user that `name` can't be used and which MiniMax models can."""
-        info = self.info(name)
-        reason = "has been retired by the API" if info.deprecated else "is not offered by the API"
+        reason = Msg("model_retired" if self.info(name).deprecated else "model_not_offered")
         names = ", ".join(m.id for m in self.models() if m.is_minimax and not m.deprecated)
-        return f"The model {name} {reason}. Choose another in Settings, for example: {names}."
+        return Msg("model_unavailable", {"name": name, "reason": reason, "names": names})

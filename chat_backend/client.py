@@ -17,6 +17,7 @@ from . import errors
 from .catalogue import Catalogue, ModelInfo
 from .config import ChatSettings, Settings, resolve_key
 from .failures import Failures
+from .i18n import EN, Msg
 from .messages import Message, fit_to_context
 from .retry import make_retry
 from .stream import ChatResult, ChatStream
@@ -44,12 +45,11 @@ def build_body(messages: list[Message], settings: ChatSettings) -> dict[str, Any
 def check_for_model(settings: ChatSettings, model: ModelInfo) -> None:
     """Ranges and parameters that depend on the model (MiniMax-Text-01 caps temperature at 1, and so on)."""
     if settings.temperature is not None and settings.temperature > model.temperature_max:
-        raise errors.InvalidSettings(
-            f"{model.id} accepts a temperature between 0 and {model.temperature_max:g}, got {settings.temperature:g}."
-        )
+        raise errors.InvalidSettings(key="temperature_max", params={
+            "model": model.id, "max": f"{model.temperature_max:g}", "value": f"{settings.temperature:g}"})
     if refused := sorted(model.unsupported & build_body([], settings).keys()):
-        label = refused[0].replace("_", " ")
-        raise errors.InvalidSettings(f"{model.id} does not accept {label}; set it to 0 in Settings.")
+        label = Msg(f"ui_{refused[0]}") if f"ui_{refused[0]}" in EN else refused[0].replace("_", " ")
+        raise errors.InvalidSettings(key="unsupported_setting", params={"model": model.id, "label": label})
 
 
 class ChatClient:

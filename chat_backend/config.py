@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from .errors import ConfigError, InvalidKey, InvalidSettings, MissingKey
+from .i18n import Msg
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 DEFAULT_MODEL = "abab6.5s-chat"
@@ -65,12 +66,6 @@ TOP_P_RANGE = (0.01, 1.0)
 PENALTY_RANGE = (-2.0, 2.0)
 
 MAX_KEY_LENGTH = 512
-PASTE_AGAIN = "Copy the key again from https://aimlapi.com/app/keys and paste only the key."
-HOW_TO_SET_KEY = (
-    "No API key is set. Put AIMLAPI_KEY=<your key> in a .env file next to app.py, add it as a Secret "
-    "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings panel. "
-    "Keys are at https://aimlapi.com/app/keys."
-)
 
 
 @dataclass(frozen=True)
@@ -253,33 +248,33 @@ def resolve_key(user_key: str | None, settings: Settings) -> str:
     `InvalidKey` what is wrong with a pasted one (it would otherwise fail deep in http.client, every time)."""
     problem, key = check_key(user_key or "")
     if problem:
-        raise InvalidKey(f"The API key pasted in Settings {problem}")
+        raise InvalidKey(key="key_pasted", params={"problem": problem})
     key = key or settings.api_key or ""
     if not key:
-        raise MissingKey(HOW_TO_SET_KEY)
+        raise MissingKey(key="no_key")
     return key
 
 
-def check_key(raw: str) -> tuple[str, str]:
-    """(what is wrong, or "") and the key without the spaces and invisible characters that copying adds.
+def check_key(raw: str) -> tuple[Msg | None, str]:
+    """(what is wrong, or None) and the key without the spaces and invisible characters that copying adds.
 
     A key is visible ASCII: anything else can't be sent in an HTTP header, so it is refused with its name.
     """
     key = "".join(char for char in raw if unicodedata.category(char) != "Cf").strip()  # Cf: zero-width, BOM
     if len(key) > MAX_KEY_LENGTH:
-        return f"is {len(key):,} characters long; keys are much shorter. {PASTE_AGAIN}", key
+        return Msg("key_too_long", {"length": f"{len(key):,}", "paste": Msg("paste_again")}), key
     for position, char in enumerate(key, 1):
         if not "!" <= char <= "~":
             name = unicodedata.name(char, f"U+{ord(char):04X}").lower()
-            shown = "a space" if char.isspace() else f"“{char}” ({name})"
-            return f"has {shown} at position {position}, which no key contains. {PASTE_AGAIN}", key
-    return "", key
+            shown = Msg("key_space") if char.isspace() else Msg("key_char", {"char": char, "name": name})
+            return Msg("key_bad_char", {"shown": shown, "position": position, "paste": Msg("paste_again")}), key
+    return None, key
 
 
 def _server_key(raw: str | None) -> str | None:
     problem, key = check_key(raw or "")
     if problem:
-        raise ConfigError(f"AIMLAPI_KEY {problem}")
+        raise ConfigError(f"AIMLAPI_KEY {problem.render()}")  # read by the host, so in English
     return key or None
 
 
@@ -302,18 +297,19 @@ class ChatSettings:
 
     def __post_init__(self) -> None:
         if not self.model.strip():
-            raise InvalidSettings("Choose a model before sending.")
+            raise InvalidSettings(key="settings_no_model")
         if not (isinstance(self.max_tokens, int) and self.max_tokens >= 1):
-            raise InvalidSettings(f"Max tokens must be a whole number of at least 1, got {self.max_tokens!r}.")
-        _check_range("Temperature", self.temperature, TEMPERATURE_RANGE)
-        _check_range("Top-p", self.top_p, TOP_P_RANGE)
-        _check_range("Frequency penalty", self.frequency_penalty, PENALTY_RANGE)
-        _check_range("Presence penalty", self.presence_penalty, PENALTY_RANGE)
+            raise InvalidSettings(key="settings_max_tokens", params={"value": repr(self.max_tokens)})
+        _check_range("ui_temperature", self.temperature, TEMPERATURE_RANGE)
+        _check_range("ui_top_p", self.top_p, TOP_P_RANGE)
+        _check_range("ui_frequency_penalty", self.frequency_penalty, PENALTY_RANGE)
+        _check_range("ui_presence_penalty", self.presence_penalty, PENALTY_RANGE)
         if self.seed is not None and not (isinstance(self.seed, int) and self.seed >= 0):
-            raise InvalidSettings(f"Seed must be a whole number of at least 1 (0 for random), got {self.seed!r}.")
+            raise InvalidSettings(key="settings_seed", params={"value": repr(self.seed)})
 
 
 def _check_range(label: str, value: float | None, bounds: tuple[float, float]) -> None:
     low, high = bounds
     if value is not None and not low <= value <= high:
-        raise InvalidSettings(f"{label} must be between {low:g} and {high:g}, got {value:g}.")
+        raise InvalidSettings(key="settings_range", params={
+            "label": Msg(label), "low": f"{low:g}", "high": f"{high:g}", "value": f"{value:g}"})

@@ -10,13 +10,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .i18n import Msg, t
+
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
     re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"),
 )
 REDACTED = "[redacted]"
 MAX_VENDOR_MESSAGE = 300  # characters of the API's own error text quoted to the user
-KEPT_NOTE = " The part of the reply that arrived is kept above."
+KEPT = Msg("kept")  # appended to a failure notice when part of the reply arrived
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -41,7 +43,7 @@ class ChatError(Exception):
 
     def __init__(
         self,
-        user_message: str,
+        user_message: str | None = None,
         *,
         status: int | None = None,
         request_id: str | None = None,
@@ -49,13 +51,19 @@ class ChatError(Exception):
         key: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> None:
-        self.user_message = user_message
         self.key = key  # a chat_backend.i18n message key: the notice is shown in the visitor's language
         self.params = dict(params or {})
+        if user_message is None:  # the English lives in i18n.EN only; logs and str(err) use it
+            user_message = t(key, "en", **self.params) if key else self.title
+        self.user_message = user_message
         self.status = status
         self.request_id = request_id
         self.detail = detail
         super().__init__(user_message)
+
+    def message(self, lang: str = "en") -> str:
+        """`user_message` in the visitor's language (as it was given, for an error without a key)."""
+        return t(self.key, lang, **self.params) if self.key else self.user_message
 
     def __str__(self) -> str:
         parts = [self.user_message]
@@ -215,17 +223,10 @@ _BY_STATUS: dict[int, type[ChatError]] = {
     429: RateLimited,
 }
 
-# What the user reads for each status when the body gives nothing better. The vendor's own messages for
-# 401 and 403 are already clear and are used when present (see failures.Failures.status).
-STATUS_MESSAGES: dict[int, str] = {
-    400: "The API rejected the request.",
-    401: "The API key was rejected. Check AIMLAPI_KEY (or the key pasted in Settings); "
-    "keys are at https://aimlapi.com/app/keys.",
-    403: "The account behind this API key has run out of credits. Top up at https://aimlapi.com/app/billing/.",
-    404: "The API could not find this model or endpoint.",
-    429: "The API is rate-limiting requests right now.",
-    500: "The API had an internal error, or the model is under maintenance.",
-    502: "The API's gateway failed (502 Bad Gateway).",
-    503: "The API is temporarily unavailable (503).",
-    504: "The model took too long to generate a reply (504).",
-}
+# What the user reads for each status when the body gives nothing better (texts in i18n, keys `status_<code>`).
+STATUS_MESSAGES = frozenset({400, 401, 403, 404, 429, 500, 502, 503, 504})
+
+
+def status_message(status: int) -> Msg:
+    """The notice for an HTTP status the API answered with."""
+    return Msg(f"status_{status}") if status in STATUS_MESSAGES else Msg("status_other", {"status": status})

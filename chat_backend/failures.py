@@ -18,6 +18,7 @@ from . import errors
 from .catalogue import Catalogue
 from .config import Settings
 from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
+from .i18n import Msg
 
 MAX_ERROR_BODY = 64_000
 MAX_DETAIL = 300  # characters of an answer kept in `ChatError.detail` (and so in the log)
@@ -45,30 +46,28 @@ class Failures:
 
         settings = self.settings
         host = urlsplit(settings.base_url).hostname
-        kept = errors.KEPT_NOTE if streaming else ""
+        kept = errors.KEPT if streaming else ""
         kind: type[ChatError] = errors.ConnectionFailed
+        params: dict[str, Any] = {"host": host}
         if caused_by(urllib3.exceptions.NameResolutionError):
-            message = f"Could not find the API host {host}. Check the internet connection and AIMLAPI_BASE_URL."
+            message = "net_dns"
         elif caused_by(ConnectionRefusedError):
-            message = (f"Could not connect to {host}: the connection was refused. Check AIMLAPI_BASE_URL, or "
-                       "try later.")
+            message = "net_refused"
         elif caused_by(requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
             kind = errors.TimedOut
-            message = f"Could not connect to {host} within {settings.connect_timeout:g} s. Try again in a moment."
+            message, params = "net_connect_timeout", {"host": host, "seconds": f"{settings.connect_timeout:g}"}
         elif caused_by(urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError):
             kind = errors.TimedOut
-            message = (f"The API sent nothing for {settings.read_timeout:g} s, so the request was abandoned."
-                       f"{kept} Try again, or ask for a shorter answer.")
+            message, params = "net_read_timeout", {"seconds": f"{settings.read_timeout:g}", "kept": kept}
         elif isinstance(exc, requests.exceptions.SSLError):
-            message = (f"A secure connection to {host} could not be set up (TLS error). "
-                       "Check the system clock and proxy.")
+            message = "net_tls"
         elif streaming:
             kind = errors.StreamBroken
-            message = f"The connection to the API was cut while the reply was streaming.{kept} Send again to retry."
+            message, params = "net_stream_cut", {"kept": kept}
         else:
-            message = f"The connection to {host} failed before a reply arrived. Try again in a moment."
+            message = "net_failed"
         detail = quote(" <- ".join(f"{type(link).__name__}: {link}" for link in chain), 500, key)
-        return kind(message, detail=detail)
+        return kind(key=message, params=params, detail=detail)
 
     def status(self, response: requests.Response, model: str, request_id: str, key: str) -> ChatError:
         """The ChatError for a non-2xx answer, with the vendor's message where it helps."""
@@ -85,22 +84,22 @@ class Failures:
             if status == 404 and self.catalogue.is_available(model) and model not in vendor:
                 kind = errors.EndpointNotFound  # a wrong address, not a refused model: never a fallback
                 url = f"{self.settings.base_url}/chat/completions"
-                message = f"The API has nothing at {url} (404). Check AIMLAPI_BASE_URL."
+                message = Msg("endpoint_missing", {"url": url})
             else:
                 message = self.catalogue.unavailable_message(model)
-            return kind(message, status=status, request_id=request_id, detail=detail)
-        message = errors.STATUS_MESSAGES.get(status, f"The API answered with HTTP {status}.")
+            return kind(key=message.key, params=message.params, status=status, request_id=request_id, detail=detail)
+        parts: dict[str, Any] = {"base": errors.status_message(status), "vendor": "", "advice": "", "page": ""}
         if vendor and status in (400, 429, 500):
-            message += f" It said: “{quote(vendor, MAX_VENDOR_MESSAGE, key)}”"
+            parts["vendor"] = Msg("vendor_said", {"vendor": quote(vendor, MAX_VENDOR_MESSAGE, key)})
         if status == 429:
             wait = response.headers.get("Retry-After", "")
-            message += f" Wait {wait} s and send again." if wait.isdigit() else " Wait a minute and send again."
+            parts["advice"] = Msg("wait_seconds", {"seconds": wait}) if wait.isdigit() else Msg("wait_minute")
         elif status >= 500:
-            message += " This is on the API's side; send again in a moment."
+            parts["advice"] = Msg("api_side")
         if body is None and text.strip():
-            page = "a web page (probably from a proxy or gateway)" if "<" in text[:200] else "text that is not JSON"
-            message += f" The answer was {page}, not the API's own error."
-        return errors.error_for_status(status)(message, status=status, request_id=request_id, detail=detail)
+            parts["page"] = Msg("answer_page" if "<" in text[:200] else "answer_text")
+        return errors.error_for_status(status)(key="status_message", params=parts, status=status,
+                                               request_id=request_id, detail=detail)
 
     def _about_model(self, model: str, vendor: str) -> bool:
         return not self.catalogue.is_available(model) or model in vendor

@@ -18,6 +18,7 @@ from .catalogue import Catalogue, ModelInfo
 from .client import ChatClient
 from .config import ChatSettings
 from .errors import ModelUnavailable
+from .i18n import DEFAULT, t
 from .messages import Message
 from .stream import ChatResult, ChatStream
 from .transcript import notice
@@ -36,11 +37,11 @@ class Switch:
     answered_by: str
     retired: bool  # False: the API does not offer it at all
 
-    def notice(self) -> Message:
-        """The one line the visitor reads under the reply."""
-        why = "is retired by the API" if self.retired else "is not offered by the API"
-        line = f"{self.requested} {why}, so {self.answered_by} answered. Change it in Settings → Model."
-        return notice(f"🔁 Answered by {self.answered_by}", line)
+    def notice(self, lang: str = DEFAULT) -> Message:
+        """The one line the visitor reads under the reply, in the visitor's language."""
+        line = t("fallback_retired" if self.retired else "fallback_not_offered", lang, requested=self.requested,
+                 model=self.answered_by)
+        return notice(t("fallback_title", lang, model=self.answered_by), line)
 
 
 def known_refused(catalogue: Catalogue, name: str) -> bool:
@@ -55,12 +56,12 @@ def moved_to(settings: ChatSettings, model: ModelInfo) -> ChatSettings:
     return replace(settings, model=model.id, temperature=temperature, **left_out)
 
 
-def with_notice(messages: list[Message], switch: Switch | None) -> list[Message]:
+def with_notice(messages: list[Message], switch: Switch | None, lang: str = DEFAULT) -> list[Message]:
     """The finished (or failed) turn with the switch notice after the reply text, when there was a switch."""
     if switch is None:
         return messages
     at = 1 if messages and "metadata" not in messages[0] else 0
-    return [*messages[:at], switch.notice(), *messages[at:]]
+    return [*messages[:at], switch.notice(lang), *messages[at:]]
 
 
 class FallbackStream:
@@ -142,7 +143,8 @@ class FallbackStream:
                 raise
             self.switch = None  # the fallback is refused too: say what was wrong with the chosen model
             model = self._settings.model
-            raise self._refusal or ModelUnavailable(self._client.catalogue.unavailable_message(model)) from refused
+            message = self._client.catalogue.unavailable_message(model)
+            raise self._refusal or ModelUnavailable(key=message.key, params=message.params) from refused
 
     def _switched(self) -> ChatStream:
         catalogue = self._client.catalogue

@@ -97,8 +97,9 @@ def _shrink(original: bytes, name: str) -> tuple[bytes, str]:
     try:
         with Image.open(io.BytesIO(original)) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise BadInput(f"{name} is {image.width:,} × {image.height:,} pixels; images may have at most "
-                               f"{MAX_PIXELS // 1_000_000} megapixels. Resize it and attach it again.")
+                raise BadInput(key="image_too_many_pixels", params={
+                    "name": name, "width": f"{image.width:,}", "height": f"{image.height:,}",
+                    "limit": MAX_PIXELS // 1_000_000})
             source_format = image.format or ""
             keep = max(image.size) <= LONG_SIDE and source_format in SENT_AS and image.getexif().get(0x0112, 1) == 1
             image.draft("RGB", (LONG_SIDE, LONG_SIDE))  # JPEG only: decode at a fraction of the size
@@ -111,8 +112,7 @@ def _shrink(original: bytes, name: str) -> tuple[bytes, str]:
     except BadInput:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise BadInput(f"{name} could not be read as an image (it may be damaged); attach it again, "
-                       "or save it as PNG or JPEG first.") from None
+        raise BadInput(key="image_unreadable", params={"name": name}) from None
     if keep:  # already small, and not rotated by EXIF (which some models ignore)
         candidates.append((original, SENT_AS[source_format]))
     return min(candidates, key=lambda candidate: len(candidate[0]))

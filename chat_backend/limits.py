@@ -104,9 +104,8 @@ class Guard:
     def __init__(self, per_session: int, per_address: int, max_upstream: int, storage_url: str | None = None) -> None:
         self._windows = Windows(storage_url)
         self._limits = [
-            (RateLimitItemPerMinute(limit), scope, who)
-            for limit, scope, who in ((per_session, "session", "this chat"),
-                                      (per_address, "address", "your network address"))
+            (RateLimitItemPerMinute(limit), scope)
+            for limit, scope in ((per_session, "session"), (per_address, "address"))
             if limit > 0
         ]
         self._max_upstream = max_upstream
@@ -121,20 +120,14 @@ class Guard:
         overshoot is bounded by the messages admitted at once.
         """
         keys = {"session": session[:MAX_KEY_CHARS], "address": address[:MAX_KEY_CHARS]}
-        for item, scope, who in self._limits:
+        for item, scope in self._limits:
             wait = self._windows.wait_needed(item, scope, keys[scope])
             if wait:
-                raise Throttled(
-                    f"Too many messages from {who}: at most {item.amount} a minute. "
-                    f"Wait {math.ceil(wait)} s, then send again (your message is kept above; edit or retry it)."
-                )
+                raise Throttled(key=f"throttled_{scope}", params={"amount": item.amount, "seconds": math.ceil(wait)})
         if self._slots is not None and not self._slots.acquire(blocking=False):
-            raise Busy(
-                f"The server is already answering its maximum of {self._max_upstream} messages at once. "
-                "Send again in a moment."
-            )
+            raise Busy(key="busy", params={"count": self._max_upstream})
         try:
-            for item, scope, _ in self._limits:
+            for item, scope in self._limits:
                 self._windows.hit(item, scope, keys[scope])
             yield
         finally:

@@ -22,14 +22,13 @@ from typing import Any
 
 from .attachments import Attachments, Forged, Missing
 from .errors import BadInput
+from .i18n import Msg
 from .images import Prepared, prepare
 
 NOTICE_ID = "chat-notice"
 ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
 TEXT_SUFFIXES = frozenset(
-    ".txt .md .markdown .csv .tsv .json .jsonl .yaml .yml .toml .ini .cfg .xml .html .htm .css .log .rst .tex "
-    ".py .js .ts .tsx .jsx .java .kt .c .h .cc .cpp .hpp .cs .go .rs .rb .php .swift .scala .sh .bash .sql .r "
-    ".m .lua .pl .dart .vue .svelte".split()
+    [".txt", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".xml", ".html", ".htm", ".css", ".log", ".rst", ".tex", ".py", ".js", ".ts", ".tsx", ".jsx", ".java", ".kt", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".go", ".rs", ".rb", ".php", ".swift", ".scala", ".sh", ".bash", ".sql", ".r", ".m", ".lua", ".pl", ".dart", ".vue", ".svelte"]
 )
 IMAGE_TOKENS = 1_000  # rough cost of one image, for the budget only
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -49,7 +48,7 @@ class Built:
     """The `messages` for one call, and what the visitor should be told about attachments left out."""
 
     messages: list[Message]
-    notes: list[str]
+    notes: list[Msg]  # rendered in the visitor's language by the app
 
 
 def to_api_messages(
@@ -81,10 +80,7 @@ def build_messages(
     content = _message_content(message)
     typed, _ = describe_content(content)
     if max_message_chars and len(typed) > max_message_chars:
-        raise BadInput(
-            f"This message is {len(typed):,} characters; the limit is {max_message_chars:,}. "
-            "Shorten it, or attach the text as a file."
-        )
+        raise BadInput(key="input_too_long", params={"length": f"{len(typed):,}", "limit": f"{max_message_chars:,}"})
     reader = _Reader(attachments, vision)
     reader.check_newest(content)
     turns: list[tuple[str, list[dict[str, Any]]]] = []
@@ -96,9 +92,8 @@ def build_messages(
     newest = reader.parts(content, images=True, newest=True)
     if not newest:
         if reader.unseen:
-            raise BadInput("This model does not accept images, so there is nothing to send. Choose a model that "
-                           "reads images in Settings, or add a question in words.")
-        raise BadInput("Type a message or attach a file first.")
+            raise BadInput(key="input_only_images")
+        raise BadInput(key="input_empty")
     _append(turns, "user", newest)
     reader.fit_images()
     prompt = [{"role": "system", "content": system_prompt.strip()}] if system_prompt.strip() else []
@@ -136,18 +131,16 @@ class _Reader:
         limits = self.attachments
         files = [(value, name) for kind, value, name in _items(content) if kind == "file"]
         if limits.max_per_message and len(files) > limits.max_per_message:
-            raise BadInput(f"This message has {len(files)} attachments; one message may carry at most "
-                           f"{limits.max_per_message}. Send them over several messages.")
+            raise BadInput(key="input_too_many_files", params={"count": len(files), "limit": limits.max_per_message})
         total = 0
         for path, name in files:
             size = self._stat(limits.resolve(path), name).st_size
             if size > limits.max_file_bytes:
-                raise BadInput(f"{name} is {size / 1e6:.1f} MB; attachments may be at most "
-                               f"{limits.max_file_bytes / 1e6:g} MB.")
+                raise _too_big(name, size, limits.max_file_bytes)
             total += size
         if limits.max_message_bytes and total > limits.max_message_bytes:
-            raise BadInput(f"These attachments are {total / 1e6:.1f} MB together; one message may carry at most "
-                           f"{limits.max_message_bytes / 1e6:g} MB. Send them over several messages.")
+            raise BadInput(key="input_files_too_big", params={
+                "size": f"{total / 1e6:.1f}", "limit": f"{limits.max_message_bytes / 1e6:g}"})
 
     def parts(self, content: Any, *, images: bool, newest: bool = False) -> list[dict[str, Any]]:
         """API content parts from any Gradio content shape; empty text is skipped."""
@@ -183,8 +176,7 @@ class _Reader:
             self.images.append(_Image(part, name, prepare(real, name, stat.st_mtime_ns, stat.st_size), newest))
             return part
         if stat.st_size > self.attachments.max_file_bytes:
-            raise BadInput(f"{name} is {stat.st_size / 1e6:.1f} MB; attachments may be at most "
-                           f"{self.attachments.max_file_bytes / 1e6:g} MB.")
+            raise _too_big(name, stat.st_size, self.attachments.max_file_bytes)
         text = self.texts.get(real)
         if text is None:
             max_pages = self.attachments.max_pdf_pages
@@ -200,8 +192,7 @@ class _Reader:
         if self.text_chars <= MAX_REQUEST_TEXT_CHARS:
             return _file_text(name, text)
         if newest:
-            raise BadInput(f"{name} does not fit in one request after this long conversation; start a new chat "
-                           "to ask about it.")
+            raise BadInput(key="input_file_crowded", params={"name": name})
         self.crowded.append(name)
         return _text_part(f"[attachment {name} left out: this conversation holds too much text]")
 
@@ -233,33 +224,21 @@ class _Reader:
                 image.part["image_url"]["url"] = urls[digest]
                 continue
             if image.newest:
-                raise BadInput(
-                    f"The images of this message are too much for one request (at most "
-                    f"{limits.max_images_per_request} images and {limits.max_request_image_bytes / 1e6:g} MB of "
-                    "image data, after resizing). Send fewer images at a time."
-                )
+                raise BadInput(key="input_images_too_much", params={
+                    "count": limits.max_images_per_request, "limit": f"{limits.max_request_image_bytes / 1e6:g}"})
             count, total = count - 1, total - size
             self.trimmed.append(image.name)
             image.part.clear()
             image.part.update(_text_part(f"[image {image.name} left out: too many images in this conversation]"))
 
-    def notes(self) -> list[str]:
-        """One sentence per kind of thing left out, for a notice in the chat."""
+    def notes(self) -> list[Msg]:
+        """One sentence per kind of thing left out, for a notice in the chat (English has one and many forms)."""
         notes = []
-        if self.gone:
-            notes.append(f"{_names(self.gone)} from earlier in this conversation {_are(self.gone)} no longer on "
-                         f"the server, so the model did not see {_them(self.gone)}. Attach "
-                         f"{_them(self.gone)} again to bring {_them(self.gone)} back.")
-        if self.unseen:
-            notes.append(f"This model does not accept images, so {_names(self.unseen)} {_are(self.unseen)} not "
-                         "sent. Choose a model that reads images in Settings to ask about "
-                         f"{_them(self.unseen)}.")
-        if self.crowded:
-            notes.append(f"This conversation holds more text than a model reads at once, so {_names(self.crowded)} "
-                         f"{_are(self.crowded)} left out. Start a new chat to go on with {_them(self.crowded)}.")
+        for key, names in (("note_gone", self.gone), ("note_unseen", self.unseen), ("note_crowded", self.crowded)):
+            if names:
+                notes.append(Msg(f"{key}_{'many' if len(set(names)) > 1 else 'one'}", {"names": _names(names)}))
         if self.trimmed:
-            notes.append(f"Only the newest images fit in one request, so the model did not see the oldest: "
-                         f"{_names(self.trimmed[::-1])}. Start a new chat to talk about many images.")
+            notes.append(Msg("note_trimmed", {"names": _names(self.trimmed[::-1])}))
         return notes
 
 
@@ -267,12 +246,9 @@ def _names(names: list[str]) -> str:
     return ", ".join(dict.fromkeys(names))
 
 
-def _are(names: list[str]) -> str:
-    return "are" if len(set(names)) > 1 else "is"
-
-
-def _them(names: list[str]) -> str:
-    return "them" if len(set(names)) > 1 else "it"
+def _too_big(name: str, size: int, limit: int) -> BadInput:
+    return BadInput(key="input_file_too_big", params={
+        "name": name, "size": f"{size / 1e6:.1f}", "limit": f"{limit / 1e6:g}"})
 
 
 def _text_part(text: str) -> dict[str, Any]:
@@ -348,11 +324,11 @@ def _text_of(path: str, name: str) -> str:
     if Path(path).suffix.lower() not in TEXT_SUFFIXES and not (mimetypes.guess_type(path)[0] or "").startswith("text/"):
         sample = Path(path).read_bytes()[:4096]
         if b"\0" in sample:
-            raise BadInput(f"{name} is not a text file, PDF or image (PNG, JPG, GIF, WEBP), so the model can't read it.")
+            raise BadInput(key="input_not_readable", params={"name": name})
     try:
         return Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise BadInput(f"{name} is not UTF-8 text; save it as UTF-8 and attach it again.") from None
+        raise BadInput(key="input_not_utf8", params={"name": name}) from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -366,12 +342,12 @@ def _pdf_text(path: str, name: str, max_pages: int, mtime_ns: int) -> str:
         count = len(reader.pages)
         pages = [page.extract_text() or "" for page in reader.pages] if count <= max_pages else []
     except (PdfReadError, ValueError, OSError) as exc:
-        raise BadInput(f"{name} could not be read as a PDF ({type(exc).__name__}).") from None
+        raise BadInput(key="input_bad_pdf", params={"name": name, "error": type(exc).__name__}) from None
     if count > max_pages:
-        raise BadInput(f"{name} has {count} pages; PDFs may have at most {max_pages}.")
+        raise BadInput(key="input_pdf_pages", params={"name": name, "count": count, "limit": max_pages})
     text = "\n\n".join(f"[page {number}]\n{page}" for number, page in enumerate(pages, 1) if page.strip())
     if not text:
-        raise BadInput(f"{name} has no extractable text (a scanned PDF?); attach its pages as images instead.")
+        raise BadInput(key="input_pdf_no_text", params={"name": name})
     return text
 
 
@@ -428,10 +404,7 @@ def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int
             used -= sizes[start]
             start += 1
     if used > budget:
-        raise BadInput(
-            f"This message is about {used:,} tokens; with {max_tokens:,} reserved for the reply it does not fit "
-            f"the model's {context_tokens:,}-token window. Shorten it, lower Max tokens, or pick a model with a "
-            "larger window."
-        )
+        raise BadInput(key="input_context", params={
+            "tokens": f"{used:,}", "reserved": f"{max_tokens:,}", "window": f"{context_tokens:,}"})
     return Fitted(system + rest[start:], start, by_limit=bool(start) and not by_window)
 

@@ -35,8 +35,6 @@ TOKENS = Counter("chat_tokens", "Tokens the API counted, by direction (in, out).
 SPENT = Counter("chat_spent_usd", "US dollars the API reported spending.", registry=REGISTRY)
 RETRIES = Counter("chat_upstream_retries", "Upstream calls retried after a 429, 5xx or connection failure.",
                   registry=REGISTRY)
-RESTARTING = ("This server is restarting. Send your message again: it will go to another server "
-              "(your message is kept above; edit or retry it).")
 
 
 def exposition() -> tuple[bytes, str]:
@@ -55,7 +53,7 @@ class Reply:
     def admit(self) -> None:
         """Raise `Restarting` if this replica was draining when the message arrived."""
         if not self._admitted:
-            raise Restarting(RESTARTING)
+            raise Restarting(key="restarting")
 
     def finished(self, result: ChatResult | None) -> None:
         self._outcome = "ok"

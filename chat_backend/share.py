@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import REDACTED, ChatError
+from .i18n import DEFAULT, Msg, t
 from .messages import describe_content, is_notice
 from .store import Store, StoreUnavailable
 
@@ -53,14 +54,15 @@ class Shared:
     left_out: tuple[str, ...]
     expires: float | None
 
-    def summary(self) -> str:
-        """What a sharer should know about the link, in one or two sentences."""
-        lines = ["Anyone with this link can read the conversation."]
+    def summary(self, lang: str = DEFAULT) -> str:
+        """What a sharer should know about the link, in one or two sentences, in the sharer's language."""
+        expires = left_out = ""
         if self.expires is not None:
-            lines.append(f"It expires on {time.strftime('%d %b %Y', time.gmtime(self.expires))}.")
+            date = time.strftime(t("share_date_format", lang), time.gmtime(self.expires))
+            expires = t("share_expires", lang, date=date)
         if self.left_out:
-            lines.append(f"Attachments are not included: {', '.join(self.left_out)}.")
-        return " ".join(lines)
+            left_out = t("share_left_out", lang, names=", ".join(self.left_out))
+        return t("share_summary", lang, expires=expires, left_out=left_out)
 
 
 def build_snapshot(
@@ -130,17 +132,15 @@ class Shares:
         settings, now = self._settings, self._clock()
         snapshot = build_snapshot(history, model=model, system_prompt=system_prompt, hidden=hidden, now=now)
         if not any(message["role"] == "user" for message in snapshot["messages"]):
-            raise ShareRefused("There is nothing to share yet: send a message first.")
+            raise ShareRefused(key="share_nothing")
         token = secrets.token_urlsafe(TOKEN_BYTES)
         ttl = settings.share_ttl_days * DAY if settings.share_ttl_days > 0 else None
         snapshot["expires"] = now + ttl if ttl else None
         snapshot["delete_hash"] = _digest(token)
         data = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode()
         if len(data) > settings.share_max_bytes:
-            raise ShareRefused(
-                f"This conversation is {_size(len(data))}; a shared link holds at most "
-                f"{_size(settings.share_max_bytes)}. Export it instead, or share a shorter chat."
-            )
+            raise ShareRefused(key="share_too_big", params={"size": _size(len(data)),
+                                                            "limit": _size(settings.share_max_bytes)})
         share_id = secrets.token_urlsafe(ID_BYTES)
         try:
             self._count(session, now)
@@ -149,8 +149,7 @@ class Shares:
                 self._store.trim(NAMESPACE, settings.share_store_bytes)
         except StoreUnavailable as error:
             log.warning("share not stored: %s", error)
-            raise ShareRefused("Sharing is unavailable right now: the server's storage is not responding. "
-                               "Try again in a minute; Export still works.", detail=str(error)) from error
+            raise ShareRefused(key="share_unavailable", detail=str(error)) from error
         return Shared(share_id, token, snapshot["title"], tuple(snapshot["left_out"]), snapshot["expires"])
 
     def _count(self, session: str, now: float) -> None:
@@ -161,8 +160,8 @@ class Shares:
         hour = math.floor(now / HOUR)
         if self._store.add(RATE_NAMESPACE, f"{session}:{hour}", 1, ttl=HOUR) > limit:
             minutes = math.ceil(((hour + 1) * HOUR - now) / 60)
-            raise ShareRefused(f"This browser has shared {_count_of(limit, 'conversation')} this hour, the most "
-                               f"allowed. Try again in {_count_of(minutes, 'minute')}.")
+            raise ShareRefused(key="share_too_often", params={"count": _count_of(limit, "conversations"),
+                                                              "wait": _count_of(minutes, "minutes")})
 
     def load(self, share_id: str) -> dict[str, Any] | None:
         """The snapshot behind a link, or None if it never existed, expired or was deleted.
@@ -185,16 +184,15 @@ class Shares:
             return False
         return self._store.delete(NAMESPACE, share_id)
 
-    def delete_own(self, links: Mapping[str, Any] | None, share_id: str) -> tuple[dict[str, Any], str]:
+    def delete_own(self, links: Mapping[str, Any] | None, share_id: str,
+                   lang: str = DEFAULT) -> tuple[dict[str, Any], str]:
         """Delete one of this browser's links: the links left, and a sentence saying what happened."""
         token = str(((links or {}).get(share_id) or {}).get("token") or "")
         try:
             deleted = bool(token) and self.delete(share_id, token)
         except StoreUnavailable:
-            return dict(links or {}), "⚠️ The server's storage is not responding; nothing was deleted. Try again."
-        if deleted:
-            return forget(links, share_id), "Deleted. The link now leads to a “not found” page."
-        return forget(links, share_id), "That link had already expired or been deleted."
+            return dict(links or {}), t("share_delete_unavailable", lang)
+        return forget(links, share_id), t("share_deleted" if deleted else "share_already_gone", lang)
 
 
 def remember(links: Mapping[str, Any] | None, shared: Shared) -> dict[str, Any]:
@@ -213,8 +211,9 @@ def link_choices(links: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     return [(f"{(value or {}).get('title') or 'Conversation'} · {key[:6]}…", key) for key, value in items]
 
 
-def _count_of(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
+def _count_of(count: int, noun: str) -> Msg:
+    """`count` things, in the singular or plural form (keys `count_<noun>_one` and `count_<noun>_many`)."""
+    return Msg(f"count_{noun}_{'one' if count == 1 else 'many'}", {"count": count})
 
 
 def _digest(token: str) -> str:

@@ -25,6 +25,7 @@ import requests
 from . import errors
 from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
 from .failures import MAX_DETAIL, TRANSPORT_ERRORS, Failures, quote
+from .i18n import Msg
 from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
 
 Post = Callable[[dict[str, Any], str, str], requests.Response]  # (body, key, client request id) -> response
@@ -163,14 +164,13 @@ class ChatStream:
                 try:
                     payload = event.json()
                 except ValueError:
-                    raise self._bad_response("The reply stream contained a garbled piece.", event.data) from None
+                    raise self._bad_response(Msg("bad_garbled"), event.data) from None
                 if event.event == "error" or _is_error(payload):
                     raise self._stream_error(payload)
                 if text := self._absorb(payload):
                     yield self._received(text)
         except LineTooLong as exc:
-            message = f"The reply stream held a line longer than {MAX_LINE_BYTES // 2**20} MiB, so it was abandoned."
-            raise self._bad_response(message, exc.start) from None
+            raise self._bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start) from None
 
     def _read_json(self, response: requests.Response) -> Iterator[str]:
         self._cost = _float(response.headers.get("x-aimlapi-usd-spent"))
@@ -179,11 +179,10 @@ class ChatStream:
         try:
             payload = json.loads(raw)
         except ValueError:
-            page = "a web page (probably from a proxy)" if "<" in raw[:200] else "something that is not JSON"
-            raise self._bad_response(f"The API answered with {page} instead of a reply.", raw) from None
+            raise self._bad_response(Msg("bad_page" if "<" in raw[:200] else "bad_not_json"), raw) from None
         text = self._absorb(payload, key="message")
         if not isinstance(payload, dict) or not payload.get("choices"):
-            raise self._bad_response("The API's answer held no reply.", raw)
+            raise self._bad_response(Msg("bad_no_reply"), raw)
         if text:
             yield self._received(text)
 
@@ -213,14 +212,16 @@ class ChatStream:
         error = payload.get("error") if isinstance(payload, dict) else None
         error = error if isinstance(error, dict) else {"message": str(error or payload)}
         status = _status(error.get("status") or error.get("statusCode") or error.get("code"))
-        vendor = quote(str(error.get("message") or "an unspecified error"), MAX_VENDOR_MESSAGE, self._key)
-        kept = errors.KEPT_NOTE if self._chunks else ""
-        message = f"The API reported an error in the middle of the reply: “{vendor}”.{kept} Send again to retry."
+        said = error.get("message")
+        vendor = quote(str(said), MAX_VENDOR_MESSAGE, self._key) if said else Msg("unspecified_error")
+        params = {"vendor": vendor, "kept": errors.KEPT if self._chunks else ""}
         detail = quote(json.dumps(error, ensure_ascii=False, default=str), MAX_DETAIL, self._key)
-        return errors.UpstreamError(message, status=status, request_id=self._inference_id, detail=detail)
+        return errors.UpstreamError(key="stream_error", params=params, status=status, request_id=self._inference_id,
+                                    detail=detail)
 
-    def _bad_response(self, message: str, raw: str) -> ChatError:
-        return errors.BadResponse(message + " Send again in a moment.", detail=quote(raw, MAX_DETAIL, self._key))
+    def _bad_response(self, problem: Msg, raw: str) -> ChatError:
+        return errors.BadResponse(key="bad_response", params={"problem": problem},
+                                  detail=quote(raw, MAX_DETAIL, self._key))
 
     def _finish(self) -> None:
         ended = time.monotonic()

@@ -37,7 +37,7 @@ def error_notice(error: ChatError, lang: str = DEFAULT) -> Message:
     """
     title_key = f"error_{type(error).__name__}"
     title = t(title_key, lang) if title_key in CATALOGUES[DEFAULT] else error.title
-    body = t(error.key, lang, **error.params) if error.key else error.user_message
+    body = error.message(lang)
     if error.request_id:
         body += "\n\n" + t("request_id", lang, id=error.request_id)
     return notice(f"⚠️ {title}", body, prefix=ERROR_NOTICE_ID)

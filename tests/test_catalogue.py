@@ -45,7 +45,7 @@ def test_failure_falls_back_to_the_notes_list(fake_api: FakeAPI) -> None:
     ids = [m.id for m in catalogue.models()]
     assert ids == [m.id for m in KNOWN_MODELS if not m.deprecated]
     assert catalogue.info("abab6.5s-chat").deprecated
-    assert "retired" in catalogue.unavailable_message("abab6.5s-chat")
+    assert "retired" in catalogue.unavailable_message("abab6.5s-chat").render()
 
 
 def test_models_never_waits_for_a_slow_catalogue(fake_api: FakeAPI) -> None:

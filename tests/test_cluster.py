@@ -187,7 +187,8 @@ def streaming(job: Any, timeout: float = 20) -> None:
 
 
 def final(job: Any, timeout: float = 30) -> list[dict[str, Any]]:
-    result = job.result(timeout=timeout)
+    """The reply's messages: /chat answers (messages, model); its first part is one text or a list of messages."""
+    result, _model = job.result(timeout=timeout)
     return result if isinstance(result, list) else [{"role": "assistant", "content": result}]
 
 

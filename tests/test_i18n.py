@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from gradio_client import Client
 
-from chat_backend import errors, i18n, transcript
+from chat_backend import attachments, budget, errors, i18n, share, transcript
 from chat_backend.i18n import EN, ZH, language, placeholders, t
+from chat_backend.messages import ERROR_NOTICE_ID
 from chat_backend.stream import ChatResult
+from tests.app_process import AppProcess
+from tests.fake_api import FakeAPI, Reply
+from tests.test_app_api import chat, notices
 
 
 def test_every_key_exists_in_both_languages_with_the_same_placeholders() -> None:
@@ -47,3 +55,49 @@ def test_notices_facts_and_exports_are_in_the_visitors_language() -> None:
     assert transcript.error_notice(keyed, "zh")["content"].startswith("此对话中最早的 5 条消息")
     assert "# 对话" in transcript.to_markdown([{"role": "user", "content": "hi"}], "zh")
     assert t("request_id", "xx", id="a") == "Request id: `a`" and set(i18n.CATALOGUES) == {"en", "zh"}
+
+
+@pytest.fixture(scope="module")
+def one_a_minute(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """The app allowing one message a minute per chat, so a second message is refused by the throttle."""
+    folder = tmp_path_factory.mktemp("i18n")
+    app = AppProcess(folder / "app.log", GRADIO_TEMP_DIR=str(folder / "gradio"), AIMLAPI_BASE_URL=shared_api.base_url,
+                     AIMLAPI_KEY="i18n", RATE_LIMIT_PER_SESSION="1", RATE_LIMIT_PER_ADDRESS="0").start()
+    yield app
+    app.stop()
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("zh-CN,zh;q=0.9,en;q=0.8", ["⚠️ API 密钥被拒绝", "请检查 AIMLAPI_KEY", "⚠️ 请慢一点", "每分钟最多 1 条"]),
+    ("en-US,en;q=0.9", ["⚠️ API key rejected", "Check AIMLAPI_KEY", "⚠️ Slow down", "at most 1 a minute"]),
+])
+def test_api_and_limit_notices_come_back_in_the_browsers_language(
+    one_a_minute: AppProcess, shared_api: FakeAPI, header: str, expected: list[str]
+) -> None:
+    shared_api.reset()
+    shared_api.script(Reply(status=401))
+    client = Client(one_a_minute.url, verbose=False, headers={"Accept-Language": header})
+    shown = []
+    for text in ("Hello", "Again"):
+        _, final = chat(client, text)
+        [notice] = [n for n in notices(final) if n["metadata"]["id"].startswith(ERROR_NOTICE_ID)]
+        shown += [notice["metadata"]["title"], notice["content"]]
+    assert expected[0] == shown[0] and expected[1] in shown[1], shown
+    assert expected[2] == shown[2] and expected[3] in shown[3], shown
+    assert len(shared_api.chat_requests()) == 1  # the throttled message never reached the API
+
+
+def test_every_visitor_facing_error_in_chat_backend_is_raised_with_a_message_key() -> None:
+    """ConfigError alone may carry English text: the host reads it at start-up, not a visitor. Forged and
+    Missing pass their own key in their constructors (checked here through `super().__init__(key=...)`)."""
+    classes = {name for module in (errors, budget, share, attachments)
+               for name, c in inspect.getmembers(module, inspect.isclass) if issubclass(c, errors.ChatError)}
+    english = []
+    for path in sorted(Path(errors.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in classes - {"ConfigError", "Forged", "Missing"} and (node.args or not any(k.arg == "key" for k in node.keywords)):
+                english.append(f"{path.name}:{node.lineno} {name}")
+    assert not english, english

@@ -264,7 +264,7 @@ def test_older_images_beyond_the_request_limit_become_placeholders(tmp_path: Pat
     sent = json.dumps(built.messages)
     assert sent.count("image_url") == 2 * 2  # type tag and key, for old2 and new
     assert "[image old0.png left out" in sent and "[image old1.png left out" in sent
-    assert built.notes == [
+    assert [note.render() for note in built.notes] == [
         ("Only the newest images fit in one request, so the model did not see the oldest: old0.png, old1.png. "
          "Start a new chat to talk about many images.")
     ]
@@ -278,7 +278,7 @@ def test_a_text_only_model_gets_placeholders_for_earlier_images(tmp_path: Path) 
                browser("assistant", text("a plot"))]
     built = build_messages(history, "thanks", attachments=uploads(tmp_path), vision=False)
     assert built.messages[0]["content"] == "[image plot.png not shown: this model does not read images]\n\nsee"
-    assert "does not accept images, so plot.png is not sent" in built.notes[0]
+    assert "does not accept images, so plot.png is not sent" in built.notes[0].render()
 
 
 def test_an_earlier_attachment_that_is_gone_becomes_a_placeholder(tmp_path: Path) -> None:
@@ -286,7 +286,7 @@ def test_an_earlier_attachment_that_is_gone_becomes_a_placeholder(tmp_path: Path
     history = [browser("user", part, text("summarise")), browser("assistant", text("done"))]
     built = build_messages(history, "more", attachments=uploads(tmp_path))
     assert built.messages[0]["content"] == "[attachment tide.pdf is no longer available]\n\nsummarise"
-    assert built.notes == [
+    assert [note.render() for note in built.notes] == [
         ("tide.pdf from earlier in this conversation is no longer on the server, so the model did not see it. "
          "Attach it again to bring it back.")
     ]
@@ -318,7 +318,7 @@ def test_document_text_is_kept_for_later_turns_unless_the_store_is_down(tmp_path
     kept = '<file name="notes.md">\nthe tide turns at six\n</file>'
     gone = "[attachment notes.md is no longer available]"
     assert built.messages[0]["content"] == "[attachment x.txt is no longer available]\n\n" + (gone if broken else kept)
-    assert ("notes.md" in built.notes[0]) == broken
+    assert ("notes.md" in built.notes[0].render()) == broken
 
 
 def test_an_image_in_a_format_the_api_refuses_is_converted(tmp_path: Path) -> None:
