@@ -45,7 +45,7 @@ from web.guard import LoginThrottle, RequestGuard, inside
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
-LATEX = [
+LATEX: list[dict[str, str | bool]] = [
     {"left": "$$", "right": "$$", "display": True},
     {"left": "$", "right": "$", "display": False},
     {"left": "\\(", "right": "\\)", "display": False},
@@ -55,10 +55,15 @@ QUEUE_IDLE_POLL = 0.005  # seconds between looks at an empty queue; tests/test_h
 ATTACHMENT_TYPES = [".txt", ".md", ".csv", ".json", ".pdf", ".py", ".js", ".ts", ".html", ".xml", ".yaml", "image"]
 I18N = gr.I18n(**browser_translations())
 EXAMPLES = [
-    {"text": "Read this report. What share of demand is the fish market, and why does the battery matter "
-             "more than the panels for it?", "files": [str(ASSETS / "examples" / "harbour-microgrid-report.md")]},
-    {"text": "A bat and a ball cost 1.10 in total. The bat costs 1.00 more than the ball. How much is the ball? "
-             "Reason step by step, then check your answer."},
+    {
+        "text": "Read this report. What share of demand is the fish market, and why does the battery matter "
+        "more than the panels for it?",
+        "files": [str(ASSETS / "examples" / "harbour-microgrid-report.md")],
+    },
+    {
+        "text": "A bat and a ball cost 1.10 in total. The bat costs 1.00 more than the ball. How much is the ball? "
+        "Reason step by step, then check your answer."
+    },
     {"text": "Explain the Cauchy–Schwarz inequality with one worked example, using LaTeX."},
     {"text": "Write a Python function that merges overlapping intervals, with tests."},
 ]
@@ -80,10 +85,14 @@ STORE = open_store(SETTINGS)
 BUDGET = DailyBudget(SETTINGS.daily_budget_usd, STORE)
 ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cached from our examples) is read
     [get_upload_folder(), ASSETS / "examples"],
-    max_file_bytes=SETTINGS.max_attachment_bytes, max_pdf_pages=SETTINGS.max_pdf_pages,
-    max_per_message=SETTINGS.max_attachments_per_message, max_message_bytes=SETTINGS.max_message_attachment_bytes,
-    max_request_image_bytes=SETTINGS.max_request_image_bytes, max_images_per_request=SETTINGS.max_images_per_request,
-    store=STORE, text_ttl=SETTINGS.attachment_text_ttl,
+    max_file_bytes=SETTINGS.max_attachment_bytes,
+    max_pdf_pages=SETTINGS.max_pdf_pages,
+    max_per_message=SETTINGS.max_attachments_per_message,
+    max_message_bytes=SETTINGS.max_message_attachment_bytes,
+    max_request_image_bytes=SETTINGS.max_request_image_bytes,
+    max_images_per_request=SETTINGS.max_images_per_request,
+    store=STORE,
+    text_ttl=SETTINGS.attachment_text_ttl,
 )
 SHARES = Shares(STORE, SETTINGS)
 SHARE_ROUTES = share_pages.routes(SHARES) if SETTINGS.share_links else []  # /share/<id>, beside the UI
@@ -148,10 +157,16 @@ async def respond(
             frequency_penalty=frequency_penalty,
             seed=int(seed or 0),
         )
-        built = await to_thread.run_sync(lambda: build_messages(  # attachments are read off the event loop
-            history, message, settings.system_prompt, attachments=ATTACHMENTS,
-            vision=CLIENT.catalogue.info(settings.model).vision, max_message_chars=SETTINGS.max_message_chars,
-        ))
+        built = await to_thread.run_sync(
+            lambda: build_messages(  # attachments are read off the event loop
+                history,
+                message,
+                settings.system_prompt,
+                attachments=ATTACHMENTS,
+                vision=CLIENT.catalogue.info(settings.model).vision,
+                max_message_chars=SETTINGS.max_message_chars,
+            )
+        )
         notes = [transcript.notice(t("note_title", lang), note.render(lang)) for note in built.notes]
         messages = built.messages
         if notes:
@@ -165,11 +180,17 @@ async def respond(
             budget = BUDGET if host_pays_this else None
             pacer = Pacer(UPDATES.interval)
             with stream:
-                async for text in newest_in_thread(lambda: paced_reply(stream, pacer, prompt_chars, budget),
-                                                   name="reply", quiet=QUIET, on_quiet=pacer.due):
+                async for text in newest_in_thread(
+                    lambda: paced_reply(stream, pacer, prompt_chars, budget),
+                    name="reply",
+                    quiet=QUIET,
+                    on_quiet=pacer.due,
+                ):
                     yield text, gr.skip()
-        reply.finished(stream.result)
-        finished = with_notice(transcript.finished(stream.result, lang), stream.switch, lang)
+        result = stream.result
+        assert result is not None, "a stream that ended without raising has its result"
+        reply.finished(result)
+        finished = with_notice(transcript.finished(result, lang), stream.switch, lang)
         yield notes + finished, model_after(stream.switch)
     except Exception as error:
         if not isinstance(error, ChatError):
@@ -232,21 +253,35 @@ def export(history: list[dict[str, Any]], request: gr.Request) -> tuple[dict[str
     return gr.update(value=markdown, visible=True), gr.update(value=data, visible=True)
 
 
-def share(history: list[dict[str, Any]], model: str, system_prompt: str, include_prompt: bool,
-          links: dict[str, Any] | None, user_key: str, request: gr.Request) -> tuple[Any, ...]:
+def share(
+    history: list[dict[str, Any]],
+    model: str,
+    system_prompt: str,
+    include_prompt: bool,
+    links: dict[str, Any] | None,
+    user_key: str,
+    request: gr.Request,
+) -> tuple[Any, ...]:
     """Store a snapshot and show its link (made absolute in the browser); a refusal shows where the link would."""
     lang = language(request.headers.get("accept-language"))
     try:
         shared = SHARES.create(
-            history, model=model or SETTINGS.model, system_prompt=system_prompt if include_prompt else "",
-            session=request.session_hash or "", hidden=(SETTINGS.api_key, user_key),
+            history,
+            model=model or SETTINGS.model,
+            system_prompt=system_prompt if include_prompt else "",
+            session=request.session_hash or "",
+            hidden=(SETTINGS.api_key, user_key),
         )
     except ChatError as error:
         refusal = gr.update(value=f"⚠️ {error.message(lang)}", visible=True)
         return gr.update(visible=False), refusal, links, gr.skip(), gr.skip()
     links = remember(links, shared)
-    return (gr.update(value=f"share/{shared.id}", visible=True), gr.update(value=shared.summary(lang), visible=True),
-            links, *own_links(links))
+    return (
+        gr.update(value=f"share/{shared.id}", visible=True),
+        gr.update(value=shared.summary(lang), visible=True),
+        links,
+        *own_links(links),
+    )
 
 
 def unshare(share_id: str, links: dict[str, Any] | None, request: gr.Request) -> tuple[Any, ...]:
@@ -257,8 +292,10 @@ def unshare(share_id: str, links: dict[str, Any] | None, request: gr.Request) ->
 def own_links(links: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The list of this browser's links and its Delete button, both hidden while there are none."""
     choices = link_choices(links)
-    return (gr.update(choices=choices, value=choices[0][1] if choices else None, visible=bool(choices)),
-            gr.update(visible=bool(choices)))
+    return (
+        gr.update(choices=choices, value=choices[0][1] if choices else None, visible=bool(choices)),
+        gr.update(visible=bool(choices)),
+    )
 
 
 def _cached_file(name: str, text: str) -> str:
@@ -309,21 +346,35 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
     with gr.Sidebar(label=I18N("ui_settings"), position="right", open=False, elem_id="settings"):
         gr.Markdown(I18N("ui_settings_heading"))
         model_box = gr.Dropdown(
-            model_choices(SETTINGS.model), value=SETTINGS.model, label=I18N("ui_model"), allow_custom_value=True,
-            elem_id="model", info=I18N("ui_model_info_fallback" if SETTINGS.fallback_model else "ui_model_info"),
+            model_choices(SETTINGS.model),
+            value=SETTINGS.model,
+            label=I18N("ui_model"),
+            allow_custom_value=True,
+            elem_id="model",
+            info=I18N("ui_model_info_fallback" if SETTINGS.fallback_model else "ui_model_info"),
         )
-        system_box = gr.Textbox("You are a helpful assistant.", label=I18N("ui_system_prompt"), lines=3,
-                                info=I18N("ui_system_prompt_info"))
+        system_box = gr.Textbox(
+            "You are a helpful assistant.", label=I18N("ui_system_prompt"), lines=3, info=I18N("ui_system_prompt_info")
+        )
         temperature_box = gr.Slider(*TEMPERATURE_RANGE, value=1.0, step=0.05, label=I18N("ui_temperature"))
         top_p_box = gr.Slider(*TOP_P_RANGE, value=0.95, step=0.01, label=I18N("ui_top_p"))
-        max_tokens_box = gr.Number(2048, label=I18N("ui_max_tokens"), minimum=1, maximum=1_000_000, precision=0,
-                                   info=I18N("ui_max_tokens_info"))
+        max_tokens_box = gr.Number(
+            2048,
+            label=I18N("ui_max_tokens"),
+            minimum=1,
+            maximum=1_000_000,
+            precision=0,
+            info=I18N("ui_max_tokens_info"),
+        )
         with gr.Accordion(I18N("ui_advanced"), open=False):
             presence_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label=I18N("ui_presence_penalty"))
             frequency_box = gr.Slider(*PENALTY_RANGE, value=0.0, step=0.1, label=I18N("ui_frequency_penalty"))
             seed_box = gr.Number(0, label=I18N("ui_seed"), minimum=0, precision=0)
         key_box = gr.Textbox(
-            "", label=I18N("ui_key"), type="password", placeholder=I18N("ui_key_placeholder"),
+            "",
+            label=I18N("ui_key"),
+            type="password",
+            placeholder=I18N("ui_key_placeholder"),
             info=I18N("ui_key_info"),
         )
         gr.Markdown(I18N("ui_export_heading"))
@@ -335,8 +386,9 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
             gr.Markdown(I18N("ui_share_heading"))
             share_prompt_box = gr.Checkbox(False, label=I18N("ui_share_prompt"))
             share_button = gr.Button(I18N("ui_share"), size="sm")
-            share_link_box = gr.Textbox(label=I18N("ui_share_link"), buttons=["copy"], interactive=False, visible=False,
-                                        elem_id="share-link")
+            share_link_box = gr.Textbox(
+                label=I18N("ui_share_link"), buttons=["copy"], interactive=False, visible=False, elem_id="share-link"
+            )
             share_note = gr.Markdown(visible=False, elem_id="share-note")
             my_links_box = gr.Dropdown([], label=I18N("ui_share_links"), visible=False, elem_id="my-links")
             unshare_button = gr.Button(I18N("ui_unshare"), size="sm", variant="stop", visible=False)
@@ -356,15 +408,29 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
             latex_delimiters=LATEX,
             buttons=["copy", "copy_all"],
             avatar_images=(None, str(ASSETS / "avatar-assistant.png")),
-            placeholder=I18N("ui_chatbot_placeholder"),
+            placeholder=I18N("ui_chatbot_placeholder"),  # type: ignore[arg-type]  # I18n data works here; the hint says str
             scale=1,
         ),
         textbox=gr.MultimodalTextbox(
-            file_types=ATTACHMENT_TYPES, file_count="multiple", placeholder=I18N("ui_input_placeholder"),
-            submit_btn=True, stop_btn=True, autofocus=True, elem_id="chat-input",
+            file_types=ATTACHMENT_TYPES,
+            file_count="multiple",
+            placeholder=I18N("ui_input_placeholder"),  # type: ignore[arg-type]  # I18n data works here; the hint says str
+            submit_btn=True,
+            stop_btn=True,
+            autofocus=True,
+            elem_id="chat-input",
         ),
-        additional_inputs=[model_box, system_box, temperature_box, top_p_box, max_tokens_box,
-                           presence_box, frequency_box, seed_box, key_box],
+        additional_inputs=[
+            model_box,
+            system_box,
+            temperature_box,
+            top_p_box,
+            max_tokens_box,
+            presence_box,
+            frequency_box,
+            seed_box,
+            key_box,
+        ],
         additional_outputs=[model_box],  # see model_after
         examples=[[example] + [None] * 9 for example in EXAMPLES],
         editable=True,
@@ -382,21 +448,34 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
     demo.load(visitor_models, model_box, model_box, **ui_only)
     if SETTINGS.share_links:
         share_button.click(
-            share, [chat.chatbot, model_box, system_box, share_prompt_box, my_links, key_box],
-            [share_link_box, share_note, my_links, my_links_box, unshare_button], **ui_only,
+            share,
+            [chat.chatbot, model_box, system_box, share_prompt_box, my_links, key_box],
+            [share_link_box, share_note, my_links, my_links_box, unshare_button],
+            **ui_only,
         ).then(None, share_link_box, share_link_box, js="(path) => path && new URL(path, document.baseURI).href")
-        unshare_button.click(unshare, [my_links_box, my_links],
-                             [my_links, my_links_box, unshare_button, share_note, share_link_box], **ui_only)
+        unshare_button.click(
+            unshare,
+            [my_links_box, my_links],
+            [my_links, my_links_box, unshare_button, share_note, share_link_box],
+            **ui_only,
+        )
         demo.load(own_links, my_links, [my_links_box, unshare_button], **ui_only)
 
 THEME = gr.themes.Soft(primary_hue="pink").set(  # darker pinks: light text on them needs 4.5:1 contrast
-    button_primary_background_fill="*primary_700", button_primary_background_fill_hover="*primary_800",
-    button_primary_background_fill_dark="*primary_700", button_primary_background_fill_hover_dark="*primary_800",
-    block_label_text_color="*primary_800", block_label_text_color_dark="*primary_100",
-    link_text_color="*primary_700", link_text_color_dark="*primary_300",
-    block_title_text_color="*primary_800", block_title_text_color_dark="*primary_100",
-    block_title_background_fill_dark="*primary_800", block_label_background_fill_dark="*primary_800",
-    body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_300",
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    button_primary_background_fill_dark="*primary_700",
+    button_primary_background_fill_hover_dark="*primary_800",
+    block_label_text_color="*primary_800",
+    block_label_text_color_dark="*primary_100",
+    link_text_color="*primary_700",
+    link_text_color_dark="*primary_300",
+    block_title_text_color="*primary_800",
+    block_title_text_color_dark="*primary_100",
+    block_title_background_fill_dark="*primary_800",
+    block_label_background_fill_dark="*primary_800",
+    body_text_color_subdued="*neutral_600",
+    body_text_color_subdued_dark="*neutral_300",
 )
 demo.queue(max_size=SETTINGS.queue_size, default_concurrency_limit=SETTINGS.concurrency)
 demo._queue.sleep_when_free = QUEUE_IDLE_POLL  # Gradio's 1 ms costs an idle process ~30-60 ms of CPU a second
@@ -405,10 +484,18 @@ demo._queue.sleep_when_free = QUEUE_IDLE_POLL  # Gradio's 1 ms costs an idle pro
 def middleware() -> list[Middleware]:
     """Body limits and file-path checks on every request, and the failed-login throttle (see web/guard.py)."""
     return [
-        Middleware(RequestGuard, body_limit=SETTINGS.max_request_bytes, upload_folder=gr.utils.get_upload_folder(),
-                   upload_limit=upload_limit()),
-        Middleware(LoginThrottle, max_failures=SETTINGS.login_max_failures, window=SETTINGS.login_window,
-                   trusted_hops=SETTINGS.trusted_proxy_hops),
+        Middleware(
+            RequestGuard,
+            body_limit=SETTINGS.max_request_bytes,
+            upload_folder=gr.utils.get_upload_folder(),
+            upload_limit=upload_limit(),
+        ),
+        Middleware(
+            LoginThrottle,
+            max_failures=SETTINGS.login_max_failures,
+            window=SETTINGS.login_window,
+            trusted_hops=SETTINGS.trusted_proxy_hops,
+        ),
     ]
 
 
@@ -444,8 +531,10 @@ def main() -> None:
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
         blocked_paths=private_paths(),
-        app_kwargs={"routes": [*health.routes(REPLIES, SETTINGS.metrics_token), *SHARE_ROUTES],
-                    "middleware": middleware()},
+        app_kwargs={
+            "routes": [*health.routes(REPLIES, SETTINGS.metrics_token), *SHARE_ROUTES],
+            "middleware": middleware(),
+        },
     )
     CLIENT.close()
 

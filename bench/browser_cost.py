@@ -44,8 +44,9 @@ def reply_text(tokens: int) -> list[str]:
     return [("\n\n" if i and i % 60 == 0 else " " if i else "") + PROSE.split()[i % 17] for i in range(tokens)]
 
 
-def measure(browser: Any, url: str, api: FakeAPI, stream_ends: list[float], tokens: int, rate: float,
-            throttle: float) -> dict[str, float]:
+def measure(
+    browser: Any, url: str, api: FakeAPI, stream_ends: list[float], tokens: int, rate: float, throttle: float
+) -> dict[str, float]:
     """One reply in a fresh page at the given CPU throttling; seconds busy, reply time and lateness."""
     api.script(Reply(chunks=reply_text(tokens), delay=1.0 / rate))
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -66,9 +67,15 @@ def measure(browser: Any, url: str, api: FakeAPI, stream_ends: list[float], toke
     busy, cpu = (after - start for after, start in zip(_metrics(cdp), before, strict=True))
     context.close()
     elapsed = done - sent
-    return {"throttle": throttle, "reply_s": round(elapsed, 2), "busy_s": round(busy, 2),
-            "busy_share": round(busy / elapsed, 3), "cpu_s": round(cpu, 2), "late_s": round(done - stream_ends[-1], 2),
-            "load_average": os.getloadavg()[0]}
+    return {
+        "throttle": throttle,
+        "reply_s": round(elapsed, 2),
+        "busy_s": round(busy, 2),
+        "busy_share": round(busy / elapsed, 3),
+        "cpu_s": round(cpu, 2),
+        "late_s": round(done - stream_ends[-1], 2),
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def _metrics(cdp: Any) -> tuple[float, float]:
@@ -94,8 +101,13 @@ def main() -> None:
     _Handler._stream = timed_stream  # type: ignore[method-assign]
     rows = []
     with FakeAPI() as api, tempfile.TemporaryDirectory() as folder:
-        app = AppProcess(Path(folder) / "app.log", AIMLAPI_BASE_URL=api.base_url, AIMLAPI_KEY="bench",
-                         GRADIO_TEMP_DIR=str(Path(folder) / "gradio"), RATE_LIMIT_PER_SESSION="0").start()
+        app = AppProcess(
+            Path(folder) / "app.log",
+            AIMLAPI_BASE_URL=api.base_url,
+            AIMLAPI_KEY="bench",
+            GRADIO_TEMP_DIR=str(Path(folder) / "gradio"),
+            RATE_LIMIT_PER_SESSION="0",
+        ).start()
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

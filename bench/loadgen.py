@@ -108,11 +108,17 @@ async def direct_turn(host: str, port: int, messages: list[dict[str, Any]], mode
     """Stream one reply straight from the chat-completions endpoint: the floor for everything else."""
     timing, started = Timing(), time.perf_counter()
     connection = Connection(host, port)
-    body = {"model": model, "messages": messages, "max_tokens": 4096, "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": 4096,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     try:
-        status = await connection.send("POST", "/v1/chat/completions", json.dumps(body).encode(),
-                                       extra="Authorization: Bearer bench\r\n")
+        status = await connection.send(
+            "POST", "/v1/chat/completions", json.dumps(body).encode(), extra="Authorization: Bearer bench\r\n"
+        )
         if status // 100 != 2:
             raise ValueError(f"HTTP {status}")
         async for data in events(connection):
@@ -130,8 +136,10 @@ async def direct_turn(host: str, port: int, messages: list[dict[str, Any]], mode
 
 def browser_shape(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages as the browser sends the chatbot's value: content as a list of typed parts."""
-    return [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}], "metadata": None, "options": None}
-            for m in history]
+    return [
+        {"role": m["role"], "content": [{"type": "text", "text": m["content"]}], "metadata": None, "options": None}
+        for m in history
+    ]
 
 
 @dataclass
@@ -170,22 +178,44 @@ class GradioChat:
         finally:
             connection.close()
         kinds = {c["id"]: c["type"] for c in config["components"]}
-        defaults = {c["id"]: (c.get("props") or {}).get("value", (c.get("props") or {}).get("default_value"))
-                    for c in config["components"]}
+        defaults = {
+            c["id"]: (c.get("props") or {}).get("value", (c.get("props") or {}).get("default_value"))
+            for c in config["components"]
+        }
         deps = config["dependencies"]
-        first = next(d for d in deps if any(t[1] == "submit" and kinds.get(t[0]) in ("textbox", "multimodaltextbox")
-                                            for t in d["targets"]))
+        first = next(
+            d
+            for d in deps
+            if any(t[1] == "submit" and kinds.get(t[0]) in ("textbox", "multimodaltextbox") for t in d["targets"])
+        )
         textbox = first["inputs"][0]
         chain, current = [], first
         while current is not None:
-            chain.append(Dependency(current["id"], bool(current.get("queue", True)), current["inputs"], current["outputs"]))
-            current = next((d for d in deps if d.get("trigger_after") == current["id"]
-                            and d["targets"] == [[None, "then"]]), None)
+            chain.append(
+                Dependency(current["id"], bool(current.get("queue", True)), current["inputs"], current["outputs"])
+            )
+            current = next(
+                (d for d in deps if d.get("trigger_after") == current["id"] and d["targets"] == [[None, "then"]]), None
+            )
         chatbot = next(c for c in config["components"] if c["type"] == "chatbot")["id"]
-        on_load = [Dependency(d["id"], False, d["inputs"]) for d in deps
-                   if any(t[1] == "load" for t in d["targets"]) and not d.get("queue", True)]
-        return cls(host, port, chain, defaults, textbox, chatbot, kinds[textbox] == "multimodaltextbox",
-                   first["targets"][0][0], marker=marker, components=kinds, on_load=on_load)
+        on_load = [
+            Dependency(d["id"], False, d["inputs"])
+            for d in deps
+            if any(t[1] == "load" for t in d["targets"]) and not d.get("queue", True)
+        ]
+        return cls(
+            host,
+            port,
+            chain,
+            defaults,
+            textbox,
+            chatbot,
+            kinds[textbox] == "multimodaltextbox",
+            first["targets"][0][0],
+            marker=marker,
+            components=kinds,
+            on_load=on_load,
+        )
 
     def _data(self, dependency: Dependency, text: str, history: list[dict[str, Any]], session: str = "") -> list[Any]:
         values = []
@@ -212,9 +242,13 @@ class GradioChat:
         after = [*history, {"role": "user", "content": text}]
         try:
             for dependency in self.chain:
-                payload = {"data": self._data(dependency, text, history if not streaming_seen else after, session),
-                           "fn_index": dependency.fn_index, "session_hash": session, "event_data": None,
-                           "trigger_id": self.trigger}
+                payload = {
+                    "data": self._data(dependency, text, history if not streaming_seen else after, session),
+                    "fn_index": dependency.fn_index,
+                    "session_hash": session,
+                    "event_data": None,
+                    "trigger_id": self.trigger,
+                }
                 if not dependency.queued:
                     status, body = await self._json(posts, session, f"{GRADIO_API}/run/predict", payload)
                     if status != 200:
@@ -262,12 +296,17 @@ class GradioChat:
         calls = [(dep, self._data(dep, "", [])) for dep in self.on_load]
         if history:
             streaming = next(i for i, dep in enumerate(self.chain) if dep.queued)
-            sync = next(dep for dep in self.chain[streaming + 1:] if dep.inputs == [self.chatbot] and not dep.queued)
+            sync = next(dep for dep in self.chain[streaming + 1 :] if dep.inputs == [self.chatbot] and not dep.queued)
             calls.append((sync, [browser_shape(history)]))
         try:
             for dependency, data in calls:
-                payload = {"data": data, "fn_index": dependency.fn_index, "session_hash": session,
-                           "event_data": None, "trigger_id": None}
+                payload = {
+                    "data": data,
+                    "fn_index": dependency.fn_index,
+                    "session_hash": session,
+                    "event_data": None,
+                    "trigger_id": None,
+                }
                 status, body = await self._json(connection, session, f"{GRADIO_API}/run/predict", payload)
                 if status != 200:
                     raise RuntimeError(f"page load fn {dependency.fn_index}: HTTP {status} {body[:200]!r}")

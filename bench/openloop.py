@@ -143,8 +143,13 @@ class Cluster:
 
     def start(self, timeout: float = 180.0) -> Cluster:
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "deploy/cluster.py", "--replicas", str(self.replicas)],
-                                            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "deploy/cluster.py", "--replicas", str(self.replicas)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -190,12 +195,29 @@ def main(args: argparse.Namespace) -> str:
     loads = [Load(rate=rate, seconds=args.seconds) for rate in args.rates] + [Load(chats=n) for n in args.bursts]
     fake_port = free_port()
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_api", "--port", str(fake_port), "--ttft", str(args.ttft),
-         "--tokens", str(args.tokens), "--rate", str(args.rate)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_api",
+            "--port",
+            str(fake_port),
+            "--ttft",
+            str(args.ttft),
+            "--tokens",
+            str(args.tokens),
+            "--rate",
+            str(args.rate),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    env = {"AIMLAPI_BASE_URL": f"http://{HOST}:{fake_port}/v1", "AIMLAPI_KEY": "bench",
-           "RATE_LIMIT_PER_SESSION": "0", "RATE_LIMIT_PER_ADDRESS": "0"}  # all load comes from one address
+    env = {
+        "AIMLAPI_BASE_URL": f"http://{HOST}:{fake_port}/v1",
+        "AIMLAPI_KEY": "bench",
+        "RATE_LIMIT_PER_SESSION": "0",
+        "RATE_LIMIT_PER_ADDRESS": "0",
+    }  # all load comes from one address
     logs = args.out / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)
     marker = f"tok{args.tokens - 1}".encode()
@@ -207,12 +229,16 @@ def main(args: argparse.Namespace) -> str:
         question = [{"role": "user", "content": QUESTION}]
         for load in loads:
             print(f"direct: {load.label}", flush=True)
-            results.append(asyncio.run(measure("direct", load, lambda: direct_turn(HOST, fake_port, question, MODEL),
-                                               None)))
+            results.append(
+                asyncio.run(measure("direct", load, lambda: direct_turn(HOST, fake_port, question, MODEL), None))
+            )
         setups = [("1 process", 0)] + [(f"HAProxy + {n} replica{'s' * (n > 1)}", n) for n in args.replicas]
         for setup, replicas in setups:
-            server: App | Cluster = (App(logs / "openloop-app.log", **env) if not replicas
-                                     else Cluster(replicas, logs / f"openloop-cluster-{replicas}.log", **env))
+            server: App | Cluster = (
+                App(logs / "openloop-app.log", **env)
+                if not replicas
+                else Cluster(replicas, logs / f"openloop-cluster-{replicas}.log", **env)
+            )
             server.start()
             try:
                 assert server.process is not None
@@ -252,16 +278,23 @@ def render(results: list[Result], idle: dict[str, float], args: argparse.Namespa
         return f"{mine / floor:.2f}×" if mine and floor else "—"
 
     lines = [
-        "## Open loop: new chats at a fixed rate, 1 process vs replicas behind HAProxy", "",
-        (f"Stand-in API: {args.ttft * 1000:g} ms to first token, then {args.tokens} tokens at {args.rate:g} tokens/s. "
-        f"Command: `python bench/run.py --open-loop --rates {','.join(f'{r:g}' for r in args.rates)} "
-        f"--seconds {args.seconds:g} --bursts {','.join(map(str, args.bursts))} "
-        f"--replicas {','.join(map(str, args.replicas))}` ({elapsed:.0f} s, {os.cpu_count()} cores). "
-        "Each chat opens a page (untimed) and sends one message; times are from sending. Ratios are to direct at "
-        "the same load and arrival times. CPU per chat sums every process of the set-up (HAProxy, Redis, "
-        "supervisord, replicas)."), "",
-        ("| set-up | load | chats | TTFT median ×direct | TTFT p95 ×direct | total median ×direct "
-         "| total p95 ×direct | CPU ms / chat | failed |"),
+        "## Open loop: new chats at a fixed rate, 1 process vs replicas behind HAProxy",
+        "",
+        (
+            f"Stand-in API: {args.ttft * 1000:g} ms to first token, "
+            f"then {args.tokens} tokens at {args.rate:g} tokens/s. "
+            f"Command: `python bench/run.py --open-loop --rates {','.join(f'{r:g}' for r in args.rates)} "
+            f"--seconds {args.seconds:g} --bursts {','.join(map(str, args.bursts))} "
+            f"--replicas {','.join(map(str, args.replicas))}` ({elapsed:.0f} s, {os.cpu_count()} cores). "
+            "Each chat opens a page (untimed) and sends one message; times are from sending. Ratios are to direct at "
+            "the same load and arrival times. CPU per chat sums every process of the set-up (HAProxy, Redis, "
+            "supervisord, replicas)."
+        ),
+        "",
+        (
+            "| set-up | load | chats | TTFT median ×direct | TTFT p95 ×direct | total median ×direct "
+            "| total p95 ×direct | CPU ms / chat | failed |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
@@ -272,11 +305,20 @@ def render(results: list[Result], idle: dict[str, float], args: argparse.Namespa
         lines.append(
             f"| {result.setup} | {result.load.label} | {chats} | {ratio(result, _median, 'ttft')} "
             f"| {ratio(result, _p95, 'ttft')} | {ratio(result, _median, 'total')} | {ratio(result, _p95, 'total')} "
-            f"| {cpu} | {result.failed} |")
+            f"| {cpu} | {result.failed} |"
+        )
     lines += ["", "| set-up | idle CPU ms/s | capacity: highest rate with p95 TTFT ≤ 1.5× direct |", "|---|---|---|"]
     for setup, cost in idle.items():
-        within = [r.load.rate for r in results if r.setup == setup and r.load.rate and not r.failed
-                  and (p := _p95(r.ttft)) and (floor := _p95(direct[r.load.label].ttft)) and p <= 1.5 * floor]
+        within = [
+            r.load.rate
+            for r in results
+            if r.setup == setup
+            and r.load.rate
+            and not r.failed
+            and (p := _p95(r.ttft))
+            and (floor := _p95(direct[r.load.label].ttft))
+            and p <= 1.5 * floor
+        ]
         lines.append(f"| {setup} | {cost:.0f} | {f'{max(within):g} chats/s' if within else 'below the lowest rate'} |")
     errors = sorted({e for r in results for e in r.errors})[:5]
     if errors:

@@ -30,17 +30,24 @@ def plot(rows: list[Any], path: Path) -> None:
     ]
     for index, (title, value_of, modes) in enumerate(panels):
         left = MARGIN + index * (WIDTH // 2)
-        _panel(draw, (left, MARGIN, left + WIDTH // 2 - 2 * MARGIN, HEIGHT - MARGIN), title,
-               {mode: [(row.chats, value_of(row)) for row in short if row.mode == mode and value_of(row)]
-                for mode in modes})
+        _panel(
+            draw,
+            (left, MARGIN, left + WIDTH // 2 - 2 * MARGIN, HEIGHT - MARGIN),
+            title,
+            {
+                mode: [(row.chats, value_of(row)) for row in short if row.mode == mode and value_of(row)]
+                for mode in modes
+            },
+        )
     for offset, (mode, colour) in enumerate(COLOURS.items()):
         draw.rectangle((MARGIN + offset * 140, 20, MARGIN + offset * 140 + 18, 38), fill=colour)
         draw.text((MARGIN + offset * 140 + 26, 20), mode, fill="black", font=_font(16))
     image.save(path)
 
 
-def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str,
-           series: dict[str, list[tuple[int, float]]]) -> None:
+def _panel(
+    draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str, series: dict[str, list[tuple[int, float]]]
+) -> None:
     import math
 
     x0, y0, x1, y1 = box
@@ -58,7 +65,7 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str
     draw.rectangle(box, outline=(200, 200, 200))
     draw.text((x0, y0 - 24), title, fill="black", font=_font(16))
     for x in xs:
-        px, _ = place(x, 10 ** low)
+        px, _ = place(x, 10**low)
         draw.text((px - 8, y1 + 8), str(x), fill="black", font=_font(14))
     draw.text(((x0 + x1) / 2 - 70, y1 + 30), "simultaneous chats", fill="black", font=_font(14))
     for exponent in range(math.floor(low), math.ceil(high) + 1):

@@ -91,16 +91,19 @@ def long_history(turns: int, words: int) -> list[dict[str, str]]:
     history = []
     for turn in range(turns):
         text = " ".join(f"word{turn}x{i}" for i in range(words))
-        history += [{"role": "user", "content": f"Question {turn}: {text}"},
-                    {"role": "assistant", "content": f"Answer {turn}: {text}"}]
+        history += [
+            {"role": "user", "content": f"Question {turn}: {text}"},
+            {"role": "assistant", "content": f"Answer {turn}: {text}"},
+        ]
     return history
 
 
 Turn = Callable[[], Awaitable[Timing]]
 
 
-async def measure(row: Row, rounds: int, pid: int | None, prepare: Callable[[int], Awaitable[list[Turn]]],
-                  tokens_per_reply: int) -> Row:
+async def measure(
+    row: Row, rounds: int, pid: int | None, prepare: Callable[[int], Awaitable[list[Turn]]], tokens_per_reply: int
+) -> Row:
     """Run `rounds` rounds of `row.chats` simultaneous turns; sample the server's CPU and RSS meanwhile.
     `prepare` opens the pages (untimed, as a visitor's page load comes before typing)."""
     if pid:
@@ -127,6 +130,7 @@ async def measure(row: Row, rounds: int, pid: int | None, prepare: Callable[[int
 def direct_turns(port: int, messages: list[dict[str, str]]) -> Callable[[int], Awaitable[list[Turn]]]:
     async def prepare(chats: int) -> list[Turn]:
         return [lambda: direct_turn(HOST, port, messages, MODEL)] * chats
+
     return prepare
 
 
@@ -134,6 +138,7 @@ def gradio_turns(chat: GradioChat, history: list[dict[str, str]]) -> Callable[[i
     async def prepare(chats: int) -> list[Turn]:
         sessions = [await chat.open_page(history) for _ in range(chats)]
         return [lambda session=session: chat.turn(QUESTION, history, session) for session in sessions]
+
     return prepare
 
 
@@ -147,8 +152,9 @@ def rounds_for(chats: int, most: int) -> int:
     return max(1, min(most, 24 // chats))
 
 
-async def run_all(args: argparse.Namespace, fake_port: int, app: AppProcess, peer: AppProcess | None,
-                  floor: AppProcess | None) -> list[Row]:
+async def run_all(
+    args: argparse.Namespace, fake_port: int, app: AppProcess, peer: AppProcess | None, floor: AppProcess | None
+) -> list[Row]:
     rows: list[Row] = []
     marker = f"tok{args.tokens - 1}".encode()
     app_chat = await GradioChat.discover(HOST, app.port, marker)
@@ -160,22 +166,36 @@ async def run_all(args: argparse.Namespace, fake_port: int, app: AppProcess, pee
         rows.append(await measure(Row("direct", chats), rounds, None, direct_turns(fake_port, question), args.tokens))
         rows.append(await measure(Row("app", chats), rounds, app.process.pid, gradio_turns(app_chat, []), args.tokens))
         if peer_chat and chats <= args.peer_max:
-            rows.append(await measure(Row("peer", chats), 1 if chats > 1 else rounds, peer.process.pid,
-                                      gradio_turns(peer_chat, []), args.tokens))
+            rows.append(
+                await measure(
+                    Row("peer", chats),
+                    1 if chats > 1 else rounds,
+                    peer.process.pid,
+                    gradio_turns(peer_chat, []),
+                    args.tokens,
+                )
+            )
     if args.long_turns:
         chats, history = args.long_chats, long_history(args.long_turns, args.long_words)
         print(f"{chats} chats with {len(history)} earlier messages", flush=True)
-        rows.append(await measure(Row("direct", chats, "long"), 1, None,
-                                  direct_turns(fake_port, [*history, *question]), args.tokens))
-        rows.append(await measure(Row("app", chats, "long"), 1, app.process.pid, gradio_turns(app_chat, history),
-                                  args.tokens))
+        rows.append(
+            await measure(
+                Row("direct", chats, "long"), 1, None, direct_turns(fake_port, [*history, *question]), args.tokens
+            )
+        )
+        rows.append(
+            await measure(Row("app", chats, "long"), 1, app.process.pid, gradio_turns(app_chat, history), args.tokens)
+        )
     if floor:
         chats = args.floor_chats
         print(f"{chats} chats, first and last update only", flush=True)
         floor_chat = await GradioChat.discover(HOST, floor.port, marker)
-        rows.append(await measure(Row("direct", chats, "floor"), 1, None, direct_turns(fake_port, question), args.tokens))
-        rows.append(await measure(Row("app", chats, "floor"), 1, floor.process.pid, gradio_turns(floor_chat, []),
-                                  args.tokens))
+        rows.append(
+            await measure(Row("direct", chats, "floor"), 1, None, direct_turns(fake_port, question), args.tokens)
+        )
+        rows.append(
+            await measure(Row("app", chats, "floor"), 1, floor.process.pid, gradio_turns(floor_chat, []), args.tokens)
+        )
     return rows
 
 
@@ -191,13 +211,20 @@ def main() -> None:
     parser.add_argument("--long-turns", type=int, default=40, help="earlier exchanges in the long case (0: skip)")
     parser.add_argument("--long-words", type=int, default=500)
     parser.add_argument("--no-peer", action="store_true")
-    parser.add_argument("--floor-chats", type=int, default=64,
-                        help="chats for the floor case: the app sending only each reply's first and last update (0: skip)")
+    parser.add_argument(
+        "--floor-chats",
+        type=int,
+        default=64,
+        help="chats for the floor case: the app sending only each reply's first and last update (0: skip)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--smoke", action="store_true", help="2 chats, a short reply: a quick check that it all runs")
-    parser.add_argument("--open-loop", action="store_true",
-                        help="Poisson arrivals and bursts, 1 process vs replicas behind HAProxy (bench/openloop.py); "
-                             "its section replaces the one in docs/bench.md")
+    parser.add_argument(
+        "--open-loop",
+        action="store_true",
+        help="Poisson arrivals and bursts, 1 process vs replicas behind HAProxy (bench/openloop.py); "
+        "its section replaces the one in docs/bench.md",
+    )
     parser.add_argument("--rates", default="5,10,15,20", help="open loop: new chats a second, comma-separated")
     parser.add_argument("--seconds", type=float, default=20.0, help="open loop: seconds at each rate")
     parser.add_argument("--bursts", default="64,128", help="open loop: chats arriving at once, comma-separated")
@@ -214,9 +241,22 @@ def main() -> None:
 
     fake_port = free_port()
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_api", "--port", str(fake_port), "--ttft", str(args.ttft),
-         "--tokens", str(args.tokens), "--rate", str(args.rate)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_api",
+            "--port",
+            str(fake_port),
+            "--ttft",
+            str(args.ttft),
+            "--tokens",
+            str(args.tokens),
+            "--rate",
+            str(args.rate),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base_url = f"http://{HOST}:{fake_port}/v1"
     logs = args.out / "bench-logs"
@@ -224,8 +264,17 @@ def main() -> None:
     unlimited = {"RATE_LIMIT_PER_SESSION": "0", "RATE_LIMIT_PER_ADDRESS": "0"}  # all load comes from one address
     app = AppProcess(logs / "app.log", AIMLAPI_BASE_URL=base_url, AIMLAPI_KEY="bench", **unlimited)
     # The same app sending only the first and the last update of each reply: the floor of Gradio's own costs.
-    floor = AppProcess(logs / "floor.log", AIMLAPI_BASE_URL=base_url, AIMLAPI_KEY="bench",
-                       STREAM_UPDATE_BUDGET="0.001", **unlimited) if args.floor_chats else None
+    floor = (
+        AppProcess(
+            logs / "floor.log",
+            AIMLAPI_BASE_URL=base_url,
+            AIMLAPI_KEY="bench",
+            STREAM_UPDATE_BUDGET="0.001",
+            **unlimited,
+        )
+        if args.floor_chats
+        else None
+    )
     peer = None if args.no_peer else AppProcess(logs / "peer.log", AIMLAPI_BASE_URL=base_url)
     if peer:
         peer.command = [sys.executable, "bench/peer_app.py", base_url, str(peer.port)]
@@ -288,7 +337,9 @@ def render(rows: list[Row], args: argparse.Namespace, elapsed: float) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        cpu = f"{row.cpu_ms_per_1k_tokens:.0f}" if row.cpu_ms_per_1k_tokens is not None and row.mode != "direct" else "—"
+        cpu = (
+            f"{row.cpu_ms_per_1k_tokens:.0f}" if row.cpu_ms_per_1k_tokens is not None and row.mode != "direct" else "—"
+        )
         rss = f"{row.rss_idle_mb:.0f} → {row.rss_peak_mb:.0f}" if row.mode != "direct" else "—"
         lines.append(
             f"| {row.mode} | {row.chats} | {row.label or 'short'} | {seconds(median(row.ttft))} | "
@@ -319,16 +370,24 @@ def targets(rows: list[Row], direct: dict[tuple[int, str], Row]) -> list[str]:
         gap = median(app[(1, "")].ttft) - median(direct[(1, "")].ttft)
         checks.append(("1 chat: median TTFT within 30 ms of direct", gap * 1000, 30, "ms"))
     for chats, median_limit, p95_limit, total_limit in ((64, 1.25, 1.5, 1.1), (128, 1.5, 2.0, 1.2)):
-        checks.append((f"{chats} chats: median TTFT ≤ {median_limit}× direct", ratio_of(chats, median, "ttft"), median_limit, "×"))
+        checks.append(
+            (f"{chats} chats: median TTFT ≤ {median_limit}× direct", ratio_of(chats, median, "ttft"), median_limit, "×")
+        )
         checks.append((f"{chats} chats: p95 TTFT ≤ {p95_limit}× direct", ratio_of(chats, p95, "ttft"), p95_limit, "×"))
-        checks.append((f"{chats} chats: median total time ≤ {total_limit}× direct", ratio_of(chats, median, "total"), total_limit, "×"))
+        checks.append(
+            (
+                f"{chats} chats: median total time ≤ {total_limit}× direct",
+                ratio_of(chats, median, "total"),
+                total_limit,
+                "×",
+            )
+        )
     if (64, "") in app:
         cpu64 = app[(64, "")].cpu_ms_per_1k_tokens
         checks.append(("64 chats: CPU per 1,000 tokens ≤ 150 ms", cpu64, 150, "ms"))
         long_cpu = app[(64, "long")].cpu_ms_per_1k_tokens if (64, "long") in app else None
         if long_cpu and cpu64:
-            checks.append(("64 long conversations: CPU within 1.5× of short",
-                           long_cpu / cpu64, 1.5, "×"))
+            checks.append(("64 long conversations: CPU within 1.5× of short", long_cpu / cpu64, 1.5, "×"))
     levels = sorted(chats for chats, label in app if not label)
     if len(levels) >= 2:
         low, high = app[(levels[0], "")], app[(levels[-1], "")]
@@ -342,16 +401,22 @@ def targets(rows: list[Row], direct: dict[tuple[int, str], Row]) -> list[str]:
     floor = next((r for r in rows if r.mode == "app" and r.label == "floor" and r.tokens), None)
     if floor:
         base = direct[(floor.chats, "floor")]
-        lines += ["", f"Floor ({floor.chats} chats, the app sending only the first and the last update of each reply): "
-                      f"CPU {floor.cpu_ms_per_1k_tokens:.0f} ms per 1,000 tokens, median TTFT "
-                      f"{median(floor.ttft) / median(base.ttft):.2f}× direct, median total "
-                      f"{median(floor.total) / median(base.total):.2f}× direct. No pacing of updates can go below "
-                      "this: it is what Gradio's ChatInterface spends per message (its submit chain of quick and "
-                      "queued events) before any streaming update."]
+        lines += [
+            "",
+            f"Floor ({floor.chats} chats, the app sending only the first and the last update of each reply): "
+            f"CPU {floor.cpu_ms_per_1k_tokens:.0f} ms per 1,000 tokens, median TTFT "
+            f"{median(floor.ttft) / median(base.ttft):.2f}× direct, median total "
+            f"{median(floor.total) / median(base.total):.2f}× direct. No pacing of updates can go below "
+            "this: it is what Gradio's ChatInterface spends per message (its submit chain of quick and "
+            "queued events) before any streaming update.",
+        ]
     if peer and (64, "") in app and app[(64, "")].cpu_ms_per_1k_tokens:
         slowest = max(peer.values(), key=lambda r: r.chats)
-        lines += ["", f"Peer CPU per 1,000 tokens ({slowest.chats} chats): {slowest.cpu_ms_per_1k_tokens:.0f} ms, "
-                      f"{slowest.cpu_ms_per_1k_tokens / app[(64, '')].cpu_ms_per_1k_tokens:.1f}× this app's at 64 chats."]
+        lines += [
+            "",
+            f"Peer CPU per 1,000 tokens ({slowest.chats} chats): {slowest.cpu_ms_per_1k_tokens:.0f} ms, "
+            f"{slowest.cpu_ms_per_1k_tokens / app[(64, '')].cpu_ms_per_1k_tokens:.1f}× this app's at 64 chats.",
+        ]
     return lines
 
 

@@ -61,8 +61,12 @@ def resources(pid: int, upstream_port: int) -> dict[str, float]:
         fields = line.split()
         if fields[9] in inodes and int(fields[2].split(":")[1], 16) == upstream_port:
             upstream += 1
-    return {"threads": len(os.listdir(f"/proc/{pid}/task")), "open files": len(sockets) - upstream,
-            "upstream connections": upstream, "RSS MB": round(rss_mb(pid), 1)}
+    return {
+        "threads": len(os.listdir(f"/proc/{pid}/task")),
+        "open files": len(sockets) - upstream,
+        "upstream connections": upstream,
+        "RSS MB": round(rss_mb(pid), 1),
+    }
 
 
 async def client(chat: GradioChat, tally: Tally, budget: list[int], deadline: float, rng: random.Random) -> None:
@@ -128,14 +132,37 @@ def main() -> int:
 
     fake_port = free_port()
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_api", "--port", str(fake_port), "--tokens", str(TOKENS), "--rate", "100",
-         "--ttft", "0.05", "--chaos", str(args.failure_rate), "--seed", str(args.seed)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_api",
+            "--port",
+            str(fake_port),
+            "--tokens",
+            str(TOKENS),
+            "--rate",
+            "100",
+            "--ttft",
+            "0.05",
+            "--chaos",
+            str(args.failure_rate),
+            "--seed",
+            str(args.seed),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     with tempfile.TemporaryDirectory() as folder:
-        app = AppProcess(Path(folder) / "app.log", AIMLAPI_BASE_URL=f"http://{HOST}:{fake_port}/v1",
-                         AIMLAPI_KEY="soak", AIMLAPI_READ_TIMEOUT="2", AIMLAPI_RETRY_BUDGET="1",
-                         RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS="0")
+        app = AppProcess(
+            Path(folder) / "app.log",
+            AIMLAPI_BASE_URL=f"http://{HOST}:{fake_port}/v1",
+            AIMLAPI_KEY="soak",
+            AIMLAPI_READ_TIMEOUT="2",
+            AIMLAPI_RETRY_BUDGET="1",
+            RATE_LIMIT_PER_SESSION="0",
+            RATE_LIMIT_PER_ADDRESS="0",
+        )
         try:
             app.start()
             pid = app.process.pid
@@ -152,31 +179,42 @@ def main() -> int:
             fake.terminate()
             fake.wait()
 
-    rows = [("turns completed", tally.turns), ("replies", tally.replies), ("notices shown", tally.notices),
-            ("lost turns (neither reply nor notice)", tally.lost), ("stuck sessions", tally.stuck),
-            ("unhandled exceptions", exceptions)]
+    rows = [
+        ("turns completed", tally.turns),
+        ("replies", tally.replies),
+        ("notices shown", tally.notices),
+        ("lost turns (neither reply nor notice)", tally.lost),
+        ("stuck sessions", tally.stuck),
+        ("unhandled exceptions", exceptions),
+    ]
     rows += [(f"{name} before → after", f"{before[name]} → {after[name]}") for name in before]
-    leaked = after["threads"] > before["threads"] + POOL_JITTER or after["open files"] > before["open files"] \
+    leaked = (
+        after["threads"] > before["threads"] + POOL_JITTER
+        or after["open files"] > before["open files"]
         or after["upstream connections"] > CONCURRENCY
+    )
     healthy = tally.turns >= args.turns and not (tally.lost or tally.stuck or exceptions or leaked)
-    report = "\n".join([
-        f"# Soak: {tally.turns} turns from {args.clients} clients, {args.failure_rate:.0%} of upstream calls failing",
-        "",
-        f"Command: `python bench/soak.py --turns {args.turns} --clients {args.clients} --failure-rate "
-        f"{args.failure_rate:g} --seed {args.seed}` ({elapsed:.0f} s). Faults are drawn at random from: 500, 502 "
-        "(HTML page), 503, 504, 429, dropped and reset streams, stalls, errors inside the stream, garbled "
-        "streams and refused connections. 5xx and 429 are retried by the app, so fewer turns end in a notice "
-        "than calls fail. Resources are measured at rest, before and after; threads may differ by up to "
-        f"{POOL_JITTER} with the worker pool's idle state, and the upstream pool may keep up to {CONCURRENCY} "
-        "connections.",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        *[f"| {name} | {value} |" for name, value in rows],
-        "",
-        *[f"- lost turn: `{error}`" for error in tally.errors[:5]],
-        "healthy" if healthy else "NOT healthy",
-    ])
+    report = "\n".join(
+        [
+            f"# Soak: {tally.turns} turns from {args.clients} clients, "
+            f"{args.failure_rate:.0%} of upstream calls failing",
+            "",
+            f"Command: `python bench/soak.py --turns {args.turns} --clients {args.clients} --failure-rate "
+            f"{args.failure_rate:g} --seed {args.seed}` ({elapsed:.0f} s). Faults are drawn at random from: 500, 502 "
+            "(HTML page), 503, 504, 429, dropped and reset streams, stalls, errors inside the stream, garbled "
+            "streams and refused connections. 5xx and 429 are retried by the app, so fewer turns end in a notice "
+            "than calls fail. Resources are measured at rest, before and after; threads may differ by up to "
+            f"{POOL_JITTER} with the worker pool's idle state, and the upstream pool may keep up to {CONCURRENCY} "
+            "connections.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            *[f"| {name} | {value} |" for name, value in rows],
+            "",
+            *[f"- lost turn: `{error}`" for error in tally.errors[:5]],
+            "healthy" if healthy else "NOT healthy",
+        ]
+    )
     print(report)
     if args.report:
         args.report.write_text(report + "\n", encoding="utf-8")

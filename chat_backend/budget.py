@@ -141,8 +141,13 @@ class DailyBudget:
             self._last_known[day] = total
         before = total - amount
         if math.floor(before / self.limit_usd * LOG_STEPS) < math.floor(total / self.limit_usd * LOG_STEPS):
-            log.info("Daily budget: $%.4f of $%.2f spent today (%d%%)%s", total, self.limit_usd,
-                     total / self.limit_usd * 100, ", the last reply's cost estimated" if spend.estimated else "")
+            log.info(
+                "Daily budget: $%.4f of $%.2f spent today (%d%%)%s",
+                total,
+                self.limit_usd,
+                total / self.limit_usd * 100,
+                ", the last reply's cost estimated" if spend.estimated else "",
+            )
         elif spend.estimated:
             log.info("Daily budget: reply cost $%.6f estimated from token usage (the API reported none)", spend.usd)
         return spend

@@ -112,10 +112,11 @@ def _parse_model(item: dict[str, Any]) -> ModelInfo | None:
 
 def _declares_vision(item: dict[str, Any]) -> bool:
     """Whether a `/models` item lists vision among its capabilities or images among its inputs."""
-    capabilities = item.get("capabilities") if isinstance(item.get("capabilities"), list) else []
-    modalities = item.get("modalities") if isinstance(item.get("modalities"), dict) else {}
-    inputs = modalities.get("input") if isinstance(modalities.get("input"), list) else []
-    return "vision" in capabilities or "image" in inputs
+    capabilities, modalities = item.get("capabilities"), item.get("modalities")
+    inputs = modalities.get("input") if isinstance(modalities, dict) else None
+    return (isinstance(capabilities, list) and "vision" in capabilities) or (
+        isinstance(inputs, list) and "image" in inputs
+    )
 
 
 def minimax_first(models: list[ModelInfo]) -> list[ModelInfo]:

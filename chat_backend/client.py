@@ -45,8 +45,10 @@ def build_body(messages: list[Message], settings: ChatSettings) -> dict[str, Any
 def check_for_model(settings: ChatSettings, model: ModelInfo) -> None:
     """Ranges and parameters that depend on the model (MiniMax-Text-01 caps temperature at 1, and so on)."""
     if settings.temperature is not None and settings.temperature > model.temperature_max:
-        raise errors.InvalidSettings(key="temperature_max", params={
-            "model": model.id, "max": f"{model.temperature_max:g}", "value": f"{settings.temperature:g}"})
+        raise errors.InvalidSettings(
+            key="temperature_max",
+            params={"model": model.id, "max": f"{model.temperature_max:g}", "value": f"{settings.temperature:g}"},
+        )
     if refused := sorted(model.unsupported & build_body([], settings).keys()):
         label = Msg(f"ui_{refused[0]}") if f"ui_{refused[0]}" in EN else refused[0].replace("_", " ")
         raise errors.InvalidSettings(key="unsupported_setting", params={"model": model.id, "label": label})
@@ -106,4 +108,3 @@ class ChatClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-

@@ -121,7 +121,9 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
     """Read settings from `environ` (default `os.environ`) over the values in `dotenv_path`."""
-    values: dict[str, str | None] = dict(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).exists() else {}
+    values: dict[str, str | None] = (
+        dict(dotenv_values(dotenv_path)) if dotenv_path and Path(dotenv_path).exists() else {}
+    )
     values.update(os.environ if environ is None else environ)
     env = {name: value.strip() for name, value in values.items() if value is not None and value.strip()}
     fallback_default = "" if "CHAT_FALLBACK_MODEL" in values else DEFAULT_FALLBACK_MODEL  # set but empty: off
@@ -165,8 +167,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         login_max_failures=_count(env, "LOGIN_MAX_FAILURES", DEFAULT_LOGIN_MAX_FAILURES),
         login_window=_number(env, "LOGIN_WINDOW_SECONDS", DEFAULT_LOGIN_WINDOW),
         offline=_flag(env, "OFFLINE"),
-        trusted_proxy_hops=int(_number(env, "TRUSTED_PROXY_HOPS", 1 if "SPACE_ID" in env else 0, minimum=0,
-                                       whole=True)),
+        trusted_proxy_hops=int(
+            _number(env, "TRUSTED_PROXY_HOPS", 1 if "SPACE_ID" in env else 0, minimum=0, whole=True)
+        ),
         daily_budget_usd=_number(env, "DAILY_BUDGET_USD", 0.0, minimum=0),
         share_links=env.get("SHARE", "1").lower() not in ("0", "false", "no"),
         share_ttl_days=_number(env, "SHARE_TTL_DAYS", DEFAULT_SHARE_TTL_DAYS, minimum=0),
@@ -206,8 +209,14 @@ def _login(env: Mapping[str, str]) -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.001, whole: bool = False,
-            maximum: float = math.inf) -> float:
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    minimum: float = 0.001,
+    whole: bool = False,
+    maximum: float = math.inf,
+) -> float:
     raw = env.get(name)
     if raw is None:
         return default
@@ -311,5 +320,7 @@ class ChatSettings:
 def _check_range(label: str, value: float | None, bounds: tuple[float, float]) -> None:
     low, high = bounds
     if value is not None and not low <= value <= high:
-        raise InvalidSettings(key="settings_range", params={
-            "label": Msg(label), "low": f"{low:g}", "high": f"{high:g}", "value": f"{value:g}"})
+        raise InvalidSettings(
+            key="settings_range",
+            params={"label": Msg(label), "low": f"{low:g}", "high": f"{high:g}", "value": f"{value:g}"},
+        )

@@ -98,8 +98,9 @@ class Failures:
             parts["advice"] = Msg("api_side")
         if body is None and text.strip():
             parts["page"] = Msg("answer_page" if "<" in text[:200] else "answer_text")
-        return errors.error_for_status(status)(key="status_message", params=parts, status=status,
-                                               request_id=request_id, detail=detail)
+        return errors.error_for_status(status)(
+            key="status_message", params=parts, status=status, request_id=request_id, detail=detail
+        )
 
     def _about_model(self, model: str, vendor: str) -> bool:
         return not self.catalogue.is_available(model) or model in vendor

@@ -9,6 +9,7 @@ When the catalogue already shows the model as retired or absent, the refused cal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
@@ -39,8 +40,12 @@ class Switch:
 
     def notice(self, lang: str = DEFAULT) -> Message:
         """The one line the visitor reads under the reply, in the visitor's language."""
-        line = t("fallback_retired" if self.retired else "fallback_not_offered", lang, requested=self.requested,
-                 model=self.answered_by)
+        line = t(
+            "fallback_retired" if self.retired else "fallback_not_offered",
+            lang,
+            requested=self.requested,
+            model=self.answered_by,
+        )
         return notice(t("fallback_title", lang, model=self.answered_by), line)
 
 
@@ -110,10 +115,8 @@ class FallbackStream:
         self._closed = True
         self._stream.close()
         if self._iterator is not None:
-            try:
+            with contextlib.suppress(ValueError):  # running in another thread now; the closed stream ends it
                 self._iterator.close()  # type: ignore[attr-defined]
-            except ValueError:
-                pass  # running in another thread right now; the closed stream ends it
 
     def __enter__(self) -> FallbackStream:
         return self

@@ -26,7 +26,7 @@ EN: dict[str, str] = {
     "ui_model": "Model",
     "ui_model_info": "MiniMax models first. abab6.5s-chat is retired by the API; pick a successor if it fails.",
     "ui_model_info_fallback": "MiniMax models first. abab6.5s-chat is retired by the API; when a model is refused, "
-                              "this server's fallback model answers.",
+    "this server's fallback model answers.",
     "ui_system_prompt": "System prompt",
     "ui_system_prompt_info": "Sent first with every message.",
     "ui_temperature": "Temperature",
@@ -52,11 +52,11 @@ EN: dict[str, str] = {
     "finish_reason_note": " (finish reason: {reason})",
     "dropped_title": "✂️ Older messages left out",
     "dropped": "The {count} oldest messages of this conversation did not fit the model's context window, so the "
-               "model did not see them for this reply. Start a new chat, or pick a model with a larger window, "
-               "to keep everything in view.",
+    "model did not see them for this reply. Start a new chat, or pick a model with a larger window, "
+    "to keep everything in view.",
     "dropped_by_limit": "The {count} oldest messages of this conversation are beyond the number of earlier messages "
-                        "this server sends, so the model did not see them for this reply. Start a new chat to keep "
-                        "everything in view.",
+    "this server sends, so the model did not see them for this reply. Start a new chat to keep "
+    "everything in view.",
     "cut_title": "✂️ Reply cut short",
     "cut": "The reply reached Max tokens. Raise it in Settings, or say “continue”.",
     "request_id": "Request id: `{id}`",
@@ -103,7 +103,7 @@ EN: dict[str, str] = {
     "net_refused": "Could not connect to {host}: the connection was refused. Check AIMLAPI_BASE_URL, or try later.",
     "net_connect_timeout": "Could not connect to {host} within {seconds} s. Try again in a moment.",
     "net_read_timeout": "The API sent nothing for {seconds} s, so the request was abandoned.{kept} Try again, or "
-                        "ask for a shorter answer.",
+    "ask for a shorter answer.",
     "net_tls": "A secure connection to {host} could not be set up (TLS error). Check the system clock and proxy.",
     "net_stream_cut": "The connection to the API was cut while the reply was streaming.{kept} Send again to retry.",
     "net_failed": "The connection to {host} failed before a reply arrived. Try again in a moment.",
@@ -111,9 +111,8 @@ EN: dict[str, str] = {
     "status_message": "{base}{vendor}{advice}{page}",
     "status_400": "The API rejected the request.",
     "status_401": "The API key was rejected. Check AIMLAPI_KEY (or the key pasted in Settings); keys are at "
-                  "https://aimlapi.com/app/keys.",
-    "status_403": "The account behind this API key has run out of credits. Top up at "
-                  "https://aimlapi.com/app/billing/.",
+    "https://aimlapi.com/app/keys.",
+    "status_403": "The account behind this API key has run out of credits. Top up at https://aimlapi.com/app/billing/.",
     "status_404": "The API could not find this model or endpoint.",
     "status_429": "The API is rate-limiting requests right now.",
     "status_500": "The API had an internal error, or the model is under maintenance.",
@@ -144,23 +143,23 @@ EN: dict[str, str] = {
     "key_char": "“{char}” ({name})",
     "paste_again": "Copy the key again from https://aimlapi.com/app/keys and paste only the key.",
     "no_key": "No API key is set. Put AIMLAPI_KEY=<your key> in a .env file next to app.py, add it as a Secret "
-              "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings "
-              "panel. Keys are at https://aimlapi.com/app/keys.",
+    "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings "
+    "panel. Keys are at https://aimlapi.com/app/keys.",
     "settings_no_model": "Choose a model before sending.",
     "settings_max_tokens": "Max tokens must be a whole number of at least 1, got {value}.",
     "settings_seed": "Seed must be a whole number of at least 1 (0 for random), got {value}.",
     "settings_range": "{label} must be between {low} and {high}, got {value}.",
     "throttled_session": "Too many messages from this chat: at most {amount} a minute. Wait {seconds} s, then send "
-                         "again (your message is kept above; edit or retry it).",
+    "again (your message is kept above; edit or retry it).",
     "throttled_address": "Too many messages from your network address: at most {amount} a minute. Wait {seconds} "
-                         "s, then send again (your message is kept above; edit or retry it).",
+    "s, then send again (your message is kept above; edit or retry it).",
     "busy": "The server is already answering its maximum of {count} messages at once. Send again in a moment.",
     "restarting": "This server is restarting. Send your message again: it will go to another server "
     "(your message is kept above; edit or retry it).",
     "budget_used_up": "This demo's budget for today is used up. It resets at 00:00 UTC (in {hours} h {minutes} "
-                      "min). To go on now, paste your own AI/ML API key in Settings.",
+    "min). To go on now, paste your own AI/ML API key in Settings.",
     "attachment_forged": "An attachment of this message was not uploaded through this page, so it was not read. "
-                         "Attach the file again with the paperclip button.",
+    "Attach the file again with the paperclip button.",
     "attachment_missing": "The attachment {name} is no longer available; attach it again.",
     "model_unavailable": "The model {name} {reason}. Choose another in Settings, for example: {names}.",
     "model_retired": "has been retired by the API",
@@ -168,55 +167,55 @@ EN: dict[str, str] = {
     "fallback_title": "🔁 Answered by {model}",
     "fallback_retired": "{requested} is retired by the API, so {model} answered. Change it in Settings → Model.",
     "fallback_not_offered": "{requested} is not offered by the API, so {model} answered. Change it in Settings → "
-                            "Model.",
+    "Model.",
     "input_too_long": "This message is {length} characters; the limit is {limit}. Shorten it, or attach the text "
-                      "as a file.",
+    "as a file.",
     "input_only_images": "This model does not accept images, so there is nothing to send. Choose a model that reads "
-                         "images in Settings, or add a question in words.",
+    "images in Settings, or add a question in words.",
     "input_empty": "Type a message or attach a file first.",
     "input_too_many_files": "This message has {count} attachments; one message may carry at most {limit}. Send them "
-                            "over several messages.",
+    "over several messages.",
     "input_file_too_big": "{name} is {size} MB; attachments may be at most {limit} MB.",
     "input_files_too_big": "These attachments are {size} MB together; one message may carry at most {limit} MB. "
-                           "Send them over several messages.",
+    "Send them over several messages.",
     "input_file_crowded": "{name} does not fit in one request after this long conversation; start a new chat to ask "
-                          "about it.",
+    "about it.",
     "input_images_too_much": "The images of this message are too much for one request (at most {count} images and "
-                             "{limit} MB of image data, after resizing). Send fewer images at a time.",
+    "{limit} MB of image data, after resizing). Send fewer images at a time.",
     "input_not_readable": "{name} is not a text file, PDF or image (PNG, JPG, GIF, WEBP), so the model can't read it.",
     "input_not_utf8": "{name} is not UTF-8 text; save it as UTF-8 and attach it again.",
     "input_bad_pdf": "{name} could not be read as a PDF ({error}).",
     "input_pdf_pages": "{name} has {count} pages; PDFs may have at most {limit}.",
     "input_pdf_no_text": "{name} has no extractable text (a scanned PDF?); attach its pages as images instead.",
     "input_context": "This message is about {tokens} tokens; with {reserved} reserved for the reply it does not fit "
-                     "the model's {window}-token window. Shorten it, lower Max tokens, or pick a model with a larger "
-                     "window.",
+    "the model's {window}-token window. Shorten it, lower Max tokens, or pick a model with a larger "
+    "window.",
     "image_too_many_pixels": "{name} is {width} × {height} pixels; images may have at most {limit} megapixels. "
-                             "Resize it and attach it again.",
+    "Resize it and attach it again.",
     "image_unreadable": "{name} could not be read as an image (it may be damaged); attach it again, or save it as PNG "
-                        "or JPEG first.",
+    "or JPEG first.",
     "note_title": "📎 Attachments left out",
     "note_gone_one": "{names} from earlier in this conversation is no longer on the server, so the model did not see "
-                     "it. Attach it again to bring it back.",
+    "it. Attach it again to bring it back.",
     "note_gone_many": "{names} from earlier in this conversation are no longer on the server, so the model did not "
-                      "see them. Attach them again to bring them back.",
+    "see them. Attach them again to bring them back.",
     "note_unseen_one": "This model does not accept images, so {names} is not sent. Choose a model that reads images "
-                       "in Settings to ask about it.",
+    "in Settings to ask about it.",
     "note_unseen_many": "This model does not accept images, so {names} are not sent. Choose a model that reads "
-                        "images in Settings to ask about them.",
+    "images in Settings to ask about them.",
     "note_crowded_one": "This conversation holds more text than a model reads at once, so {names} is left out. Start "
-                        "a new chat to go on with it.",
+    "a new chat to go on with it.",
     "note_crowded_many": "This conversation holds more text than a model reads at once, so {names} are left out. "
-                         "Start a new chat to go on with them.",
+    "Start a new chat to go on with them.",
     "note_trimmed": "Only the newest images fit in one request, so the model did not see the oldest: {names}. Start "
-                    "a new chat to talk about many images.",
+    "a new chat to talk about many images.",
     "error_BudgetExhausted": "Today's budget is used up",
     "error_ShareRefused": "Not shared",
     "share_nothing": "There is nothing to share yet: send a message first.",
     "share_too_big": "This conversation is {size}; a shared link holds at most {limit}. Export it instead, or share "
-                     "a shorter chat.",
+    "a shorter chat.",
     "share_unavailable": "Sharing is unavailable right now: the server's storage is not responding. Try again in a "
-                         "minute; Export still works.",
+    "minute; Export still works.",
     "share_too_often": "This browser has shared {count} this hour, the most allowed. Try again in {wait}.",
     "count_conversations_one": "{count} conversation",
     "count_conversations_many": "{count} conversations",
@@ -249,7 +248,7 @@ ZH: dict[str, str] = {
     "ui_model": "模型",
     "ui_model_info": "MiniMax 模型排在最前。abab6.5s-chat 已被 API 停用；如果出错，请选择后继模型。",
     "ui_model_info_fallback": "MiniMax 模型排在最前。abab6.5s-chat 已被 API 停用；"
-                              "当某个模型被拒绝时，由本服务器的备用模型回答。",
+    "当某个模型被拒绝时，由本服务器的备用模型回答。",
     "ui_system_prompt": "系统提示词",
     "ui_system_prompt_info": "每条消息都会先发送它。",
     "ui_temperature": "温度",
@@ -274,10 +273,10 @@ ZH: dict[str, str] = {
     "finish_reason_note": "（结束原因：{reason}）",
     "dropped_title": "✂️ 较早的消息未发送",
     "dropped": "此对话中最早的 {count} 条消息超出了模型的上下文窗口，因此模型这次回复没有看到它们。"
-               "开始新对话，或选择上下文窗口更大的模型，可以让所有内容都在视野内。",
+    "开始新对话，或选择上下文窗口更大的模型，可以让所有内容都在视野内。",
     "dropped_by_limit": "此对话中最早的 {count} 条消息超出了本服务器随每条消息发送的历史消息数，"
-                        "因此模型这次回复没有看到它们。"
-                        "开始新对话可以让所有内容都在视野内。",
+    "因此模型这次回复没有看到它们。"
+    "开始新对话可以让所有内容都在视野内。",
     "cut_title": "✂️ 回复被截断",
     "cut": "回复已达到最大 token 数。请在设置中调高，或者说“继续”。",
     "request_id": "请求 ID：`{id}`",
@@ -328,7 +327,7 @@ ZH: dict[str, str] = {
     "status_message": "{base}{vendor}{advice}{page}",
     "status_400": "API 拒绝了该请求。",
     "status_401": "API 密钥被拒绝。请检查 AIMLAPI_KEY（或在设置中粘贴的密钥）；密钥可在 "
-                  "https://aimlapi.com/app/keys 获取。",
+    "https://aimlapi.com/app/keys 获取。",
     "status_403": "此 API 密钥对应的账户额度已用完。请在 https://aimlapi.com/app/billing/ 充值。",
     "status_404": "API 找不到此模型或端点。",
     "status_429": "API 当前正在限制请求频率。",
@@ -360,20 +359,20 @@ ZH: dict[str, str] = {
     "key_char": "“{char}”（{name}）",
     "paste_again": "请从 https://aimlapi.com/app/keys 重新复制密钥，并只粘贴密钥本身。",
     "no_key": "尚未设置 API 密钥。请在 app.py 旁的 .env 文件中写入 AIMLAPI_KEY=<你的密钥>，"
-              "或在 Hugging Face Space 的设置中添加名为 AIMLAPI_KEY 的 Secret，或在设置面板中粘贴你自己的密钥。"
-              "密钥可在 https://aimlapi.com/app/keys 获取。",
+    "或在 Hugging Face Space 的设置中添加名为 AIMLAPI_KEY 的 Secret，或在设置面板中粘贴你自己的密钥。"
+    "密钥可在 https://aimlapi.com/app/keys 获取。",
     "settings_no_model": "发送前请先选择模型。",
     "settings_max_tokens": "最大 token 数必须是不小于 1 的整数，当前为 {value}。",
     "settings_seed": "随机种子必须是不小于 1 的整数（0 表示随机），当前为 {value}。",
     "settings_range": "{label}必须在 {low} 到 {high} 之间，当前为 {value}。",
     "throttled_session": "此对话发送的消息太多：每分钟最多 {amount} 条。请等待 {seconds} 秒后再发送"
-                         "（你的消息保留在上方，可以编辑或重试）。",
+    "（你的消息保留在上方，可以编辑或重试）。",
     "throttled_address": "你的网络地址发送的消息太多：每分钟最多 {amount} 条。请等待 {seconds} 秒后再发送"
-                         "（你的消息保留在上方，可以编辑或重试）。",
+    "（你的消息保留在上方，可以编辑或重试）。",
     "busy": "服务器已在同时回答最多 {count} 条消息。请稍后再发送。",
     "restarting": "此服务器正在重启。请再次发送消息：它会转到另一台服务器（您的消息保留在上方，可编辑或重试）。",
     "budget_used_up": "本演示今天的预算已用完。它将在 UTC 00:00 重置（还有 {hours} 小时 {minutes} 分钟）。"
-                      "如需现在继续，请在设置中粘贴你自己的 AI/ML API 密钥。",
+    "如需现在继续，请在设置中粘贴你自己的 AI/ML API 密钥。",
     "attachment_forged": "此消息的一个附件不是通过本页面上传的，因此没有读取。请用回形针按钮重新附加该文件。",
     "attachment_missing": "附件 {name} 已不可用；请重新附加。",
     "model_unavailable": "模型 {name} {reason}。请在设置中选择其他模型，例如：{names}。",
@@ -390,14 +389,14 @@ ZH: dict[str, str] = {
     "input_files_too_big": "这些附件合计 {size} MB；一条消息最多可带 {limit} MB。请分几条消息发送。",
     "input_file_crowded": "对话已经很长，{name} 放不进一次请求；请开始新对话再询问它。",
     "input_images_too_much": "这条消息的图片超出了一次请求的容量（缩放后最多 {count} 张图片、{limit} MB 图片数据）。"
-                             "请一次少发几张图片。",
+    "请一次少发几张图片。",
     "input_not_readable": "{name} 不是文本文件、PDF 或图片（PNG、JPG、GIF、WEBP），模型无法读取。",
     "input_not_utf8": "{name} 不是 UTF-8 文本；请另存为 UTF-8 后重新附加。",
     "input_bad_pdf": "{name} 无法作为 PDF 读取（{error}）。",
     "input_pdf_pages": "{name} 有 {count} 页；PDF 最多 {limit} 页。",
     "input_pdf_no_text": "{name} 中没有可提取的文字（是扫描版 PDF 吗？）；请改为把各页作为图片附加。",
     "input_context": "这条消息约有 {tokens} 个 token；为回复预留 {reserved} 个后，超出了模型 {window} 个 token 的"
-                     "上下文窗口。请缩短消息、调低最大 token 数，或选择上下文窗口更大的模型。",
+    "上下文窗口。请缩短消息、调低最大 token 数，或选择上下文窗口更大的模型。",
     "image_too_many_pixels": "{name} 为 {width} × {height} 像素；图片最多 {limit} 百万像素。请缩小后重新附加。",
     "image_unreadable": "{name} 无法作为图片读取（可能已损坏）；请重新附加，或先另存为 PNG 或 JPEG。",
     "note_title": "📎 未发送的附件",
@@ -464,8 +463,9 @@ def t(key: str, lang: str = DEFAULT, **params: Any) -> str:
     text = CATALOGUES.get(lang, EN)[key]
     if not params:
         return text
-    return text.format(**{name: value.render(lang) if isinstance(value, Msg) else value
-                          for name, value in params.items()})
+    return text.format(
+        **{name: value.render(lang) if isinstance(value, Msg) else value for name, value in params.items()}
+    )
 
 
 def placeholders(text: str) -> set[str]:
@@ -492,8 +492,10 @@ def language(accept_language: str | None) -> str:
 
 def browser_translations() -> dict[str, dict[str, str]]:
     """The page's texts for `gr.I18n`, under the locale names browsers report."""
-    ui = {lang: {key: text for key, text in catalogue.items() if key.startswith("ui_")}
-          for lang, catalogue in CATALOGUES.items()}
+    ui = {
+        lang: {key: text for key, text in catalogue.items() if key.startswith("ui_")}
+        for lang, catalogue in CATALOGUES.items()
+    }
     for texts in ui.values():  # Gradio's own key for ChatInterface's button, which its zh-CN lacks
         texts["chat_interface.new_chat"] = texts["ui_new_chat"]
     return {"en": ui["en"], "zh": ui["zh"], "zh-CN": ui["zh"], "zh-SG": ui["zh"]}

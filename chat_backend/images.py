@@ -97,9 +97,15 @@ def _shrink(original: bytes, name: str) -> tuple[bytes, str]:
     try:
         with Image.open(io.BytesIO(original)) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise BadInput(key="image_too_many_pixels", params={
-                    "name": name, "width": f"{image.width:,}", "height": f"{image.height:,}",
-                    "limit": MAX_PIXELS // 1_000_000})
+                raise BadInput(
+                    key="image_too_many_pixels",
+                    params={
+                        "name": name,
+                        "width": f"{image.width:,}",
+                        "height": f"{image.height:,}",
+                        "limit": MAX_PIXELS // 1_000_000,
+                    },
+                )
             source_format = image.format or ""
             keep = max(image.size) <= LONG_SIDE and source_format in SENT_AS and image.getexif().get(0x0112, 1) == 1
             image.draft("RGB", (LONG_SIDE, LONG_SIDE))  # JPEG only: decode at a fraction of the size
@@ -123,4 +129,3 @@ def _encode(image: object, kind: str) -> bytes:
     options = {"quality": QUALITY, "optimize": True} if kind == "JPEG" else {"optimize": True}
     image.save(buffer, kind, **options)  # type: ignore[attr-defined]
     return buffer.getvalue()
-

@@ -62,8 +62,12 @@ class Windows:
         self._shared: MovingWindowRateLimiter | None = None
         self._errors: tuple[type[BaseException], ...] = ()
         if storage_url:
-            storage = cast(Storage, storage_from_string(  # synchronous: the URL is never async+redis://
-                _limits_url(storage_url), socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S))
+            storage = cast(
+                Storage,
+                storage_from_string(  # synchronous: the URL is never async+redis://
+                    _limits_url(storage_url), socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+                ),
+            )
             self._shared = MovingWindowRateLimiter(storage)
             self._errors = (*_as_tuple(storage.base_exceptions), OSError)
         self._shared_down_until = 0.0

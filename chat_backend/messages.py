@@ -28,7 +28,56 @@ from .images import Prepared, prepare
 NOTICE_ID = "chat-notice"
 ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
 TEXT_SUFFIXES = frozenset(
-    [".txt", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".xml", ".html", ".htm", ".css", ".log", ".rst", ".tex", ".py", ".js", ".ts", ".tsx", ".jsx", ".java", ".kt", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".go", ".rs", ".rb", ".php", ".swift", ".scala", ".sh", ".bash", ".sql", ".r", ".m", ".lua", ".pl", ".dart", ".vue", ".svelte"]
+    [
+        ".txt",
+        ".md",
+        ".markdown",
+        ".csv",
+        ".tsv",
+        ".json",
+        ".jsonl",
+        ".yaml",
+        ".yml",
+        ".toml",
+        ".ini",
+        ".cfg",
+        ".xml",
+        ".html",
+        ".htm",
+        ".css",
+        ".log",
+        ".rst",
+        ".tex",
+        ".py",
+        ".js",
+        ".ts",
+        ".tsx",
+        ".jsx",
+        ".java",
+        ".kt",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cs",
+        ".go",
+        ".rs",
+        ".rb",
+        ".php",
+        ".swift",
+        ".scala",
+        ".sh",
+        ".bash",
+        ".sql",
+        ".r",
+        ".m",
+        ".lua",
+        ".pl",
+        ".dart",
+        ".vue",
+        ".svelte",
+    ]
 )
 IMAGE_TOKENS = 1_000  # rough cost of one image, for the budget only
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -139,8 +188,10 @@ class _Reader:
                 raise _too_big(name, size, limits.max_file_bytes)
             total += size
         if limits.max_message_bytes and total > limits.max_message_bytes:
-            raise BadInput(key="input_files_too_big", params={
-                "size": f"{total / 1e6:.1f}", "limit": f"{limits.max_message_bytes / 1e6:g}"})
+            raise BadInput(
+                key="input_files_too_big",
+                params={"size": f"{total / 1e6:.1f}", "limit": f"{limits.max_message_bytes / 1e6:g}"},
+            )
 
     def parts(self, content: Any, *, images: bool, newest: bool = False) -> list[dict[str, Any]]:
         """API content parts from any Gradio content shape; empty text is skipped."""
@@ -224,8 +275,13 @@ class _Reader:
                 image.part["image_url"]["url"] = urls[digest]
                 continue
             if image.newest:
-                raise BadInput(key="input_images_too_much", params={
-                    "count": limits.max_images_per_request, "limit": f"{limits.max_request_image_bytes / 1e6:g}"})
+                raise BadInput(
+                    key="input_images_too_much",
+                    params={
+                        "count": limits.max_images_per_request,
+                        "limit": f"{limits.max_request_image_bytes / 1e6:g}",
+                    },
+                )
             count, total = count - 1, total - size
             self.trimmed.append(image.name)
             image.part.clear()
@@ -247,8 +303,9 @@ def _names(names: list[str]) -> str:
 
 
 def _too_big(name: str, size: int, limit: int) -> BadInput:
-    return BadInput(key="input_file_too_big", params={
-        "name": name, "size": f"{size / 1e6:.1f}", "limit": f"{limit / 1e6:g}"})
+    return BadInput(
+        key="input_file_too_big", params={"name": name, "size": f"{size / 1e6:.1f}", "limit": f"{limit / 1e6:g}"}
+    )
 
 
 def _text_part(text: str) -> dict[str, Any]:
@@ -261,7 +318,7 @@ def _file_text(name: str, text: str) -> dict[str, Any]:
 
 def _failed_turn(history: Sequence[Mapping[str, Any]], index: int) -> bool:
     """A user message answered only by an error notice (other notices, such as attachment notes, may precede it)."""
-    later = (item for item in history[index + 1:] if not is_notice(item) or is_notice(item, ERROR_NOTICE_ID))
+    later = (item for item in history[index + 1 :] if not is_notice(item) or is_notice(item, ERROR_NOTICE_ID))
     following = next(later, None)
     return history[index].get("role") == "user" and following is not None and is_notice(following, ERROR_NOTICE_ID)
 
@@ -388,7 +445,7 @@ def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int
     """
     budget = context_tokens - max_tokens
     system = [m for m in messages[:1] if m["role"] == "system"]
-    rest = messages[len(system):]
+    rest = messages[len(system) :]
     sizes = [estimate_tokens(m) for m in rest]
     used = sum(estimate_tokens(m) for m in system) + sum(sizes)
     start, by_window = 0, False
@@ -404,7 +461,8 @@ def fit_to_context(messages: list[Message], context_tokens: int, max_tokens: int
             used -= sizes[start]
             start += 1
     if used > budget:
-        raise BadInput(key="input_context", params={
-            "tokens": f"{used:,}", "reserved": f"{max_tokens:,}", "window": f"{context_tokens:,}"})
+        raise BadInput(
+            key="input_context",
+            params={"tokens": f"{used:,}", "reserved": f"{max_tokens:,}", "window": f"{context_tokens:,}"},
+        )
     return Fitted(system + rest[start:], start, by_limit=bool(start) and not by_window)
-

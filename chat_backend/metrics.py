@@ -26,15 +26,24 @@ REGISTRY = CollectorRegistry()  # our own, so importing this module twice in tes
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 MESSAGES = Counter("chat_messages", "Messages received.", registry=REGISTRY)
-REPLIES = Counter("chat_replies", "Replies ended, by outcome (ok, error, stopped, refused) and error class.",
-                  ["outcome", "error"], registry=REGISTRY)
+REPLIES = Counter(
+    "chat_replies",
+    "Replies ended, by outcome (ok, error, stopped, refused) and error class.",
+    ["outcome", "error"],
+    registry=REGISTRY,
+)
 STREAMING = Gauge("chat_replies_streaming", "Replies in progress now.", registry=REGISTRY)
-TTFT = Histogram("chat_time_to_first_token_seconds", "Seconds from sending a message upstream to its first token.",
-                 buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64), registry=REGISTRY)
+TTFT = Histogram(
+    "chat_time_to_first_token_seconds",
+    "Seconds from sending a message upstream to its first token.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+    registry=REGISTRY,
+)
 TOKENS = Counter("chat_tokens", "Tokens the API counted, by direction (in, out).", ["direction"], registry=REGISTRY)
 SPENT = Counter("chat_spent_usd", "US dollars the API reported spending.", registry=REGISTRY)
-RETRIES = Counter("chat_upstream_retries", "Upstream calls retried after a 429, 5xx or connection failure.",
-                  registry=REGISTRY)
+RETRIES = Counter(
+    "chat_upstream_retries", "Upstream calls retried after a 429, 5xx or connection failure.", registry=REGISTRY
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -22,8 +22,13 @@ T = TypeVar("T")
 _ITEM, _END, _ERROR = "item", "end", "error"
 
 
-async def newest_in_thread(produce: Callable[[], Iterable[T]], name: str = "relay", *, quiet: float | None = None,
-                           on_quiet: Callable[[], T | None] = lambda: None) -> AsyncIterator[T]:
+async def newest_in_thread(
+    produce: Callable[[], Iterable[T]],
+    name: str = "relay",
+    *,
+    quiet: float | None = None,
+    on_quiet: Callable[[], T | None] = lambda: None,
+) -> AsyncIterator[T]:
     """Iterate `produce()` in a new daemon thread; yield its newest item each time the loop gets to it, and
     raise what it raised. Every `quiet` seconds without an item, yield what `on_quiet()` gives, unless None.
     Cancelling the caller leaves the thread to end when its iterable does."""

@@ -18,12 +18,14 @@ from urllib3.util.retry import Retry
 from .metrics import RETRIES
 
 # Which error answers a retry can help, status by status (each retry makes the visitor wait longer):
-RETRY_STATUSES = frozenset({
-    429,  # rate limited: passes; Retry-After says when, within the retry budget
-    500,  # internal error or a model under maintenance: usually a moment's hiccup on one backend
-    502,  # bad gateway: a proxy lost its upstream; the next attempt often reaches a healthy one
-    503,  # temporarily unavailable: what the status means
-})
+RETRY_STATUSES = frozenset(
+    {
+        429,  # rate limited: passes; Retry-After says when, within the retry budget
+        500,  # internal error or a model under maintenance: usually a moment's hiccup on one backend
+        502,  # bad gateway: a proxy lost its upstream; the next attempt often reaches a healthy one
+        503,  # temporarily unavailable: what the status means
+    }
+)
 # Not retried: 504 is the API's *generation* timeout; the same request would take as long again, so retrying
 # made the visitor wait three timeouts before the notice. 400/401/403/404 would fail the same way again.
 INITIAL_RETRY_DELAY = 0.5
@@ -32,7 +34,7 @@ MAX_RETRY_DELAY = 8.0
 
 def backoff_delay(attempt: int, initial: float = INITIAL_RETRY_DELAY, cap: float = MAX_RETRY_DELAY) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, …): doubling, capped, times a random 0.75–1."""
-    return min(cap, initial * 2 ** (attempt - 1)) * (0.75 + random.random() / 4)
+    return min(cap, initial * 2.0 ** (attempt - 1)) * (0.75 + random.random() / 4)
 
 
 class BudgetedRetry(Retry):
@@ -49,8 +51,15 @@ class BudgetedRetry(Retry):
         kw.setdefault("waited", self.waited)
         return super().new(**kw)
 
-    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
-                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> BudgetedRetry:
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> BudgetedRetry:
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         wait = self._server_wait(response)
         if wait is None:

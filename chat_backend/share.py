@@ -139,8 +139,9 @@ class Shares:
         snapshot["delete_hash"] = _digest(token)
         data = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode()
         if len(data) > settings.share_max_bytes:
-            raise ShareRefused(key="share_too_big", params={"size": _size(len(data)),
-                                                            "limit": _size(settings.share_max_bytes)})
+            raise ShareRefused(
+                key="share_too_big", params={"size": _size(len(data)), "limit": _size(settings.share_max_bytes)}
+            )
         share_id = secrets.token_urlsafe(ID_BYTES)
         try:
             self._count(session, now)
@@ -160,8 +161,10 @@ class Shares:
         hour = math.floor(now / HOUR)
         if self._store.add(RATE_NAMESPACE, f"{session}:{hour}", 1, ttl=HOUR) > limit:
             minutes = math.ceil(((hour + 1) * HOUR - now) / 60)
-            raise ShareRefused(key="share_too_often", params={"count": _count_of(limit, "conversations"),
-                                                              "wait": _count_of(minutes, "minutes")})
+            raise ShareRefused(
+                key="share_too_often",
+                params={"count": _count_of(limit, "conversations"), "wait": _count_of(minutes, "minutes")},
+            )
 
     def load(self, share_id: str) -> dict[str, Any] | None:
         """The snapshot behind a link, or None if it never existed, expired or was deleted.
@@ -184,8 +187,9 @@ class Shares:
             return False
         return self._store.delete(NAMESPACE, share_id)
 
-    def delete_own(self, links: Mapping[str, Any] | None, share_id: str,
-                   lang: str = DEFAULT) -> tuple[dict[str, Any], str]:
+    def delete_own(
+        self, links: Mapping[str, Any] | None, share_id: str, lang: str = DEFAULT
+    ) -> tuple[dict[str, Any], str]:
         """Delete one of this browser's links: the links left, and a sentence saying what happened."""
         token = str(((links or {}).get(share_id) or {}).get("token") or "")
         try:

@@ -62,8 +62,15 @@ class ChatResult:
 class ChatStream:
     """One call in progress. Iterating sends the request and yields text deltas; closing stops it at once."""
 
-    def __init__(self, post: Post, failures: Failures, body: dict[str, Any], dropped_messages: int, key: str,
-                 dropped_by_limit: bool = False) -> None:
+    def __init__(
+        self,
+        post: Post,
+        failures: Failures,
+        body: dict[str, Any],
+        dropped_messages: int,
+        key: str,
+        dropped_by_limit: bool = False,
+    ) -> None:
         self.dropped_messages = dropped_messages
         self.dropped_by_limit = dropped_by_limit
         self.result: ChatResult | None = None
@@ -216,12 +223,14 @@ class ChatStream:
         vendor = quote(str(said), MAX_VENDOR_MESSAGE, self._key) if said else Msg("unspecified_error")
         params = {"vendor": vendor, "kept": errors.KEPT if self._chunks else ""}
         detail = quote(json.dumps(error, ensure_ascii=False, default=str), MAX_DETAIL, self._key)
-        return errors.UpstreamError(key="stream_error", params=params, status=status, request_id=self._inference_id,
-                                    detail=detail)
+        return errors.UpstreamError(
+            key="stream_error", params=params, status=status, request_id=self._inference_id, detail=detail
+        )
 
     def _bad_response(self, problem: Msg, raw: str) -> ChatError:
-        return errors.BadResponse(key="bad_response", params={"problem": problem},
-                                  detail=quote(raw, MAX_DETAIL, self._key))
+        return errors.BadResponse(
+            key="bad_response", params={"problem": problem}, detail=quote(raw, MAX_DETAIL, self._key)
+        )
 
     def _finish(self) -> None:
         ended = time.monotonic()
@@ -241,7 +250,9 @@ class ChatStream:
         )
         log.info(
             "chat %s model=%s finish=%s ttft=%s duration=%.2fs",
-            self._request_id, self.result.model, self.result.finish_reason,
+            self._request_id,
+            self.result.model,
+            self.result.finish_reason,
             f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-",
             self.result.duration,
         )

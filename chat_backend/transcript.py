@@ -68,8 +68,14 @@ def facts_title(result: ChatResult, lang: str = DEFAULT) -> str:
     """One compact line: tokens in → out · time to first token · tokens per second · cost."""
     parts = []
     if result.usage:
-        parts.append(t("facts_tokens", lang, prompt=f"{result.usage.prompt_tokens:,}",
-                       completion=f"{result.usage.completion_tokens:,}"))
+        parts.append(
+            t(
+                "facts_tokens",
+                lang,
+                prompt=f"{result.usage.prompt_tokens:,}",
+                completion=f"{result.usage.completion_tokens:,}",
+            )
+        )
     if result.time_to_first_token is not None:
         parts.append(t("facts_first_token", lang, seconds=f"{result.time_to_first_token:.2f}"))
     if (speed := tokens_per_second(result)) is not None:

@@ -58,11 +58,18 @@ def cluster_env(replicas: int, run_dir: Path) -> dict[str, str]:
     host = env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if settings.on_spaces else "127.0.0.1")
     hops = settings.trusted_proxy_hops + 1  # HAProxy is one more proxy in front of the replicas
     env.update(
-        REPLICAS=str(replicas), FIRST_APP_PORT=str(first_port), REDIS_PORT=str(redis_port), RUN_DIR=str(run_dir),
-        APP_DIR=str(ROOT), PYTHON=sys.executable, STOP_WAIT_SECONDS=str(int(settings.drain_seconds) + 10),
-        HAPROXY_BIND=f"{host}:{env.get('GRADIO_SERVER_PORT') or 7860}", TRUSTED_PROXY_HOPS=str(hops),
+        REPLICAS=str(replicas),
+        FIRST_APP_PORT=str(first_port),
+        REDIS_PORT=str(redis_port),
+        RUN_DIR=str(run_dir),
+        APP_DIR=str(ROOT),
+        PYTHON=sys.executable,
+        STOP_WAIT_SECONDS=str(int(settings.drain_seconds) + 10),
+        HAPROXY_BIND=f"{host}:{env.get('GRADIO_SERVER_PORT') or 7860}",
+        TRUSTED_PROXY_HOPS=str(hops),
         HAPROXY_SERVER_TIMEOUT=f"{int(settings.read_timeout) + 30}s",
-        REDIS_AUTOSTART="false" if env.get("REDIS_URL") else "true", PYTHONUNBUFFERED="1",
+        REDIS_AUTOSTART="false" if env.get("REDIS_URL") else "true",
+        PYTHONUNBUFFERED="1",
     )
     env.setdefault("REDIS_URL", f"redis://127.0.0.1:{redis_port}/0")
     env.setdefault("HAPROXY_REQUEST_TIMEOUT", "10s")
@@ -83,7 +90,8 @@ def main() -> None:
     env = cluster_env(replicas, run_dir)
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-c", str(ROOT / "deploy" / "supervisord.conf")],
-        cwd=ROOT, env=env,
+        cwd=ROOT,
+        env=env,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, frame: supervisor.send_signal(signal.SIGTERM))

@@ -13,8 +13,14 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -31,11 +37,16 @@ class AppProcess:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
         self.env = {
-            key: value for key, value in os.environ.items()
+            key: value
+            for key, value in os.environ.items()
             if not key.startswith(("AIMLAPI_", "CHAT_", "APP_", "GRADIO_", "SPACE_"))
         }
-        self.env.update(GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
-                        DATA_DIR=str(log_path.parent / "data"))  # never the repository's ./data
+        self.env.update(
+            GRADIO_SERVER_PORT=str(self.port),
+            GRADIO_ANALYTICS_ENABLED="False",
+            PYTHONUNBUFFERED="1",
+            DATA_DIR=str(log_path.parent / "data"),
+        )  # never the repository's ./data
         self.env.update(env)
         self.command = [sys.executable, "app.py"]
         self.process: subprocess.Popen | None = None

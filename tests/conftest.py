@@ -43,9 +43,14 @@ def live_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> I
     """`python app.py` with a server key, talking to the shared stand-in API."""
     folder = tmp_path_factory.mktemp("app")
     app = AppProcess(
-        folder / "app.log", GRADIO_TEMP_DIR=str(folder / "gradio"),
-        AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY=SERVER_KEY, AIMLAPI_READ_TIMEOUT="3",
-        AIMLAPI_RETRY_BUDGET="1", RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS="0",  # tests/test_limits.py
+        folder / "app.log",
+        GRADIO_TEMP_DIR=str(folder / "gradio"),
+        AIMLAPI_BASE_URL=shared_api.base_url,
+        AIMLAPI_KEY=SERVER_KEY,
+        AIMLAPI_READ_TIMEOUT="3",
+        AIMLAPI_RETRY_BUDGET="1",
+        RATE_LIMIT_PER_SESSION="0",
+        RATE_LIMIT_PER_ADDRESS="0",  # tests/test_limits.py
     ).start()
     yield app
     app.stop()

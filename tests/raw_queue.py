@@ -17,20 +17,46 @@ def chat_fn_index(url: str) -> int:
     return next(index for index, dep in enumerate(dependencies) if dep.get("api_name") == "chat")
 
 
-def raw_chat(url: str, text: str, session_hash: str | None = None, headers: dict[str, str] | None = None,
-             user_key: str = "", timeout: float = 30) -> str:
+def raw_chat(
+    url: str,
+    text: str,
+    session_hash: str | None = None,
+    headers: dict[str, str] | None = None,
+    user_key: str = "",
+    timeout: float = 30,
+) -> str:
     """Send `text` in a session of its own (or `session_hash`); return the final output as JSON text."""
     session_hash = session_hash or uuid.uuid4().hex[:11]
-    data: list[Any] = [{"text": text, "files": []}, [], "abab6.5s-chat", "You are a helpful assistant.", 1.0, 0.95,
-                       256, 0.0, 0.0, 0, user_key]
+    data: list[Any] = [
+        {"text": text, "files": []},
+        [],
+        "abab6.5s-chat",
+        "You are a helpful assistant.",
+        1.0,
+        0.95,
+        256,
+        0.0,
+        0.0,
+        0,
+        user_key,
+    ]
     with requests.Session() as http:
         http.headers.update(headers or {})
-        joined = http.post(url + "gradio_api/queue/join", timeout=10, json={
-            "data": data, "fn_index": chat_fn_index(url), "trigger_id": None, "session_hash": session_hash,
-            "event_data": None})
+        joined = http.post(
+            url + "gradio_api/queue/join",
+            timeout=10,
+            json={
+                "data": data,
+                "fn_index": chat_fn_index(url),
+                "trigger_id": None,
+                "session_hash": session_hash,
+                "event_data": None,
+            },
+        )
         joined.raise_for_status()
-        with http.get(url + "gradio_api/queue/data", params={"session_hash": session_hash}, stream=True,
-                      timeout=timeout) as events:
+        with http.get(
+            url + "gradio_api/queue/data", params={"session_hash": session_hash}, stream=True, timeout=timeout
+        ) as events:
             for line in events.iter_lines(decode_unicode=True):
                 if not line or not line.startswith("data:"):
                     continue

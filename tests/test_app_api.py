@@ -17,8 +17,15 @@ from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
 
 DEFAULTS: dict[str, Any] = {
-    "model": "abab6.5s-chat", "system_prompt": "You are a helpful assistant.", "temperature": 1.0, "top_p": 0.95,
-    "max_tokens": 256, "presence_penalty": 0.0, "frequency_penalty": 0.0, "seed": 0, "user_key": "",
+    "model": "abab6.5s-chat",
+    "system_prompt": "You are a helpful assistant.",
+    "temperature": 1.0,
+    "top_p": 0.95,
+    "max_tokens": 256,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "seed": 0,
+    "user_key": "",
 }
 
 
@@ -75,12 +82,26 @@ def test_history_is_sent_back_without_notices(client: Client, app_api: FakeAPI) 
 
 
 def test_settings_reach_the_request_body(client: Client, app_api: FakeAPI) -> None:
-    chat(client, "Hi", model="MiniMax-Text-01", system_prompt="Be terse.", temperature=0.3, top_p=0.5,
-         max_tokens=99, presence_penalty=0.4, seed=7)
+    chat(
+        client,
+        "Hi",
+        model="MiniMax-Text-01",
+        system_prompt="Be terse.",
+        temperature=0.3,
+        top_p=0.5,
+        max_tokens=99,
+        presence_penalty=0.4,
+        seed=7,
+    )
     body = app_api.chat_requests()[0].body
     assert body["model"] == "MiniMax-Text-01" and body["messages"][0] == {"role": "system", "content": "Be terse."}
     assert (body["temperature"], body["top_p"], body["max_tokens"], body["presence_penalty"], body["seed"]) == (
-        0.3, 0.5, 99, 0.4, 7)
+        0.3,
+        0.5,
+        99,
+        0.4,
+        7,
+    )
     assert "frequency_penalty" not in body
 
 

@@ -40,14 +40,20 @@ class RawSession:
 
     def queued(self, fn: str, data: list[Any], event_data: dict[str, Any] | None = None) -> list[Any] | None:
         """The outputs of `fn`, or None when Gradio (or the app's request guard) refused the call."""
-        body = {"data": data, "event_data": event_data, "fn_index": self.fn[fn], "session_hash": self.session_hash,
-                "trigger_id": self.edit_trigger if event_data else None}
+        body = {
+            "data": data,
+            "event_data": event_data,
+            "fn_index": self.fn[fn],
+            "session_hash": self.session_hash,
+            "trigger_id": self.edit_trigger if event_data else None,
+        }
         joined = requests.post(self.base + "queue/join", json=body, timeout=10)
         if joined.status_code == 400:  # the request guard (web/guard.py) refused a forged file before Gradio
             return None
         event_id = joined.json()["event_id"]
-        with requests.get(self.base + "queue/data", params={"session_hash": self.session_hash}, stream=True,
-                          timeout=30) as stream:
+        with requests.get(
+            self.base + "queue/data", params={"session_hash": self.session_hash}, stream=True, timeout=30
+        ) as stream:
             for line in stream.iter_lines():
                 message = json.loads(line[5:]) if line.startswith(b"data:") else {}
                 if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
@@ -83,9 +89,12 @@ class Turn:
 
 def notice_texts(chat: list[dict[str, Any]]) -> list[str]:
     """The text of every warning or attachment notice (not the reply's facts box)."""
-    return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list) else m["content"]
-            for m in chat if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)
-            and str(m["metadata"].get("title", "")).startswith(("⚠️", "📎"))]
+    return [
+        "".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list) else m["content"]
+        for m in chat
+        if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)
+        and str(m["metadata"].get("title", "")).startswith(("⚠️", "📎"))
+    ]
 
 
 def test_forged_attachment_paths_are_never_read(live_app: AppProcess, app_api: FakeAPI, tmp_path: Path) -> None:
@@ -98,9 +107,16 @@ def test_forged_attachment_paths_are_never_read(live_app: AppProcess, app_api: F
     link.symlink_to(canary)
     outside = os.path.relpath(canary, uploads / "planted")
     attacks: list[Any] = [
-        str(canary), "/etc/passwd", "/proc/self/status", str(link), str(uploads / "planted" / outside),
-        f"file://{canary}", {"path": str(canary), "orig_name": "notes.txt"}, {"path": {"path": str(canary)}},
-        str(tmp_path / "missing.txt"), "relative/../../etc/passwd",
+        str(canary),
+        "/etc/passwd",
+        "/proc/self/status",
+        str(link),
+        str(uploads / "planted" / outside),
+        f"file://{canary}",
+        {"path": str(canary), "orig_name": "notes.txt"},
+        {"path": {"path": str(canary)}},
+        str(tmp_path / "missing.txt"),
+        "relative/../../etc/passwd",
     ]
     notices = []
     for attack in attacks:
@@ -123,14 +139,22 @@ def chat(client: Client, text: str, *files: Path, model: str = "abab6.5s-chat") 
 
 
 def texts(chat: list[dict[str, Any]]) -> list[str]:
-    return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list) else m["content"]
-            for m in chat if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)]
+    return [
+        "".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list) else m["content"]
+        for m in chat
+        if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)
+    ]
 
 
 def image_parts(body: dict[str, Any]) -> list[str]:
     """The data URLs of every image part in a chat request body."""
-    return [part["image_url"]["url"] for message in body["messages"] if isinstance(message["content"], list)
-            for part in message["content"] if part.get("type") == "image_url"]
+    return [
+        part["image_url"]["url"]
+        for message in body["messages"]
+        if isinstance(message["content"], list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    ]
 
 
 def decoded_size(url: str) -> tuple[str, tuple[int, int], int]:
@@ -208,8 +232,13 @@ def upload(app: AppProcess, *paths: Path) -> list[str]:
 def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_path: Path) -> None:
     shared_api.reset()
     cache = tmp_path / "gradio"
-    app = AppProcess(tmp_path / "app.log", GRADIO_TEMP_DIR=str(cache), DATA_DIR=str(tmp_path / "data"),
-                     AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY="test-key").start()
+    app = AppProcess(
+        tmp_path / "app.log",
+        GRADIO_TEMP_DIR=str(cache),
+        DATA_DIR=str(tmp_path / "data"),
+        AIMLAPI_BASE_URL=shared_api.base_url,
+        AIMLAPI_KEY="test-key",
+    ).start()
     try:
         pdf, photo = tmp_path / "tide.pdf", tmp_path / "photo.png"
         pdf.write_bytes(make_pdf(["High water at 06:12, low water at 12:30."]))
@@ -222,8 +251,10 @@ def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_p
 
         second = RawSession(app).edit_and_submit({"text": "When is high water?", "files": []}, history=first.chat)
         assert second.notices == [
-            ("photo.png from earlier in this conversation is no longer on the server, so the model did not see it. "
-             "Attach it again to bring it back.")
+            (
+                "photo.png from earlier in this conversation is no longer on the server, so the model did not see it. "
+                "Attach it again to bring it back."
+            )
         ]
         app.stop()
         app.start()

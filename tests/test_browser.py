@@ -72,10 +72,7 @@ def test_a_streamed_reply_appears_while_it_streams(page: Page, app_api: FakeAPI)
 
 
 def test_markdown_code_and_every_latex_delimiter_render(page: Page, app_api: FakeAPI) -> None:
-    reply = (
-        "Inline $a^2$, \\(b^2\\) and display $$c^2$$ and \\[d^2\\].\n\n"
-        "```python\nprint('hi')\n```\n\n**bold**"
-    )
+    reply = "Inline $a^2$, \\(b^2\\) and display $$c^2$$ and \\[d^2\\].\n\n```python\nprint('hi')\n```\n\n**bold**"
     app_api.script(Reply(chunks=[reply]))
     send(page, "Show me maths")
     message = bot_messages(page).first
@@ -126,6 +123,7 @@ def test_a_retired_default_model_is_answered_and_the_model_setting_follows(page:
     send(page, "Second message")
     expect(page.get_by_text("Hello from the stand-in.")).to_have_count(2)
     assert [r.body["model"] for r in app_api.chat_requests()] == ["abab6.5s-chat", "MiniMax-Text-01", "MiniMax-Text-01"]
+
 
 def test_a_text_attachment_reaches_the_request(page: Page, app_api: FakeAPI, tmp_path: Path) -> None:
     notes = tmp_path / "meeting-notes.txt"
@@ -192,10 +190,9 @@ def test_a_visitors_own_key_is_used_but_never_stored(page: Page, app_api: FakeAP
 HOSTILE = (
     '<script>window.__pwned = "script"</script>\n\n'
     '<img src="x" onerror="window.__pwned = \'img\'">\n\n'
-    '[a markdown link](javascript:window.__pwned=\'markdown\')\n\n'
-    '<a href="javascript:window.__pwned=\'anchor\'">an html link</a>\n\n'
-    '<iframe srcdoc="<script>parent.__pwned=\'iframe\'</script>"></iframe>\n\n'
-    + "A" * 20_000
+    "[a markdown link](javascript:window.__pwned='markdown')\n\n"
+    "<a href=\"javascript:window.__pwned='anchor'\">an html link</a>\n\n"
+    "<iframe srcdoc=\"<script>parent.__pwned='iframe'</script>\"></iframe>\n\n" + "A" * 20_000
 )
 
 

@@ -23,9 +23,17 @@ DAY = 86_400.0
 NOON = 20_000 * DAY + DAY / 2  # a fixed UTC noon
 
 RESULT = ChatResult(
-    text="x" * 30, finish_reason="stop", usage=Usage(prompt_tokens=1000, completion_tokens=2000, total_tokens=3000),
-    cost_usd=0.0625, credits_used=None, model="MiniMax-Text-01", client_request_id="r", inference_id=None,
-    time_to_first_token=None, duration=0.0, dropped_messages=0,
+    text="x" * 30,
+    finish_reason="stop",
+    usage=Usage(prompt_tokens=1000, completion_tokens=2000, total_tokens=3000),
+    cost_usd=0.0625,
+    credits_used=None,
+    model="MiniMax-Text-01",
+    client_request_id="r",
+    inference_id=None,
+    time_to_first_token=None,
+    duration=0.0,
+    dropped_messages=0,
 )
 
 
@@ -105,7 +113,8 @@ class FlakyStore(SQLiteStore):
 
 
 def test_a_failing_store_keeps_serving_counts_in_memory_and_catches_up(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = FlakyStore(tmp_path / "s.sqlite3")
     budget = DailyBudget(0.25, store, clock=lambda: NOON)
     budget.record(RESULT, 0)
@@ -140,8 +149,9 @@ def test_two_processes_sharing_one_ledger_overspend_by_at_most_one_reply_each(tm
     path, budget_usd, cost = str(tmp_path / "shared.sqlite3"), 1.0, 0.0078125  # 128 replies' worth, exact in binary
     context = multiprocessing.get_context("spawn")
     counts = [tmp_path / f"replies-{n}" for n in range(2)]
-    workers = [context.Process(target=_spend_until_refused, args=(path, budget_usd, cost, str(counts[n])))
-               for n in range(2)]
+    workers = [
+        context.Process(target=_spend_until_refused, args=(path, budget_usd, cost, str(counts[n]))) for n in range(2)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -154,13 +164,18 @@ def test_two_processes_sharing_one_ledger_overspend_by_at_most_one_reply_each(tm
 
 
 def test_the_launched_app_stops_at_the_budget_keeps_it_over_a_restart_and_serves_visitor_keys(
-        shared_api: FakeAPI, tmp_path: Path) -> None:
+    shared_api: FakeAPI, tmp_path: Path
+) -> None:
     """The stand-in reports usd_spent (about $0.00001 a reply); the budget is a few replies' worth."""
     shared_api.reset()
 
     def start() -> AppProcess:
-        return AppProcess(tmp_path / "app.log", AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY="host-key",
-                          DAILY_BUDGET_USD="0.00004").start()
+        return AppProcess(
+            tmp_path / "app.log",
+            AIMLAPI_BASE_URL=shared_api.base_url,
+            AIMLAPI_KEY="host-key",
+            DAILY_BUDGET_USD="0.00004",
+        ).start()
 
     app = start()
     try:

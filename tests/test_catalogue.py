@@ -26,7 +26,9 @@ def test_live_list_holds_chat_models_only_minimax_first_with_context(fake_api: F
     assert catalogue.info("abab6.5s-chat").context_length == 245_000
     assert catalogue.info("minimax/text-01").id == "MiniMax-Text-01"  # matched by alias
     [models_request] = [r for r in fake_api.requests if r.path.startswith("/v1/models")]
-    assert "type=openai%2Fchat-completions" in models_request.path or "type=openai/chat-completions" in models_request.path
+    assert (
+        "type=openai%2Fchat-completions" in models_request.path or "type=openai/chat-completions" in models_request.path
+    )
     assert "Authorization" not in models_request.headers
 
 
@@ -67,16 +69,26 @@ def test_unlisted_model_is_marked_and_gets_an_assumed_window(fake_api: FakeAPI) 
 
 
 def test_malformed_items_are_skipped() -> None:
-    payload = {"data": [None, {"id": 5}, {"id": "x", "type": "openai/chat-completions", "info": "bad"},
-                        {"id": "y", "type": "openai/chat-completions", "info": {"contextLength": -1}},
-                        {"id": "z", "type": "openai/chat-completions", "aliases": None, "info": None}]}
+    payload = {
+        "data": [
+            None,
+            {"id": 5},
+            {"id": "x", "type": "openai/chat-completions", "info": "bad"},
+            {"id": "y", "type": "openai/chat-completions", "info": {"contextLength": -1}},
+            {"id": "z", "type": "openai/chat-completions", "aliases": None, "info": None},
+        ]
+    }
     assert [(m.id, m.context_length > 0) for m in parse_models(payload)] == [("z", True)]
     assert parse_models("not a dict") == []
 
 
 def chat_model(model_id: str, **fields: object) -> dict:
-    entry: dict = {"id": model_id, "type": "openai/chat-completions", "aliases": [],
-                   "info": {"name": model_id, "developer": "MiniMax", "contextLength": 100_000}}
+    entry: dict = {
+        "id": model_id,
+        "type": "openai/chat-completions",
+        "aliases": [],
+        "info": {"name": model_id, "developer": "MiniMax", "contextLength": 100_000},
+    }
     for name, value in fields.items():
         (entry if name in ("aliases", "info") else entry["info"])[name] = value
     return entry
@@ -113,13 +125,17 @@ def test_a_failing_background_refresh_waits_a_ttl_before_asking_again(fake_api: 
     assert len([r for r in fake_api.requests if r.path.startswith("/v1/models")]) == 1
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                    max_leaves=6)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 ENTRY = st.fixed_dictionaries(
     {"id": st.text(max_size=10), "type": st.just("openai/chat-completions")},
-    optional={"aliases": JSON, "info": st.fixed_dictionaries({}, optional={
-        "name": JSON, "developer": JSON, "contextLength": JSON}) | JSON},
+    optional={
+        "aliases": JSON,
+        "info": st.fixed_dictionaries({}, optional={"name": JSON, "developer": JSON, "contextLength": JSON}) | JSON,
+    },
 )
 
 

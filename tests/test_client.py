@@ -18,8 +18,16 @@ from tests.fake_api import FakeAPI, Reply
 
 KEY = "test-key-4f1c9e"
 ALLOWED_KEYS = {
-    "model", "messages", "max_tokens", "temperature", "top_p", "frequency_penalty", "presence_penalty", "seed",
-    "stream", "stream_options",
+    "model",
+    "messages",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "stream",
+    "stream_options",
 }
 
 
@@ -111,7 +119,9 @@ RAW_STREAMS = {
 
 @pytest.mark.parametrize("name", sorted(RAW_STREAMS))
 @pytest.mark.parametrize("cut", [None, 1, 3])
-def test_stream_quirks_parse_to_the_same_result(client: ChatClient, fake_api: FakeAPI, name: str, cut: int | None) -> None:
+def test_stream_quirks_parse_to_the_same_result(
+    client: ChatClient, fake_api: FakeAPI, name: str, cut: int | None
+) -> None:
     fake_api.script(Reply(raw_stream=RAW_STREAMS[name].encode(), cut=cut))
     result = ask(client)
     assert result.text == "Grüße 世界 🎉"
@@ -161,9 +171,12 @@ def test_unknown_model_gets_a_message_naming_minimax_models(client: ChatClient, 
 
 
 def test_deprecated_model_is_explained() -> None:
-    with FakeAPI(deprecated_models=frozenset({"abab6.5s-chat"})) as api, make_client(api) as chat_client:
-        with pytest.raises(errors.ModelUnavailable) as caught:
-            ask(chat_client, model="abab6.5s-chat")
+    with (
+        FakeAPI(deprecated_models=frozenset({"abab6.5s-chat"})) as api,
+        make_client(api) as chat_client,
+        pytest.raises(errors.ModelUnavailable) as caught,
+    ):
+        ask(chat_client, model="abab6.5s-chat")
     assert "retired" in caught.value.user_message and "minimax/m1" in caught.value.user_message
 
 
@@ -222,19 +235,30 @@ def test_stall_before_any_text_times_out(client: ChatClient, fake_api: FakeAPI) 
 @pytest.mark.parametrize(
     ("reply", "kind", "words"),
     [
-        (Reply(status=502, body="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
-         errors.ServerError, "web page"),
+        (
+            Reply(status=502, body="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+            errors.ServerError,
+            "web page",
+        ),
         (Reply(status=500, body=""), errors.ServerError, "internal error"),
-        (Reply(status=400, body="{ message: 'Body validation error!', statusCode: '400' }"), errors.BadRequest,
-         "not JSON"),
-        (Reply(status=200, body="<html>Welcome to nginx</html>", content_type="text/html"), errors.BadResponse,
-         "web page"),
+        (
+            Reply(status=400, body="{ message: 'Body validation error!', statusCode: '400' }"),
+            errors.BadRequest,
+            "not JSON",
+        ),
+        (
+            Reply(status=200, body="<html>Welcome to nginx</html>", content_type="text/html"),
+            errors.BadResponse,
+            "web page",
+        ),
         (Reply(status=200, body="", content_type="application/json"), errors.BadResponse, "not JSON"),
         (Reply(raw_stream=b"data: {not json}\n\n"), errors.BadResponse, "garbled"),
     ],
     ids=["html-502", "empty-500", "vendor-invalid-json", "html-200", "empty-200", "garbled-stream"],
 )
-def test_malformed_answers_are_explained(client: ChatClient, fake_api: FakeAPI, reply: Reply, kind: type, words: str) -> None:
+def test_malformed_answers_are_explained(
+    client: ChatClient, fake_api: FakeAPI, reply: Reply, kind: type, words: str
+) -> None:
     fake_api.script(*[reply] * 3)
     with pytest.raises(kind) as caught:
         ask(client)
@@ -270,7 +294,9 @@ def test_unknown_host_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_connect_timeout_is_explained(unaccepting_port: int) -> None:
-    settings = Settings(api_key=KEY, base_url=f"http://127.0.0.1:{unaccepting_port}/v1", connect_timeout=0.3, retry_budget=0.1)
+    settings = Settings(
+        api_key=KEY, base_url=f"http://127.0.0.1:{unaccepting_port}/v1", connect_timeout=0.3, retry_budget=0.1
+    )
     with ChatClient(settings) as chat_client, pytest.raises(errors.TimedOut) as caught:
         ask(chat_client)
     assert "within 0.3 s" in caught.value.user_message
@@ -355,7 +381,9 @@ def test_many_simultaneous_chats_share_the_session(fake_api: FakeAPI, caplog: py
 def test_the_key_never_leaks_into_errors_or_logs(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
     echo = f'{{"message": "bad header Authorization: Bearer {KEY}", "key": "{KEY}"}}'
-    fake_api.script(Reply(status=400, body=echo), Reply(status=502, body=f"<html>{KEY}</html>", content_type="text/html"))
+    fake_api.script(
+        Reply(status=400, body=echo), Reply(status=502, body=f"<html>{KEY}</html>", content_type="text/html")
+    )
     caught = []
     with make_client(fake_api, max_retries=0) as chat_client:
         for _ in range(2):
@@ -384,7 +412,7 @@ def _sse_bytes(payload: object) -> bytes:
 
 
 def fragments(secret: str, size: int = 5) -> set[str]:
-    return {secret[i:i + size] for i in range(len(secret) - size + 1)}
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
 
 
 @pytest.mark.parametrize(("where", "make"), LEAKS, ids=[name for name, _ in LEAKS])
@@ -412,8 +440,10 @@ def test_a_gzip_stream_with_content_length_or_a_closed_connection_is_decoded(
 ) -> None:
     stream = gzip.compress(RAW_STREAMS["done-and-lf"].encode())
     headers = {"Content-Encoding": "gzip"}
-    fake_api.script(Reply(body=stream, content_type="text/event-stream", headers=headers),
-                    Reply(body=stream, content_type="text/event-stream", headers=headers, close_delimited=True))
+    fake_api.script(
+        Reply(body=stream, content_type="text/event-stream", headers=headers),
+        Reply(body=stream, content_type="text/event-stream", headers=headers, close_delimited=True),
+    )
     for _ in range(2):
         result = ask(client)
         assert result.text == "Grüße 世界 🎉" and result.usage.total_tokens == 8
@@ -435,8 +465,11 @@ def test_null_error_odd_usage_and_nan_cost_do_not_spoil_a_reply(client: ChatClie
     chunks = [
         {"choices": [{"delta": {"content": "Fine"}}], "error": None},
         {"choices": [{"delta": {"content": " reply"}, "finish_reason": "stop"}], "error": {}},
-        {"choices": [], "usage": {"prompt_tokens": "12.5", "completion_tokens": {"n": 1}, "total_tokens": 3},
-         "meta": {"usage": {"usd_spent": float("nan"), "credits_used": float("inf")}}},
+        {
+            "choices": [],
+            "usage": {"prompt_tokens": "12.5", "completion_tokens": {"n": 1}, "total_tokens": 3},
+            "meta": {"usage": {"usd_spent": float("nan"), "credits_used": float("inf")}},
+        },
     ]
     fake_api.script(Reply(raw_stream=b"".join(map(_sse_bytes, chunks)) + b"data: [DONE]\n\n"))
     result = ask(client)

@@ -46,20 +46,38 @@ class Cluster:
         self.run_dir = folder / "run"
         self.run_dir.mkdir()
         self.log_path = folder / "cluster.log"
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("AIMLAPI_", "CHAT_", "APP_", "GRADIO_", "SPACE_", "RATE_", "REDIS_"))}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIMLAPI_", "CHAT_", "APP_", "GRADIO_", "SPACE_", "RATE_", "REDIS_"))
+        }
         env.update(
-            GRADIO_SERVER_PORT=str(self.port), GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(folder / "gradio"),
-            AIMLAPI_BASE_URL=api.base_url, AIMLAPI_KEY=SERVER_KEY, AIMLAPI_READ_TIMEOUT="20", AIMLAPI_RETRY_BUDGET="1",
-            RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS=str(ADDRESS_LIMIT), METRICS_TOKEN=TOKEN,
-            DRAIN_SECONDS="20", FIRST_APP_PORT=str(self.first), RUN_DIR=str(self.run_dir),
+            GRADIO_SERVER_PORT=str(self.port),
+            GRADIO_ANALYTICS_ENABLED="False",
+            GRADIO_TEMP_DIR=str(folder / "gradio"),
+            AIMLAPI_BASE_URL=api.base_url,
+            AIMLAPI_KEY=SERVER_KEY,
+            AIMLAPI_READ_TIMEOUT="20",
+            AIMLAPI_RETRY_BUDGET="1",
+            RATE_LIMIT_PER_SESSION="0",
+            RATE_LIMIT_PER_ADDRESS=str(ADDRESS_LIMIT),
+            METRICS_TOKEN=TOKEN,
+            DRAIN_SECONDS="20",
+            FIRST_APP_PORT=str(self.first),
+            RUN_DIR=str(self.run_dir),
             HAPROXY_REQUEST_TIMEOUT="2s",
         )
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "deploy/cluster.py", "--replicas", "2"], cwd=ROOT, env=env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "deploy/cluster.py", "--replicas", "2"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.supervisor = xmlrpc.client.ServerProxy(
-            "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{self.run_dir}/supervisor.sock"))
+            "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{self.run_dir}/supervisor.sock")
+        )
 
     def replica_url(self, name: str) -> str:
         """The direct address of replica `name` (r1, r2: HAProxy's cookie values)."""
@@ -91,8 +109,9 @@ class Cluster:
 
     def messages(self, name: str) -> float:
         """Messages replica `name` received, from its /metrics."""
-        text = requests.get(self.replica_url(name) + "metrics", headers={"Authorization": f"Bearer {TOKEN}"},
-                            timeout=5).text
+        text = requests.get(
+            self.replica_url(name) + "metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+        ).text
         return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("chat_messages_total"))
 
     def logs(self) -> str:
@@ -197,13 +216,25 @@ def test_the_one_haproxy_config_is_valid_for_each_set_up(source: str) -> None:
     if source == "compose":
         env = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]["balancer"]["environment"]
     else:
-        env = {"HAPROXY_BIND": "127.0.0.1:7860", "HAPROXY_SERVER_TIMEOUT": "90s", "HAPROXY_REQUEST_TIMEOUT": "10s",
-               **{f"APP_SERVER_{i}": f"127.0.0.1:{7860 + i}" for i in range(1, 9)}}
-    check = subprocess.run(["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env={**os.environ, **env},
-                           capture_output=True, text=True, timeout=30)
+        env = {
+            "HAPROXY_BIND": "127.0.0.1:7860",
+            "HAPROXY_SERVER_TIMEOUT": "90s",
+            "HAPROXY_REQUEST_TIMEOUT": "10s",
+            **{f"APP_SERVER_{i}": f"127.0.0.1:{7860 + i}" for i in range(1, 9)},
+        }
+    check = subprocess.run(
+        ["haproxy", "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
-    warnings = [line for line in (check.stdout + check.stderr).splitlines() if "WARNING" in line
-                and "could not resolve address 'app" not in line]  # compose's names exist only inside compose
+    warnings = [
+        line
+        for line in (check.stdout + check.stderr).splitlines()
+        if "WARNING" in line and "could not resolve address 'app" not in line
+    ]  # compose's names exist only inside compose
     assert not warnings
 
 
@@ -217,7 +248,10 @@ def test_a_session_keeps_its_replica_and_its_history(cluster: Cluster, api: Fake
     final(submit(client, "Population?"))
     assert (cluster.messages(name), cluster.messages(other)) == (before[0] + 2, before[1])
     assert [m["content"] for m in api.chat_requests()[1].body["messages"][1:]] == [
-        "Capital of France?", "Paris.", "Population?"]  # the second message found the first one's session
+        "Capital of France?",
+        "Paris.",
+        "Population?",
+    ]  # the second message found the first one's session
     forwarded = api.chat_requests()[0]
     assert "x-forwarded-for" not in {key.lower() for key in forwarded.headers}  # never passed upstream
 
@@ -228,8 +262,13 @@ def test_health_is_cheap_and_metrics_need_the_token(cluster: Cluster, api: FakeA
     wrong = requests.get(cluster.url + "metrics", headers={"Authorization": "Bearer wrong"}, timeout=5)
     assert wrong.status_code == 404
     page = requests.get(cluster.url + "metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).text
-    for name in ("chat_messages_total", "chat_replies_streaming", "chat_time_to_first_token_seconds_bucket",
-                 "chat_upstream_retries_total", "chat_spent_usd_total"):
+    for name in (
+        "chat_messages_total",
+        "chat_replies_streaming",
+        "chat_time_to_first_token_seconds_bucket",
+        "chat_upstream_retries_total",
+        "chat_spent_usd_total",
+    ):
         assert name in page
     assert SERVER_KEY not in page and not api.chat_requests()  # no upstream call for health or metrics
 
@@ -259,7 +298,8 @@ def test_chats_go_on_when_redis_stops(cluster: Cluster, api: FakeAPI) -> None:
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
 def test_a_browser_chat_through_the_balancer_with_stop_attachment_and_export(
-        cluster: Cluster, api: FakeAPI, tmp_path: Path) -> None:
+    cluster: Cluster, api: FakeAPI, tmp_path: Path
+) -> None:
     """Upload, queue, stream, Stop and download all reach the replica that holds the page's session."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -348,8 +388,12 @@ def test_sessions_of_one_address_spread_over_both_replicas_and_share_its_limit(c
     sessions = visitors_on_both(cluster)
     texts = [f"burst {i}" for i in range(60)]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        replies = list(pool.map(lambda pair: final(submit(sessions[pair[0]], pair[1])),
-                                [("r1" if i % 2 else "r2", text) for i, text in enumerate(texts)]))
+        replies = list(
+            pool.map(
+                lambda pair: final(submit(sessions[pair[0]], pair[1])),
+                [("r1" if i % 2 else "r2", text) for i, text in enumerate(texts)],
+            )
+        )
     refused = [r for r in replies if any("Slow down" in str(n["metadata"]["title"]) for n in notices(r))]
     assert cluster.messages("r1") > 0 and cluster.messages("r2") > 0
     assert len(refused) >= 60 - ADDRESS_LIMIT

@@ -68,8 +68,13 @@ def test_invisible_characters_and_spaces_around_a_pasted_key_are_dropped(pasted:
 
 @pytest.mark.parametrize(
     ("pasted", "named"),
-    [("sk-abc\u2014123", "“—” (em dash)"), ("sk-abc 123", "a space"), ("sk-äbc", "“ä” (latin small letter a with"),
-     ("sk-abc\u00a0123", "a space"), ("k" * 600, "600 characters")],
+    [
+        ("sk-abc\u2014123", "“—” (em dash)"),
+        ("sk-abc 123", "a space"),
+        ("sk-äbc", "“ä” (latin small letter a with"),
+        ("sk-abc\u00a0123", "a space"),
+        ("k" * 600, "600 characters"),
+    ],
 )
 def test_a_key_no_api_could_have_is_refused_saying_what_is_wrong(pasted: str, named: str) -> None:
     with pytest.raises(InvalidKey) as caught:

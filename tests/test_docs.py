@@ -20,8 +20,10 @@ def test_spaces_front_matter_matches_the_pinned_gradio() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     commands = re.findall(r"```bash\n(.+?)\n```", README)
-    assert commands[:2] == ["pip install -r requirements.txt && python app.py",
-                            "pip install -r requirements-dev.txt && python -m pytest"]
+    assert commands[:2] == [
+        "pip install -r requirements.txt && python app.py",
+        "pip install -r requirements-dev.txt && python -m pytest",
+    ]
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
 
 

@@ -1,4 +1,5 @@
 """Tests of the stand-in API itself, with plain `requests`."""
+
 from __future__ import annotations
 
 import json
@@ -38,13 +39,16 @@ def test_valid_request_gets_a_completion(fake_api: FakeAPI) -> None:
     assert resp.status_code == 200
 
 
-@pytest.mark.parametrize("body, needle", [
-    (chat(messages=[{"role": "user", "content": "hi", "metadata": {"title": "x"}}]), "'metadata' was unexpected"),
-    (chat(messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "options": 1}]}]), "'options'"),
-    (chat(n=1), "'n' was unexpected"),
-    (chat("MiniMax-Text-01", temperature=1.5), "greater than the maximum"),
-    (chat("MiniMax-Text-01", frequency_penalty=0.5), "'frequency_penalty' was unexpected"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (chat(messages=[{"role": "user", "content": "hi", "metadata": {"title": "x"}}]), "'metadata' was unexpected"),
+        (chat(messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "options": 1}]}]), "'options'"),
+        (chat(n=1), "'n' was unexpected"),
+        (chat("MiniMax-Text-01", temperature=1.5), "greater than the maximum"),
+        (chat("MiniMax-Text-01", frequency_penalty=0.5), "'frequency_penalty' was unexpected"),
+    ],
+)
 def test_schema_rejects_what_the_vendor_rejects(fake_api: FakeAPI, body: dict, needle: str) -> None:
     fake_api.expect_schema_errors = True
     resp = requests.post(f"{fake_api.base_url}/chat/completions", json=body, headers=AUTH, timeout=5)
@@ -68,7 +72,9 @@ def test_auth_and_model_errors() -> None:
 
 def test_sse_framing(fake_api: FakeAPI) -> None:
     body = chat(stream=True, stream_options={"include_usage": True})
-    with requests.post(f"{fake_api.base_url}/chat/completions", json=body, headers=AUTH, stream=True, timeout=5) as resp:
+    with requests.post(
+        f"{fake_api.base_url}/chat/completions", json=body, headers=AUTH, stream=True, timeout=5
+    ) as resp:
         assert resp.headers["Content-Type"] == "text/event-stream"
         assert resp.headers["Transfer-Encoding"] == "chunked"
         events = sse_events(resp)
@@ -85,8 +91,9 @@ def test_sse_framing(fake_api: FakeAPI) -> None:
 
 def test_cut_splits_multibyte_characters_across_reads(fake_api: FakeAPI) -> None:
     fake_api.script(Reply(chunks=["héllo ", "wörld ☃"], cut=3, done=False, usage=False))
-    with requests.post(f"{fake_api.base_url}/chat/completions", json=chat(stream=True), headers=AUTH,
-                       stream=True, timeout=5) as resp:
+    with requests.post(
+        f"{fake_api.base_url}/chat/completions", json=chat(stream=True), headers=AUTH, stream=True, timeout=5
+    ) as resp:
         pieces = list(resp.iter_content(chunk_size=None))
     assert max(len(p) for p in pieces) == 3
     events = b"".join(pieces).decode("utf-8").split("\n\n")
@@ -97,11 +104,14 @@ def test_drop_and_reset_break_the_stream(fake_api: FakeAPI) -> None:
     fake_api.script(Reply(drop_after=2), Reply(reset_after=1))
     for _ in range(2):
         received = []
-        with pytest.raises(requests.exceptions.RequestException):
-            with requests.post(f"{fake_api.base_url}/chat/completions", json=chat(stream=True), headers=AUTH,
-                               stream=True, timeout=5) as resp:
-                for piece in resp.iter_content(chunk_size=None):
-                    received.append(piece)
+        with (
+            pytest.raises(requests.exceptions.RequestException),
+            requests.post(
+                f"{fake_api.base_url}/chat/completions", json=chat(stream=True), headers=AUTH, stream=True, timeout=5
+            ) as resp,
+        ):
+            for piece in resp.iter_content(chunk_size=None):
+                received.append(piece)
         assert b"[DONE]" not in b"".join(received)
 
 
@@ -115,15 +125,19 @@ def test_stall_until_release_and_client_disconnect(fake_api: FakeAPI) -> None:
         fake_api.release()
         assert b"[DONE]" in [line for line in lines if line][-1]
 
-    with pytest.raises(requests.exceptions.ConnectionError):  # read timeout while stalled
-        with requests.post(url, json=chat(stream=True), headers=AUTH, stream=True, timeout=(5, 0.3)) as resp:
-            list(resp.iter_content(chunk_size=None))
+    with (
+        pytest.raises(requests.exceptions.ConnectionError),  # read timeout while stalled
+        requests.post(url, json=chat(stream=True), headers=AUTH, stream=True, timeout=(5, 0.3)) as resp,
+    ):
+        list(resp.iter_content(chunk_size=None))
     assert fake_api.chat_requests()[1].client_disconnected.wait(2)
 
 
 def test_error_reply_keeps_the_connection(fake_api: FakeAPI) -> None:
-    fake_api.script(Reply(status=429, headers={"Retry-After": "1"}),
-                    Reply(status=502, body="<html>Bad Gateway</html>", content_type="text/html"))
+    fake_api.script(
+        Reply(status=429, headers={"Retry-After": "1"}),
+        Reply(status=502, body="<html>Bad Gateway</html>", content_type="text/html"),
+    )
     with requests.Session() as session:
         url = f"{fake_api.base_url}/chat/completions"
         resp = session.post(url, json=chat(), headers=AUTH, timeout=5)

@@ -101,8 +101,13 @@ def test_a_fallback_that_is_refused_too_leaves_the_original_notice(client: Clien
 
 
 def start_app(api: FakeAPI, folder: Path, **env: str) -> AppProcess:
-    return AppProcess(folder / "app.log", AIMLAPI_BASE_URL=api.base_url, AIMLAPI_KEY=SERVER_KEY,
-                      GRADIO_TEMP_DIR=str(folder / "gradio"), **env).start()
+    return AppProcess(
+        folder / "app.log",
+        AIMLAPI_BASE_URL=api.base_url,
+        AIMLAPI_KEY=SERVER_KEY,
+        GRADIO_TEMP_DIR=str(folder / "gradio"),
+        **env,
+    ).start()
 
 
 def test_a_model_the_live_catalogue_leaves_out_gets_no_call(fake_api: FakeAPI, tmp_path: Path) -> None:
@@ -167,6 +172,7 @@ def test_stopping_during_the_refused_call_starts_no_fallback_call(fake_api: Fake
 
 
 # The pure pieces.
+
 
 def test_the_fallback_setting_defaults_on_and_an_empty_value_turns_it_off() -> None:
     assert load_settings({}, dotenv_path=None).fallback_model == NEW

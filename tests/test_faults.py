@@ -44,8 +44,9 @@ def test_a_fault_is_explained_and_the_conversation_and_others_go_on(
     app_api.script_for(f"bystander {fault}", Reply(text=BYSTANDER, delay=0.03))
     app_api.script_for(f"victim {fault}", *replies)
     bystander: dict[str, Any] = {}
-    other = threading.Thread(target=lambda: bystander.update(result=chat(Client(live_app.url, verbose=False),
-                                                                            f"bystander {fault}")))
+    other = threading.Thread(
+        target=lambda: bystander.update(result=chat(Client(live_app.url, verbose=False), f"bystander {fault}"))
+    )
     other.start()
     app_api.wait_for_message(f"bystander {fault}")
 

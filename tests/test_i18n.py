@@ -34,18 +34,37 @@ def test_the_page_texts_have_no_placeholders_and_every_error_class_has_a_title()
     assert all(EN[f"error_{c.__name__}"] == c.title for c in classes)
 
 
-@pytest.mark.parametrize(("header", "lang"), [
-    ("zh-CN,zh;q=0.9,en;q=0.8", "zh"), ("en-US,en;q=0.9,zh-CN;q=0.8", "en"), ("zh-Hans", "zh"),
-    ("fr-FR,fr;q=0.9", "en"), ("", "en"), (None, "en"), ("fr, zh;q=0.5", "zh"), ("zh;q=abc, en;q=0.1", "en"),
-])
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [
+        ("zh-CN,zh;q=0.9,en;q=0.8", "zh"),
+        ("en-US,en;q=0.9,zh-CN;q=0.8", "en"),
+        ("zh-Hans", "zh"),
+        ("fr-FR,fr;q=0.9", "en"),
+        ("", "en"),
+        (None, "en"),
+        ("fr, zh;q=0.5", "zh"),
+        ("zh;q=abc, en;q=0.1", "en"),
+    ],
+)
 def test_the_language_comes_from_accept_language(header: str | None, lang: str) -> None:
     assert language(header) == lang
 
 
 def test_notices_facts_and_exports_are_in_the_visitors_language() -> None:
-    result = ChatResult(text="", finish_reason="length", dropped_messages=3, model="m", duration=1.5, usage=None,
-                        cost_usd=None, credits_used=None, client_request_id="c", inference_id=None,
-                        time_to_first_token=None)
+    result = ChatResult(
+        text="",
+        finish_reason="length",
+        dropped_messages=3,
+        model="m",
+        duration=1.5,
+        usage=None,
+        cost_usd=None,
+        credits_used=None,
+        client_request_id="c",
+        inference_id=None,
+        time_to_first_token=None,
+    )
     zh = "\n".join(f"{m['metadata']['title']} {m['content']}" for m in transcript.finished(result, "zh"))
     assert "空回复" in zh and "3 条消息" in zh and "回复被截断" in zh and "总用时" in zh and "1.50 秒" in zh
     assert "Empty reply" in transcript.finished(result)[0]["metadata"]["title"]
@@ -61,16 +80,25 @@ def test_notices_facts_and_exports_are_in_the_visitors_language() -> None:
 def one_a_minute(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """The app allowing one message a minute per chat, so a second message is refused by the throttle."""
     folder = tmp_path_factory.mktemp("i18n")
-    app = AppProcess(folder / "app.log", GRADIO_TEMP_DIR=str(folder / "gradio"), AIMLAPI_BASE_URL=shared_api.base_url,
-                     AIMLAPI_KEY="i18n", RATE_LIMIT_PER_SESSION="1", RATE_LIMIT_PER_ADDRESS="0").start()
+    app = AppProcess(
+        folder / "app.log",
+        GRADIO_TEMP_DIR=str(folder / "gradio"),
+        AIMLAPI_BASE_URL=shared_api.base_url,
+        AIMLAPI_KEY="i18n",
+        RATE_LIMIT_PER_SESSION="1",
+        RATE_LIMIT_PER_ADDRESS="0",
+    ).start()
     yield app
     app.stop()
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("zh-CN,zh;q=0.9,en;q=0.8", ["⚠️ API 密钥被拒绝", "请检查 AIMLAPI_KEY", "⚠️ 请慢一点", "每分钟最多 1 条"]),
-    ("en-US,en;q=0.9", ["⚠️ API key rejected", "Check AIMLAPI_KEY", "⚠️ Slow down", "at most 1 a minute"]),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("zh-CN,zh;q=0.9,en;q=0.8", ["⚠️ API 密钥被拒绝", "请检查 AIMLAPI_KEY", "⚠️ 请慢一点", "每分钟最多 1 条"]),
+        ("en-US,en;q=0.9", ["⚠️ API key rejected", "Check AIMLAPI_KEY", "⚠️ Slow down", "at most 1 a minute"]),
+    ],
+)
 def test_api_and_limit_notices_come_back_in_the_browsers_language(
     one_a_minute: AppProcess, shared_api: FakeAPI, header: str, expected: list[str]
 ) -> None:
@@ -90,14 +118,20 @@ def test_api_and_limit_notices_come_back_in_the_browsers_language(
 def test_every_visitor_facing_error_in_chat_backend_is_raised_with_a_message_key() -> None:
     """ConfigError alone may carry English text: the host reads it at start-up, not a visitor. Forged and
     Missing pass their own key in their constructors (checked here through `super().__init__(key=...)`)."""
-    classes = {name for module in (errors, budget, share, attachments)
-               for name, c in inspect.getmembers(module, inspect.isclass) if issubclass(c, errors.ChatError)}
+    classes = {
+        name
+        for module in (errors, budget, share, attachments)
+        for name, c in inspect.getmembers(module, inspect.isclass)
+        if issubclass(c, errors.ChatError)
+    }
     english = []
     for path in sorted(Path(errors.__file__).parent.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
                 continue
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if name in classes - {"ConfigError", "Forged", "Missing"} and (node.args or not any(k.arg == "key" for k in node.keywords)):
+            if name in classes - {"ConfigError", "Forged", "Missing"} and (
+                node.args or not any(k.arg == "key" for k in node.keywords)
+            ):
                 english.append(f"{path.name}:{node.lineno} {name}")
     assert not english, english

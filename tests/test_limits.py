@@ -33,9 +33,17 @@ def start_app(shared_api: FakeAPI, folder: Path, **env: str) -> AppProcess:
 @pytest.fixture(scope="module")
 def limited_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """Sizes and the upstream cap set small; message rates off (they have their own app below)."""
-    app = start_app(shared_api, tmp_path_factory.mktemp("limited"), MAX_MESSAGE_CHARS="200",
-                    MAX_ATTACHMENT_MB="0.002", MAX_PDF_PAGES="1", MAX_HISTORY_MESSAGES="4", MAX_UPSTREAM_CALLS="1",
-                    RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS="0")
+    app = start_app(
+        shared_api,
+        tmp_path_factory.mktemp("limited"),
+        MAX_MESSAGE_CHARS="200",
+        MAX_ATTACHMENT_MB="0.002",
+        MAX_PDF_PAGES="1",
+        MAX_HISTORY_MESSAGES="4",
+        MAX_UPSTREAM_CALLS="1",
+        RATE_LIMIT_PER_SESSION="0",
+        RATE_LIMIT_PER_ADDRESS="0",
+    )
     yield app
     app.stop()
 
@@ -84,7 +92,8 @@ def test_an_oversized_attachment_is_refused_at_upload(limited_app: AppProcess, t
     client = Client(limited_app.url, verbose=False)
     with pytest.raises(Exception, match="(?i)too large|size"):
         client.submit({"text": "read", "files": [handle_file(str(big))]}, *DEFAULTS.values(), api_name="/chat").result(
-            timeout=30)
+            timeout=30
+        )
 
 
 def test_only_the_newest_messages_go_upstream(limited_app: AppProcess, app_api: FakeAPI) -> None:
@@ -154,6 +163,7 @@ def test_addresses_are_normalised_and_ipv6_grouped_by_64() -> None:
 
 # --- The Guard ------------------------------------------------------------------------------------------------
 
+
 def test_a_refusal_never_uses_up_the_rate() -> None:
     guard = Guard(per_session=2, per_address=3, max_upstream=1)
     with guard.admit("busy-holder", "198.51.100.1"):
@@ -179,7 +189,8 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def test_replicas_share_the_address_rate_through_redis_and_fall_back_when_it_stops(
-        redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
     one, two = (Guard(per_session=0, per_address=3, max_upstream=0, storage_url=redis_server.url) for _ in range(2))
     for guard in (one, two, one):
         with guard.admit("s", "192.0.2.7"):
@@ -199,6 +210,7 @@ def test_replicas_share_the_address_rate_through_redis_and_fall_back_when_it_sto
 
 # --- The launched app -----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def default_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """The rate limits at their defaults."""
@@ -209,6 +221,7 @@ def default_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_a_class_of_50_behind_one_address_is_never_throttled(default_app: AppProcess, app_api: FakeAPI) -> None:
     """50 sessions from 127.0.0.1, 3 messages each, all within a minute."""
+
     def student(number: int) -> list[str]:
         return [raw_chat(default_app.url, f"question {turn}", session_hash=f"student-{number}") for turn in range(3)]
 
@@ -227,11 +240,13 @@ def test_one_runaway_session_is_still_throttled_by_default(default_app: AppProce
 def test_a_spoofed_forwarded_for_does_not_escape_the_per_address_limit(shared_api: FakeAPI, tmp_path: Path) -> None:
     """Behind one trusted proxy (which appends 203.0.113.5): the visitor's own entries and sessions change nothing."""
     shared_api.reset()
-    app = start_app(shared_api, tmp_path, SPACE_ID="someone/chat", RATE_LIMIT_PER_ADDRESS="3",
-                    RATE_LIMIT_PER_SESSION="0")
+    app = start_app(
+        shared_api, tmp_path, SPACE_ID="someone/chat", RATE_LIMIT_PER_ADDRESS="3", RATE_LIMIT_PER_SESSION="0"
+    )
     try:
-        answers = [raw_chat(app.url, f"spoof {n}", headers={"X-Forwarded-For": f"10.9.{n}.1, 203.0.113.5"})
-                   for n in range(4)]
+        answers = [
+            raw_chat(app.url, f"spoof {n}", headers={"X-Forwarded-For": f"10.9.{n}.1, 203.0.113.5"}) for n in range(4)
+        ]
         other = raw_chat(app.url, "someone else", headers={"X-Forwarded-For": "203.0.113.5, 198.51.100.8"})
     finally:
         app.stop()

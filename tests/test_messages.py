@@ -80,7 +80,11 @@ def test_browser_and_api_shapes_give_the_same_messages() -> None:
 
 
 def test_system_prompt_is_first_on_every_turn_and_history_systems_are_dropped() -> None:
-    history = [{"role": "system", "content": "old"}, {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    history = [
+        {"role": "system", "content": "old"},
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+    ]
     messages = to_api_messages(history, "c", "  new prompt ")
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[0]["content"] == "new prompt"
@@ -155,11 +159,15 @@ def test_pdf_text_is_extracted_with_page_markers(tmp_path: Path) -> None:
     ],
     ids=["too-big", "binary", "latin-1", "broken-pdf"],
 )
-def test_unreadable_or_oversized_attachments_say_why(tmp_path: Path, name: str, payload: bytes, limit: int, error: str) -> None:
+def test_unreadable_or_oversized_attachments_say_why(
+    tmp_path: Path, name: str, payload: bytes, limit: int, error: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(payload)
     with pytest.raises(BadInput, match=error):
-        to_api_messages([], {"text": "read this", "files": [str(path)]}, attachments=uploads(tmp_path, max_file_bytes=limit))
+        to_api_messages(
+            [], {"text": "read this", "files": [str(path)]}, attachments=uploads(tmp_path, max_file_bytes=limit)
+        )
 
 
 def test_missing_attachment_and_empty_message(tmp_path: Path) -> None:
@@ -173,16 +181,24 @@ def test_ui_components_and_assistant_images_are_skipped(tmp_path: Path) -> None:
     chart = png(tmp_path / "chart.png")
     history = [
         {"role": "user", "content": "draw"},
-        browser("assistant", {"type": "component", "component": "plot", "value": None, "constructor_args": {}, "props": {}}),
+        browser(
+            "assistant", {"type": "component", "component": "plot", "value": None, "constructor_args": {}, "props": {}}
+        ),
         browser("assistant", {"type": "file", "file": {"path": str(chart)}}, text("here")),
     ]
-    assert valid(to_api_messages(history, "ok", attachments=uploads(tmp_path)))[1] == {"role": "assistant", "content": "here"}
+    assert valid(to_api_messages(history, "ok", attachments=uploads(tmp_path)))[1] == {
+        "role": "assistant",
+        "content": "here",
+    }
 
 
 def conversation(turns: int, words: int) -> list[dict]:
     messages = [{"role": "system", "content": "sys"}]
     for turn in range(turns):
-        messages += [{"role": "user", "content": f"q{turn} " + "w " * words}, {"role": "assistant", "content": "a " * words}]
+        messages += [
+            {"role": "user", "content": f"q{turn} " + "w " * words},
+            {"role": "assistant", "content": "a " * words},
+        ]
     return messages + [{"role": "user", "content": "newest"}]
 
 
@@ -233,8 +249,15 @@ def make_pdf(pages: list[str]) -> bytes:
 
 
 @settings(deadline=None)  # a loaded CI machine; nothing here is slow by design
-@given(st.one_of(st.text(), st.binary().map(lambda raw: raw.decode("latin-1")), st.integers(), st.none(),
-                 st.dictionaries(st.text(), st.text())))
+@given(
+    st.one_of(
+        st.text(),
+        st.binary().map(lambda raw: raw.decode("latin-1")),
+        st.integers(),
+        st.none(),
+        st.dictionaries(st.text(), st.text()),
+    )
+)
 def test_no_value_resolves_outside_the_upload_folder(value: object) -> None:
     folder = os.path.realpath(tempfile.gettempdir() + "/uploads-property")
     for candidate in (value, f"{folder}/{value}", f"{folder}/../{value}"):
@@ -256,26 +279,35 @@ def test_older_images_beyond_the_request_limit_become_placeholders(tmp_path: Pat
     history = []
     for index in range(3):
         image = png(tmp_path / f"old{index}.png", color=("red", "green", "blue")[index])
-        history += [browser("user", {"type": "file", "file": {"path": str(image), "orig_name": image.name}}),
-                    browser("assistant", text(f"seen {index}"))]
+        history += [
+            browser("user", {"type": "file", "file": {"path": str(image), "orig_name": image.name}}),
+            browser("assistant", text(f"seen {index}")),
+        ]
     newest = png(tmp_path / "new.png", color="white")
-    built = build_messages(history, {"text": "compare", "files": [str(newest)]},
-                           attachments=uploads(tmp_path, max_images_per_request=2))
+    built = build_messages(
+        history, {"text": "compare", "files": [str(newest)]}, attachments=uploads(tmp_path, max_images_per_request=2)
+    )
     sent = json.dumps(built.messages)
     assert sent.count("image_url") == 2 * 2  # type tag and key, for old2 and new
     assert "[image old0.png left out" in sent and "[image old1.png left out" in sent
     assert [note.render() for note in built.notes] == [
-        ("Only the newest images fit in one request, so the model did not see the oldest: old0.png, old1.png. "
-         "Start a new chat to talk about many images.")
+        (
+            "Only the newest images fit in one request, so the model did not see the oldest: old0.png, old1.png. "
+            "Start a new chat to talk about many images."
+        )
     ]
     with pytest.raises(BadInput, match="MB of image data, after resizing"):
-        build_messages([], {"text": "x", "files": [str(newest)]}, attachments=uploads(tmp_path, max_request_image_bytes=10))
+        build_messages(
+            [], {"text": "x", "files": [str(newest)]}, attachments=uploads(tmp_path, max_request_image_bytes=10)
+        )
 
 
 def test_a_text_only_model_gets_placeholders_for_earlier_images(tmp_path: Path) -> None:
     image = png(tmp_path / "plot.png")
-    history = [browser("user", {"type": "file", "file": {"path": str(image), "orig_name": "plot.png"}}, text("see")),
-               browser("assistant", text("a plot"))]
+    history = [
+        browser("user", {"type": "file", "file": {"path": str(image), "orig_name": "plot.png"}}, text("see")),
+        browser("assistant", text("a plot")),
+    ]
     built = build_messages(history, "thanks", attachments=uploads(tmp_path), vision=False)
     assert built.messages[0]["content"] == "[image plot.png not shown: this model does not read images]\n\nsee"
     assert "does not accept images, so plot.png is not sent" in built.notes[0].render()
@@ -287,8 +319,10 @@ def test_an_earlier_attachment_that_is_gone_becomes_a_placeholder(tmp_path: Path
     built = build_messages(history, "more", attachments=uploads(tmp_path))
     assert built.messages[0]["content"] == "[attachment tide.pdf is no longer available]\n\nsummarise"
     assert [note.render() for note in built.notes] == [
-        ("tide.pdf from earlier in this conversation is no longer on the server, so the model did not see it. "
-         "Attach it again to bring it back.")
+        (
+            "tide.pdf from earlier in this conversation is no longer on the server, so the model did not see it. "
+            "Attach it again to bring it back."
+        )
     ]
 
 
@@ -311,8 +345,10 @@ def test_document_text_is_kept_for_later_turns_unless_the_store_is_down(tmp_path
     attachments = uploads(folder, store=store)  # type: ignore[arg-type]
     to_api_messages([], {"text": "read", "files": [str(notes)]}, attachments=attachments)
     notes.unlink()
-    history = [browser("user", {"type": "file", "file": {"path": str(notes), "orig_name": "notes.md"}}),
-               browser("assistant", text("ok"))]
+    history = [
+        browser("user", {"type": "file", "file": {"path": str(notes), "orig_name": "notes.md"}}),
+        browser("assistant", text("ok")),
+    ]
     history.insert(0, browser("user", {"type": "file", "file": {"path": "bad\0path", "orig_name": "x.txt"}}))
     built = build_messages(history, "when?", attachments=uploads(folder, store=store))  # a fresh process
     kept = '<file name="notes.md">\nthe tide turns at six\n</file>'
@@ -325,8 +361,11 @@ def test_an_image_in_a_format_the_api_refuses_is_converted(tmp_path: Path) -> No
     from PIL import Image
 
     Image.new("RGB", (2000, 1000), "orange").save(tmp_path / "scan.bmp")
-    [user] = valid(to_api_messages([], {"text": "what colour?", "files": [str(tmp_path / "scan.bmp")]},
-                                   attachments=uploads(tmp_path)))
+    [user] = valid(
+        to_api_messages(
+            [], {"text": "what colour?", "files": [str(tmp_path / "scan.bmp")]}, attachments=uploads(tmp_path)
+        )
+    )
     assert decoded(user["content"][0]) in {("JPEG", (1568, 784)), ("PNG", (1568, 784))}
 
 
@@ -355,7 +394,10 @@ def test_the_history_limit_counts_earlier_messages_only(limit: int) -> None:
 
 
 def test_messages_left_out_for_the_window_are_not_blamed_on_the_limit() -> None:
-    messages = [{"role": "user", "content": "word " * 3_000}, {"role": "assistant", "content": "ok"},
-                {"role": "user", "content": "newest"}]
+    messages = [
+        {"role": "user", "content": "word " * 3_000},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "newest"},
+    ]
     fitted = fit_to_context(messages, 2_000, 500, max_messages=200)
     assert fitted.dropped == 2 and not fitted.by_limit

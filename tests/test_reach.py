@@ -23,10 +23,22 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 ARTIFACTS = ROOT / "test-artifacts"
 PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 360, "height": 740}}
 DESKTOP = {"width": 1280, "height": 900}
-WIDE_REPLY = ("Here is a table and some code.\n\n| " + " | ".join(f"column {i}" for i in range(14)) + " |\n|"
-              + "---|" * 14 + "\n| " + " | ".join("value" for _ in range(14)) + " |\n\n```python\n"
-              + "print('" + "x" * 300 + "')\n```\n\n" + "Supercalifragilistic" * 12
-              + "\n\nRequest: `" + "0f" * 32 + "`")
+WIDE_REPLY = (
+    "Here is a table and some code.\n\n| "
+    + " | ".join(f"column {i}" for i in range(14))
+    + " |\n|"
+    + "---|" * 14
+    + "\n| "
+    + " | ".join("value" for _ in range(14))
+    + " |\n\n```python\n"
+    + "print('"
+    + "x" * 300
+    + "')\n```\n\n"
+    + "Supercalifragilistic" * 12
+    + "\n\nRequest: `"
+    + "0f" * 32
+    + "`"
+)
 AXE = Axe()
 
 
@@ -38,11 +50,17 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def open_page(browser: Browser, app: AppProcess, viewport: dict[str, int], *, dark: bool = False,
-              locale: str = "en-US") -> Page:
+def open_page(
+    browser: Browser, app: AppProcess, viewport: dict[str, int], *, dark: bool = False, locale: str = "en-US"
+) -> Page:
     phone = viewport["width"] < 640
-    context = browser.new_context(viewport=viewport, locale=locale, has_touch=phone, is_mobile=phone,
-                                  extra_http_headers={"Accept-Language": f"{locale},en;q=0.5"})
+    context = browser.new_context(
+        viewport=viewport,
+        locale=locale,
+        has_touch=phone,
+        is_mobile=phone,
+        extra_http_headers={"Accept-Language": f"{locale},en;q=0.5"},
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(app.url + ("?__theme=dark" if dark else ""))
@@ -58,8 +76,11 @@ def shot(page: Page, name: str) -> None:
 def serious_violations(page: Page) -> list[str]:
     """axe-core's serious and critical findings on the page as it is now."""
     results: Any = AXE.run(page)
-    return [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in results.response["violations"]
-            if v["impact"] in ("serious", "critical")]
+    return [
+        f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 def send(page: Page, text: str) -> None:
@@ -79,15 +100,22 @@ TEXTS = {  # what each language shows: the input's placeholder, a notice title, 
 }
 
 
-@pytest.mark.parametrize(("screen", "theme", "locale"), [
-    ("desktop", "light", "en-US"), ("phone", "light", "zh-CN"),
-    ("desktop", "dark", "zh-CN"), ("phone", "dark", "en-US"),
-])
-def test_no_serious_axe_violations_in_either_language(browser: Browser, live_app: AppProcess, app_api: FakeAPI,
-                                                      screen: str, theme: str, locale: str) -> None:
+@pytest.mark.parametrize(
+    ("screen", "theme", "locale"),
+    [
+        ("desktop", "light", "en-US"),
+        ("phone", "light", "zh-CN"),
+        ("desktop", "dark", "zh-CN"),
+        ("phone", "dark", "en-US"),
+    ],
+)
+def test_no_serious_axe_violations_in_either_language(
+    browser: Browser, live_app: AppProcess, app_api: FakeAPI, screen: str, theme: str, locale: str
+) -> None:
     """At load, then after a reply and an error notice with Settings open; the texts are the browser's language."""
-    page = open_page(browser, live_app, DESKTOP if screen == "desktop" else PHONES["phone"], dark=theme == "dark",
-                     locale=locale)
+    page = open_page(
+        browser, live_app, DESKTOP if screen == "desktop" else PHONES["phone"], dark=theme == "dark", locale=locale
+    )
     placeholder, error_title, facts_word = TEXTS[locale]
     expect(page.locator("#chat-input textarea")).to_have_attribute("placeholder", placeholder)
     if screen == "desktop":
@@ -102,8 +130,9 @@ def test_no_serious_axe_violations_in_either_language(browser: Browser, live_app
     shot(page, f"{screen}-{theme}-{locale}-reply")
     page.locator(".sidebar .toggle-button").click()
     expect(page.locator("#model input")).to_be_visible()
-    page.wait_for_function("() => Math.abs(document.querySelector('.sidebar').getBoundingClientRect().right"
-                           " - innerWidth) < 1")  # the panel has finished sliding in
+    page.wait_for_function(
+        "() => Math.abs(document.querySelector('.sidebar').getBoundingClientRect().right - innerWidth) < 1"
+    )  # the panel has finished sliding in
     shot(page, f"{screen}-{theme}-{locale}-settings")
     found["reply, error and settings"] = serious_violations(page)
     page.context.close()
@@ -113,8 +142,9 @@ def test_no_serious_axe_violations_in_either_language(browser: Browser, live_app
 
 
 @pytest.mark.parametrize("size", list(PHONES))
-def test_the_phone_layout_gives_the_conversation_the_screen(browser: Browser, live_app: AppProcess,
-                                                            app_api: FakeAPI, size: str) -> None:
+def test_the_phone_layout_gives_the_conversation_the_screen(
+    browser: Browser, live_app: AppProcess, app_api: FakeAPI, size: str
+) -> None:
     viewport = PHONES[size]
     page = open_page(browser, live_app, viewport)
     box = page.locator("#chat-input textarea")

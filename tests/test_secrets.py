@@ -31,8 +31,9 @@ def test_the_key_is_not_in_the_page_its_scripts_or_the_config(live_app: AppProce
 
 
 def test_the_key_is_not_in_api_answers_even_when_upstream_echoes_it(live_app: AppProcess, app_api: FakeAPI) -> None:
-    app_api.script(Reply(status=400, body=ECHO), Reply(status=502, body=f"<pre>{SERVER_KEY}</pre>",
-                                                       content_type="text/html"))
+    app_api.script(
+        Reply(status=400, body=ECHO), Reply(status=502, body=f"<pre>{SERVER_KEY}</pre>", content_type="text/html")
+    )
     client = Client(live_app.url, verbose=False)
     outputs = [chat(client, "first")[1], chat(client, "second")[1], chat(client, "third")]
     assert SERVER_KEY not in str(outputs)

@@ -35,9 +35,13 @@ def copy_step(app: AppProcess) -> int:
     """The fn_index of a non-queued step that copies the chat value into the session's state."""
     config = requests.get(f"{app.url}config", timeout=10).json()
     kinds = {component["id"]: component["type"] for component in config["components"]}
-    return next(event["id"] for event in config["dependencies"] if not event["queue"]
-                and [kinds[i] for i in event["inputs"]] == ["chatbot"]
-                and [kinds[o] for o in event["outputs"]] == ["state"])
+    return next(
+        event["id"]
+        for event in config["dependencies"]
+        if not event["queue"]
+        and [kinds[i] for i in event["inputs"]] == ["chatbot"]
+        and [kinds[o] for o in event["outputs"]] == ["state"]
+    )
 
 
 def run(app: AppProcess, name: str, data: list[Any], session: str = "attacker", **kwargs: Any) -> requests.Response:
@@ -84,7 +88,8 @@ FORGED_SHAPES = [
 
 @pytest.mark.parametrize("shape", range(len(FORGED_SHAPES)))
 def test_the_conversation_loader_serves_no_file_outside_the_uploads(
-        live_app: AppProcess, tmp_path: Path, shape: int) -> None:
+    live_app: AppProcess, tmp_path: Path, shape: int
+) -> None:
     for name, target in secret_files(tmp_path).items():
         conversation = [{"role": "user", "content": FORGED_SHAPES[shape](str(target))}]
         reply = run(live_app, "_load_conversation", [0, [conversation]])
@@ -107,10 +112,13 @@ def test_the_apps_own_files_still_serve(live_app: AppProcess) -> None:
 
 def test_a_saved_conversation_with_an_upload_still_opens(live_app: AppProcess) -> None:
     """The guards refuse forged paths, not real ones: an uploaded file's conversation opens and links the file."""
-    uploaded = requests.post(f"{live_app.url}gradio_api/upload", files={"files": ("notes.txt", b"tide tables")},
-                             timeout=30).json()[0]
-    conversation = [{"role": "user", "content": [{"type": "file", "file": {"path": uploaded}}]},
-                    {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]}]
+    uploaded = requests.post(
+        f"{live_app.url}gradio_api/upload", files={"files": ("notes.txt", b"tide tables")}, timeout=30
+    ).json()[0]
+    conversation = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": uploaded}}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]},
+    ]
     reply = run(live_app, "_load_conversation", [0, [conversation]], session="returning-visitor")
     assert reply.ok and "Noted." in reply.text, reply.text[:300]
     assert [requests.get(url, timeout=10).content for url in served_urls(reply)] == [b"tide tables"]
@@ -119,20 +127,27 @@ def test_a_saved_conversation_with_an_upload_still_opens(live_app: AppProcess) -
 def chat_value(size: int) -> list[dict[str, Any]]:
     """A well-formed chat value of about `size` bytes, as the page sends it."""
     text = "lorem ipsum " * (size // 12)
-    return [{"role": "user", "content": [{"type": "text", "text": text}]},
-            {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}]
+    return [
+        {"role": "user", "content": [{"type": "text", "text": text}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+    ]
 
 
 def raw_post(app: AppProcess, path: str, body: bytes, chunked: bool = False) -> int:
     """POST `body` over a plain socket and return the status; the server may answer (and close) before the
     body is all sent, as it should for a body over the limit, so a reset while sending is expected."""
-    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{app.port}", "Content-Type: application/json",
-            "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}", "Connection: close"]
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{app.port}",
+        "Content-Type: application/json",
+        "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
     with socket.create_connection(("127.0.0.1", app.port), timeout=30) as sock:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         try:
             for start in range(0, len(body), 1 << 20):
-                piece = body[start:start + (1 << 20)]
+                piece = body[start : start + (1 << 20)]
                 sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
             sock.sendall(b"0\r\n\r\n" if chunked else b"")
         except OSError:
@@ -172,9 +187,15 @@ def test_the_refusal_says_what_the_limit_is(live_app: AppProcess) -> None:
 def export_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """An app of its own, so the export rate other tests use is untouched: cache cleared every 3 s, 1 MB files."""
     folder = tmp_path_factory.mktemp("export-app")
-    app = AppProcess(folder / "app.log", GRADIO_TEMP_DIR=str(folder / "gradio"), CACHE_CLEAR_MINUTES="0.05",
-                     MAX_ATTACHMENT_MB="1", MAX_MESSAGE_ATTACHMENTS_MB="5",
-                     AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY="unused").start()
+    app = AppProcess(
+        folder / "app.log",
+        GRADIO_TEMP_DIR=str(folder / "gradio"),
+        CACHE_CLEAR_MINUTES="0.05",
+        MAX_ATTACHMENT_MB="1",
+        MAX_MESSAGE_ATTACHMENTS_MB="5",
+        AIMLAPI_BASE_URL=shared_api.base_url,
+        AIMLAPI_KEY="unused",
+    ).start()
     yield app
     app.stop()
 
@@ -214,6 +235,7 @@ def test_ten_big_exports_are_bounded_in_rate_and_disk(export_app: AppProcess) ->
 def test_an_upload_is_bounded_by_the_attachment_limit_even_when_streamed(export_app: AppProcess) -> None:
     """Gradio bounds each file (MAX_ATTACHMENT_MB, 1 here) but not how many: 8 files of 0.9 MB pass its check;
     the guard bounds the request by one message's attachments (MAX_MESSAGE_ATTACHMENTS_MB, 5 here) + 1 MB."""
+
     def multipart(files: int) -> Iterator[bytes]:  # a generator, so requests sends it chunked, with no length
         for number in range(files):
             yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="%d.txt"\r\n\r\n' % number
@@ -236,9 +258,13 @@ def test_inside_never_admits_a_path_that_resolves_elsewhere(parts: list[str]) ->
     assert not inside("http://example.com" + candidate, folder)
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["path", "file", "x"]),
-                                                                                 inner, max_size=3), max_leaves=20)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["path", "file", "x"]), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
 
 
 @given(JSON)
@@ -274,8 +300,13 @@ def login(app: AppProcess, password: str, source: str = "127.0.0.2", forwarded: 
 
 
 def test_failed_logins_are_throttled_per_address(shared_api: FakeAPI, tmp_path: Path) -> None:
-    app = AppProcess(tmp_path / "app.log", APP_USERNAME="ada", APP_PASSWORD="lovelace-1815", LOGIN_WINDOW_SECONDS="5",
-                     AIMLAPI_BASE_URL=shared_api.base_url).start()
+    app = AppProcess(
+        tmp_path / "app.log",
+        APP_USERNAME="ada",
+        APP_PASSWORD="lovelace-1815",
+        LOGIN_WINDOW_SECONDS="5",
+        AIMLAPI_BASE_URL=shared_api.base_url,
+    ).start()
     try:
         started = time.monotonic()
         with ThreadPoolExecutor(16) as pool:  # 300 guesses as fast as one client can send them

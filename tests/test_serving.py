@@ -20,17 +20,27 @@ from tests.app_process import ROOT, AppProcess, free_port
 from tests.fake_api import FakeAPI
 
 SPACE_HOST = "someone-minimax-chat.hf.space"
-PROXY_HEADERS = {"x-forwarded-for": "203.0.113.7, 10.0.0.1", "x-forwarded-proto": "https",
-                 "x-forwarded-host": SPACE_HOST}
+PROXY_HEADERS = {
+    "x-forwarded-for": "203.0.113.7, 10.0.0.1",
+    "x-forwarded-proto": "https",
+    "x-forwarded-host": SPACE_HOST,
+}
 
 
 def test_as_on_a_space_it_binds_every_interface_and_links_files_through_the_proxy(
-        shared_api: FakeAPI, tmp_path: Path) -> None:
+    shared_api: FakeAPI, tmp_path: Path
+) -> None:
     """What a Space sets: SPACE_ID, SPACE_HOST and SYSTEM=spaces (Gradio then serves with its Spaces reloader),
     the port (GRADIO_SERVER_PORT, as AppProcess does), and an https proxy in front adding X-Forwarded-*:
     file links must come back as https on the Space's host."""
-    app = AppProcess(tmp_path / "app.log", SPACE_ID="someone/minimax-chat", SPACE_HOST=SPACE_HOST, SYSTEM="spaces",
-                     AIMLAPI_BASE_URL=shared_api.base_url, GRADIO_TEMP_DIR=str(tmp_path / "gradio"))
+    app = AppProcess(
+        tmp_path / "app.log",
+        SPACE_ID="someone/minimax-chat",
+        SPACE_HOST=SPACE_HOST,
+        SYSTEM="spaces",
+        AIMLAPI_BASE_URL=shared_api.base_url,
+        GRADIO_TEMP_DIR=str(tmp_path / "gradio"),
+    )
     app.start(timeout=180)
     try:
         assert f"http://0.0.0.0:{app.port}" in app.logs()
@@ -47,9 +57,11 @@ def test_a_saved_conversation_still_opens_after_a_restart_emptied_the_cache(live
     config = requests.get(f"{live_app.url}config", timeout=10).json()
     loader = next(e["id"] for e in config["dependencies"] if e.get("api_name") == "_load_conversation")
     gone = str(Path(live_app.env["GRADIO_TEMP_DIR"]) / ("0" * 64) / "tide.pdf")
-    conversation = [{"role": "user", "content": [{"type": "file", "file": {"path": gone}}]},
-                    {"role": "user", "content": [{"type": "text", "text": "Summarise it"}]},
-                    {"role": "assistant", "content": [{"type": "text", "text": "It is about tides."}]}]
+    conversation = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": gone}}]},
+        {"role": "user", "content": [{"type": "text", "text": "Summarise it"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "It is about tides."}]},
+    ]
     body = {"data": [0, [conversation]], "fn_index": loader, "session_hash": "woke-up"}
     reply = requests.post(f"{live_app.url}gradio_api/run/predict", json=body, timeout=30)
     assert reply.ok, reply.text[:300]
@@ -89,15 +101,17 @@ def test_the_chat_api_takes_a_bare_message_and_settings_by_name(live_app: AppPro
     client = Client(live_app.url, verbose=False)
     bare = chat_request(client, app_api)
     assert bare["model"] == "abab6.5s-chat" and bare["messages"][0]["content"] == "You are a helpful assistant."
-    tuned = chat_request(client, app_api, model="MiniMax-Text-01", system_prompt="Answer in French.",
-                         temperature=0.3, max_tokens=64)
+    tuned = chat_request(
+        client, app_api, model="MiniMax-Text-01", system_prompt="Answer in French.", temperature=0.3, max_tokens=64
+    )
     assert (tuned["model"], tuned["temperature"], tuned["max_tokens"]) == ("MiniMax-Text-01", 0.3, 64)
     assert tuned["messages"][0] == {"role": "system", "content": "Answer in French."}
 
 
 def test_login_is_required_when_a_username_and_password_are_set(shared_api: FakeAPI, tmp_path: Path) -> None:
-    app = AppProcess(tmp_path / "app.log", APP_USERNAME="ada", APP_PASSWORD="lovelace-1815",
-                     AIMLAPI_BASE_URL=shared_api.base_url).start()
+    app = AppProcess(
+        tmp_path / "app.log", APP_USERNAME="ada", APP_PASSWORD="lovelace-1815", AIMLAPI_BASE_URL=shared_api.base_url
+    ).start()
     try:
         with requests.Session() as browser:
             assert browser.get(f"{app.url}config").status_code == 401
@@ -111,8 +125,9 @@ def test_login_is_required_when_a_username_and_password_are_set(shared_api: Fake
 
 def test_a_malformed_setting_stops_start_up_naming_the_variable() -> None:
     env = {"PATH": "/usr/bin:/bin", "AIMLAPI_READ_TIMEOUT": "soon", "HOME": str(ROOT)}
-    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode != 0
     assert "AIMLAPI_READ_TIMEOUT must be a number" in done.stderr and "Traceback" not in done.stderr
 
@@ -150,8 +165,13 @@ def test_the_readmes_commands_work_in_order_in_a_fresh_environment(tmp_path: Pat
     shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".git", ".env", "data", "__pycache__", ".*cache"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
-    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False",
-           "GRADIO_SERVER_PORT": str(free_port()), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_SERVER_PORT": str(free_port()),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
     blocks = re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
     ran = []
     for block in blocks:
@@ -164,8 +184,9 @@ def test_the_readmes_commands_work_in_order_in_a_fresh_environment(tmp_path: Pat
                         reply, _ = Client(url, verbose=False).predict({"text": "Hi", "files": []}, api_name="/chat")
                         assert "canned reply" in reply[0]["content"]
             else:
-                done = subprocess.run(step, shell=True, cwd=project, env=env, capture_output=True, text=True,
-                                      timeout=300, check=False)
+                done = subprocess.run(
+                    step, shell=True, cwd=project, env=env, capture_output=True, text=True, timeout=300, check=False
+                )
                 assert done.returncode == 0, f"{step}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
             ran.append(step)
     assert "python app.py" in ran and "python app.py --offline" in ran

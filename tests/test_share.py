@@ -44,18 +44,21 @@ FACTS = re.compile("tokens · .* to first token")  # the per-reply facts line: t
 HOSTILE = (
     '<script>window.__pwned = "script"</script>\n\n'
     '<img src="x" onerror="window.__pwned = \'img\'">\n\n'
-    '[a markdown link](javascript:window.__pwned=\'markdown\')\n\n'
-    '<a href="javascript:window.__pwned=\'anchor\'">an html link</a>\n\n'
-    '<iframe srcdoc="<script>parent.__pwned=\'iframe\'</script>"></iframe>\n\n'
-    '<svg onload="window.__pwned=\'svg\'"></svg> $\\href{javascript:window.__pwned=1}{tex link}$\n\n'
-    + "A" * 5_000
+    "[a markdown link](javascript:window.__pwned='markdown')\n\n"
+    "<a href=\"javascript:window.__pwned='anchor'\">an html link</a>\n\n"
+    "<iframe srcdoc=\"<script>parent.__pwned='iframe'</script>\"></iframe>\n\n"
+    "<svg onload=\"window.__pwned='svg'\"></svg> $\\href{javascript:window.__pwned=1}{tex link}$\n\n" + "A" * 5_000
 )
 HISTORY = [
-    {"role": "user", "content": [{"type": "file", "file": {"path": "/tmp/x/report.pdf", "orig_name": "report.pdf"}},
-                                 {"type": "text", "text": f"Summarise this. My key is {VISITOR_KEY}"}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "file", "file": {"path": "/tmp/x/report.pdf", "orig_name": "report.pdf"}},
+            {"type": "text", "text": f"Summarise this. My key is {VISITOR_KEY}"},
+        ],
+    },
     {"role": "assistant", "content": [{"type": "text", "text": f"Sure. The server uses {SERVER_KEY}."}]},
-    {"role": "assistant", "content": "📊 details",
-     "metadata": {"id": "chat-notice-3", "title": "📊 12 → 3 tokens"}},
+    {"role": "assistant", "content": "📊 details", "metadata": {"id": "chat-notice-3", "title": "📊 12 → 3 tokens"}},
 ]
 
 
@@ -196,14 +199,43 @@ class _Tags(html.parser.HTMLParser):
         self.found.append((tag, attrs))
 
 
-SAFE_TAGS = {"p", "em", "strong", "a", "img", "code", "pre", "span", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol",
-             "li", "blockquote", "hr", "br", "table", "thead", "tbody", "tr", "th", "td", "s"}
+SAFE_TAGS = {
+    "p",
+    "em",
+    "strong",
+    "a",
+    "img",
+    "code",
+    "pre",
+    "span",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "hr",
+    "br",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "s",
+}
 SAFE_ATTRIBUTES = {"href", "src", "alt", "title", "class", "rel", "data-tex", "start", "style"}
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("<>\"'=/ $\\()[]`*_!:\nabcjsvrtipo")) | st.characters(), max_size=200)
-         | st.sampled_from([HOSTILE, "<a href='javascript:x'>y</a>", "[x](JaVaScRiPt:alert(1))", "![x](javascript:1)"]))
+@given(
+    st.text(alphabet=st.sampled_from(list("<>\"'=/ $\\()[]`*_!:\nabcjsvrtipo")) | st.characters(), max_size=200)
+    | st.sampled_from([HOSTILE, "<a href='javascript:x'>y</a>", "[x](JaVaScRiPt:alert(1))", "![x](javascript:1)"])
+)
 def test_rendered_markdown_never_holds_markup_that_runs(text: str) -> None:
     parser = _Tags()
     parser.feed(render(text))
@@ -217,12 +249,15 @@ def test_rendered_markdown_never_holds_markup_that_runs(text: str) -> None:
 
 
 def test_share_off_hides_the_button_and_serves_no_page() -> None:
-    code = ("import app, json; labels = [c.get('props', {}).get('value') for c in app.demo.config['components']];"
-            "print(json.dumps([app.SHARE_ROUTES, 'Share conversation' in labels]))")
+    code = (
+        "import app, json; labels = [c.get('props', {}).get('value') for c in app.demo.config['components']];"
+        "print(json.dumps([app.SHARE_ROUTES, 'Share conversation' in labels]))"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMLAPI_", "SHARE"))}
     env.update(SHARE="0", AIMLAPI_BASE_URL="http://127.0.0.1:9/v1")  # nothing listens: the catalogue fails fast
-    output = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=90, check=False)
+    output = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False
+    )
     assert json.loads(output.stdout.strip().splitlines()[-1]) == [[], False], output.stderr[-2000:]
 
 
@@ -239,9 +274,15 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 def share_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     folder = tmp_path_factory.mktemp("share-app")
     app = AppProcess(
-        folder / "app.log", GRADIO_TEMP_DIR=str(folder / "gradio"), DATA_DIR=str(folder / "data"),
-        AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY=SERVER_KEY, SHARE_PER_HOUR="2", SHARE_MAX_KB="40",
-        RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS="0",
+        folder / "app.log",
+        GRADIO_TEMP_DIR=str(folder / "gradio"),
+        DATA_DIR=str(folder / "data"),
+        AIMLAPI_BASE_URL=shared_api.base_url,
+        AIMLAPI_KEY=SERVER_KEY,
+        SHARE_PER_HOUR="2",
+        SHARE_MAX_KB="40",
+        RATE_LIMIT_PER_SESSION="0",
+        RATE_LIMIT_PER_ADDRESS="0",
     ).start()
     yield app
     app.stop()
@@ -314,8 +355,9 @@ def stored_snapshots(app: AppProcess) -> list[bytes]:
         return [bytes(row[0]) for row in db.execute("SELECT value FROM entries WHERE namespace = 'share'")]
 
 
-def test_share_open_elsewhere_delete_later_and_see_the_404(page: Page, browser: Browser, api: FakeAPI,
-                                                           share_app: AppProcess) -> None:
+def test_share_open_elsewhere_delete_later_and_see_the_404(
+    page: Page, browser: Browser, api: FakeAPI, share_app: AppProcess
+) -> None:
     reply = f"The area is $\\pi r^2$.\n\n```python\nprint('hi')\n```\n\n**Done**. (echo: {SERVER_KEY})"
     api.script(Reply(chunks=[reply]))
     question = f"What is the area of a circle? ps my key is {VISITOR_KEY}"
@@ -352,12 +394,19 @@ def test_share_open_elsewhere_delete_later_and_see_the_404(page: Page, browser: 
     viewer.context.close()
 
 
-def test_hostile_content_stays_inert_on_the_shared_page_on_a_dark_phone(page: Page, browser: Browser,
-                                                                         api: FakeAPI) -> None:
+def test_hostile_content_stays_inert_on_the_shared_page_on_a_dark_phone(
+    page: Page, browser: Browser, api: FakeAPI
+) -> None:
     api.script(Reply(chunks=[HOSTILE]))
     chat_and_share(page, "Say something nasty <script>window.__pwned='user'</script>")
-    viewer, response, _ = open_fresh(browser, shared_link(page), viewport={"width": 390, "height": 800},
-                                     is_mobile=True, has_touch=True, color_scheme="dark")
+    viewer, response, _ = open_fresh(
+        browser,
+        shared_link(page),
+        viewport={"width": 390, "height": 800},
+        is_mobile=True,
+        has_touch=True,
+        color_scheme="dark",
+    )
     assert response.status == 200
     reply = viewer.locator("article.bot")
     expect(reply).to_contain_text("AAAAAAAA")

@@ -145,10 +145,15 @@ def cut(data: bytes, points: list[int]) -> list[bytes]:
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)  # the CI machine is shared
-@given(st.lists(EVENT, max_size=6), st.sampled_from(["\n", "\r", "\r\n"]), st.booleans(),
-       st.lists(st.integers(0, 10**6), max_size=12))
-def test_any_event_stream_cut_anywhere_decodes_to_its_events(stream: list[dict], line_end: str, bom: bool,
-                                                             points: list[int]) -> None:
+@given(
+    st.lists(EVENT, max_size=6),
+    st.sampled_from(["\n", "\r", "\r\n"]),
+    st.booleans(),
+    st.lists(st.integers(0, 10**6), max_size=12),
+)
+def test_any_event_stream_cut_anywhere_decodes_to_its_events(
+    stream: list[dict], line_end: str, bom: bool, points: list[int]
+) -> None:
     data = (b"\xef\xbb\xbf" if bom else b"") + encode(stream, line_end)
     assert events(*cut(data, points)) == expected(stream)
 

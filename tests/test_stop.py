@@ -23,9 +23,14 @@ def one_slot_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) 
     """The app with room for one upstream call at a time and a read timeout far beyond the test's patience."""
     folder: Path = tmp_path_factory.mktemp("stop")
     app = AppProcess(
-        folder / "app.log", GRADIO_TEMP_DIR=str(folder / "gradio"), AIMLAPI_BASE_URL=shared_api.base_url,
-        AIMLAPI_KEY=SERVER_KEY, AIMLAPI_READ_TIMEOUT="60", MAX_UPSTREAM_CALLS="1",
-        RATE_LIMIT_PER_SESSION="0", RATE_LIMIT_PER_ADDRESS="0",
+        folder / "app.log",
+        GRADIO_TEMP_DIR=str(folder / "gradio"),
+        AIMLAPI_BASE_URL=shared_api.base_url,
+        AIMLAPI_KEY=SERVER_KEY,
+        AIMLAPI_READ_TIMEOUT="60",
+        MAX_UPSTREAM_CALLS="1",
+        RATE_LIMIT_PER_SESSION="0",
+        RATE_LIMIT_PER_ADDRESS="0",
     ).start()
     yield app
     app.stop()
@@ -50,8 +55,9 @@ def test_stop_while_the_model_is_silent_closes_upstream_within_a_second_and_free
 ) -> None:
     shared_api.reset()
     shared_api.script_for("stop me", reply)
-    job = Client(one_slot_app.url, verbose=False).submit({"text": "stop me", "files": []}, *DEFAULTS.values(),
-                                                         api_name="/chat")
+    job = Client(one_slot_app.url, verbose=False).submit(
+        {"text": "stop me", "files": []}, *DEFAULTS.values(), api_name="/chat"
+    )
     shared_api.wait_for_message("stop me")
     if shown:
         assert wait_for(lambda: any(shown in str(output) for output in job.outputs()), 10)

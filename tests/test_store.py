@@ -110,8 +110,13 @@ def test_a_broken_backend_raises_store_unavailable(tmp_path: Path, unused_port: 
     broken_sqlite = open_store(load_settings({"DATA_DIR": str(tmp_path / "file")}, dotenv_path=None))
     secret_url = f"redis://:hunter2-password@127.0.0.1:{unused_port}/0"
     broken_redis = open_store(load_settings({"REDIS_URL": secret_url}, dotenv_path=None))
-    calls = [("get", ("a", "b")), ("put", ("a", "b", b"c")), ("add", ("a", "b", 1)), ("delete", ("a", "b")),
-             ("trim", ("a", 0))]
+    calls = [
+        ("get", ("a", "b")),
+        ("put", ("a", "b", b"c")),
+        ("add", ("a", "b", 1)),
+        ("delete", ("a", "b")),
+        ("trim", ("a", 0)),
+    ]
     for broken in (broken_sqlite, broken_redis):
         for name, args in calls:
             with pytest.raises(StoreUnavailable) as caught:

@@ -29,14 +29,25 @@ FAILURES = Failures(Settings(base_url=BASE_URL), Catalogue(requests.Session(), B
 
 TEXT = st.text(max_size=12) | st.builds(lambda a, b: a + KEY + b, st.text(max_size=300), st.text(max_size=5))
 SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
-JSON = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
-                    max_leaves=8)
+JSON = st.recursive(
+    SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=8
+)
 CHUNK = st.fixed_dictionaries(
-    {"choices": st.lists(st.fixed_dictionaries({}, optional={
-        "delta": st.fixed_dictionaries({}, optional={"content": JSON}) | JSON,
-        "finish_reason": JSON}) | JSON, max_size=2)},
-    optional={"usage": st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens", "total_tokens"]), JSON)
-              | JSON, "meta": JSON, "error": JSON},
+    {
+        "choices": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={"delta": st.fixed_dictionaries({}, optional={"content": JSON}) | JSON, "finish_reason": JSON},
+            )
+            | JSON,
+            max_size=2,
+        )
+    },
+    optional={
+        "usage": st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens", "total_tokens"]), JSON) | JSON,
+        "meta": JSON,
+        "error": JSON,
+    },
 )
 
 
@@ -77,7 +88,7 @@ def test_any_chunks_give_their_text_or_one_clear_error_and_never_the_key(chunks:
         assert "".join(stream) == want
     except ChatError as error:
         assert want is None
-        assert not [KEY[i:i + 5] for i in range(len(KEY) - 4) if KEY[i:i + 5] in f"{error} {error!r}"]
+        assert not [KEY[i : i + 5] for i in range(len(KEY) - 4) if KEY[i : i + 5] in f"{error} {error!r}"]
     result = stream.result
     assert result is not None
     if result.usage is not None:
@@ -102,4 +113,6 @@ def test_the_log_line_of_a_failure_never_holds_the_key(caplog: pytest.LogCapture
         payload = {"error": {"message": "x" * pad + KEY, "detail": "y" * pad + KEY}}
         with pytest.raises(ChatError):
             list(read(b"data: " + json.dumps(payload).encode() + b"\n\n"))
-    assert "failed" in caplog.text and not [KEY[i:i + 5] for i in range(len(KEY) - 4) if KEY[i:i + 5] in caplog.text]
+    assert "failed" in caplog.text and not [
+        KEY[i : i + 5] for i in range(len(KEY) - 4) if KEY[i : i + 5] in caplog.text
+    ]

@@ -67,9 +67,13 @@ async def _answer(send: Send, status: int, detail: str, headers: dict[str, str] 
     """A small JSON reply: `{"detail": ...}`, the shape Gradio's own errors use."""
     body = json.dumps({"detail": detail}).encode()
     extra = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -204,22 +208,37 @@ class LoginThrottle:
     """After `max_failures` failed logins from one address within `window` seconds, POST /login answers 429
     until the oldest of them is `window` seconds old. Other addresses and successful logins are unaffected."""
 
-    def __init__(self, app: ASGIApp, *, max_failures: int, window: float, trusted_hops: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_failures: int,
+        window: float,
+        trusted_hops: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self.trusted_hops = trusted_hops
         self._attempts = _Failures(max_failures, window, clock) if max_failures > 0 else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (self._attempts is None or scope["type"] != "http" or scope["method"] != "POST"
-                or scope["path"].rstrip("/") != "/login"):
+        if (
+            self._attempts is None
+            or scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"].rstrip("/") != "/login"
+        ):
             return await self.app(scope, receive, send)
         address = client_address(scope, self.trusted_hops)
         wait, token = self._attempts.attempt(address)
         if wait:
             seconds = str(math.ceil(wait))
-            return await _answer(send, 429, f"Too many failed logins from your address. Try again in {seconds} s.",
-                                 {"retry-after": seconds})
+            return await _answer(
+                send,
+                429,
+                f"Too many failed logins from your address. Try again in {seconds} s.",
+                {"retry-after": seconds},
+            )
         status = 0
 
         async def watching(message: Message) -> None:

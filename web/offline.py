@@ -19,8 +19,10 @@ from chat_backend.catalogue import CHAT_MODEL_TYPE, KNOWN_MODELS
 
 KEY = "offline"  # sent as the bearer token; this server ignores it
 WORD_DELAY = 0.03  # seconds between streamed words, so streaming can be seen
-REPLY = ("This is a canned reply: the app runs offline, so no model was called. You wrote {quote}. "
-         "Set AIMLAPI_KEY and start the app without --offline to talk to a real model.")
+REPLY = (
+    "This is a canned reply: the app runs offline, so no model was called. You wrote {quote}. "
+    "Set AIMLAPI_KEY and start the app without --offline to talk to a real model."
+)
 
 
 def canned_reply(body: dict[str, Any]) -> str:
@@ -45,9 +47,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if not self.path.split("?")[0].endswith("/models"):
             return self._json(404, {"error": {"message": "Not found"}})
-        models = [{"id": model.id, "type": CHAT_MODEL_TYPE, "aliases": list(model.aliases),
-                   "info": {"name": model.name, "developer": model.developer, "contextLength": model.context_length}}
-                  for model in KNOWN_MODELS]
+        models = [
+            {
+                "id": model.id,
+                "type": CHAT_MODEL_TYPE,
+                "aliases": list(model.aliases),
+                "info": {"name": model.name, "developer": model.developer, "contextLength": model.context_length},
+            }
+            for model in KNOWN_MODELS
+        ]
         self._json(200, {"object": "list", "data": models})
 
     def do_POST(self) -> None:
@@ -64,8 +72,15 @@ class _Handler(BaseHTTPRequestHandler):
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model}
         if not body.get("stream"):
             message = {"role": "assistant", "content": " ".join(words)}
-            return self._json(200, {**base, "object": "chat.completion", "usage": usage,
-                                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+            return self._json(
+                200,
+                {
+                    **base,
+                    "object": "chat.completion",
+                    "usage": usage,
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                },
+            )
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")

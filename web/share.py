@@ -55,13 +55,20 @@ def routes(shares: Shares) -> list[BaseRoute]:
             snapshot = shares.load(share_id) if re.fullmatch(ID_PATTERN, share_id) else None
         except StoreUnavailable:
             log.warning("shared page %s… could not be read: the store is unavailable", share_id[:4])
-            trouble = _message("This conversation can't be shown right now",
-                               "The server's storage is not responding. Try again in a minute.")
+            trouble = _message(
+                "This conversation can't be shown right now",
+                "The server's storage is not responding. Try again in a minute.",
+            )
             return _shell("Try again soon", trouble, 503)
         if snapshot is None:
-            return _shell("Link not found", _message("This link doesn't lead anywhere",
-                                                     "The conversation was deleted, or the link has expired or was "
-                                                     "copied incompletely."), 404)
+            return _shell(
+                "Link not found",
+                _message(
+                    "This link doesn't lead anywhere",
+                    "The conversation was deleted, or the link has expired or was copied incompletely.",
+                ),
+                404,
+            )
         return _shell(str(snapshot.get("title") or "Shared conversation"), _conversation(share_id, snapshot), 200)
 
     def delete(request: Request) -> Response:
@@ -192,10 +199,13 @@ def _message_html(message: dict[str, Any]) -> str:
     files = "".join(f"<li>📎 {html.escape(str(name))} <em>(not included)</em></li>" for name in names)
     files_html = f'<ul class="files">{files}</ul>' if files else ""
     label = "You" if role == "user" else "Assistant"
-    return (f'<article class="message {role}"><h2 class="visually-hidden">{label}</h2>{files_html}'
-            f'<div class="bubble md">{render(text)}</div></article>')
+    return (
+        f'<article class="message {role}"><h2 class="visually-hidden">{label}</h2>{files_html}'
+        f'<div class="bubble md">{render(text)}</div></article>'
+    )
 
 
 def _fold(title: str, text: str, kind: str) -> str:
-    return (f'<details class="{kind}"><summary>{html.escape(title)}</summary>'
-            f'<div class="md">{render(text)}</div></details>')
+    return (
+        f'<details class="{kind}"><summary>{html.escape(title)}</summary><div class="md">{render(text)}</div></details>'
+    )

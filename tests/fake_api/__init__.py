@@ -5,9 +5,23 @@ chat body against the strict schemas in tests/schemas/, records every request, a
 `Reply` objects so tests can provoke slow, broken or failing responses.
 Run `python -m tests.fake_api --help` for manual use and benchmarks.
 """
+
 from tests.fake_api.contract import CHAT_MODELS, CHAT_PATH, MESSAGES, MODELS_PATH, OTHER_MODELS, SCHEMA_DIR
 from tests.fake_api.scripting import CHAOS, Headers, Recorded, Reply
 from tests.fake_api.server import FakeAPI, _Handler, _Server
 
-__all__ = ["CHAOS", "CHAT_MODELS", "CHAT_PATH", "MESSAGES", "MODELS_PATH", "OTHER_MODELS", "SCHEMA_DIR", "FakeAPI",
-           "Headers", "Recorded", "Reply", "_Handler", "_Server"]
+__all__ = [
+    "CHAOS",
+    "CHAT_MODELS",
+    "CHAT_PATH",
+    "MESSAGES",
+    "MODELS_PATH",
+    "OTHER_MODELS",
+    "SCHEMA_DIR",
+    "FakeAPI",
+    "Headers",
+    "Recorded",
+    "Reply",
+    "_Handler",
+    "_Server",
+]

@@ -1,4 +1,5 @@
 """`python -m tests.fake_api`: run the stand-in in the foreground, for manual use and benchmarks."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_api",
-                                     description="Run the AI/ML API stand-in in the foreground.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fake_api", description="Run the AI/ML API stand-in in the foreground."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")

@@ -1,5 +1,6 @@
 """The vendor's side of the contract (shared/api/NOTES.md): paths, error messages, the model catalogue,
 the request schemas and the usage and cost blocks."""
+
 from __future__ import annotations
 
 import functools
@@ -18,8 +19,11 @@ MESSAGES = {  # documented error messages (NOTES.md table)
     "https://aimlapi.com/app/keys",
     403: "You've run out of credits. Please top up your balance or update your payment method to "
     "continue: https://aimlapi.com/app/billing/",
-    429: "Too Many Requests", 500: "Internal server error", 502: "Bad Gateway",
-    503: "Service unavailable", 504: "Generation timeout",
+    429: "Too Many Requests",
+    500: "Internal server error",
+    502: "Bad Gateway",
+    503: "Service unavailable",
+    504: "Generation timeout",
 }
 # id, aliases, name, contextLength from NOTES.md (aliases are made up; outputMax, set below, is illustrative)
 CHAT_MODELS = [
@@ -36,8 +40,15 @@ CHAT_MODELS = [
     ("minimax/m2-7-highspeed", [], "MiniMax M2.7 Highspeed", 204_800),
     ("minimax/minimax-m3", [], "MiniMax M3", 1_000_000),
 ]
-OTHER_MODELS = [{"id": "flux/schnell", "aliases": [], "type": "openai/images",
-                 "info": {"name": "FLUX.1 [schnell]", "developer": "Black Forest Labs"}, "tags": ["playground:image"]}]
+OTHER_MODELS = [
+    {
+        "id": "flux/schnell",
+        "aliases": [],
+        "type": "openai/images",
+        "info": {"name": "FLUX.1 [schnell]", "developer": "Black Forest Labs"},
+        "tags": ["playground:image"],
+    }
+]
 
 
 @functools.cache
@@ -55,9 +66,12 @@ def _explain(err: jsonschema.ValidationError) -> list[str]:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
 
     def off_target(errs: list[jsonschema.ValidationError]) -> bool:  # wrong type or wrong role/type tag
-        return any((e.validator == "type" and not e.relative_path) or
-                   (e.validator in ("enum", "const") and list(e.relative_path)[-1:] in (["role"], ["type"]))
-                   for e in errs)
+        return any(
+            (e.validator == "type" and not e.relative_path)
+            or (e.validator in ("enum", "const") and list(e.relative_path)[-1:] in (["role"], ["type"]))
+            for e in errs
+        )
+
     candidates = [errs for errs in branches.values() if not off_target(errs)] or list(branches.values())
     return [line for sub in min(candidates, key=len) for line in _explain(sub)]
 

@@ -1,4 +1,5 @@
 """What the stand-in is told to do (`Reply`, the chaos faults) and what it saw (`Recorded`)."""
+
 from __future__ import annotations
 
 import re
@@ -11,6 +12,7 @@ from typing import Any
 @dataclass
 class Reply:
     """What the stand-in does with one chat request."""
+
     text: str = "Hello from the stand-in."
     chunks: list[str] | None = None  # stream pieces; default: `text` split as "Hello", " from", ...
     status: int = 200  # non-2xx: send `body` or a vendor error JSON, never a stream (200 -> 201 for abab6.5s-chat)
@@ -33,6 +35,7 @@ class Reply:
 
 class Headers(dict):
     """Request headers; keys are stored lower-case and lookups ignore case."""
+
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         super().__init__((k.lower(), v) for k, v in items)
 
@@ -65,6 +68,7 @@ CHAOS: list[Callable[[Reply], Reply]] = [
 @dataclass
 class Recorded:
     """One request as the stand-in received it."""
+
     method: str
     path: str
     headers: dict[str, str]
@@ -73,16 +77,15 @@ class Recorded:
     client_disconnected: threading.Event = field(default_factory=threading.Event)
 
 
-
 def _pieces(reply: Reply, max_tokens: Any) -> tuple[list[str], str]:
     """Text pieces to send and the finish_reason ("length" when max_tokens cut them)."""
     if reply.chunks is not None:
         pieces = list(reply.chunks)
     else:  # word-ish tokens keeping their leading whitespace: "Hello", " from", ...
         pieces = re.findall(r"\s*\S+", reply.text)
-        tail = reply.text[len("".join(pieces)):]
+        tail = reply.text[len("".join(pieces)) :]
         if tail:
             pieces = pieces[:-1] + [pieces[-1] + tail] if pieces else [tail]
     if isinstance(max_tokens, (int, float)) and not isinstance(max_tokens, bool) and len(pieces) > max_tokens:
-        return pieces[:int(max_tokens)], "length"
+        return pieces[: int(max_tokens)], "length"
     return pieces, "stop"

@@ -1,5 +1,6 @@
 """The stand-in server: routes (chat completions, models), the threading HTTP server, and `FakeAPI`, which
 tests start, script and inspect."""
+
 from __future__ import annotations
 
 import contextlib
@@ -88,12 +89,21 @@ class _Handler(_Writer):
             return self._stream(reply, status, model, pieces, finish, (usage, meta) if include_usage else None)
         if not self._pause(reply.ttft):
             return self._hang_up()
-        payload = {"id": uuid.uuid4().hex, "object": "chat.completion", "created": int(time.time()), "model": model,
-                   "choices": [{"index": 0, "finish_reason": finish,
-                                "message": {"role": "assistant", "content": "".join(pieces)}}],
-                   "usage": usage, "meta": meta}
-        cost = {"x-aimlapi-credits-used": str(meta["usage"]["credits_used"]),
-                "x-aimlapi-usd-spent": f"{meta['usage']['usd_spent']:.8f}".rstrip("0").rstrip(".")}
+        payload = {
+            "id": uuid.uuid4().hex,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": "".join(pieces)}}
+            ],
+            "usage": usage,
+            "meta": meta,
+        }
+        cost = {
+            "x-aimlapi-credits-used": str(meta["usage"]["credits_used"]),
+            "x-aimlapi-usd-spent": f"{meta['usage']['usd_spent']:.8f}".rstrip("0").rstrip("."),
+        }
         self._send(status, payload, reply.content_type, {**cost, **reply.headers})
 
     def _models(self, query: str) -> None:
@@ -178,8 +188,9 @@ class FakeAPI:
         self._server.api = self
         self.port = self._server.server_address[1]
         self.base_url = f"http://{self.host}:{self.port}/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-api-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-api-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -239,9 +250,14 @@ class FakeAPI:
 
     def wait_for_message(self, text: str, timeout: float = 10.0) -> None:
         """Block until a chat request whose last message contains `text` arrived; TimeoutError otherwise."""
+
         def arrived() -> bool:
-            return any(text in str(r.body["messages"][-1].get("content")) for r in self.requests
-                       if isinstance(r.body, dict) and r.body.get("messages"))
+            return any(
+                text in str(r.body["messages"][-1].get("content"))
+                for r in self.requests
+                if isinstance(r.body, dict) and r.body.get("messages")
+            )
+
         with self._lock:
             if not self._lock.wait_for(arrived, timeout):
                 raise TimeoutError(f"no chat request containing {text!r} within {timeout}s")
@@ -280,8 +296,15 @@ class FakeAPI:
         return [line for err in _validator(schema).iter_errors(body) for line in _explain(err)]
 
     def _catalogue(self) -> list[dict]:
-        chat = [{"id": m, "aliases": list(aliases), "type": "openai/chat-completions",
-                 "info": {"name": name, "developer": "MiniMax", "contextLength": ctx, "outputMax": 8192},
-                 "tags": ["playground:chat"]}
-                for m, aliases, name, ctx in CHAT_MODELS if m not in self.deprecated_models]
+        chat = [
+            {
+                "id": m,
+                "aliases": list(aliases),
+                "type": "openai/chat-completions",
+                "info": {"name": name, "developer": "MiniMax", "contextLength": ctx, "outputMax": 8192},
+                "tags": ["playground:chat"],
+            }
+            for m, aliases, name, ctx in CHAT_MODELS
+            if m not in self.deprecated_models
+        ]
         return chat + OTHER_MODELS

@@ -1,5 +1,6 @@
 """How the stand-in writes a response: whole bodies, SSE streams with their scripted faults (cuts, drops,
 resets, stalls), vendor error bodies, and waiting that notices a client that left."""
+
 from __future__ import annotations
 
 import json
@@ -27,13 +28,15 @@ def _sse(obj: Any) -> bytes:
 
 class _Writer(BaseHTTPRequestHandler):
     """The response-writing half of the request handler (`server._Handler` adds the routes)."""
+
     protocol_version = "HTTP/1.1"
     server: _Server
     rec: Recorded
     request_id: str
 
-    def _stream(self, reply: Reply, status: int, model: str, pieces: list[str], finish: str,
-                usage: tuple[dict, dict] | None) -> None:
+    def _stream(
+        self, reply: Reply, status: int, model: str, pieces: list[str], finish: str, usage: tuple[dict, dict] | None
+    ) -> None:
         release_gen = self.server.api._release_gen  # a release() from now on ends this stream's stall
         self.send_response(status)
         self.send_header("Content-Type", reply.content_type or "text/event-stream")
@@ -45,11 +48,16 @@ class _Writer(BaseHTTPRequestHandler):
             if self._chunk(reply.raw_stream, reply.cut) and not self._cut_short(reply, 0, True, release_gen):
                 self._write(b"0\r\n\r\n")
             return
-        base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": model}
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
 
         def event(delta: dict, finish_reason: str | None = None) -> bytes:
             return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]})
+
         if not self._chunk(event({"role": "assistant", "content": ""}), reply.cut):
             return
         for i, piece in enumerate(pieces):
@@ -74,8 +82,10 @@ class _Writer(BaseHTTPRequestHandler):
 
     def _cut_short(self, reply: Reply, sent: int, last: bool, release_gen: int) -> bool:
         """Apply a drop/reset/stall due after `sent` content chunks; True when the stream must stop."""
+
         def due(after: int | None) -> bool:
             return after is not None and (after == sent or (last and after > sent))
+
         if due(reply.drop_after) or due(reply.reset_after):
             self._hang_up(reset=due(reply.reset_after) and not due(reply.drop_after))
             return True
@@ -90,13 +100,23 @@ class _Writer(BaseHTTPRequestHandler):
             phrase = HTTPStatus(status).phrase
         except ValueError:
             phrase = "Error"
-        body = {"message": message or MESSAGES.get(status, phrase), "path": urlsplit(self.path).path,
-                "requestId": self.request_id, "statusCode": status,
-                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+        body = {
+            "message": message or MESSAGES.get(status, phrase),
+            "path": urlsplit(self.path).path,
+            "requestId": self.request_id,
+            "statusCode": status,
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
         return {**body, "details": details} if details else body
 
-    def _send(self, status: int, payload: bytes | str | dict | list, content_type: str | None = None,
-              headers: dict[str, str] | None = None, close_delimited: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: bytes | str | dict | list,
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        close_delimited: bool = False,
+    ) -> None:
         """Send a complete response: with Content-Length, or ended by closing the connection."""
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
@@ -127,8 +147,9 @@ class _Writer(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes, cut: int | None) -> bool:
         """Write `data` as HTTP chunks (of `cut` bytes each, if given)."""
         step = cut or len(data) or 1
-        return all(self._write(b"%x\r\n%s\r\n" % (len(p), p)) for p in
-                   (data[i:i + step] for i in range(0, len(data), step)))
+        return all(
+            self._write(b"%x\r\n%s\r\n" % (len(p), p)) for p in (data[i : i + step] for i in range(0, len(data), step))
+        )
 
     def _write(self, data: bytes) -> bool:
         try:

@@ -11,6 +11,7 @@ What it does to each vendor request schema:
 - makes it strict: `additionalProperties: false` at the top level, on every message object and on every
   content part, so UI-only keys (`metadata`, `options`, ...) leaking into a request are rejected.
 """
+
 from __future__ import annotations
 
 import json
