@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from bench.loadgen import GradioChat, Timing, direct_turn
-from tests.app_process import ROOT, AppProcess, free_port
+from tests.app_process import ROOT, AppProcess, free_port, start_fake_api
 
 HOST = "127.0.0.1"
 MODEL = "abab6.5s-chat"
@@ -116,20 +116,11 @@ async def measure(setup: str, load: Load, chat: Callable[[], Coroutine[Any, Any,
 class App(AppProcess):
     """`python app.py`, ready once /healthz answers: rendering the page under load can take longer than a second."""
 
+    ready_path, probe_seconds = "healthz", 5.0
+
     def start(self, timeout: float = 300.0) -> App:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"app.py exited:\n{self.logs()[-3000:]}")
-            try:
-                if requests.get(self.url + "healthz", timeout=5).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)  # polling the port: nothing else to wait on
-        raise TimeoutError("app.py did not start")
+        super().start(timeout)
+        return self
 
 
 class Cluster:
@@ -193,25 +184,7 @@ async def run_setup(setup: str, port: int, root: int, loads: list[Load], marker:
 
 def main(args: argparse.Namespace) -> str:
     loads = [Load(rate=rate, seconds=args.seconds) for rate in args.rates] + [Load(chats=n) for n in args.bursts]
-    fake_port = free_port()
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fake_api",
-            "--port",
-            str(fake_port),
-            "--ttft",
-            str(args.ttft),
-            "--tokens",
-            str(args.tokens),
-            "--rate",
-            str(args.rate),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    fake, fake_port = start_fake_api(ttft=args.ttft, tokens=args.tokens, rate=args.rate)
     env = {
         "AIMLAPI_BASE_URL": f"http://{HOST}:{fake_port}/v1",
         "AIMLAPI_KEY": "bench",

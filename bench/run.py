@@ -20,7 +20,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench import openloop  # noqa: E402
 from bench.loadgen import GradioChat, Timing, direct_turn  # noqa: E402
 from bench.plot import plot  # noqa: E402
-from tests.app_process import AppProcess, free_port  # noqa: E402
+from tests.app_process import AppProcess, start_fake_api  # noqa: E402
 
 HOST = "127.0.0.1"
 MODEL = "abab6.5s-chat"
@@ -239,25 +238,7 @@ def main() -> None:
     args.levels = [int(level) for level in args.levels.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
 
-    fake_port = free_port()
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fake_api",
-            "--port",
-            str(fake_port),
-            "--ttft",
-            str(args.ttft),
-            "--tokens",
-            str(args.tokens),
-            "--rate",
-            str(args.rate),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    fake, fake_port = start_fake_api(ttft=args.ttft, tokens=args.tokens, rate=args.rate)
     base_url = f"http://{HOST}:{fake_port}/v1"
     logs = args.out / "bench-logs"
     logs.mkdir(exist_ok=True)

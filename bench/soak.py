@@ -17,7 +17,6 @@ import asyncio
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import GradioChat  # noqa: E402
 from bench.run import rss_mb  # noqa: E402
-from tests.app_process import AppProcess, free_port  # noqa: E402
+from tests.app_process import AppProcess, start_fake_api  # noqa: E402
 
 HOST = "127.0.0.1"
 TOKENS = 20
@@ -130,29 +129,7 @@ def main() -> int:
     parser.add_argument("--report", type=Path, help="also write the report (Markdown) to this file")
     args = parser.parse_args()
 
-    fake_port = free_port()
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fake_api",
-            "--port",
-            str(fake_port),
-            "--tokens",
-            str(TOKENS),
-            "--rate",
-            "100",
-            "--ttft",
-            "0.05",
-            "--chaos",
-            str(args.failure_rate),
-            "--seed",
-            str(args.seed),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    fake, fake_port = start_fake_api(tokens=TOKENS, rate=100, ttft=0.05, chaos=args.failure_rate, seed=args.seed)
     with tempfile.TemporaryDirectory() as folder:
         app = AppProcess(
             Path(folder) / "app.log",

@@ -32,6 +32,9 @@ def free_port() -> int:
 class AppProcess:
     """`python app.py` with the given environment; `url` once started, `logs()` for what it printed."""
 
+    ready_path = ""  # started once this page answers 200
+    probe_seconds = 1.0  # how long one look at it may take
+
     def __init__(self, log_path: Path, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -59,7 +62,7 @@ class AppProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"app.py exited with {self.process.returncode}:\n{self.logs()}")
             try:
-                if requests.get(self.url, timeout=1).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=self.probe_seconds).status_code == 200:
                     return self
             except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
                 pass
@@ -78,3 +81,12 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def start_fake_api(**options: object) -> tuple[subprocess.Popen[bytes], int]:
+    """The stand-in API in its own process (`python -m tests.fake_api`), for the benchmarks: the process and its
+    port. Each option is one of its command-line flags: `ttft=0.05` becomes `--ttft 0.05`."""
+    port = free_port()
+    flags = [part for name, value in options.items() for part in (f"--{name}", str(value))]
+    command = [sys.executable, "-m", "tests.fake_api", "--port", str(port), *flags]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port

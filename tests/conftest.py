@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
-from tests.app_process import AppProcess
+from tests.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
 from tests.fake_api import FakeAPI
 
 SERVER_KEY = "canary-key-7d1e5b2a9c"  # recognisable, so leak tests can search for it
@@ -38,21 +40,24 @@ def shared_api() -> Iterator[FakeAPI]:
         yield api
 
 
+def app_on(api: FakeAPI, folder: Path, **env: str) -> AppProcess:
+    """`python app.py` (not started) talking to `api` with the server key, its Gradio files in `folder`, and no
+    message limits; `env` adds or overrides settings."""
+    defaults = {
+        "GRADIO_TEMP_DIR": str(folder / "gradio"),
+        "AIMLAPI_BASE_URL": api.base_url,
+        "AIMLAPI_KEY": SERVER_KEY,
+        "RATE_LIMIT_PER_SESSION": "0",
+        "RATE_LIMIT_PER_ADDRESS": "0",
+    }
+    return AppProcess(folder / "app.log", **{**defaults, **env})
+
+
 @pytest.fixture(scope="session")
 def live_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """`python app.py` with a server key, talking to the shared stand-in API."""
-    folder = tmp_path_factory.mktemp("app")
-    app = AppProcess(
-        folder / "app.log",
-        GRADIO_TEMP_DIR=str(folder / "gradio"),
-        AIMLAPI_BASE_URL=shared_api.base_url,
-        AIMLAPI_KEY=SERVER_KEY,
-        AIMLAPI_READ_TIMEOUT="3",
-        AIMLAPI_RETRY_BUDGET="1",
-        RATE_LIMIT_PER_SESSION="0",
-        RATE_LIMIT_PER_ADDRESS="0",  # tests/test_limits.py
-    ).start()
-    yield app
+    app = app_on(shared_api, tmp_path_factory.mktemp("app"), AIMLAPI_READ_TIMEOUT="3", AIMLAPI_RETRY_BUDGET="1")
+    yield app.start()
     app.stop()
 
 
@@ -91,3 +96,13 @@ def unaccepting_port() -> Iterator[int]:
     finally:
         for sock in fillers + [listener]:
             sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, one per test module: the sync API must be gone before other modules'
+    tests run their own asyncio loops."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

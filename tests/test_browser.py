@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess
+from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
 
@@ -18,15 +18,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ import yaml
 from gradio_client import Client
 from supervisor.xmlrpc import SupervisorTransport
 
+from deploy.cluster import free_ports
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
 from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
@@ -42,7 +43,7 @@ class Cluster:
     def __init__(self, folder: Path, api: FakeAPI) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.first = _consecutive_free_ports(2)
+        self.first = free_ports(2)
         self.run_dir = folder / "run"
         self.run_dir.mkdir()
         self.log_path = folder / "cluster.log"
@@ -124,23 +125,6 @@ class Cluster:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def _consecutive_free_ports(count: int) -> int:
-    for _ in range(50):
-        first = free_port()
-        if all(_bindable(port) for port in range(first, first + count)):
-            return first
-    raise RuntimeError("no consecutive free ports")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _status(url: str) -> int:

@@ -21,7 +21,7 @@ from chat_backend.config import ChatSettings, Settings, load_settings
 from chat_backend.errors import ModelUnavailable
 from chat_backend.fallback import FallbackStream, Switch, known_refused, moved_to, with_notice
 from tests.app_process import AppProcess
-from tests.conftest import SERVER_KEY
+from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import FakeAPI, Reply
 from tests.test_app_api import chat_with_model, notices
 
@@ -101,13 +101,7 @@ def test_a_fallback_that_is_refused_too_leaves_the_original_notice(client: Clien
 
 
 def start_app(api: FakeAPI, folder: Path, **env: str) -> AppProcess:
-    return AppProcess(
-        folder / "app.log",
-        AIMLAPI_BASE_URL=api.base_url,
-        AIMLAPI_KEY=SERVER_KEY,
-        GRADIO_TEMP_DIR=str(folder / "gradio"),
-        **env,
-    ).start()
+    return app_on(api, folder, **env).start()
 
 
 def test_a_model_the_live_catalogue_leaves_out_gets_no_call(fake_api: FakeAPI, tmp_path: Path) -> None:

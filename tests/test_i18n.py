@@ -15,6 +15,7 @@ from chat_backend.i18n import EN, ZH, language, placeholders, t
 from chat_backend.messages import ERROR_NOTICE_ID
 from chat_backend.stream import ChatResult
 from tests.app_process import AppProcess
+from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
 from tests.test_app_api import chat, notices
 
@@ -80,14 +81,7 @@ def test_notices_facts_and_exports_are_in_the_visitors_language() -> None:
 def one_a_minute(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """The app allowing one message a minute per chat, so a second message is refused by the throttle."""
     folder = tmp_path_factory.mktemp("i18n")
-    app = AppProcess(
-        folder / "app.log",
-        GRADIO_TEMP_DIR=str(folder / "gradio"),
-        AIMLAPI_BASE_URL=shared_api.base_url,
-        AIMLAPI_KEY="i18n",
-        RATE_LIMIT_PER_SESSION="1",
-        RATE_LIMIT_PER_ADDRESS="0",
-    ).start()
+    app = app_on(shared_api, folder, RATE_LIMIT_PER_SESSION="1").start()
     yield app
     app.stop()
 

@@ -6,19 +6,18 @@ Screenshots of every state go to test-artifacts/reach-*.png for a person to look
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess
+from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import FakeAPI, Reply
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 ARTIFACTS = ROOT / "test-artifacts"
 PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 360, "height": 740}}
@@ -40,14 +39,6 @@ WIDE_REPLY = (
     + "`"
 )
 AXE = Axe()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def open_page(

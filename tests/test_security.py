@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.app_process import ROOT, AppProcess
+from tests.conftest import app_on
 from tests.fake_api import FakeAPI
 from web.guard import file_paths, inside
 
@@ -187,14 +188,8 @@ def test_the_refusal_says_what_the_limit_is(live_app: AppProcess) -> None:
 def export_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """An app of its own, so the export rate other tests use is untouched: cache cleared every 3 s, 1 MB files."""
     folder = tmp_path_factory.mktemp("export-app")
-    app = AppProcess(
-        folder / "app.log",
-        GRADIO_TEMP_DIR=str(folder / "gradio"),
-        CACHE_CLEAR_MINUTES="0.05",
-        MAX_ATTACHMENT_MB="1",
-        MAX_MESSAGE_ATTACHMENTS_MB="5",
-        AIMLAPI_BASE_URL=shared_api.base_url,
-        AIMLAPI_KEY="unused",
+    app = app_on(
+        shared_api, folder, CACHE_CLEAR_MINUTES="0.05", MAX_ATTACHMENT_MB="1", MAX_MESSAGE_ATTACHMENTS_MB="5"
     ).start()
     yield app
     app.stop()

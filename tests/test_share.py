@@ -31,8 +31,8 @@ from chat_backend.share import (
     remember,
 )
 from chat_backend.store import SQLITE_FILE, SQLiteStore, StoreUnavailable, open_store
-from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, AppProcess
-from tests.conftest import SERVER_KEY
+from tests.app_process import CHROMIUM, ROOT, AppProcess
+from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import FakeAPI, Reply
 from tests.redis_server import RedisServer
 from web import share as share_pages
@@ -267,23 +267,13 @@ if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def share_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     folder = tmp_path_factory.mktemp("share-app")
-    app = AppProcess(
-        folder / "app.log",
-        GRADIO_TEMP_DIR=str(folder / "gradio"),
-        DATA_DIR=str(folder / "data"),
-        AIMLAPI_BASE_URL=shared_api.base_url,
-        AIMLAPI_KEY=SERVER_KEY,
-        SHARE_PER_HOUR="2",
-        SHARE_MAX_KB="40",
-        RATE_LIMIT_PER_SESSION="0",
-        RATE_LIMIT_PER_ADDRESS="0",
-    ).start()
+    app = app_on(shared_api, folder, DATA_DIR=str(folder / "data"), SHARE_PER_HOUR="2", SHARE_MAX_KB="40").start()
     yield app
     app.stop()
 
@@ -293,14 +283,6 @@ def api(shared_api: FakeAPI, share_app: AppProcess) -> Iterator[FakeAPI]:
     shared_api.reset()
     yield shared_api
     shared_api.release()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from gradio_client import Client
 
 from tests.app_process import AppProcess
-from tests.conftest import SERVER_KEY
+from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
 from tests.test_app_api import DEFAULTS, chat
 
@@ -21,17 +20,8 @@ PARTIAL = "one two three four five six seven eight"
 @pytest.fixture(scope="module")
 def one_slot_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """The app with room for one upstream call at a time and a read timeout far beyond the test's patience."""
-    folder: Path = tmp_path_factory.mktemp("stop")
-    app = AppProcess(
-        folder / "app.log",
-        GRADIO_TEMP_DIR=str(folder / "gradio"),
-        AIMLAPI_BASE_URL=shared_api.base_url,
-        AIMLAPI_KEY=SERVER_KEY,
-        AIMLAPI_READ_TIMEOUT="60",
-        MAX_UPSTREAM_CALLS="1",
-        RATE_LIMIT_PER_SESSION="0",
-        RATE_LIMIT_PER_ADDRESS="0",
-    ).start()
+    folder = tmp_path_factory.mktemp("stop")
+    app = app_on(shared_api, folder, AIMLAPI_READ_TIMEOUT="60", MAX_UPSTREAM_CALLS="1").start()
     yield app
     app.stop()
 
