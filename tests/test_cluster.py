@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import shutil
 import signal
 import socket
@@ -281,10 +282,11 @@ def test_chats_go_on_when_redis_stops(cluster: Cluster, api: FakeAPI) -> None:
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
-def test_a_browser_chat_through_the_balancer_with_stop_attachment_and_export(
+def test_a_browser_chat_through_the_balancer_with_stop_attachment_export_and_share(
     cluster: Cluster, api: FakeAPI, tmp_path: Path
 ) -> None:
-    """Upload, queue, stream, Stop and download all reach the replica that holds the page's session."""
+    """Upload, queue, stream, Stop and download all reach the replica that holds the page's session; the shared
+    link it makes opens on the other replica."""
     from playwright.sync_api import expect, sync_playwright
 
     notes = tmp_path / "notes.txt"
@@ -315,8 +317,20 @@ def test_a_browser_chat_through_the_balancer_with_stop_attachment_and_export(
             page.locator("#export-md").click()
         assert "Next reply." in Path(download.value.path()).read_text(encoding="utf-8")
         [cookie] = [c for c in page.context.cookies() if c["name"] == "SERVERID"]
+        assert cookie["value"] in ("r1", "r2")
+
+        page.get_by_role("button", name="Share conversation").click()  # the link opens on the other replica
+        link = page.locator("#share-link").locator("input, textarea")
+        expect(link).to_have_value(re.compile(r"/share/[A-Za-z0-9_-]{24}$"))
+        path = link.input_value().split("/", 3)[3]
+        other = "r2" if cookie["value"] == "r1" else "r1"
+        assert requests.get(cluster.replica_url(other) + path, timeout=10).status_code == 200
+        viewer = browser.new_context()
+        viewer.add_cookies([{"name": "SERVERID", "value": other, "url": cluster.url}])
+        shared = viewer.new_page()
+        assert shared.goto(cluster.url + path).status == 200
+        expect(shared.get_by_text("Next reply.")).to_be_visible()
         browser.close()
-    assert cookie["value"] in ("r1", "r2")
 
 
 def test_kill_9_of_a_replica_spares_the_other_and_its_visitors_move(cluster: Cluster, api: FakeAPI) -> None:
