@@ -7,11 +7,16 @@ reading, is turned into a `ChatError` in one place: `failures.Failures`.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import errors
 from .catalogue import Catalogue, ModelInfo
@@ -23,6 +28,45 @@ from .retry import make_retry
 from .stream import ChatResult, ChatStream
 
 USER_AGENT = "minimax-chat/1.0 (+gradio; python-requests)"
+# Set around one `post` in the thread that sends it: told the socket the answer will come on, before its headers.
+_ON_SOCKET: ContextVar[Callable[[socket.socket], None] | None] = ContextVar("on_socket", default=None)
+
+
+class _ReportsSocket:
+    """Hands the socket to the stream about to wait on it, so that a Stop can shut it down even while the API
+    (or a gateway in front of it, waiting for the model) has not sent a byte of its answer yet."""
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        report = _ON_SOCKET.get()
+        if report is not None and self.sock is not None:
+            report(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_ReportsSocket, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ReportsSocket, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, with connections that report their socket (see `_ReportsSocket`)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 def build_body(messages: list[Message], settings: ChatSettings) -> dict[str, Any]:
@@ -60,7 +104,7 @@ class ChatClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.session = requests.Session()
-        adapter = HTTPAdapter(
+        adapter = _Adapter(
             pool_connections=4,
             pool_maxsize=settings.concurrency,
             max_retries=make_retry(settings.max_retries, settings.retry_budget),
@@ -88,17 +132,27 @@ class ChatClient:
         assert stream.result is not None
         return stream.result
 
-    def post(self, body: dict[str, Any], key: str, request_id: str) -> requests.Response:
+    def post(
+        self,
+        body: dict[str, Any],
+        key: str,
+        request_id: str,
+        on_socket: Callable[[socket.socket], None] | None = None,
+    ) -> requests.Response:
+        """Send one chat request; `on_socket` gets the socket before the answer's headers are awaited."""
         # identity: a compressed event stream is held back by compressors until a block fills; a server or proxy
         # that compresses anyway is still decoded (stream._iter_body).
         headers = {"Authorization": f"Bearer {key}", "X-Client-Request-Id": request_id, "Accept-Encoding": "identity"}
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+        reporting = _ON_SOCKET.set(on_socket)
         try:
             return self.session.post(
                 f"{self.settings.base_url}/chat/completions", json=body, headers=headers, timeout=timeout, stream=True
             )
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise self.failures.transport(exc, key, streaming=False) from exc
+        finally:
+            _ON_SOCKET.reset(reporting)
 
     def close(self) -> None:
         self.session.close()

@@ -28,7 +28,8 @@ from .failures import MAX_DETAIL, TRANSPORT_ERRORS, Failures, quote
 from .i18n import Msg
 from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
 
-Post = Callable[[dict[str, Any], str, str], requests.Response]  # (body, key, client request id) -> response
+# (body, key, client request id, told the socket before the answer's headers are awaited) -> response
+Post = Callable[[dict[str, Any], str, str, Callable[[socket.socket], None]], requests.Response]
 
 log = logging.getLogger(__name__)
 DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
@@ -80,6 +81,7 @@ class ChatStream:
         self._key = key
         self._request_id = uuid.uuid4().hex
         self._response: requests.Response | None = None
+        self._socket: socket.socket | None = None  # the request's, while its answer's headers are awaited
         self._chunks: list[str] = []
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
@@ -108,12 +110,20 @@ class ChatStream:
         ends quietly) and tells the server at once; nothing here waits for a lock that reader may hold.
         """
         self._closed = True
-        response, iterator = self._response, self._iterator
+        response, iterator, sock = self._response, self._iterator, self._socket
         if response is not None:
             _shut_down(response)
+        elif sock is not None:  # no answer yet: the headers are still awaited on this socket
+            _shut(sock)
         if iterator is not None and inspect.getgeneratorstate(iterator) != inspect.GEN_RUNNING:
             with contextlib.suppress(ValueError):  # another thread resumed it just now; the shut socket ends it there
                 iterator.close()  # paused at a yield (or done): its `finally` closes the response, records the result
+
+    def _awaiting(self, sock: socket.socket) -> None:
+        """The request went out on `sock` and its answer is awaited: a Stop from now on shuts it down."""
+        self._socket = sock
+        if self._closed:  # stopped while the request was being sent
+            _shut(sock)
 
     def __enter__(self) -> ChatStream:
         return self
@@ -125,7 +135,9 @@ class ChatStream:
         self._started = time.monotonic()
         response = None
         try:
-            response = self._response = self._post(self._body, self._key, self._request_id)
+            if self._closed:  # stopped before it started: nothing is sent
+                return
+            response = self._response = self._post(self._body, self._key, self._request_id, self._awaiting)
             if self._closed:  # stopped while the request was being sent
                 return
             self._inference_id = response.headers.get("x-inference-id")
@@ -289,8 +301,12 @@ def _shut_down(response: requests.Response) -> None:
     connection = getattr(response.raw, "connection", None)  # None once the connection went back to the pool
     sock = getattr(connection, "sock", None)
     if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
+        _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _is_error(payload: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import json
 import threading
@@ -350,6 +351,26 @@ def test_closing_the_stream_disconnects_upstream_at_once(client: ChatClient, fak
     request = fake_api.chat_requests()[0]
     assert request.client_disconnected.wait(2.0)
     assert stream.result is not None and stream.result.finish_reason is None
+
+
+def test_closing_while_the_answer_has_not_begun_disconnects_at_once_and_ends_quietly(fake_api: FakeAPI) -> None:
+    """A gateway that sends no headers until the model speaks: the reader is blocked inside `post`."""
+    fake_api.script(Reply(headers_after=30), Reply())
+    with make_client(fake_api, read_timeout=60.0) as chat_client:
+        stream = chat_client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reader = pool.submit(list, stream)
+            fake_api.wait_for_message("Hi")
+            stream.close()
+            assert fake_api.chat_requests()[0].client_disconnected.wait(1.0), "upstream still open"
+            assert reader.result(timeout=5) == []  # a stop, not an error
+        assert ask(chat_client).text == "Hello from the stand-in."  # the pool is fine afterwards
+
+
+def test_a_stream_closed_before_it_starts_sends_nothing(client: ChatClient, fake_api: FakeAPI) -> None:
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    stream.close()
+    assert list(stream) == [] and fake_api.chat_requests() == []
 
 
 def test_sequential_calls_reuse_one_connection(client: ChatClient, fake_api: FakeAPI) -> None:

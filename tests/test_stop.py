@@ -37,8 +37,12 @@ def wait_for(condition: object, timeout: float) -> bool:
 
 @pytest.mark.parametrize(
     ("reply", "shown"),
-    [(Reply(text="never sent", ttft=40), None), (Reply(text=PARTIAL, stall_after=3), "one")],
-    ids=["silent-before-the-first-token", "stalled-mid-reply"],
+    [
+        (Reply(text="never sent", headers_after=40), None),
+        (Reply(text="never sent", ttft=40), None),
+        (Reply(text=PARTIAL, stall_after=3), "one"),
+    ],
+    ids=["silent-before-the-headers", "silent-before-the-first-token", "stalled-mid-reply"],
 )
 def test_stop_while_the_model_is_silent_closes_upstream_within_a_second_and_frees_the_slot(
     one_slot_app: AppProcess, shared_api: FakeAPI, reply: Reply, shown: str | None

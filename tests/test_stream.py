@@ -52,7 +52,7 @@ CHUNK = st.fixed_dictionaries(
 
 
 def read(data: bytes, content_type: str = "text/event-stream") -> ChatStream:
-    def post(body: dict[str, Any], key: str, request_id: str) -> requests.Response:
+    def post(body: dict[str, Any], key: str, request_id: str, on_socket: object) -> requests.Response:
         response = requests.Response()
         response.status_code = 200
         response.headers["Content-Type"] = content_type

@@ -20,6 +20,7 @@ class Reply:
     content_type: str | None = None  # Content-Type override, e.g. "text/html" for a proxy page
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers, e.g. Retry-After
     ttft: float = 0.0  # seconds of silence before the first body byte (streams: after the headers)
+    headers_after: float = 0.0  # seconds of silence before the status line, as a gateway waiting for its model
     delay: float = 0.0  # seconds between content chunks
     raw_stream: bytes | None = None  # send exactly these SSE bytes instead of generated chunks
     cut: int | None = None  # send the stream body as HTTP chunks of at most this many bytes

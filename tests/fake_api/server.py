@@ -76,6 +76,8 @@ class _Handler(_Writer):
         reply = api._next_reply(body)
         if reply.abort:
             return self._hang_up(reset=True)
+        if not self._pause(reply.headers_after):
+            return self._hang_up()
         status = 201 if reply.status == 200 and canonical == "abab6.5s-chat" else reply.status
         if reply.body is not None or not 200 <= status < 300:
             if not self._pause(reply.ttft):
