@@ -73,6 +73,8 @@ def cluster_env(replicas: int, run_dir: Path) -> dict[str, str]:
     )
     env.setdefault("REDIS_URL", f"redis://127.0.0.1:{redis_port}/0")
     env.setdefault("HAPROXY_REQUEST_TIMEOUT", "10s")
+    if settings.on_spaces:  # https, inside huggingface.co's iframe: the affinity cookie must be a cross-site one
+        env.setdefault("HAPROXY_COOKIE_CROSS_SITE", "1")
     for index in range(replicas):
         env[f"APP_SERVER_{index + 1}"] = f"127.0.0.1:{first_port + index}"
     return env

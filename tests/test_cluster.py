@@ -4,6 +4,7 @@ deploy/haproxy.cfg, as in the Docker image), against the stand-in API: affinity,
 from __future__ import annotations
 
 import concurrent.futures
+import http.server
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import xmlrpc.client
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ import yaml
 from gradio_client import Client
 from supervisor.xmlrpc import SupervisorTransport
 
-from deploy.cluster import free_ports
+from deploy.cluster import cluster_env, free_ports
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
 from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
@@ -221,6 +223,60 @@ def test_the_one_haproxy_config_is_valid_for_each_set_up(source: str) -> None:
         if "WARNING" in line and "could not resolve address 'app" not in line
     ]  # compose's names exist only inside compose
     assert not warnings
+
+
+@pytest.mark.parametrize("space_id", ["someone/minimax-chat", ""])
+def test_the_cluster_asks_for_a_cross_site_cookie_on_a_space_only(
+    space_id: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("HAPROXY_COOKIE_CROSS_SITE", raising=False)
+    monkeypatch.setenv("SPACE_ID", space_id)
+    assert ("HAPROXY_COOKIE_CROSS_SITE" in cluster_env(2, tmp_path)) == bool(space_id)
+
+
+class _Answers200(http.server.BaseHTTPRequestHandler):
+    """A stand-in replica: every GET (the page, the health check) answers 200."""
+
+    def do_GET(self) -> None:  # noqa: N802  (the name http.server calls)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("cross_site", "expected"), [(True, {"secure", "samesite=none", "partitioned"}), (False, set())]
+)
+def test_the_affinity_cookie_is_a_cross_site_one_only_when_asked(cross_site: bool, expected: set[str]) -> None:
+    """On a Space the page lives in huggingface.co's iframe, where only such a cookie keeps the session's replica."""
+    replica = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers200)
+    threading.Thread(target=replica.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "HAPROXY_BIND": f"127.0.0.1:{port}",
+        "HAPROXY_SERVER_TIMEOUT": "30s",
+        "HAPROXY_REQUEST_TIMEOUT": "10s",
+        "APP_SERVER_1": f"127.0.0.1:{replica.server_port}",
+        **({"HAPROXY_COOKIE_CROSS_SITE": "1"} if cross_site else {}),
+    }
+    balancer = subprocess.Popen(["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env=env)
+    try:
+        deadline = time.monotonic() + 15
+        while _status(f"http://127.0.0.1:{port}/") != 200:  # up once two health checks passed
+            assert time.monotonic() < deadline, "HAProxy never sent the request on"
+            time.sleep(0.2)  # polling the balancer: it offers nothing to wait on
+        cookie = requests.get(f"http://127.0.0.1:{port}/", timeout=5).headers["Set-Cookie"]
+    finally:
+        balancer.terminate()
+        balancer.wait(10)
+        replica.shutdown()
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert cookie.startswith("SERVERID=r1") and "httponly" in attributes
+    assert attributes - {"httponly", "path=/"} == expected
 
 
 def test_a_session_keeps_its_replica_and_its_history(cluster: Cluster, api: FakeAPI) -> None:
