@@ -108,6 +108,18 @@ def test_the_chat_api_takes_a_bare_message_and_settings_by_name(live_app: AppPro
     assert tuned["messages"][0] == {"role": "system", "content": "Answer in French."}
 
 
+def test_the_readmes_python_example_runs_as_written(
+    live_app: AppProcess, app_api: FakeAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [example] = re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    exec(compile(example.replace("http://127.0.0.1:7860/", live_app.url), "README.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines()[-1] == "Hello from the stand-in."
+    bare, tuned = (request.body for request in app_api.chat_requests())
+    assert bare["model"] == "abab6.5s-chat" and bare["messages"][-1]["content"] == "Hello!"
+    assert (tuned["model"], tuned["temperature"], tuned["max_tokens"]) == ("MiniMax-Text-01", 0.3, 256)
+    assert tuned["messages"][0] == {"role": "system", "content": "Answer in French."}
+
+
 def test_login_is_required_when_a_username_and_password_are_set(shared_api: FakeAPI, tmp_path: Path) -> None:
     app = AppProcess(
         tmp_path / "app.log", APP_USERNAME="ada", APP_PASSWORD="lovelace-1815", AIMLAPI_BASE_URL=shared_api.base_url
