@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -118,6 +119,26 @@ def test_the_readmes_python_example_runs_as_written(
     assert bare["model"] == "abab6.5s-chat" and bare["messages"][-1]["content"] == "Hello!"
     assert (tuned["model"], tuned["temperature"], tuned["max_tokens"]) == ("MiniMax-Text-01", 0.3, 256)
     assert tuned["messages"][0] == {"role": "system", "content": "Answer in French."}
+
+
+JS_CLIENT = ROOT / "tests" / "js" / "node_modules" / "@gradio" / "client"
+
+
+@pytest.mark.skipif(
+    not JS_CLIENT.exists() and not os.environ.get("CI"), reason="npm ci --prefix tests/js installs @gradio/client"
+)
+def test_the_readmes_javascript_example_runs_as_written(live_app: AppProcess, app_api: FakeAPI) -> None:
+    [example] = re.findall(r"```js\n(.+?)\n```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    script = ROOT / "tests" / "js" / "example.mjs"  # beside node_modules, so that the import resolves
+    script.write_text(example.replace("http://127.0.0.1:7860/", live_app.url), encoding="utf-8")
+    try:
+        done = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        script.unlink()
+    assert done.returncode == 0 and done.stdout.strip() == "Hello from the stand-in.", done.stderr[-2000:]
+    [request] = app_api.chat_requests()
+    assert (request.body["model"], request.body["temperature"]) == ("MiniMax-Text-01", 0.3)
+    assert request.body["messages"][-1]["content"] == "Hello!"
 
 
 def test_login_is_required_when_a_username_and_password_are_set(shared_api: FakeAPI, tmp_path: Path) -> None:
