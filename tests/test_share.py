@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from chat_backend import i18n
 from chat_backend.config import load_settings
 from chat_backend.errors import REDACTED
 from chat_backend.share import (
@@ -162,6 +163,25 @@ def test_any_process_can_serve_and_delete_a_link(tmp_path: Path) -> None:
     for name in ("share.js", "share.css", "code.css", "katex.js", "katex.css"):
         assert client.get(f"/share/static/{name}").status_code == 200, name
     assert client.get("/share/static/..%2Fshare.py").status_code == 404
+
+
+@pytest.mark.parametrize("header", ["zh-CN,zh;q=0.9", "en-US,en;q=0.9"])
+def test_the_page_speaks_the_readers_language_and_the_conversation_stays_as_shared(tmp_path: Path, header: str) -> None:
+    shares = make_shares(tmp_path, Clock())
+    shared = shares.create(HISTORY, model="MiniMax-Text-01", session="s")
+    client = TestClient(Starlette(routes=share_pages.routes(shares)))
+    lang = i18n.language(header)
+    for path, status in ((f"/share/{shared.id}", 200), ("/share/" + "B" * 24, 404)):
+        page = client.get(path, headers={"Accept-Language": header})
+        assert page.status_code == status
+        assert f'<html lang="{share_pages.LANGUAGE_TAGS[lang]}"' in page.text
+        assert i18n.t("sharepage_start", lang) in page.text
+        assert f'data-copy="{i18n.t("sharepage_copy", lang)}"' in page.text
+    shown = client.get(f"/share/{shared.id}", headers={"Accept-Language": header}).text
+    assert i18n.t("sharepage_meta", lang, model="MiniMax-Text-01", date="").strip() in shown
+    assert "Summarise this." in shown  # the conversation itself is never translated
+    other = client.get(f"/share/{shared.id}", headers={"Accept-Language": "zh" if lang == "en" else "en"}).text
+    assert i18n.t("sharepage_start", lang) not in other  # one language's page is not served to the other
 
 
 def test_redis_serves_links_to_every_replica_and_counts_shares(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from chat_backend.i18n import language, t
 from chat_backend.share import ID_PATTERN, Shares
 from chat_backend.store import StoreUnavailable
 
@@ -42,7 +43,8 @@ PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}  # a deleted link must n
 ASSET_HEADERS = {**HEADERS, "Cache-Control": "public, max-age=86400"}
 FONT_NAME = re.compile(r"KaTeX_[A-Za-z0-9_-]+\.(?:woff2|woff|ttf)")
 RENDERED_PAGES = 32  # big conversations cost seconds to render; the most recent are kept rendered
-_rendered: OrderedDict[str, str] = OrderedDict()
+_rendered: OrderedDict[tuple[str, str], str] = OrderedDict()
+LANGUAGE_TAGS = {"en": "en", "zh": "zh-CN"}  # chat_backend.i18n's catalogues, as HTML names them
 _rendered_lock = threading.Lock()
 
 
@@ -51,25 +53,16 @@ def routes(shares: Shares) -> list[BaseRoute]:
 
     def page(request: Request) -> Response:
         share_id = request.path_params["share_id"]
+        lang = language(request.headers.get("accept-language"))  # the page's own words follow the reader
         try:
             snapshot = shares.load(share_id) if re.fullmatch(ID_PATTERN, share_id) else None
         except StoreUnavailable:
             log.warning("shared page %s… could not be read: the store is unavailable", share_id[:4])
-            trouble = _message(
-                "This conversation can't be shown right now",
-                "The server's storage is not responding. Try again in a minute.",
-            )
-            return _shell("Try again soon", trouble, 503)
+            return _shell(t("sharepage_trouble_title", lang), _message("sharepage_trouble", lang), 503, lang)
         if snapshot is None:
-            return _shell(
-                "Link not found",
-                _message(
-                    "This link doesn't lead anywhere",
-                    "The conversation was deleted, or the link has expired or was copied incompletely.",
-                ),
-                404,
-            )
-        return _shell(str(snapshot.get("title") or "Shared conversation"), _conversation(share_id, snapshot), 200)
+            return _shell(t("sharepage_missing_title", lang), _message("sharepage_missing", lang), 404, lang)
+        title = str(snapshot.get("title") or t("sharepage_title", lang))
+        return _shell(title, _conversation(share_id, snapshot, lang), 200, lang)
 
     def delete(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -125,9 +118,10 @@ def _katex_dir() -> Path:
     return origin.parent / "templates" / "frontend" / "assets"
 
 
-def _shell(title: str, body: str, status: int) -> HTMLResponse:
+def _shell(title: str, body: str, status: int, lang: str) -> HTMLResponse:
+    copy, copied = html.escape(t("sharepage_copy", lang)), html.escape(t("sharepage_copied", lang))
     document = f"""<!doctype html>
-<html lang="en">
+<html lang="{LANGUAGE_TAGS[lang]}" data-copy="{copy}" data-copied="{copied}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -142,63 +136,68 @@ def _shell(title: str, body: str, status: int) -> HTMLResponse:
 </head>
 <body>
 {body}
-<footer><a class="start" href="../">Start your own chat</a></footer>
+<footer><a class="start" href="../">{html.escape(t("sharepage_start", lang))}</a></footer>
 </body>
 </html>
 """
     return HTMLResponse(document, status, headers=PAGE_HEADERS)
 
 
-def _message(heading: str, text: str) -> str:
-    heading, text = html.escape(heading, quote=False), html.escape(text, quote=False)
+def _message(key: str, lang: str) -> str:
+    """The page for a link that leads nowhere (`key` "sharepage_missing") or can't be read now."""
+    heading, text = (
+        html.escape(t(f"{key}_heading", lang), quote=False),
+        html.escape(t(f"{key}_text", lang), quote=False),
+    )
     return f'<main class="missing"><h1>{heading}</h1><p>{text}</p></main>'
 
 
-def _conversation(share_id: str, snapshot: dict[str, Any]) -> str:
-    """Rendered once per id and kept for the next visits: an id never names a different snapshot."""
+def _conversation(share_id: str, snapshot: dict[str, Any], lang: str) -> str:
+    """Rendered once per id and language and kept for the next visits: an id never names a different snapshot."""
+    cache_key = (share_id, lang)
     with _rendered_lock:
-        if share_id in _rendered:
-            _rendered.move_to_end(share_id)
-            return _rendered[share_id]
-    body = _render_conversation(snapshot)
+        if cache_key in _rendered:
+            _rendered.move_to_end(cache_key)
+            return _rendered[cache_key]
+    body = _render_conversation(snapshot, lang)
     with _rendered_lock:
-        _rendered[share_id] = body
+        _rendered[cache_key] = body
         while len(_rendered) > RENDERED_PAGES:
             _rendered.popitem(last=False)
     return body
 
 
-def _render_conversation(snapshot: dict[str, Any]) -> str:
-    created = time.strftime("%d %b %Y", time.gmtime(float(snapshot.get("created") or 0)))
-    model = html.escape(str(snapshot.get("model") or "the model"))
+def _render_conversation(snapshot: dict[str, Any], lang: str) -> str:
+    created = time.strftime(t("share_date_format", lang), time.gmtime(float(snapshot.get("created") or 0)))
+    meta = t("sharepage_meta", lang, model=str(snapshot.get("model") or "?"), date=created)
     parts = [
         "<header>",
-        f"<h1>{html.escape(str(snapshot.get('title') or 'Shared conversation'))}</h1>",
-        f'<p class="meta">A conversation with <span class="model">{model}</span> · shared on <time>{created}</time>',
-        "</p>",
+        f"<h1>{html.escape(str(snapshot.get('title') or t('sharepage_title', lang)))}</h1>",
+        f'<p class="meta">{html.escape(meta)}</p>',
         "</header>",
         "<main>",
     ]
     if snapshot.get("system_prompt"):
-        parts.append(_fold("System prompt", str(snapshot["system_prompt"]), "system"))
+        parts.append(_fold(t("sharepage_system_prompt", lang), str(snapshot["system_prompt"]), "system"))
     for message in snapshot.get("messages") or []:
-        parts.append(_message_html(message))
+        parts.append(_message_html(message, lang))
     if snapshot.get("left_out"):
-        names = ", ".join(html.escape(str(name)) for name in snapshot["left_out"])
-        parts.append(f'<p class="left-out">Attachments are not included in shared links: {names}.</p>')
+        names = ", ".join(str(name) for name in snapshot["left_out"])
+        parts.append(f'<p class="left-out">{html.escape(t("sharepage_left_out", lang, names=names))}</p>')
     parts.append("</main>")
     return "\n".join(parts)
 
 
-def _message_html(message: dict[str, Any]) -> str:
+def _message_html(message: dict[str, Any], lang: str) -> str:
     text = str(message.get("text") or "")
     if "notice" in message:
         return _fold(str(message["notice"]), text, "notice")
     role = "user" if message.get("role") == "user" else "bot"
     names = message.get("files") or []
-    files = "".join(f"<li>📎 {html.escape(str(name))} <em>(not included)</em></li>" for name in names)
+    not_included = html.escape(t("sharepage_not_included", lang))
+    files = "".join(f"<li>📎 {html.escape(str(name))} <em>{not_included}</em></li>" for name in names)
     files_html = f'<ul class="files">{files}</ul>' if files else ""
-    label = "You" if role == "user" else "Assistant"
+    label = html.escape(t("sharepage_you" if role == "user" else "sharepage_assistant", lang))
     return (
         f'<article class="message {role}"><h2 class="visually-hidden">{label}</h2>{files_html}'
         f'<div class="bubble md">{render(text)}</div></article>'

@@ -1,14 +1,15 @@
 // The shared page's only script: typeset TeX with the KaTeX that Gradio bundles, and add copy buttons to code.
 // The page reads fine without it; maths then stays as its TeX source.
+const { copy = "Copy", copied = "Copied" } = document.documentElement.dataset; // in the reader's language
 for (const block of document.querySelectorAll("main pre")) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "copy";
-  button.textContent = "Copy";
+  button.textContent = copy;
   button.addEventListener("click", async () => {
     await navigator.clipboard.writeText(block.querySelector("code")?.innerText ?? block.innerText);
-    button.textContent = "Copied";
-    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    button.textContent = copied;
+    setTimeout(() => { button.textContent = copy; }, 1500);
   });
   const wrapper = document.createElement("div");
   wrapper.className = "code-block";
