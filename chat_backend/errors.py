@@ -35,6 +35,42 @@ def redact(text: str, *secrets: str | None) -> str:
     return text
 
 
+class StreamRedactor:
+    """A reply's pieces in, the same text out with `secret` replaced, for a model or gateway that repeats the key.
+
+    A tail that could be the start of the secret is held back until the next piece (or the end) settles it, so
+    no update ever carries part of a key that arrives split across pieces.
+    """
+
+    def __init__(self, secret: str | None) -> None:
+        self.secret = secret or ""
+        self._shown: list[str] = []
+        self._held = ""
+
+    @property
+    def shown(self) -> str:
+        """Everything let out so far."""
+        return "".join(self._shown)
+
+    def add(self, piece: str) -> str:
+        """The part of the text, up to and including `piece`, that can be shown now (may be empty)."""
+        text = self._held + piece
+        if self.secret:
+            text = text.replace(self.secret, REDACTED)
+        held = next(
+            (n for n in range(min(len(text), len(self.secret) - 1), 0, -1) if text.endswith(self.secret[:n])), 0
+        )
+        out, self._held = text[: len(text) - held], text[len(text) - held :]
+        self._shown.append(out)
+        return out
+
+    def release(self) -> str:
+        """At the end of the reply: the held-back tail, which turned out not to be the secret."""
+        out, self._held = self._held, ""
+        self._shown.append(out)
+        return out
+
+
 class ChatError(Exception):
     """Anything that stops a reply. Not retried unless a subclass says so."""
 

@@ -82,7 +82,7 @@ class ChatStream:
         self._request_id = uuid.uuid4().hex
         self._response: requests.Response | None = None
         self._socket: socket.socket | None = None  # the request's, while its answer's headers are awaited
-        self._chunks: list[str] = []
+        self._text = errors.StreamRedactor(key)  # the reply as shown: never the key, even if the model says it
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
         self._cost: float | None = None
@@ -100,8 +100,8 @@ class ChatStream:
 
     @property
     def text(self) -> str:
-        """All the text received so far, also after a failure."""
-        return "".join(self._chunks)
+        """All the text shown so far, also after a failure (the key, if the reply repeated it, replaced)."""
+        return self._text.shown
 
     def close(self) -> None:
         """Stop: ends the upstream request (and so the generation) at once, from any thread.
@@ -147,11 +147,13 @@ class ChatStream:
                 yield from self._read_events(response)
             else:
                 yield from self._read_json(response)
+            if tail := self._text.release():  # the reply ended: what looked like the start of the key was not
+                yield tail
         except Exception as exc:
             if self._closed:  # the socket was shut down under the reader on purpose: a stop, not a failure
                 return
             if isinstance(exc, TRANSPORT_ERRORS):
-                error = self._failures.transport(exc, self._key, streaming=bool(self._chunks))
+                error = self._failures.transport(exc, self._key, streaming=self._first_token_at is not None)
                 raise self._failed(error) from exc
             if isinstance(exc, ChatError):
                 self._failed(exc)
@@ -168,10 +170,10 @@ class ChatStream:
         return error
 
     def _received(self, text: str) -> str:
+        """Count the first token's time on arrival; return what of the text can be shown now (may be empty)."""
         if self._first_token_at is None:
             self._first_token_at = time.monotonic()
-        self._chunks.append(text)
-        return text
+        return self._text.add(text)
 
     def _read_events(self, response: requests.Response) -> Iterator[str]:
         body = _iter_body(response)
@@ -186,8 +188,8 @@ class ChatStream:
                     raise self._bad_response(Msg("bad_garbled"), event.data) from None
                 if event.event == "error" or _is_error(payload):
                     raise self._stream_error(payload)
-                if text := self._absorb(payload):
-                    yield self._received(text)
+                if (text := self._absorb(payload)) and (shown := self._received(text)):
+                    yield shown
         except LineTooLong as exc:
             raise self._bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start) from None
 
@@ -202,8 +204,8 @@ class ChatStream:
         text = self._absorb(payload, key="message")
         if not isinstance(payload, dict) or not payload.get("choices"):
             raise self._bad_response(Msg("bad_no_reply"), raw)
-        if text:
-            yield self._received(text)
+        if text and (shown := self._received(text)):
+            yield shown
 
     def _absorb(self, payload: Any, key: str = "delta") -> str:
         """Record usage, cost and finish_reason from one chunk (or whole answer); return its text."""
@@ -233,7 +235,7 @@ class ChatStream:
         status = _status(error.get("status") or error.get("statusCode") or error.get("code"))
         said = error.get("message")
         vendor = quote(str(said), MAX_VENDOR_MESSAGE, self._key) if said else Msg("unspecified_error")
-        params = {"vendor": vendor, "kept": errors.KEPT if self._chunks else ""}
+        params = {"vendor": vendor, "kept": errors.KEPT if self._first_token_at is not None else ""}
         detail = quote(json.dumps(error, ensure_ascii=False, default=str), MAX_DETAIL, self._key)
         return errors.UpstreamError(
             key="stream_error", params=params, status=status, request_id=self._inference_id, detail=detail

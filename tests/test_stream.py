@@ -17,6 +17,7 @@ import urllib3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chat_backend import errors
 from chat_backend.catalogue import Catalogue
 from chat_backend.config import Settings
 from chat_backend.errors import ChatError
@@ -116,3 +117,35 @@ def test_the_log_line_of_a_failure_never_holds_the_key(caplog: pytest.LogCapture
     assert "failed" in caplog.text and not [
         KEY[i : i + 5] for i in range(len(KEY) - 4) if KEY[i : i + 5] in caplog.text
     ]
+
+
+SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=8, max_size=40)
+
+
+@given(SECRETS, st.data())
+def test_a_reply_that_repeats_the_key_never_shows_it_whole_or_begun(secret: str, data: st.DataObject) -> None:
+    """Pieces cut anywhere, the key whole, begun and abandoned, or back to back: every update is free of it."""
+    parts = data.draw(
+        st.lists(st.one_of(st.text(max_size=12), st.just(secret), st.integers(1, len(secret) - 1)), max_size=12)
+    )
+    text = "".join(secret[:part] if isinstance(part, int) else part for part in parts)
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(text)), max_size=8)))
+    whole = text.replace(secret, errors.REDACTED)
+    redactor = errors.StreamRedactor(secret)
+    for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True):
+        redactor.add(text[start:end])
+        assert whole.startswith(redactor.shown)  # so no character of a key that later completes was let out
+    redactor.release()
+    assert redactor.shown == whole
+
+
+def test_the_stream_shows_the_key_nowhere_when_the_reply_splits_it() -> None:
+    pieces = ["Your key: ", KEY[:7], KEY[7:], " and ", KEY[:3], "!"]  # whole, then a start that is not the key
+    deltas = ({"choices": [{"index": 0, "delta": {"content": piece}}]} for piece in pieces)
+    events = b"".join(b"data: " + json.dumps(delta).encode() + b"\n\n" for delta in deltas)
+    stream = read(events + b"data: [DONE]\n\n")
+    whole, shown = f"Your key: {errors.REDACTED} and {KEY[:3]}!", ""
+    for piece in stream:
+        shown += piece
+        assert whole.startswith(shown)
+    assert shown == stream.result.text == whole
