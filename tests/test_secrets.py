@@ -53,3 +53,16 @@ def test_the_key_is_not_in_the_logs(live_app: AppProcess, app_api: FakeAPI) -> N
 
 def test_gradio_run_history_is_off_so_inputs_are_not_kept_in_the_browser(live_app: AppProcess) -> None:
     assert requests.get(live_app.url + "config", timeout=10).json()["run_history"] is False
+
+
+def test_the_key_is_not_in_a_reply_that_echoes_it(live_app: AppProcess, app_api: FakeAPI) -> None:
+    """A gateway or model that repeats the key in an ordinary (200) reply, whole or split across chunks: the
+    browser must not receive it, as it does not from an error body."""
+    app_api.script(
+        Reply(text=f"Your key is {SERVER_KEY}."),
+        Reply(text=f"key {SERVER_KEY}", chunks=["key ", SERVER_KEY[:6], SERVER_KEY[6:]]),
+    )
+    client = Client(live_app.url, verbose=False)
+    outputs = [chat(client, "first"), chat(client, "second")]
+    assert app_api.chat_requests()[1].headers["Authorization"] == f"Bearer {SERVER_KEY}"  # it was really used
+    assert SERVER_KEY not in str(outputs)
