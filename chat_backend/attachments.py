@@ -22,6 +22,7 @@ from .i18n import t
 from .store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
+PATH_MAX = 4096  # Linux's longest path: a longer one names no file, and resolving it could take seconds
 
 FORGED = t("attachment_forged")  # the English notice, for tests and logs
 TEXT_NAMESPACE = "attachment-text"  # content hash -> extracted text (UTF-8)
@@ -69,7 +70,9 @@ class Attachments:
     def resolve(self, path: object) -> str:
         """The real path of a file Gradio received as an upload; `Forged` for any other value or place."""
         text = path if isinstance(path, str) else ""
-        plain = text and "\0" not in text and "://" not in text and not text.startswith("file:")
+        plain = (
+            text and len(text) <= PATH_MAX and "\0" not in text and "://" not in text and not text.startswith("file:")
+        )
         real = os.path.realpath(text) if plain else ""
         if not real or not any(real.startswith(root + os.sep) for root in self.roots):
             log.warning("refused an attachment path that Gradio did not receive as an upload")

@@ -18,6 +18,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
+from chat_backend.attachments import PATH_MAX
 from chat_backend.limits import visitor_address
 
 Scope = MutableMapping[str, Any]
@@ -32,7 +33,7 @@ MAX_TRACKED_ADDRESSES = 100_000  # beyond this the idlest addresses are forgotte
 
 def inside(path: str, folder: str) -> bool:
     """Whether `path` names something under `folder` once `..` and symlinks are resolved; URLs never do."""
-    if not path or "://" in path:
+    if not path or "://" in path or len(path) > PATH_MAX:
         return False
     root = os.path.realpath(folder)
     return os.path.commonpath([os.path.realpath(path), root]) == root
