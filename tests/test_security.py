@@ -317,3 +317,25 @@ def test_failed_logins_are_throttled_per_address(shared_api: FakeAPI, tmp_path: 
         assert login(app, "lovelace-1815")[0] == 200
     finally:
         app.stop()
+
+
+@pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; charset=utf-8", "application/vnd.a+JSON"])
+def test_a_forged_path_is_refused_whatever_the_case_of_its_content_type(
+    live_app: AppProcess, tmp_path: Path, content_type: str
+) -> None:
+    """FastAPI reads any `application/json` or `…+json` body as JSON regardless of case (media types are
+    case-insensitive), so the guard must check those bodies too."""
+    stray = Path(tempfile.mkdtemp(prefix="chat-secret-")) / "secret.txt"
+    stray.write_text("another program's temporary file", encoding="utf-8")
+    conversation = [{"role": "user", "content": {"path": str(stray)}}]
+    body = {"data": [0, [conversation]], "fn_index": event_index(live_app, "_load_conversation"), "session_hash": "x"}
+    reply = requests.post(
+        f"{live_app.url}gradio_api/run/predict",
+        data=json.dumps(body),
+        headers={"content-type": content_type},
+        timeout=30,
+    )
+    for url in served_urls(reply):
+        fetched = requests.get(url, timeout=10)
+        assert not (fetched.ok and fetched.content == stray.read_bytes()), f"{stray} was served at {url}"
+    assert reply.status_code == 400, reply.text[:300]
