@@ -104,7 +104,7 @@ class RequestGuard:
         declared = _header(scope, "content-length")
         if declared.isdigit() and int(declared) > limit:
             return await _too_large(send, limit)
-        content_type = _header(scope, "content-type")
+        content_type = _header(scope, "content-type").lower()  # media types are case-insensitive, as FastAPI reads them
         if not content_type or "json" in content_type:  # FastAPI reads a body without a type as JSON too
             return await self._checked_json(scope, receive, send, limit)
         await self._counted(scope, receive, send, limit)
