@@ -20,6 +20,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chat_backend.attachments import PATH_MAX, Attachments, Forged
 from tests.app_process import ROOT, AppProcess
 from tests.conftest import app_on
 from tests.fake_api import FakeAPI
@@ -319,7 +320,9 @@ def test_failed_logins_are_throttled_per_address(shared_api: FakeAPI, tmp_path: 
         app.stop()
 
 
-@pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; charset=utf-8", "application/vnd.a+JSON"])
+@pytest.mark.parametrize(
+    "content_type", ["Application/JSON", "APPLICATION/JSON; charset=utf-8", "application/vnd.a+JSON"]
+)
 def test_a_forged_path_is_refused_whatever_the_case_of_its_content_type(
     live_app: AppProcess, tmp_path: Path, content_type: str
 ) -> None:
@@ -339,3 +342,16 @@ def test_a_forged_path_is_refused_whatever_the_case_of_its_content_type(
         fetched = requests.get(url, timeout=10)
         assert not (fetched.ok and fetched.content == stray.read_bytes()), f"{stray} was served at {url}"
     assert reply.status_code == 400, reply.text[:300]
+
+
+@pytest.mark.parametrize("components", [300_000, 2_100])
+def test_a_path_longer_than_any_file_can_have_is_refused_unresolved(live_app: AppProcess, components: int) -> None:
+    """Resolving 300,000 components took the guard tens of seconds on the event loop, stalling every visitor; a
+    path over PATH_MAX (2,100 components is just over) names no file, so it is refused before any resolving."""
+    uploads = live_app.env["GRADIO_TEMP_DIR"]
+    path = f"{uploads}/" + "a/" * components
+    assert len(path) > PATH_MAX and not inside(path, uploads)
+    with pytest.raises(Forged):
+        Attachments.under([uploads]).resolve(path)
+    conversation = [{"role": "user", "content": {"path": path}}]
+    assert run(live_app, "_load_conversation", [0, [conversation]]).status_code == 400
