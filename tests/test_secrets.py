@@ -66,3 +66,15 @@ def test_the_key_is_not_in_a_reply_that_echoes_it(live_app: AppProcess, app_api:
     outputs = [chat(client, "first"), chat(client, "second")]
     assert app_api.chat_requests()[1].headers["Authorization"] == f"Bearer {SERVER_KEY}"  # it was really used
     assert SERVER_KEY not in str(outputs)
+
+
+def test_the_key_is_not_in_a_request_id_that_echoes_it(live_app: AppProcess, app_api: FakeAPI) -> None:
+    """The request id shown in a notice comes from the upstream (an error body's `requestId`, or the
+    `x-inference-id` header of a reply): an echo of the key there reaches the browser as it stands."""
+    app_api.script(
+        Reply(status=400, body={"requestId": SERVER_KEY, "message": "bad request"}),
+        Reply(text="fine", headers={"x-inference-id": SERVER_KEY}),
+    )
+    client = Client(live_app.url, verbose=False)
+    outputs = [chat(client, "first"), chat(client, "second")]
+    assert SERVER_KEY not in str(outputs)
