@@ -25,6 +25,9 @@ MAX_DETAIL = 300  # characters of an answer kept in `ChatError.detail` (and so i
 TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
+MAX_REQUEST_ID = 100  # characters of an id the API or a gateway gave, shown in notices (it can echo anything)
+
+
 def quote(text: str, limit: int, *secrets: str | None) -> str:
     """`text` redacted, then cut to `limit` characters: in this order, so no part of a secret survives."""
     return redact(text, *secrets)[:limit]
@@ -77,7 +80,7 @@ class Failures:
         vendor = _vendor_message(body)
         vendor_id = body.get("requestId") if isinstance(body, dict) else None
         vendor_id = vendor_id if isinstance(vendor_id, str) else None
-        request_id = vendor_id or response.headers.get("x-inference-id") or request_id
+        request_id = quote(vendor_id or response.headers.get("x-inference-id") or request_id, MAX_REQUEST_ID, key)
         detail = quote(f"{response.headers.get('Content-Type', '')}: {text}", MAX_DETAIL, key)
         if status == 404 or (status == 400 and self._about_model(model, vendor)):
             kind: type[ChatError] = errors.ModelUnavailable

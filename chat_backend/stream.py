@@ -24,7 +24,7 @@ import requests
 
 from . import errors
 from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
-from .failures import MAX_DETAIL, TRANSPORT_ERRORS, Failures, quote
+from .failures import MAX_DETAIL, MAX_REQUEST_ID, TRANSPORT_ERRORS, Failures, quote
 from .i18n import Msg
 from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
 
@@ -140,7 +140,8 @@ class ChatStream:
             response = self._response = self._post(self._body, self._key, self._request_id, self._awaiting)
             if self._closed:  # stopped while the request was being sent
                 return
-            self._inference_id = response.headers.get("x-inference-id")
+            inference_id = response.headers.get("x-inference-id")
+            self._inference_id = quote(inference_id, MAX_REQUEST_ID, self._key) if inference_id else None
             if not 200 <= response.status_code < 300:
                 raise self._failures.status(response, self._body["model"], self._request_id, self._key)
             if "text/event-stream" in response.headers.get("Content-Type", ""):
