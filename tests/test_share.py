@@ -436,3 +436,20 @@ def test_each_refusal_says_why(page: Page, api: FakeAPI) -> None:
     send(page, "two", replies=2)
     page.get_by_role("button", name="Share conversation").click()
     expect(page.locator("#share-note")).to_contain_text("a shared link holds at most 40 KB")
+
+
+def test_past_the_pages_markdown_budget_messages_show_as_plain_text(tmp_path: Path) -> None:
+    """Hostile Markdown costs markdown-it ~25 µs a character (a 1 MB snapshot took 20 s a visit): a page renders at
+    most MARKDOWN_CHARS of it; a message that would pass the budget shows as escaped plain text, the rest go on."""
+    shares = make_shares(tmp_path, Clock())
+    flood = "![ " * (share_pages.MARKDOWN_CHARS // 3 + 1) + "<script>alert(1)</script>"
+    history = [
+        {"role": "user", "content": "**first**"},
+        {"role": "assistant", "content": flood},
+        {"role": "user", "content": "**after**"},
+    ]
+    shared = shares.create(history, model="m", session="s")
+    page = TestClient(Starlette(routes=share_pages.routes(shares))).get(f"/share/{shared.id}").text
+    assert "<strong>first</strong>" in page and "<strong>after</strong>" in page
+    [plain] = re.findall(r'<pre class="plain">(.*?)</pre>', page, re.DOTALL)
+    assert plain.startswith("![ ![ ") and plain.endswith("&lt;script&gt;alert(1)&lt;/script&gt;")

@@ -43,6 +43,11 @@ PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}  # a deleted link must n
 ASSET_HEADERS = {**HEADERS, "Cache-Control": "public, max-age=86400"}
 FONT_NAME = re.compile(r"KaTeX_[A-Za-z0-9_-]+\.(?:woff2|woff|ttf)")
 RENDERED_PAGES = 32  # big conversations cost seconds to render; the most recent are kept rendered
+# Characters of one page rendered as Markdown; the rest shows as plain text. Hostile Markdown (runs of "![ " or
+# "[") costs markdown-it about 25 µs a character, so a 1 MB snapshot took 20 s of CPU per visit; this bounds a
+# page to about a second while a real conversation (a few thousand words) renders in full.
+MARKDOWN_CHARS = 50_000
+_rendering = threading.Lock()  # one page renders at a time: a burst of visits to new links uses one core
 _rendered: OrderedDict[tuple[str, str], str] = OrderedDict()
 LANGUAGE_TAGS = {"en": "en", "zh": "zh-CN"}  # chat_backend.i18n's catalogues, as HTML names them
 _rendered_lock = threading.Lock()
@@ -159,7 +164,8 @@ def _conversation(share_id: str, snapshot: dict[str, Any], lang: str) -> str:
         if cache_key in _rendered:
             _rendered.move_to_end(cache_key)
             return _rendered[cache_key]
-    body = _render_conversation(snapshot, lang)
+    with _rendering:
+        body = _render_conversation(snapshot, lang)
     with _rendered_lock:
         _rendered[cache_key] = body
         while len(_rendered) > RENDERED_PAGES:
@@ -177,10 +183,11 @@ def _render_conversation(snapshot: dict[str, Any], lang: str) -> str:
         "</header>",
         "<main>",
     ]
+    markdown = _Markdown(MARKDOWN_CHARS)
     if snapshot.get("system_prompt"):
-        parts.append(_fold(t("sharepage_system_prompt", lang), str(snapshot["system_prompt"]), "system"))
+        parts.append(_fold(t("sharepage_system_prompt", lang), markdown(str(snapshot["system_prompt"])), "system"))
     for message in snapshot.get("messages") or []:
-        parts.append(_message_html(message, lang))
+        parts.append(_message_html(message, lang, markdown))
     if snapshot.get("left_out"):
         names = ", ".join(str(name) for name in snapshot["left_out"])
         parts.append(f'<p class="left-out">{html.escape(t("sharepage_left_out", lang, names=names))}</p>')
@@ -188,10 +195,23 @@ def _render_conversation(snapshot: dict[str, Any], lang: str) -> str:
     return "\n".join(parts)
 
 
-def _message_html(message: dict[str, Any], lang: str) -> str:
+class _Markdown:
+    """Renders text as Markdown while the page's budget of characters lasts, then as plain text."""
+
+    def __init__(self, budget: int) -> None:
+        self.left = budget
+
+    def __call__(self, text: str) -> str:
+        if len(text) > self.left:
+            return f'<pre class="plain">{html.escape(text, quote=False)}</pre>'
+        self.left -= len(text)
+        return render(text)
+
+
+def _message_html(message: dict[str, Any], lang: str, markdown: _Markdown) -> str:
     text = str(message.get("text") or "")
     if "notice" in message:
-        return _fold(str(message["notice"]), text, "notice")
+        return _fold(str(message["notice"]), markdown(text), "notice")
     role = "user" if message.get("role") == "user" else "bot"
     names = message.get("files") or []
     not_included = html.escape(t("sharepage_not_included", lang))
@@ -200,11 +220,9 @@ def _message_html(message: dict[str, Any], lang: str) -> str:
     label = html.escape(t("sharepage_you" if role == "user" else "sharepage_assistant", lang))
     return (
         f'<article class="message {role}"><h2 class="visually-hidden">{label}</h2>{files_html}'
-        f'<div class="bubble md">{render(text)}</div></article>'
+        f'<div class="bubble md">{markdown(text)}</div></article>'
     )
 
 
-def _fold(title: str, text: str, kind: str) -> str:
-    return (
-        f'<details class="{kind}"><summary>{html.escape(title)}</summary><div class="md">{render(text)}</div></details>'
-    )
+def _fold(title: str, body: str, kind: str) -> str:
+    return f'<details class="{kind}"><summary>{html.escape(title)}</summary><div class="md">{body}</div></details>'
