@@ -180,6 +180,16 @@ def test_a_long_but_plausible_chat_is_still_accepted(live_app: AppProcess) -> No
     assert reply.ok, reply.text[:300]
 
 
+@pytest.mark.parametrize("depth", [5_000, 100])
+def test_json_nested_thousands_deep_is_refused_not_a_server_error(live_app: AppProcess, depth: int) -> None:
+    """A plain 400 for what no page sends (it was a 500 and a traceback in the log); shallow nesting passes the
+    guard (Gradio then refuses this value itself)."""
+    nested = "[" * depth + "]" * depth
+    body = b'{"data": [%s], "fn_index": %d, "session_hash": "deep"}' % (nested.encode(), copy_step(live_app))
+    status = raw_post(live_app, "/gradio_api/run/predict", body, chunked=False)
+    assert status == 400 if depth > 1000 else status != 400
+
+
 def test_the_refusal_says_what_the_limit_is(live_app: AppProcess) -> None:
     reply = requests.post(f"{live_app.url}gradio_api/run/predict", data=b"x" * 6_000_000, timeout=30)
     assert reply.status_code == 413 and "at most 5 MB" in reply.json()["detail"]

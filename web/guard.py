@@ -126,6 +126,8 @@ class RequestGuard:
             forged = any(not inside(path, self.upload_folder) for path in file_paths(json.loads(body)))
         except ValueError:
             forged = False  # not JSON after all: Gradio answers that itself
+        except RecursionError:  # nested thousands deep: no page sends that, and it would fail further on anyway
+            return await _answer(send, 400, "This request is nested too deeply.")
         if forged:
             return await _answer(send, 400, "This request names a file that was not uploaded here.")
         replayed = False
