@@ -1,0 +1,32 @@
+"""Review findings (review-b): each test reproduces one defect."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from gradio_client import Client
+
+from tests.conftest import app_on
+from tests.fake_api import FakeAPI, Reply
+from tests.test_app_api import DEFAULTS
+from tests.test_stop import wait_for
+
+
+def test_stop_during_a_429_back_off_sends_no_further_request(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """Stop while the client waits out a 429's Retry-After: the retry must not go out afterwards."""
+    shared_api.reset()
+    shared_api.script_for("stop in back-off", Reply(status=429, headers={"Retry-After": "3"}), Reply(text="late"))
+    app = app_on(shared_api, tmp_path, AIMLAPI_RETRY_BUDGET="10").start()
+    try:
+        job = Client(app.url, verbose=False).submit(
+            {"text": "stop in back-off", "files": []}, *DEFAULTS.values(), api_name="/chat"
+        )
+        shared_api.wait_for_message("stop in back-off")
+        time.sleep(0.5)  # inside the 3 s back-off
+        job.cancel()
+        time.sleep(4.5)  # past the back-off
+        sent = [r for r in shared_api.chat_requests() if "stop in back-off" in str(r.body["messages"][-1])]
+    finally:
+        app.stop()
+    assert len(sent) == 1, f"{len(sent)} requests reached the API; the retry went out after Stop"
