@@ -30,3 +30,23 @@ def test_stop_during_a_429_back_off_sends_no_further_request(shared_api: FakeAPI
     finally:
         app.stop()
     assert len(sent) == 1, f"{len(sent)} requests reached the API; the retry went out after Stop"
+
+
+def test_replies_the_api_refused_cost_nothing_against_the_daily_budget(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """A 503 (after its retries) or a 401 is not billed, so it must not use up the day's budget: an outage of a few
+    minutes must not lock the site for the rest of the day."""
+    from tests.raw_queue import raw_chat
+
+    shared_api.reset()
+    shared_api.default = Reply(status=503)
+    app = app_on(shared_api, tmp_path, DAILY_BUDGET_USD="0.01", AIMLAPI_MAX_RETRIES="0").start()
+    try:
+        long_message = "word " * 18_000  # 90,000 characters: an estimate of about $0.006 per failed reply
+        failures = [raw_chat(app.url, f"outage {n} {long_message}") for n in range(3)]
+        shared_api.default = Reply()
+        after = raw_chat(app.url, "the API is back")
+    finally:
+        app.stop()
+    assert all("budget for today is used up" not in answer for answer in failures[:2])
+    assert "budget for today is used up" not in after, "failed replies that cost nothing used up the budget"
+    assert "Hello from the stand-in." in after
