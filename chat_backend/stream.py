@@ -58,6 +58,7 @@ class ChatResult:
     duration: float
     dropped_messages: int
     dropped_by_limit: bool = False  # left out for the server's history limit, not the context window
+    billable: bool = True  # False: the request never went out, or the API refused it (no 2xx): nothing was billed
 
 
 class ChatStream:
@@ -90,6 +91,7 @@ class ChatStream:
         self._inference_id: str | None = None
         self._first_token_at: float | None = None
         self._started = 0.0
+        self._billable = False
         self._closed = False
         self._iterator: Generator[str, None, None] | None = None
 
@@ -122,6 +124,7 @@ class ChatStream:
     def _awaiting(self, sock: socket.socket) -> None:
         """The request went out on `sock` and its answer is awaited: a Stop from now on shuts it down."""
         self._socket = sock
+        self._billable = True  # sent: the API may bill it unless it answers with an error status
         if self._closed:  # stopped while the request was being sent
             _shut(sock)
 
@@ -142,7 +145,9 @@ class ChatStream:
                 return
             self._inference_id = response.headers.get("x-inference-id")
             if not 200 <= response.status_code < 300:
+                self._billable = False
                 raise self._failures.status(response, self._body["model"], self._request_id, self._key)
+            self._billable = True
             if "text/event-stream" in response.headers.get("Content-Type", ""):
                 yield from self._read_events(response)
             else:
@@ -259,6 +264,7 @@ class ChatStream:
             duration=ended - self._started,
             dropped_messages=self.dropped_messages,
             dropped_by_limit=self.dropped_by_limit,
+            billable=self._billable,
         )
         log.info(
             "chat %s model=%s finish=%s ttft=%s duration=%.2fs",
