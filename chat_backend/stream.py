@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
 Post = Callable[[dict[str, Any], str, str, Callable[[socket.socket], None]], requests.Response]
 
 log = logging.getLogger(__name__)
+# Set around sending a request: whether its reply was stopped since, so a retry's back-off sends nothing more.
+STOPPED: ContextVar[Callable[[], bool] | None] = ContextVar("stopped", default=None)
 DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
 
 
@@ -140,7 +143,11 @@ class ChatStream:
         try:
             if self._closed:  # stopped before it started: nothing is sent
                 return
-            response = self._response = self._post(self._body, self._key, self._request_id, self._awaiting)
+            stopping = STOPPED.set(lambda: self._closed)  # a retry's back-off ends at a Stop, sending nothing
+            try:
+                response = self._response = self._post(self._body, self._key, self._request_id, self._awaiting)
+            finally:
+                STOPPED.reset(stopping)
             if self._closed:  # stopped while the request was being sent
                 return
             self._inference_id = response.headers.get("x-inference-id")
