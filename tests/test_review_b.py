@@ -73,3 +73,23 @@ def test_a_message_the_app_refuses_before_sending_does_not_count_against_the_ses
     assert all("Temperature" in str(answer) or "temperature" in str(answer) for answer, _ in refused)
     assert not any("too hot" in str(r.body) for r in shared_api.chat_requests())  # nothing sent for those
     assert "Hello from the stand-in." in str(after), f"refused messages used up the rate: {after}"
+
+
+def test_the_vendors_words_end_their_sentence_before_the_advice_in_both_languages(fake_api: FakeAPI) -> None:
+    """A 429 or 500 notice quotes the API and then advises: "It said: “Too Many Requests” Wait a minute" ran the
+    quote into the next sentence (in Chinese: “Too Many Requests”请等待…, with no full stop at all)."""
+    import pytest
+
+    from chat_backend import errors
+    from chat_backend.client import ChatClient
+    from chat_backend.config import ChatSettings, Settings
+
+    settings = Settings(api_key="k", base_url=fake_api.base_url, max_retries=0)
+    fake_api.script(Reply(status=429), Reply(status=500))
+    with ChatClient(settings) as client:
+        for _ in range(2):
+            with pytest.raises(errors.ChatError) as caught:
+                client.complete([{"role": "user", "content": "hi"}], ChatSettings(model="MiniMax-Text-01"))
+            english, chinese = caught.value.message("en"), caught.value.message("zh")
+            assert "”." in english and "” " not in english.replace("”.", ""), english
+            assert "”。" in chinese, chinese
