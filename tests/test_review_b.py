@@ -93,3 +93,28 @@ def test_the_vendors_words_end_their_sentence_before_the_advice_in_both_language
             english, chinese = caught.value.message("en"), caught.value.message("zh")
             assert "”." in english and "” " not in english.replace("”.", ""), english
             assert "”。" in chinese, chinese
+
+
+def test_stop_during_the_fallback_call_closes_it_within_a_second(shared_api: FakeAPI, tmp_path: Path) -> None:
+    shared_api.reset()
+    app = app_on(shared_api, tmp_path, MAX_UPSTREAM_CALLS="1").start()
+    try:
+        shared_api.deprecated_models = frozenset({"abab6.5s-chat"})  # the app's catalogue still lists it
+        shared_api.script(Reply(text="never sent", ttft=40))
+        job = Client(app.url, verbose=False).submit(
+            {"text": "stop the fallback", "files": []}, *DEFAULTS.values(), api_name="/chat"
+        )
+        assert wait_for(lambda: len(shared_api.chat_requests()) == 2, 10)
+        refused, fallback = shared_api.chat_requests()
+        assert (refused.body["model"], fallback.body["model"]) == ("abab6.5s-chat", "MiniMax-Text-01")
+        assert not fallback.client_disconnected.wait(0.3)
+        started = time.monotonic()
+        job.cancel()
+        assert fallback.client_disconnected.wait(max(0.0, 1.0 - (time.monotonic() - started))), "upstream still open"
+        shared_api.deprecated_models = frozenset()
+        final, _ = Client(app.url, verbose=False).submit(
+            {"text": "next", "files": []}, *{**DEFAULTS, "model": "MiniMax-Text-01"}.values(), api_name="/chat"
+        ).result(timeout=30)
+    finally:
+        app.stop()
+    assert final[0]["content"] == "Hello from the stand-in."
