@@ -118,3 +118,25 @@ def test_stop_during_the_fallback_call_closes_it_within_a_second(shared_api: Fak
     finally:
         app.stop()
     assert final[0]["content"] == "Hello from the stand-in."
+
+
+def test_a_saved_conversations_missing_file_is_named_in_the_visitors_language(live_app) -> None:  # type: ignore[no-untyped-def]
+    """Reproduced in Chromium with locale zh-CN: a saved chat whose upload is gone shows
+    "[attachment notes.txt is no longer available]" in English on an otherwise Chinese page."""
+    import requests
+
+    from tests.test_security import run
+
+    uploaded = requests.post(
+        f"{live_app.url}gradio_api/upload", files={"files": ("notes.txt", b"tide tables")}, timeout=30
+    ).json()[0]
+    Path(uploaded).unlink()  # the cache was emptied since (CACHE_CLEAR_MINUTES, a restart)
+    conversation = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": uploaded, "orig_name": "notes.txt"}}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]},
+    ]
+    reply = run(
+        live_app, "_load_conversation", [0, [conversation]], session="zh-visitor", headers={"Accept-Language": "zh-CN"}
+    )
+    assert reply.ok, reply.text[:300]
+    assert "notes.txt" in reply.text and "no longer available" not in reply.text, reply.text[:300]
