@@ -140,3 +140,29 @@ def test_a_saved_conversations_missing_file_is_named_in_the_visitors_language(li
     )
     assert reply.ok, reply.text[:300]
     assert "notes.txt" in reply.text and "no longer available" not in reply.text, reply.text[:300]
+
+
+def test_a_character_split_between_two_events_as_json_escapes_does_not_break_the_page(
+    shared_api: FakeAPI, tmp_path: Path
+) -> None:
+    """A gateway that cuts UTF-16 strings (JavaScript) may send an emoji's surrogate halves in two events. Gradio
+    then fails to encode the update ("str is not valid UTF-8: surrogates not allowed") and the visitor's event
+    stream ends: no reply, no notice."""
+    from tests.raw_queue import raw_chat
+
+    shared_api.reset()
+    shared_api.script(
+        Reply(
+            raw_stream=b'data: {"choices":[{"delta":{"content":"smile \\ud83d"}}]}\n\n'
+            b'data: {"choices":[{"delta":{"content":"\\ude00 and a lone \\udc00 half"}}]}\n\n'
+            b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+        )
+    )
+    app = app_on(shared_api, tmp_path).start()
+    try:
+        answer = raw_chat(app.url, "an emoji please")
+    finally:
+        app.stop()
+    import json
+
+    assert json.loads(answer)["data"][0][0]["content"] == "smile \U0001f600 and a lone \ufffd half", answer
