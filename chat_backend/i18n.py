@@ -161,6 +161,7 @@ EN: dict[str, str] = {
     "attachment_forged": "An attachment of this message was not uploaded through this page, so it was not read. "
     "Attach the file again with the paperclip button.",
     "attachment_missing": "The attachment {name} is no longer available; attach it again.",
+    "attachment_gone": "[attachment {name} is no longer available]",
     "model_unavailable": "The model {name} {reason}. Choose another in Settings, for example: {names}.",
     "model_retired": "has been retired by the API",
     "model_not_offered": "is not offered by the API",
@@ -375,6 +376,7 @@ ZH: dict[str, str] = {
     "如需现在继续，请在设置中粘贴你自己的 AI/ML API 密钥。",
     "attachment_forged": "此消息的一个附件不是通过本页面上传的，因此没有读取。请用回形针按钮重新附加该文件。",
     "attachment_missing": "附件 {name} 已不可用；请重新附加。",
+    "attachment_gone": "[附件 {name} 已不可用]",
     "model_unavailable": "模型 {name} {reason}。请在设置中选择其他模型，例如：{names}。",
     "model_retired": "已被 API 停用",
     "model_not_offered": "不由 API 提供",
