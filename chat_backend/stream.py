@@ -87,6 +87,7 @@ class ChatStream:
         self._response: requests.Response | None = None
         self._socket: socket.socket | None = None  # the request's, while its answer's headers are awaited
         self._chunks: list[str] = []
+        self._high_surrogate = ""  # the first half of a character whose second half is in the next piece
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
         self._cost: float | None = None
@@ -180,6 +181,9 @@ class ChatStream:
         return error
 
     def _received(self, text: str) -> str:
+        text = self._whole_characters(text)
+        if not text:
+            return ""
         if self._first_token_at is None:
             self._first_token_at = time.monotonic()
         self._chunks.append(text)
@@ -198,8 +202,8 @@ class ChatStream:
                     raise self._bad_response(Msg("bad_garbled"), event.data) from None
                 if event.event == "error" or _is_error(payload):
                     raise self._stream_error(payload)
-                if text := self._absorb(payload):
-                    yield self._received(text)
+                if (text := self._absorb(payload)) and (text := self._received(text)):
+                    yield text
         except LineTooLong as exc:
             raise self._bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start) from None
 
@@ -214,8 +218,17 @@ class ChatStream:
         text = self._absorb(payload, key="message")
         if not isinstance(payload, dict) or not payload.get("choices"):
             raise self._bad_response(Msg("bad_no_reply"), raw)
-        if text:
-            yield self._received(text)
+        if text and (text := self._received(text)):
+            yield text
+
+    def _whole_characters(self, text: str) -> str:
+        """`text` as valid Unicode: a character whose UTF-16 halves (JSON escapes) came in two pieces is joined, a
+        first half at the end waits for the next piece, and any other lone half becomes U+FFFD; a lone half
+        cannot be sent to the browser at all (it is not UTF-8)."""
+        text, self._high_surrogate = self._high_surrogate + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._high_surrogate = text[:-1], text[-1]
+        return _valid(text)
 
     def _absorb(self, payload: Any, key: str = "delta") -> str:
         """Record usage, cost and finish_reason from one chunk (or whole answer); return its text."""
@@ -258,6 +271,9 @@ class ChatStream:
 
     def _finish(self) -> None:
         ended = time.monotonic()
+        if self._high_surrogate:  # a first half whose second never came
+            self._high_surrogate = ""
+            self._chunks.append("\ufffd")
         self.result = ChatResult(
             text=self.text,
             finish_reason=self._finish_reason,
@@ -281,6 +297,13 @@ class ChatStream:
             f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-",
             self.result.duration,
         )
+
+
+def _valid(text: str) -> str:
+    """`text` with surrogate pairs joined into their characters and lone surrogates replaced by U+FFFD."""
+    if not any("\ud800" <= char <= "\udfff" for char in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _iter_body(response: requests.Response) -> Iterator[bytes]:
