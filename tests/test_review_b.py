@@ -166,3 +166,22 @@ def test_a_character_split_between_two_events_as_json_escapes_does_not_break_the
     import json
 
     assert json.loads(answer)["data"][0][0]["content"] == "smile \U0001f600 and a lone \ufffd half", answer
+
+
+def test_a_fallback_call_that_fails_is_not_announced_as_having_answered(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """The chosen model is refused, the fallback's own call fails (a 500): the chat said "🔁 Answered by
+    MiniMax-Text-01 … so MiniMax-Text-01 answered" right above the error notice, though nothing answered."""
+    shared_api.reset()
+    app = app_on(shared_api, tmp_path, AIMLAPI_MAX_RETRIES="0").start()
+    try:
+        shared_api.deprecated_models = frozenset({"abab6.5s-chat"})  # the app's catalogue still lists it
+        shared_api.script(Reply(status=500))
+        final, _ = Client(app.url, verbose=False).submit(
+            {"text": "fallback fails", "files": []}, *DEFAULTS.values(), api_name="/chat"
+        ).result(timeout=30)
+    finally:
+        app.stop()
+    assert [r.body["model"] for r in shared_api.chat_requests()] == ["abab6.5s-chat", "MiniMax-Text-01"]
+    titles = [m["metadata"]["title"] for m in final if m.get("metadata")]
+    assert any(title.startswith("⚠️") for title in titles), final
+    assert not any("answered" in m["content"] or "Answered" in (m.get("metadata") or {}).get("title", "") for m in final), final
