@@ -169,6 +169,11 @@ EN: dict[str, str] = {
     "fallback_retired": "{requested} is retired by the API, so {model} answered. Change it in Settings → Model.",
     "fallback_not_offered": "{requested} is not offered by the API, so {model} answered. Change it in Settings → "
     "Model.",
+    "fallback_sent_title": "🔁 Sent to {model}",
+    "fallback_retired_sent": "{requested} is retired by the API, so the message went to {model}. Change it in "
+    "Settings → Model.",
+    "fallback_not_offered_sent": "{requested} is not offered by the API, so the message went to {model}. Change it in "
+    "Settings → Model.",
     "input_too_long": "This message is {length} characters; the limit is {limit}. Shorten it, or attach the text "
     "as a file.",
     "input_only_images": "This model does not accept images, so there is nothing to send. Choose a model that reads "
@@ -383,6 +388,9 @@ ZH: dict[str, str] = {
     "fallback_title": "🔁 由 {model} 回答",
     "fallback_retired": "{requested} 已被 API 停用，因此由 {model} 回答。可在 设置 → 模型 中更改。",
     "fallback_not_offered": "{requested} 不由 API 提供，因此由 {model} 回答。可在 设置 → 模型 中更改。",
+    "fallback_sent_title": "🔁 已改发给 {model}",
+    "fallback_retired_sent": "{requested} 已被 API 停用，因此消息改发给了 {model}。可在 设置 → 模型 中更改。",
+    "fallback_not_offered_sent": "{requested} 不由 API 提供，因此消息改发给了 {model}。可在 设置 → 模型 中更改。",
     "input_too_long": "这条消息有 {length} 个字符；上限是 {limit}。请缩短它，或把文字作为文件附加。",
     "input_only_images": "此模型不接受图片，因此没有可发送的内容。请在设置中选择能读图片的模型，或用文字提个问题。",
     "input_empty": "请先输入消息或附加文件。",
