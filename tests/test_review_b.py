@@ -185,3 +185,35 @@ def test_a_fallback_call_that_fails_is_not_announced_as_having_answered(shared_a
     titles = [m["metadata"]["title"] for m in final if m.get("metadata")]
     assert any(title.startswith("⚠️") for title in titles), final
     assert not any("answered" in m["content"] or "Answered" in (m.get("metadata") or {}).get("title", "") for m in final), final
+
+
+def test_a_reply_stopped_during_a_back_off_costs_nothing(fake_api: FakeAPI) -> None:
+    """The only answer so far was a 429, which is not billed, so the daily budget must not be charged an estimate."""
+    import threading
+
+    from chat_backend import errors
+    from chat_backend.budget import DailyBudget
+    from chat_backend.client import ChatClient
+    from chat_backend.config import ChatSettings, Settings
+    from chat_backend.store import SQLiteStore
+
+    fake_api.script(Reply(status=429, headers={"Retry-After": "3"}), Reply(text="late"))
+    with ChatClient(Settings(api_key="k", base_url=fake_api.base_url, retry_budget=10)) as client:
+        stream = client.stream_chat([{"role": "user", "content": "hi " * 3000}], ChatSettings(model="MiniMax-Text-01"))
+
+        def read() -> None:
+            try:
+                list(stream)
+            except errors.ChatError:
+                pass
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        fake_api.wait_for_requests(1)
+        time.sleep(0.3)
+        stream.close()
+        reader.join(5)
+    assert not reader.is_alive() and stream.result is not None
+    budget = DailyBudget(1.0, SQLiteStore(Path(fake_api.base_url and "/tmp") / f"rb-{time.time_ns()}.sqlite3"))
+    assert budget.record(stream.result, 9000) is None, "a stopped reply whose only answer was a 429 was charged"
+    assert len(fake_api.chat_requests()) == 1
