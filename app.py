@@ -174,8 +174,10 @@ async def respond(
         host_pays_this = host_pays(user_key, SETTINGS)
         if host_pays_this:
             BUDGET.check()
+        # checked before the limits: a message refused here (no key, settings the model refuses) sends nothing
+        checked = FallbackStream(CLIENT, messages, settings, user_key, SETTINGS.fallback_model)
         with GUARD.admit(request.session_hash or "", client_address(request)):
-            stream = FallbackStream(CLIENT, messages, settings, user_key, SETTINGS.fallback_model)
+            stream = checked
             prompt_chars = text_length(messages)
             budget = BUDGET if host_pays_this else None
             pacer = Pacer(UPDATES.interval)
@@ -313,13 +315,16 @@ class ChatInterface(gr.ChatInterface):
     """Saved conversations live in the visitor's browser and outlive the server's cache (a restart, a Space waking
     from sleep): one whose files are gone still opens, each missing file shown as a one-line placeholder."""
 
-    def _load_conversation(self, index: int, conversations: list[list[Any]]) -> tuple[int, list[Any]]:
+    def _load_conversation(
+        self, index: int, conversations: list[list[Any]], request: gr.Request
+    ) -> tuple[int, list[Any]]:
         """As Gradio's, but the chat is returned as a value: an update would rebuild the Chatbot and serve its
         avatar again from the app's folder, which `blocked_paths` now refuses."""
-        return index, [_without_missing_files(message) for message in conversations[index]]
+        lang = language(request.headers.get("accept-language"))
+        return index, [_without_missing_files(message, lang) for message in conversations[index]]
 
 
-def _without_missing_files(message: dict[str, Any]) -> dict[str, Any]:
+def _without_missing_files(message: dict[str, Any], lang: str = "en") -> dict[str, Any]:
     """`message` with each file that no longer exists replaced by a text placeholder naming it."""
     content = message.get("content")
     parts = content if isinstance(content, list) else [content]
@@ -328,7 +333,7 @@ def _without_missing_files(message: dict[str, Any]) -> dict[str, Any]:
         file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else part
         if isinstance(file, dict) and isinstance(file.get("path"), str) and not os.path.exists(file["path"]):
             name = file.get("orig_name") or Path(file["path"]).name
-            part = {"type": "text", "text": f"[attachment {name} is no longer available]"}
+            part = {"type": "text", "text": t("attachment_gone", lang, name=name)}
         kept.append(part)
     return {**message, "content": kept if isinstance(content, list) else kept[0]}
 

@@ -122,7 +122,7 @@ class DailyBudget:
 
     def record(self, result: ChatResult, prompt_chars: int) -> Spend | None:
         """Add one finished, failed or stopped reply's cost to today's ledger (`prompt_chars`: for an estimate)."""
-        if not self.limit_usd:
+        if not self.limit_usd or not result.billable:  # never sent, or refused by the API: nothing was billed
             return None
         spend = cost_of(result, prompt_chars)
         if spend.usd <= 0:

@@ -29,8 +29,10 @@ MAX_REQUEST_ID = 100  # characters of an id the API or a gateway gave, shown in 
 
 
 def quote(text: str, limit: int, *secrets: str | None) -> str:
-    """`text` redacted, then cut to `limit` characters: in this order, so no part of a secret survives."""
-    return redact(text, *secrets)[:limit]
+    """`text` redacted, then cut to `limit` characters: in this order, so no part of a secret survives. Lone UTF-16
+    halves (from JSON escapes) become U+FFFD: the browser's update could not carry them."""
+    cut = redact(text, *secrets)[:limit]
+    return cut.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 class Failures:

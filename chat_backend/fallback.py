@@ -20,7 +20,7 @@ from .client import ChatClient
 from .config import ChatSettings
 from .errors import ModelUnavailable
 from .i18n import DEFAULT, t
-from .messages import Message
+from .messages import ERROR_NOTICE_ID, Message, is_notice
 from .stream import ChatResult, ChatStream
 from .transcript import notice
 
@@ -38,15 +38,17 @@ class Switch:
     answered_by: str
     retired: bool  # False: the API does not offer it at all
 
-    def notice(self, lang: str = DEFAULT) -> Message:
-        """The one line the visitor reads under the reply, in the visitor's language."""
+    def notice(self, lang: str = DEFAULT, answered: bool = True) -> Message:
+        """The one line the visitor reads under the reply, in the visitor's language; when the fallback model's
+        call failed before any text (`answered` False), it says where the message went instead."""
+        sent = "" if answered else "_sent"
         line = t(
-            "fallback_retired" if self.retired else "fallback_not_offered",
+            ("fallback_retired" if self.retired else "fallback_not_offered") + sent,
             lang,
             requested=self.requested,
             model=self.answered_by,
         )
-        return notice(t("fallback_title", lang, model=self.answered_by), line)
+        return notice(t(f"fallback{sent}_title", lang, model=self.answered_by), line)
 
 
 def known_refused(catalogue: Catalogue, name: str) -> bool:
@@ -66,7 +68,8 @@ def with_notice(messages: list[Message], switch: Switch | None, lang: str = DEFA
     if switch is None:
         return messages
     at = 1 if messages and "metadata" not in messages[0] else 0
-    return [*messages[:at], switch.notice(lang), *messages[at:]]
+    answered = bool(at) or not any(is_notice(message, ERROR_NOTICE_ID) for message in messages)
+    return [*messages[:at], switch.notice(lang, answered), *messages[at:]]
 
 
 class FallbackStream:

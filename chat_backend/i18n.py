@@ -120,7 +120,7 @@ EN: dict[str, str] = {
     "status_503": "The API is temporarily unavailable (503).",
     "status_504": "The model took too long to generate a reply (504).",
     "status_other": "The API answered with HTTP {status}.",
-    "vendor_said": " It said: “{vendor}”",
+    "vendor_said": " It said: “{vendor}”.",
     "wait_seconds": " Wait {seconds} s and send again.",
     "wait_minute": " Wait a minute and send again.",
     "api_side": " This is on the API's side; send again in a moment.",
@@ -161,6 +161,7 @@ EN: dict[str, str] = {
     "attachment_forged": "An attachment of this message was not uploaded through this page, so it was not read. "
     "Attach the file again with the paperclip button.",
     "attachment_missing": "The attachment {name} is no longer available; attach it again.",
+    "attachment_gone": "[attachment {name} is no longer available]",
     "model_unavailable": "The model {name} {reason}. Choose another in Settings, for example: {names}.",
     "model_retired": "has been retired by the API",
     "model_not_offered": "is not offered by the API",
@@ -168,6 +169,11 @@ EN: dict[str, str] = {
     "fallback_retired": "{requested} is retired by the API, so {model} answered. Change it in Settings → Model.",
     "fallback_not_offered": "{requested} is not offered by the API, so {model} answered. Change it in Settings → "
     "Model.",
+    "fallback_sent_title": "🔁 Sent to {model}",
+    "fallback_retired_sent": "{requested} is retired by the API, so the message went to {model}. Change it in "
+    "Settings → Model.",
+    "fallback_not_offered_sent": "{requested} is not offered by the API, so the message went to {model}. Change it in "
+    "Settings → Model.",
     "input_too_long": "This message is {length} characters; the limit is {limit}. Shorten it, or attach the text "
     "as a file.",
     "input_only_images": "This model does not accept images, so there is nothing to send. Choose a model that reads "
@@ -352,7 +358,7 @@ ZH: dict[str, str] = {
     "status_503": "API 暂时不可用（503）。",
     "status_504": "模型生成回复用时过长（504）。",
     "status_other": "API 返回了 HTTP {status}。",
-    "vendor_said": "它的原话是：“{vendor}”",
+    "vendor_said": "它的原话是：“{vendor}”。",
     "wait_seconds": "请等待 {seconds} 秒后再发送。",
     "wait_minute": "请等待一分钟后再发送。",
     "api_side": "这是 API 方面的问题；请稍后再发送。",
@@ -391,12 +397,16 @@ ZH: dict[str, str] = {
     "如需现在继续，请在设置中粘贴你自己的 AI/ML API 密钥。",
     "attachment_forged": "此消息的一个附件不是通过本页面上传的，因此没有读取。请用回形针按钮重新附加该文件。",
     "attachment_missing": "附件 {name} 已不可用；请重新附加。",
+    "attachment_gone": "[附件 {name} 已不可用]",
     "model_unavailable": "模型 {name} {reason}。请在设置中选择其他模型，例如：{names}。",
     "model_retired": "已被 API 停用",
     "model_not_offered": "不由 API 提供",
     "fallback_title": "🔁 由 {model} 回答",
     "fallback_retired": "{requested} 已被 API 停用，因此由 {model} 回答。可在 设置 → 模型 中更改。",
     "fallback_not_offered": "{requested} 不由 API 提供，因此由 {model} 回答。可在 设置 → 模型 中更改。",
+    "fallback_sent_title": "🔁 已改发给 {model}",
+    "fallback_retired_sent": "{requested} 已被 API 停用，因此消息改发给了 {model}。可在 设置 → 模型 中更改。",
+    "fallback_not_offered_sent": "{requested} 不由 API 提供，因此消息改发给了 {model}。可在 设置 → 模型 中更改。",
     "input_too_long": "这条消息有 {length} 个字符；上限是 {limit}。请缩短它，或把文字作为文件附加。",
     "input_only_images": "此模型不接受图片，因此没有可发送的内容。请在设置中选择能读图片的模型，或用文字提个问题。",
     "input_empty": "请先输入消息或附加文件。",

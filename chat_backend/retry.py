@@ -12,10 +12,11 @@ import random
 import time
 from typing import Any
 
-from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
+from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from .metrics import RETRIES
+from .stream import STOPPED
 
 # Which error answers a retry can help, status by status (each retry makes the visitor wait longer):
 RETRY_STATUSES = frozenset(
@@ -29,6 +30,11 @@ RETRY_STATUSES = frozenset(
 # Not retried: 504 is the API's *generation* timeout; the same request would take as long again, so retrying
 # made the visitor wait three timeouts before the notice. 400/401/403/404 would fail the same way again.
 INITIAL_RETRY_DELAY = 0.5
+STOP_CHECK_S = 0.05  # how often a back-off looks whether the reply was stopped meanwhile
+
+
+class StoppedDuringBackOff(HTTPError):
+    """The reply was stopped while a retry was waited for: the retry is not sent."""
 MAX_RETRY_DELAY = 8.0
 
 
@@ -81,7 +87,12 @@ class BudgetedRetry(Retry):
 
     def sleep(self, response: Any = None) -> None:
         RETRIES.inc()  # urllib3 sleeps once before each retry
-        time.sleep(self.next_wait)
+        stopped = STOPPED.get()
+        deadline = time.monotonic() + self.next_wait
+        while (left := deadline - time.monotonic()) > 0 or stopped and stopped():
+            if stopped and stopped():
+                raise StoppedDuringBackOff("stopped while waiting to retry")
+            time.sleep(min(left, STOP_CHECK_S) if stopped else left)
 
 
 def make_retry(max_retries: int, budget: float) -> BudgetedRetry:

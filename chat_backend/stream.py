@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
 Post = Callable[[dict[str, Any], str, str, Callable[[socket.socket], None]], requests.Response]
 
 log = logging.getLogger(__name__)
+# Set around sending a request: whether its reply was stopped since, so a retry's back-off sends nothing more.
+STOPPED: ContextVar[Callable[[], bool] | None] = ContextVar("stopped", default=None)
 DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
 
 
@@ -58,6 +61,7 @@ class ChatResult:
     duration: float
     dropped_messages: int
     dropped_by_limit: bool = False  # left out for the server's history limit, not the context window
+    billable: bool = True  # False: the request never went out, or the API refused it (no 2xx): nothing was billed
 
 
 class ChatStream:
@@ -83,6 +87,7 @@ class ChatStream:
         self._response: requests.Response | None = None
         self._socket: socket.socket | None = None  # the request's, while its answer's headers are awaited
         self._text = errors.StreamRedactor(key)  # the reply as shown: never the key, even if the model says it
+        self._high_surrogate = ""  # the first half of a character whose second half is in the next piece
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
         self._cost: float | None = None
@@ -90,6 +95,7 @@ class ChatStream:
         self._inference_id: str | None = None
         self._first_token_at: float | None = None
         self._started = 0.0
+        self._billable = False
         self._closed = False
         self._iterator: Generator[str, None, None] | None = None
 
@@ -122,6 +128,7 @@ class ChatStream:
     def _awaiting(self, sock: socket.socket) -> None:
         """The request went out on `sock` and its answer is awaited: a Stop from now on shuts it down."""
         self._socket = sock
+        self._billable = True  # sent: the API may bill it unless it answers with an error status
         if self._closed:  # stopped while the request was being sent
             _shut(sock)
 
@@ -137,13 +144,19 @@ class ChatStream:
         try:
             if self._closed:  # stopped before it started: nothing is sent
                 return
-            response = self._response = self._post(self._body, self._key, self._request_id, self._awaiting)
+            stopping = STOPPED.set(lambda: self._closed)  # a retry's back-off ends at a Stop, sending nothing
+            try:
+                response = self._response = self._post(self._body, self._key, self._request_id, self._awaiting)
+            finally:
+                STOPPED.reset(stopping)
             if self._closed:  # stopped while the request was being sent
                 return
             inference_id = response.headers.get("x-inference-id")
             self._inference_id = quote(inference_id, MAX_REQUEST_ID, self._key) if inference_id else None
             if not 200 <= response.status_code < 300:
+                self._billable = False
                 raise self._failures.status(response, self._body["model"], self._request_id, self._key)
+            self._billable = True
             if "text/event-stream" in response.headers.get("Content-Type", ""):
                 yield from self._read_events(response)
             else:
@@ -172,6 +185,9 @@ class ChatStream:
 
     def _received(self, text: str) -> str:
         """Count the first token's time on arrival; return what of the text can be shown now (may be empty)."""
+        text = self._whole_characters(text)
+        if not text:
+            return ""
         if self._first_token_at is None:
             self._first_token_at = time.monotonic()
         return self._text.add(text)
@@ -207,6 +223,15 @@ class ChatStream:
             raise self._bad_response(Msg("bad_no_reply"), raw)
         if text and (shown := self._received(text)):
             yield shown
+
+    def _whole_characters(self, text: str) -> str:
+        """`text` as valid Unicode: a character whose UTF-16 halves (JSON escapes) came in two pieces is joined, a
+        first half at the end waits for the next piece, and any other lone half becomes U+FFFD; a lone half
+        cannot be sent to the browser at all (it is not UTF-8)."""
+        text, self._high_surrogate = self._high_surrogate + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._high_surrogate = text[:-1], text[-1]
+        return _valid(text)
 
     def _absorb(self, payload: Any, key: str = "delta") -> str:
         """Record usage, cost and finish_reason from one chunk (or whole answer); return its text."""
@@ -249,6 +274,9 @@ class ChatStream:
 
     def _finish(self) -> None:
         ended = time.monotonic()
+        if self._high_surrogate:  # a first half whose second never came
+            self._high_surrogate = ""
+            self._text.add("\ufffd")
         self.result = ChatResult(
             text=self.text,
             finish_reason=self._finish_reason,
@@ -262,6 +290,7 @@ class ChatStream:
             duration=ended - self._started,
             dropped_messages=self.dropped_messages,
             dropped_by_limit=self.dropped_by_limit,
+            billable=self._billable,
         )
         log.info(
             "chat %s model=%s finish=%s ttft=%s duration=%.2fs",
@@ -271,6 +300,13 @@ class ChatStream:
             f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-",
             self.result.duration,
         )
+
+
+def _valid(text: str) -> str:
+    """`text` with surrogate pairs joined into their characters and lone surrogates replaced by U+FFFD."""
+    if not any("\ud800" <= char <= "\udfff" for char in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _iter_body(response: requests.Response) -> Iterator[bytes]:
