@@ -165,6 +165,8 @@ class ChatStream:
                 yield tail
         except Exception as exc:
             if self._closed:  # the socket was shut down under the reader on purpose: a stop, not a failure
+                if _in_back_off(exc):  # every answer so far was a refusal (429/5xx), none billed
+                    self._billable = False
                 return
             if isinstance(exc, TRANSPORT_ERRORS):
                 error = self._failures.transport(exc, self._key, streaming=self._first_token_at is not None)
@@ -300,6 +302,18 @@ class ChatStream:
             f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-",
             self.result.duration,
         )
+
+
+def _in_back_off(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) is a Stop that came while a retry was waited for."""
+    from .retry import StoppedDuringBackOff  # retry imports this module
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, StoppedDuringBackOff):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _valid(text: str) -> str:
