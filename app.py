@@ -315,7 +315,7 @@ class ChatInterface(gr.ChatInterface):
     """Saved conversations live in the visitor's browser and outlive the server's cache (a restart, a Space waking
     from sleep): one whose files are gone still opens, each missing file shown as a one-line placeholder."""
 
-    def _load_conversation(
+    def _load_conversation(  # type: ignore[override]  # Gradio hands a gr.Request to a handler that asks for one
         self, index: int, conversations: list[list[Any]], request: gr.Request
     ) -> tuple[int, list[Any]]:
         """As Gradio's, but the chat is returned as a value: an update would rebuild the Chatbot and serve its

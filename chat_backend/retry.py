@@ -35,6 +35,8 @@ STOP_CHECK_S = 0.05  # how often a back-off looks whether the reply was stopped 
 
 class StoppedDuringBackOff(HTTPError):
     """The reply was stopped while a retry was waited for: the retry is not sent."""
+
+
 MAX_RETRY_DELAY = 8.0
 
 

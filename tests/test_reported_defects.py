@@ -4,14 +4,25 @@ against the rate, split surrogates, the fallback's wording, notices' full stops)
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
 import time
 from pathlib import Path
 
+import pytest
+import requests
 from gradio_client import Client
 
+from chat_backend import errors
+from chat_backend.budget import DailyBudget
+from chat_backend.client import ChatClient
+from chat_backend.config import ChatSettings, Settings
+from chat_backend.store import SQLiteStore
 from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
+from tests.raw_queue import raw_chat
 from tests.test_app_api import DEFAULTS
+from tests.test_security import run
 from tests.test_stop import wait_for
 
 
@@ -37,7 +48,6 @@ def test_stop_during_a_429_back_off_sends_no_further_request(shared_api: FakeAPI
 def test_replies_the_api_refused_cost_nothing_against_the_daily_budget(shared_api: FakeAPI, tmp_path: Path) -> None:
     """A 503 (after its retries) or a 401 is not billed, so it must not use up the day's budget: an outage of a few
     minutes must not lock the site for the rest of the day."""
-    from tests.raw_queue import raw_chat
 
     shared_api.reset()
     shared_api.default = Reply(status=503)
@@ -84,11 +94,6 @@ def test_a_message_the_app_refuses_before_sending_does_not_count_against_the_ses
 def test_the_vendors_words_end_their_sentence_before_the_advice_in_both_languages(fake_api: FakeAPI) -> None:
     """A 429 or 500 notice quotes the API and then advises: "It said: “Too Many Requests” Wait a minute" ran the
     quote into the next sentence (in Chinese: “Too Many Requests”请等待…, with no full stop at all)."""
-    import pytest
-
-    from chat_backend import errors
-    from chat_backend.client import ChatClient
-    from chat_backend.config import ChatSettings, Settings
 
     settings = Settings(api_key="k", base_url=fake_api.base_url, max_retries=0)
     fake_api.script(Reply(status=429), Reply(status=500))
@@ -131,9 +136,6 @@ def test_stop_during_the_fallback_call_closes_it_within_a_second(shared_api: Fak
 def test_a_saved_conversations_missing_file_is_named_in_the_visitors_language(live_app) -> None:  # type: ignore[no-untyped-def]
     """Reproduced in Chromium with locale zh-CN: a saved chat whose upload is gone shows
     "[attachment notes.txt is no longer available]" in English on an otherwise Chinese page."""
-    import requests
-
-    from tests.test_security import run
 
     uploaded = requests.post(
         f"{live_app.url}gradio_api/upload", files={"files": ("notes.txt", b"tide tables")}, timeout=30
@@ -156,7 +158,6 @@ def test_a_character_split_between_two_events_as_json_escapes_does_not_break_the
     """A gateway that cuts UTF-16 strings (JavaScript) may send an emoji's surrogate halves in two events. Gradio
     then fails to encode the update ("str is not valid UTF-8: surrogates not allowed") and the visitor's event
     stream ends: no reply, no notice."""
-    from tests.raw_queue import raw_chat
 
     shared_api.reset()
     shared_api.script(
@@ -171,7 +172,6 @@ def test_a_character_split_between_two_events_as_json_escapes_does_not_break_the
         answer = raw_chat(app.url, "an emoji please")
     finally:
         app.stop()
-    import json
 
     assert json.loads(answer)["data"][0][0]["content"] == "smile \U0001f600 and a lone \ufffd half", answer
 
@@ -199,15 +199,8 @@ def test_a_fallback_call_that_fails_is_not_announced_as_having_answered(shared_a
     ), final
 
 
-def test_a_reply_stopped_during_a_back_off_costs_nothing(fake_api: FakeAPI) -> None:
+def test_a_reply_stopped_during_a_back_off_costs_nothing(fake_api: FakeAPI, tmp_path: Path) -> None:
     """The only answer so far was a 429, which is not billed, so the daily budget must not be charged an estimate."""
-    import threading
-
-    from chat_backend import errors
-    from chat_backend.budget import DailyBudget
-    from chat_backend.client import ChatClient
-    from chat_backend.config import ChatSettings, Settings
-    from chat_backend.store import SQLiteStore
 
     fake_api.script(Reply(status=429, headers={"Retry-After": "3"}), Reply(text="late"))
     with ChatClient(Settings(api_key="k", base_url=fake_api.base_url, retry_budget=10)) as client:
@@ -220,10 +213,10 @@ def test_a_reply_stopped_during_a_back_off_costs_nothing(fake_api: FakeAPI) -> N
         reader = threading.Thread(target=read)
         reader.start()
         fake_api.wait_for_requests(1)
-        time.sleep(0.3)
+        time.sleep(0.3)  # into the 3 s back-off: nothing marks the moment the client starts waiting
         stream.close()
         reader.join(5)
     assert not reader.is_alive() and stream.result is not None
-    budget = DailyBudget(1.0, SQLiteStore(Path(fake_api.base_url and "/tmp") / f"rb-{time.time_ns()}.sqlite3"))
+    budget = DailyBudget(1.0, SQLiteStore(tmp_path / "budget.sqlite3"))
     assert budget.record(stream.result, 9000) is None, "a stopped reply whose only answer was a 429 was charged"
     assert len(fake_api.chat_requests()) == 1
