@@ -12,11 +12,11 @@ import random
 import time
 from typing import Any
 
-from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from .metrics import RETRIES
-from .stream import STOPPED
+from .stopping import STOPPED, StoppedDuringBackOff
 
 # Which error answers a retry can help, status by status (each retry makes the visitor wait longer):
 RETRY_STATUSES = frozenset(
@@ -31,10 +31,6 @@ RETRY_STATUSES = frozenset(
 # made the visitor wait three timeouts before the notice. 400/401/403/404 would fail the same way again.
 INITIAL_RETRY_DELAY = 0.5
 STOP_CHECK_S = 0.05  # how often a back-off looks whether the reply was stopped meanwhile
-
-
-class StoppedDuringBackOff(HTTPError):
-    """The reply was stopped while a retry was waited for: the retry is not sent."""
 
 
 MAX_RETRY_DELAY = 8.0

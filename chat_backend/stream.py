@@ -17,7 +17,6 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +27,12 @@ from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
 from .failures import MAX_DETAIL, MAX_REQUEST_ID, TRANSPORT_ERRORS, Failures, quote
 from .i18n import Msg
 from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
+from .stopping import STOPPED, in_back_off
 
 # (body, key, client request id, told the socket before the answer's headers are awaited) -> response
 Post = Callable[[dict[str, Any], str, str, Callable[[socket.socket], None]], requests.Response]
 
 log = logging.getLogger(__name__)
-# Set around sending a request: whether its reply was stopped since, so a retry's back-off sends nothing more.
-STOPPED: ContextVar[Callable[[], bool] | None] = ContextVar("stopped", default=None)
 DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
 
 
@@ -165,7 +163,7 @@ class ChatStream:
                 yield tail
         except Exception as exc:
             if self._closed:  # the socket was shut down under the reader on purpose: a stop, not a failure
-                if _in_back_off(exc):  # every answer so far was a refusal (429/5xx), none billed
+                if in_back_off(exc):  # every answer so far was a refusal (429/5xx), none billed
                     self._billable = False
                 return
             if isinstance(exc, TRANSPORT_ERRORS):
@@ -302,18 +300,6 @@ class ChatStream:
             f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-",
             self.result.duration,
         )
-
-
-def _in_back_off(exc: BaseException | None) -> bool:
-    """Whether `exc` (or what caused it) is a Stop that came while a retry was waited for."""
-    from .retry import StoppedDuringBackOff  # retry imports this module
-
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, StoppedDuringBackOff):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
 
 
 def _valid(text: str) -> str:
