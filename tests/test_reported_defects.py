@@ -7,6 +7,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,47 +19,36 @@ from chat_backend.budget import DailyBudget
 from chat_backend.client import ChatClient
 from chat_backend.config import ChatSettings, Settings
 from chat_backend.store import SQLiteStore
+from tests.app_process import AppProcess
 from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
 from tests.raw_queue import raw_chat
 from tests.test_app_api import DEFAULTS
 from tests.test_security import run
-from tests.test_stop import wait_for
 
 
-def test_stop_during_a_429_back_off_sends_no_further_request(shared_api: FakeAPI, tmp_path: Path) -> None:
-    """Stop while the client waits out a 429's Retry-After: the retry must not go out afterwards."""
-    shared_api.reset()
-    shared_api.script_for("stop in back-off", Reply(status=429, headers={"Retry-After": "3"}), Reply(text="late"))
-    app = app_on(shared_api, tmp_path, AIMLAPI_RETRY_BUDGET="10").start()
-    try:
-        job = Client(app.url, verbose=False).submit(
-            {"text": "stop in back-off", "files": []}, *DEFAULTS.values(), api_name="/chat"
-        )
-        shared_api.wait_for_message("stop in back-off")
-        time.sleep(0.5)  # inside the 3 s back-off
-        job.cancel()
-        time.sleep(4.5)  # past the back-off
-        sent = [r for r in shared_api.chat_requests() if "stop in back-off" in str(r.body["messages"][-1])]
-    finally:
-        app.stop()
-    assert len(sent) == 1, f"{len(sent)} requests reached the API; the retry went out after Stop"
+@pytest.fixture(scope="module")
+def unretried_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """No retries, so a refusal is final at once, and a daily budget that refused calls must not touch."""
+    app = app_on(shared_api, tmp_path_factory.mktemp("unretried"), DAILY_BUDGET_USD="0.01", AIMLAPI_MAX_RETRIES="0")
+    yield app.start()
+    app.stop()
 
 
-def test_replies_the_api_refused_cost_nothing_against_the_daily_budget(shared_api: FakeAPI, tmp_path: Path) -> None:
+def test_replies_the_api_refused_cost_nothing_against_the_daily_budget(
+    shared_api: FakeAPI, unretried_app: AppProcess
+) -> None:
     """A 503 (after its retries) or a 401 is not billed, so it must not use up the day's budget: an outage of a few
     minutes must not lock the site for the rest of the day."""
 
     shared_api.reset()
     shared_api.default = Reply(status=503)
-    app = app_on(shared_api, tmp_path, DAILY_BUDGET_USD="0.01", AIMLAPI_MAX_RETRIES="0").start()
     try:
         long_message = "word " * 18_000  # 90,000 characters: an estimate of about $0.006 per failed reply
-        failures = [raw_chat(app.url, f"outage {n} {long_message}") for n in range(3)]
-        shared_api.default = Reply()
-        after = raw_chat(app.url, "the API is back")
+        failures = [raw_chat(unretried_app.url, f"outage {n} {long_message}") for n in range(3)]
     finally:
-        app.stop()
+        shared_api.default = Reply()
+    after = raw_chat(unretried_app.url, "the API is back")
     assert all("budget for today is used up" not in answer for answer in failures[:2])
     assert "budget for today is used up" not in after, "failed replies that cost nothing used up the budget"
     assert "Hello from the stand-in." in after
@@ -106,33 +96,6 @@ def test_the_vendors_words_end_their_sentence_before_the_advice_in_both_language
             assert "”。" in chinese, chinese
 
 
-def test_stop_during_the_fallback_call_closes_it_within_a_second(shared_api: FakeAPI, tmp_path: Path) -> None:
-    shared_api.reset()
-    app = app_on(shared_api, tmp_path, MAX_UPSTREAM_CALLS="1").start()
-    try:
-        shared_api.deprecated_models = frozenset({"abab6.5s-chat"})  # the app's catalogue still lists it
-        shared_api.script(Reply(text="never sent", ttft=40))
-        job = Client(app.url, verbose=False).submit(
-            {"text": "stop the fallback", "files": []}, *DEFAULTS.values(), api_name="/chat"
-        )
-        assert wait_for(lambda: len(shared_api.chat_requests()) == 2, 10)
-        refused, fallback = shared_api.chat_requests()
-        assert (refused.body["model"], fallback.body["model"]) == ("abab6.5s-chat", "MiniMax-Text-01")
-        assert not fallback.client_disconnected.wait(0.3)
-        started = time.monotonic()
-        job.cancel()
-        assert fallback.client_disconnected.wait(max(0.0, 1.0 - (time.monotonic() - started))), "upstream still open"
-        shared_api.deprecated_models = frozenset()
-        final, _ = (
-            Client(app.url, verbose=False)
-            .submit({"text": "next", "files": []}, *{**DEFAULTS, "model": "MiniMax-Text-01"}.values(), api_name="/chat")
-            .result(timeout=30)
-        )
-    finally:
-        app.stop()
-    assert final[0]["content"] == "Hello from the stand-in."
-
-
 def test_a_saved_conversations_missing_file_is_named_in_the_visitors_language(live_app) -> None:  # type: ignore[no-untyped-def]
     """Reproduced in Chromium with locale zh-CN: a saved chat whose upload is gone shows
     "[attachment notes.txt is no longer available]" in English on an otherwise Chinese page."""
@@ -153,44 +116,40 @@ def test_a_saved_conversations_missing_file_is_named_in_the_visitors_language(li
 
 
 def test_a_character_split_between_two_events_as_json_escapes_does_not_break_the_page(
-    shared_api: FakeAPI, tmp_path: Path
+    live_app: AppProcess, app_api: FakeAPI
 ) -> None:
     """A gateway that cuts UTF-16 strings (JavaScript) may send an emoji's surrogate halves in two events. Gradio
     then fails to encode the update ("str is not valid UTF-8: surrogates not allowed") and the visitor's event
     stream ends: no reply, no notice."""
 
-    shared_api.reset()
-    shared_api.script(
+    app_api.script(
         Reply(
             raw_stream=b'data: {"choices":[{"delta":{"content":"smile \\ud83d"}}]}\n\n'
             b'data: {"choices":[{"delta":{"content":"\\ude00 and a lone \\udc00 half"}}]}\n\n'
             b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
         )
     )
-    app = app_on(shared_api, tmp_path).start()
-    try:
-        answer = raw_chat(app.url, "an emoji please")
-    finally:
-        app.stop()
+    answer = raw_chat(live_app.url, "an emoji please")
 
     assert json.loads(answer)["data"][0][0]["content"] == "smile \U0001f600 and a lone \ufffd half", answer
 
 
-def test_a_fallback_call_that_fails_is_not_announced_as_having_answered(shared_api: FakeAPI, tmp_path: Path) -> None:
+def test_a_fallback_call_that_fails_is_not_announced_as_having_answered(
+    shared_api: FakeAPI, unretried_app: AppProcess
+) -> None:
     """The chosen model is refused, the fallback's own call fails (a 500): the chat said "🔁 Answered by
     MiniMax-Text-01 … so MiniMax-Text-01 answered" right above the error notice, though nothing answered."""
     shared_api.reset()
-    app = app_on(shared_api, tmp_path, AIMLAPI_MAX_RETRIES="0").start()
+    shared_api.deprecated_models = frozenset({"abab6.5s-chat"})  # the app's catalogue still lists it
+    shared_api.script(Reply(status=500))
     try:
-        shared_api.deprecated_models = frozenset({"abab6.5s-chat"})  # the app's catalogue still lists it
-        shared_api.script(Reply(status=500))
         final, _ = (
-            Client(app.url, verbose=False)
+            Client(unretried_app.url, verbose=False)
             .submit({"text": "fallback fails", "files": []}, *DEFAULTS.values(), api_name="/chat")
             .result(timeout=30)
         )
     finally:
-        app.stop()
+        shared_api.deprecated_models = frozenset()
     assert [r.body["model"] for r in shared_api.chat_requests()] == ["abab6.5s-chat", "MiniMax-Text-01"]
     titles = [m["metadata"]["title"] for m in final if m.get("metadata")]
     assert any(title.startswith("⚠️") for title in titles), final

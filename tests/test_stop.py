@@ -62,3 +62,30 @@ def test_stop_while_the_model_is_silent_closes_upstream_within_a_second_and_free
     assert request.client_disconnected.wait(max(0.0, 1.0 - (time.monotonic() - started))), "upstream still open"
     _, final = chat(Client(one_slot_app.url, verbose=False), "next visitor")
     assert final[0]["content"] == "Hello from the stand-in."  # the one upstream slot was given back at once
+
+
+def test_stop_during_the_fallback_call_closes_it_within_a_second(one_slot_app: AppProcess, shared_api: FakeAPI) -> None:
+    shared_api.reset()
+    app = one_slot_app
+    try:
+        shared_api.deprecated_models = frozenset({"abab6.5s-chat"})  # the app's catalogue still lists it
+        shared_api.script(Reply(text="never sent", ttft=40))
+        job = Client(app.url, verbose=False).submit(
+            {"text": "stop the fallback", "files": []}, *DEFAULTS.values(), api_name="/chat"
+        )
+        assert wait_for(lambda: len(shared_api.chat_requests()) == 2, 10)
+        refused, fallback = shared_api.chat_requests()
+        assert (refused.body["model"], fallback.body["model"]) == ("abab6.5s-chat", "MiniMax-Text-01")
+        assert not fallback.client_disconnected.wait(0.3)
+        started = time.monotonic()
+        job.cancel()
+        assert fallback.client_disconnected.wait(max(0.0, 1.0 - (time.monotonic() - started))), "upstream still open"
+        shared_api.deprecated_models = frozenset()
+        final, _ = (
+            Client(app.url, verbose=False)
+            .submit({"text": "next", "files": []}, *{**DEFAULTS, "model": "MiniMax-Text-01"}.values(), api_name="/chat")
+            .result(timeout=30)
+        )
+    finally:
+        shared_api.deprecated_models = frozenset()
+    assert final[0]["content"] == "Hello from the stand-in."
