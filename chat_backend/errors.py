@@ -57,10 +57,13 @@ class StreamRedactor:
         text = self._held + piece
         if self.secret:
             text = text.replace(self.secret, REDACTED)
-        held = next(
-            (n for n in range(min(len(text), len(self.secret) - 1), 0, -1) if text.endswith(self.secret[:n])), 0
-        )
-        out, self._held = text[: len(text) - held], text[len(text) - held :]
+        cut = len(text)  # the earliest place from which the rest of `text` could begin the secret
+        if self.secret:
+            start = text.find(self.secret[0], max(0, len(text) - len(self.secret) + 1))
+            while start != -1 and not self.secret.startswith(text[start:]):
+                start = text.find(self.secret[0], start + 1)
+            cut = len(text) if start == -1 else start
+        out, self._held = text[:cut], text[cut:]
         self._shown.append(out)
         return out
 

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import math
+import re
 import socket
 import time
 import uuid
@@ -302,9 +303,12 @@ class ChatStream:
         )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _valid(text: str) -> str:
     """`text` with surrogate pairs joined into their characters and lone surrogates replaced by U+FFFD."""
-    if not any("\ud800" <= char <= "\udfff" for char in text):
+    if not _SURROGATE.search(text):  # per token: one regex scan, not a Python loop over its characters
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
