@@ -24,7 +24,7 @@ from gradio.utils import get_upload_folder
 from limits import RateLimitItemPerMinute
 from starlette.middleware import Middleware
 
-from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, transcript
+from chat_backend import ChatClient, ChatError, ChatSettings, load_settings, offline_api, transcript
 from chat_backend.attachments import Attachments
 from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
@@ -32,15 +32,14 @@ from chat_backend.config import DEFAULT_MAX_TOKENS, PENALTY_RANGE, TEMPERATURE_R
 from chat_backend.errors import ConfigError
 from chat_backend.fallback import FallbackStream, Switch, with_notice
 from chat_backend.i18n import browser_translations, language, t
-from chat_backend.limits import Guard, Windows, visitor_address
 from chat_backend.messages import build_messages, text_length
 from chat_backend.metrics import Replies
 from chat_backend.pacing import QUIET, Pacer, UpdateBudget, weight_for
+from chat_backend.quotas import Guard, Windows, scope_address
 from chat_backend.relay import newest_in_thread
-from chat_backend.share import Shares, link_choices, remember
+from chat_backend.shared_links import Shares, link_choices, remember
 from chat_backend.store import open_store
-from web import health, offline
-from web import share as share_pages
+from web import health, share_page
 from web.guard import LoginThrottle, RequestGuard, inside
 
 log = logging.getLogger("app")
@@ -77,7 +76,7 @@ try:
 except ConfigError as err:
     raise SystemExit(f"Configuration error: {err.user_message}") from None
 if SETTINGS.offline or "--offline" in sys.argv[1:]:  # read here, before the client below is made
-    SETTINGS = replace(SETTINGS, base_url=offline.start(), api_key=offline.KEY, offline=True)
+    SETTINGS = replace(SETTINGS, base_url=offline_api.start(), api_key=offline_api.KEY, offline=True)
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
 GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream, SETTINGS.redis_url)
@@ -95,7 +94,7 @@ ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cac
     text_ttl=SETTINGS.attachment_text_ttl,
 )
 SHARES = Shares(STORE, SETTINGS)
-SHARE_ROUTES = share_pages.routes(SHARES) if SETTINGS.share_links else []  # /share/<id>, beside the UI
+SHARE_ROUTES = share_page.routes(SHARES) if SETTINGS.share_links else []  # /share/<id>, beside the UI
 EXPORTS, EXPORT_RATE = Windows(SETTINGS.redis_url), RateLimitItemPerMinute(EXPORTS_PER_MINUTE)
 REPLIES = Replies()
 
@@ -230,10 +229,9 @@ def model_after(switch: Switch | None) -> Any:
 
 
 def client_address(request: gr.Request) -> str:
-    """The visitor's address, read past `TRUSTED_PROXY_HOPS` proxies (rules in `chat_backend.limits`)."""
-    headers = request.headers
-    forwarded = ",".join(headers.getlist("x-forwarded-for")) if hasattr(headers, "getlist") else ""
-    return visitor_address(forwarded, request.client.host if request.client else "", SETTINGS.trusted_proxy_hops)
+    """The visitor's address, read past `TRUSTED_PROXY_HOPS` proxies (rules in `chat_backend.quotas`)."""
+    assert request.request is not None, "Gradio hands every handler the HTTP request it came with"
+    return scope_address(request.request.scope, SETTINGS.trusted_proxy_hops)
 
 
 def temperature_for(model: str, temperature: float) -> dict[str, Any]:

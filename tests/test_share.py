@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from chat_backend import i18n
 from chat_backend.config import load_settings
 from chat_backend.errors import REDACTED
-from chat_backend.share import (
+from chat_backend.shared_links import (
     ID_PATTERN,
     ShareRefused,
     Shares,
@@ -36,7 +36,7 @@ from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import FakeAPI, Reply
 from tests.redis_server import RedisServer
-from web import share as share_pages
+from web import share_page
 from web.markdown import render
 
 SYSTEM_CANARY = "system-canary-31c9 You are a pirate"
@@ -139,7 +139,7 @@ def test_a_failing_store_refuses_the_share_and_the_page_says_try_later(tmp_path:
         shares.create(HISTORY, model="m", session="s")
     with pytest.raises(StoreUnavailable):
         shares.load("A" * 24)
-    page = TestClient(Starlette(routes=share_pages.routes(shares))).get("/share/" + "A" * 24)
+    page = TestClient(Starlette(routes=share_page.routes(shares))).get("/share/" + "A" * 24)
     assert page.status_code == 503 and "Try again in a minute" in page.text
 
 
@@ -147,7 +147,7 @@ def test_any_process_can_serve_and_delete_a_link(tmp_path: Path) -> None:
     """Two Shares on one store file stand for two replicas: no link lives in process memory."""
     maker, server = make_shares(tmp_path, Clock()), make_shares(tmp_path, Clock())
     shared = maker.create(HISTORY, model="MiniMax-Text-01", session="s")
-    client = TestClient(Starlette(routes=share_pages.routes(server)))
+    client = TestClient(Starlette(routes=share_page.routes(server)))
     page = client.get(f"/share/{shared.id}")
     assert page.status_code == 200 and "Summarise this." in page.text and "MiniMax-Text-01" in page.text
     csp = page.headers["content-security-policy"]
@@ -169,12 +169,12 @@ def test_any_process_can_serve_and_delete_a_link(tmp_path: Path) -> None:
 def test_the_page_speaks_the_readers_language_and_the_conversation_stays_as_shared(tmp_path: Path, header: str) -> None:
     shares = make_shares(tmp_path, Clock())
     shared = shares.create(HISTORY, model="MiniMax-Text-01", session="s")
-    client = TestClient(Starlette(routes=share_pages.routes(shares)))
+    client = TestClient(Starlette(routes=share_page.routes(shares)))
     lang = i18n.language(header)
     for path, status in ((f"/share/{shared.id}", 200), ("/share/" + "B" * 24, 404)):
         page = client.get(path, headers={"Accept-Language": header})
         assert page.status_code == status
-        assert f'<html lang="{share_pages.LANGUAGE_TAGS[lang]}"' in page.text
+        assert f'<html lang="{share_page.LANGUAGE_TAGS[lang]}"' in page.text
         assert i18n.t("sharepage_start", lang) in page.text
         assert f'data-copy="{i18n.t("sharepage_copy", lang)}"' in page.text
     shown = client.get(f"/share/{shared.id}", headers={"Accept-Language": header}).text
@@ -442,14 +442,14 @@ def test_past_the_pages_markdown_budget_messages_show_as_plain_text(tmp_path: Pa
     """Hostile Markdown costs markdown-it ~25 µs a character (a 1 MB snapshot took 20 s a visit): a page renders at
     most MARKDOWN_CHARS of it; a message that would pass the budget shows as escaped plain text, the rest go on."""
     shares = make_shares(tmp_path, Clock())
-    flood = "![ " * (share_pages.MARKDOWN_CHARS // 3 + 1) + "<script>alert(1)</script>"
+    flood = "![ " * (share_page.MARKDOWN_CHARS // 3 + 1) + "<script>alert(1)</script>"
     history = [
         {"role": "user", "content": "**first**"},
         {"role": "assistant", "content": flood},
         {"role": "user", "content": "**after**"},
     ]
     shared = shares.create(history, model="m", session="s")
-    page = TestClient(Starlette(routes=share_pages.routes(shares))).get(f"/share/{shared.id}").text
+    page = TestClient(Starlette(routes=share_page.routes(shares))).get(f"/share/{shared.id}").text
     assert "<strong>first</strong>" in page and "<strong>after</strong>" in page
     [plain] = re.findall(r'<pre class="plain">(.*?)</pre>', page, re.DOTALL)
     assert plain.startswith("![ ![ ") and plain.endswith("&lt;script&gt;alert(1)&lt;/script&gt;")

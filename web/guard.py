@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from chat_backend.attachments import PATH_MAX
-from chat_backend.limits import visitor_address
+from chat_backend.quotas import scope_address
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,14 +49,6 @@ def file_paths(data: Any) -> Iterator[str]:
     elif isinstance(data, list):
         for value in data:
             yield from file_paths(value)
-
-
-def client_address(scope: Scope, trusted_hops: int) -> str:
-    """The visitor's address by the same rule as the message limits (`TRUSTED_PROXY_HOPS`)."""
-    wanted = b"x-forwarded-for"
-    forwarded = ",".join(value.decode("latin-1") for key, value in scope["headers"] if key.lower() == wanted)
-    peer = scope.get("client") or ("", 0)
-    return visitor_address(forwarded, peer[0], trusted_hops)
 
 
 def _header(scope: Scope, name: str) -> str:
@@ -232,7 +224,7 @@ class LoginThrottle:
             or scope["path"].rstrip("/") != "/login"
         ):
             return await self.app(scope, receive, send)
-        address = client_address(scope, self.trusted_hops)
+        address = scope_address(scope, self.trusted_hops)
         wait, token = self._attempts.attempt(address)
         if wait:
             seconds = str(math.ceil(wait))

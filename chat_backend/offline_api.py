@@ -1,4 +1,4 @@
-"""offline: canned replies in the API's shape, served in-process, so the app can be tried without a key or network.
+"""offline_api: canned replies in the API's shape, served in-process, so the app can be tried without a key or network.
 
 `python app.py --offline` (or `OFFLINE=1`) points the client here. Every reply says it is canned. Only the
 standard library: the tests' stand-in (tests/fake_api/) checks requests against the vendor's schema and
@@ -15,7 +15,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from chat_backend.catalogue import CHAT_MODEL_TYPE, KNOWN_MODELS
+from .catalogue import CHAT_MODEL_TYPE, KNOWN_MODELS
 
 KEY = "offline"  # sent as the bearer token; this server ignores it
 WORD_DELAY = 0.03  # seconds between streamed words, so streaming can be seen

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat_backend.errors import Busy, Throttled
-from chat_backend.limits import Guard, visitor_address
+from chat_backend.quotas import Guard, visitor_address
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
 from tests.raw_queue import raw_chat
@@ -198,13 +198,13 @@ def test_replicas_share_the_address_rate_through_redis_and_fall_back_when_it_sto
     with pytest.raises(Throttled), two.admit("s", "192.0.2.7"):
         pass
     redis_server.stop()
-    with caplog.at_level(logging.WARNING, logger="chat_backend.limits"):
+    with caplog.at_level(logging.WARNING, logger="chat_backend.quotas"):
         for _ in range(3):  # per-replica memory now: a fresh window, still enforced
             with two.admit("s", "192.0.2.7"):
                 pass
         with pytest.raises(Throttled), two.admit("s", "192.0.2.7"):
             pass
-    warnings = [r.getMessage() for r in caplog.records if r.name == "chat_backend.limits"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "chat_backend.quotas"]
     assert len(warnings) == 1 and "fall back" in warnings[0] and redis_server.url not in warnings[0]
 
 

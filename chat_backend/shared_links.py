@@ -1,4 +1,4 @@
-"""share: read-only snapshots of a conversation, stored under a random id for a `/share/<id>` link.
+"""shared_links: read-only snapshots of a conversation, stored under a random id for a `/share/<id>` link.
 
 A snapshot holds what the person saw: their messages, the replies, and the app's notices (shown folded). It
 never holds a key (the server's and the visitor's are replaced wherever they appear), the system prompt

@@ -1,4 +1,4 @@
-"""limits: how often one visitor may send, how many replies may call the API at once, and who the visitor is.
+"""quotas: how often one visitor may send, how many replies may call the API at once, and who the visitor is.
 
 A public Space spends its owner's credits, so each client address and (as a courtesy) each browser session gets
 a moving-window message rate, and the whole server a cap on simultaneous upstream calls. The windows live in
@@ -18,9 +18,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import cast
+from typing import Any, cast
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -52,6 +52,14 @@ def visitor_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
+
+
+def scope_address(scope: Mapping[str, Any], trusted_hops: int) -> str:
+    """The visitor's address for an ASGI request scope, by `visitor_address`'s rule: the one reader of the header."""
+    wanted = b"x-forwarded-for"
+    forwarded = ",".join(value.decode("latin-1") for key, value in scope["headers"] if key.lower() == wanted)
+    peer = scope.get("client") or ("", 0)
+    return visitor_address(forwarded, peer[0], trusted_hops)
 
 
 class Windows:

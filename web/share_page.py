@@ -1,4 +1,4 @@
-"""share: the read-only `/share/<id>` page, its delete route and the few static files it needs.
+"""share_page: the read-only `/share/<id>` page, its delete route and the few static files it needs.
 
 The page is server-rendered HTML with nothing of the app: no Gradio, no key, no API call. Every response sets
 a strict Content-Security-Policy (scripts only from this server, no inline script, no frames, no forms) and
@@ -24,7 +24,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from chat_backend.i18n import language, t
-from chat_backend.share import ID_PATTERN, Shares
+from chat_backend.shared_links import ID_PATTERN, Shares
 from chat_backend.store import StoreUnavailable
 
 from .markdown import code_css, render
