@@ -4,8 +4,9 @@ From the browser a message's `content` is a list of typed parts plus `metadata`/
 API it is a plain string (or a file dict). Both become messages with only `role` and `content`, text as a
 string, images as `image_url` parts with a base64 data URL (resized, see `images`), text files and PDFs
 inlined with their names. File paths come from the client, so each is checked by `attachments` before it
-is read. Notices the app inserted itself carry a `metadata.id` starting with `NOTICE_ID` and are never sent
-back.
+is read. Notices the app inserted itself carry a `metadata.id` starting with `NOTICE_ID`, the model's thinking
+one starting with `THOUGHT_ID`; neither is ever sent back (MiniMax's own chat template drops past turns'
+thinking too, and sending it would cost input tokens), nor is a thinking block left at the start of an old reply.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from .attachments import Attachments, Forged, Missing
 from .errors import BadInput
 from .i18n import Msg
 from .images import Prepared, prepare
+from .reasoning import answer_of
 
 NOTICE_ID = "chat-notice"
 ERROR_NOTICE_ID = f"{NOTICE_ID}-error"
+THOUGHT_ID = "chat-thought"
 TEXT_SUFFIXES = frozenset(
     [
         ".txt",
@@ -92,6 +95,11 @@ def is_notice(message: Mapping[str, Any], prefix: str = NOTICE_ID) -> bool:
     return isinstance(metadata, Mapping) and str(metadata.get("id") or "").startswith(prefix)
 
 
+def is_thought(message: Mapping[str, Any]) -> bool:
+    """Whether this message is a reply's thinking, shown folded above its answer."""
+    return is_notice(message, THOUGHT_ID)
+
+
 @dataclass(frozen=True)
 class Built:
     """The `messages` for one call, and what the visitor should be told about attachments left out."""
@@ -133,11 +141,11 @@ def build_messages(
     reader = _Reader(attachments, vision)
     reader.check_newest(content)
     turns: list[tuple[str, list[dict[str, Any]]]] = []
-    for index, item in enumerate(history):
+    for item, failed in zip(history, _failed_turns(history), strict=True):
         role = item.get("role")
-        if role not in ("user", "assistant") or is_notice(item) or _failed_turn(history, index):
+        if role not in ("user", "assistant") or is_notice(item) or is_thought(item) or failed:
             continue
-        _append(turns, role, reader.parts(item.get("content"), images=role == "user"))
+        _append(turns, role, reader.parts(item.get("content"), images=role == "user", reply=role == "assistant"))
     newest = reader.parts(content, images=True, newest=True)
     if not newest:
         if reader.unseen:
@@ -193,10 +201,13 @@ class _Reader:
                 params={"size": f"{total / 1e6:.1f}", "limit": f"{limits.max_message_bytes / 1e6:g}"},
             )
 
-    def parts(self, content: Any, *, images: bool, newest: bool = False) -> list[dict[str, Any]]:
-        """API content parts from any Gradio content shape; empty text is skipped."""
+    def parts(self, content: Any, *, images: bool, newest: bool = False, reply: bool = False) -> list[dict[str, Any]]:
+        """API content parts from any Gradio content shape; empty text is skipped, and so is the thinking at the
+        start of a `reply`."""
         parts = []
         for kind, value, name in _items(content):
+            if kind == "text" and reply:
+                value = answer_of(value)
             if kind == "text" and value.strip():
                 parts.append({"type": "text", "text": value})
             elif kind == "file" and (part := self._file_part(value, name, images, newest)):
@@ -316,11 +327,19 @@ def _file_text(name: str, text: str) -> dict[str, Any]:
     return _text_part(f'<file name="{name}">\n{text.rstrip()}\n</file>')
 
 
-def _failed_turn(history: Sequence[Mapping[str, Any]], index: int) -> bool:
-    """A user message answered only by an error notice (other notices, such as attachment notes, may precede it)."""
-    later = (item for item in history[index + 1 :] if not is_notice(item) or is_notice(item, ERROR_NOTICE_ID))
-    following = next(later, None)
-    return history[index].get("role") == "user" and following is not None and is_notice(following, ERROR_NOTICE_ID)
+def _failed_turns(history: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """For each message, whether it is a user message answered only by an error notice (other notices, such as
+    attachment notes, and the reply's thinking may come before it). One pass from the end: linear in the history,
+    which a request may make long."""
+    failed = [False] * len(history)
+    error_next = False  # the nearest later message that counts is an error notice
+    for index in range(len(history) - 1, -1, -1):
+        item = history[index]
+        if is_notice(item, ERROR_NOTICE_ID):
+            error_next = True
+        elif not (is_notice(item) or is_thought(item)):
+            failed[index], error_next = error_next and item.get("role") == "user", False
+    return failed
 
 
 def _message_content(message: str | Mapping[str, Any]) -> Any:

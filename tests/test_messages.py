@@ -7,7 +7,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,10 +19,12 @@ from chat_backend.attachments import FORGED, Attachments
 from chat_backend.errors import BadInput
 from chat_backend.messages import (
     NOTICE_ID,
+    THOUGHT_ID,
     build_messages,
     estimate_tokens,
     fit_to_context,
     is_notice,
+    is_thought,
     to_api_messages,
 )
 from chat_backend.store import SQLiteStore, StoreUnavailable
@@ -117,6 +121,83 @@ def test_a_user_turn_answered_only_by_an_error_is_not_sent_again() -> None:
         browser("assistant", text("cut"), metadata={"id": f"{NOTICE_ID}-error-2", "title": "Error"}),
     ]
     assert [m["content"] for m in to_api_messages(history, "next")] == ["cut off", "partial", "next"]
+
+
+def thought(value: str, shape: str) -> dict:
+    """A reply's thinking as the app shows it, in the browser's shape or the API's."""
+    metadata = {"id": f"{THOUGHT_ID}-1", "title": "💭 Thought for 3 s", "status": "done"}
+    if shape == "browser":
+        return browser("assistant", text(value), metadata=metadata)
+    return {"role": "assistant", "content": value, "metadata": metadata}
+
+
+@pytest.mark.parametrize("shape", ["browser", "api"])
+def test_thoughts_are_never_sent_back(shape: str) -> None:
+    history = [
+        {"role": "user", "content": "2+2?"},
+        thought("The user asks a sum. 2+2 is 4.", shape),
+        {"role": "assistant", "content": "4"},
+        browser("assistant", text("📊 facts"), metadata={"id": f"{NOTICE_ID}-3", "title": "📊", "status": "done"}),
+    ]
+    assert is_thought(history[1]) and not is_notice(history[1]) and not is_thought(history[2])
+    messages = valid(to_api_messages(history, "And 3+3?"))
+    assert messages == [
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "And 3+3?"},
+    ]
+    assert "user asks" not in json.dumps(messages)
+
+
+@pytest.mark.parametrize("shape", ["browser", "api"])
+def test_a_turn_that_only_thought_before_failing_is_not_sent_again(shape: str) -> None:
+    history = [
+        {"role": "user", "content": "hard question"},
+        thought("Let me think about", shape),
+        browser("assistant", text("cut"), metadata={"id": f"{NOTICE_ID}-error-1", "title": "Error"}),
+    ]
+    assert [m["content"] for m in to_api_messages(history, "again")] == ["again"]
+
+
+@pytest.mark.parametrize("opener", ["<think>", "<mm:think>"])
+def test_old_replies_with_inline_thinking_send_only_their_answer(opener: str) -> None:
+    closer = opener.replace("<", "</", 1)
+    history = [
+        {"role": "user", "content": "Hi"},
+        browser("assistant", text(f"{opener}\nThe user greets me.\n{closer}\n\nHello!")),
+        {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": f"{opener}cut before it closed"},
+    ]
+    assert [m["content"] for m in to_api_messages(history, "?")] == ["Hi", "Hello!", "Bye\n\n?"]
+
+
+class CountedHistory(Sequence[Any]):
+    """A history that counts how many of its messages were read, however they were read (slices included)."""
+
+    def __init__(self, items: list[dict]) -> None:
+        self.items, self.reads = items, 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: Any) -> Any:
+        got = self.items[index]
+        self.reads += len(got) if isinstance(index, slice) else 1
+        return got
+
+
+def test_history_is_read_in_one_pass_not_once_per_message() -> None:
+    """A request may carry tens of thousands of messages: looking ahead from each message (`history[i + 1:]`)
+    read ~n²/2 of them, 200 million for 20k. Counted, not timed."""
+    turn = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "metadata": {"id": f"{THOUGHT_ID}-1", "title": "💭"}},
+        {"role": "assistant", "content": "a"},
+        {"role": "assistant", "content": "n", "metadata": {"id": f"{NOTICE_ID}-1", "title": "📊"}},
+    ]
+    history = CountedHistory(turn * 500)
+    build_messages(history, "next")
+    assert history.reads <= 3 * len(history)
 
 
 def test_multimodal_message_with_image_and_text_file(tmp_path: Path) -> None:
