@@ -42,6 +42,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    reasoning_tokens: int | None = None  # of the completion tokens, those spent thinking (when the API says)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class ChatResult:
     dropped_messages: int
     dropped_by_limit: bool = False  # left out for the server's history limit, not the context window
     billable: bool = True  # False: the request never went out, or the API refused it (no 2xx): nothing was billed
+    thought: str = ""  # the model's thinking, apart from `text` (see reasoning.py)
+    thought_cut: bool = False  # the reply ended (Stop, max_tokens, a cut stream) while it was still thinking
+    time_to_first_thought: float | None = None  # `time_to_first_token` is the answer's first token
+    thought_seconds: float | None = None  # from the first thought to the first answer token (or the end)
 
 
 class ChatStream:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from chat_backend import attachments, budget, errors, i18n, share, transcript
+from chat_backend import attachments, budget, errors, i18n, shared_links, transcript
 from chat_backend.i18n import EN, ZH, language, placeholders, t
 from chat_backend.messages import ERROR_NOTICE_ID
 from chat_backend.stream import ChatResult
@@ -114,7 +114,7 @@ def test_every_visitor_facing_error_in_chat_backend_is_raised_with_a_message_key
     Missing pass their own key in their constructors (checked here through `super().__init__(key=...)`)."""
     classes = {
         name
-        for module in (errors, budget, share, attachments)
+        for module in (errors, budget, shared_links, attachments)
         for name, c in inspect.getmembers(module, inspect.isclass)
         if issubclass(c, errors.ChatError)
     }
