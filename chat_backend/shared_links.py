@@ -1,6 +1,7 @@
 """shared_links: read-only snapshots of a conversation, stored under a random id for a `/share/<id>` link.
 
-A snapshot holds what the person saw: their messages, the replies, and the app's notices (shown folded). It
+A snapshot holds what the person saw: their messages, the replies, the model's thinking and the app's notices
+(both shown folded, the thinking apart from the answer it preceded). It
 never holds a key (the server's and the visitor's are replaced wherever they appear), the system prompt
 unless the person ticked the box, or any attachment's bytes: attachments are listed by name as left out.
 Snapshots live in the Store, so any replica can serve any link; none is kept in process memory. The delete
@@ -23,7 +24,7 @@ from typing import Any
 from .config import Settings
 from .errors import REDACTED, ChatError
 from .i18n import DEFAULT, Msg, t
-from .messages import describe_content, is_notice
+from .messages import describe_content, is_notice, is_thought
 from .store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def build_snapshot(
 ) -> dict[str, Any]:
     """The stored form of a conversation: plain text records, with `hidden` strings replaced everywhere.
 
-    Notices keep their title, so the page can fold them as the chat does; attachments keep only their name.
+    Notices and thoughts keep their title, so the page can fold them as the chat does; attachments keep only
+    their name.
     """
     secret_texts = [secret for secret in hidden if secret]
 
@@ -91,8 +93,9 @@ def build_snapshot(
             continue
         text, files = describe_content(message.get("content"))
         record: dict[str, Any] = {"role": role, "text": clean(text)}
-        if is_notice(message):
-            record["notice"] = clean(str((message.get("metadata") or {}).get("title") or "Notice"))
+        for kind, found in (("notice", is_notice(message)), ("thought", is_thought(message))):
+            if found:
+                record[kind] = clean(str((message.get("metadata") or {}).get("title") or kind.title()))
         if files:
             record["files"] = [clean(name) for name in files]
             left_out += record["files"]

@@ -88,6 +88,32 @@ def test_the_snapshot_holds_what_was_seen_and_no_key_prompt_or_file() -> None:
     assert with_prompt["system_prompt"] == SYSTEM_CANARY
 
 
+@pytest.mark.parametrize("shape", ["browser", "api"])
+def test_the_thinking_is_kept_folded_and_apart_from_the_answer(tmp_path: Path, shape: str) -> None:
+    thought = f"The user asks about circles.\n\n**Area** is $\\pi r^2$ (key {SERVER_KEY})."
+    metadata = {"id": "chat-thought-7", "title": "💭 Thought for 12 s", "status": "done"}
+    content: Any = [{"type": "text", "text": thought}] if shape == "browser" else thought
+    history = [
+        {"role": "user", "content": "Area of a circle?"},
+        {"role": "assistant", "content": content, "metadata": metadata},
+        {"role": "assistant", "content": "It is πr²."},
+    ]
+    snapshot = build_snapshot(history, model="minimax/m2", hidden=(SERVER_KEY,), now=1.0)
+    assert snapshot["messages"][1] == {
+        "role": "assistant",
+        "text": thought.replace(SERVER_KEY, REDACTED),
+        "thought": "💭 Thought for 12 s",
+    }
+    assert snapshot["messages"][2] == {"role": "assistant", "text": "It is πr²."}
+    shares = make_shares(tmp_path, Clock())
+    shared = shares.create(history, model="minimax/m2", session="s", hidden=(SERVER_KEY,))
+    page = TestClient(Starlette(routes=share_page.routes(shares))).get(f"/share/{shared.id}").text
+    fold = page.index('<details class="thought"><summary>💭 Thought for 12 s</summary>')
+    answer = page.index('<article class="message bot">')
+    assert fold < page.index("<strong>Area</strong>") < answer  # rendered inside the fold, which is shut
+    assert "It is πr²." in page[answer:] and "circles" not in page[answer:] and SERVER_KEY not in page
+
+
 def test_create_load_delete_and_the_id_is_long_and_random(tmp_path: Path) -> None:
     shares = make_shares(tmp_path, Clock())
     made = {shares.create(HISTORY, model="m", session="s").id for _ in range(5)}

@@ -210,8 +210,9 @@ class _Markdown:
 
 def _message_html(message: dict[str, Any], lang: str, markdown: _Markdown) -> str:
     text = str(message.get("text") or "")
-    if "notice" in message:
-        return _fold(str(message["notice"]), markdown(text), "notice")
+    for kind in ("notice", "thought"):  # folded, as the chat shows them; a thought sits apart above its answer
+        if kind in message:
+            return _fold(str(message[kind]), markdown(text), kind)
     role = "user" if message.get("role") == "user" else "bot"
     names = message.get("files") or []
     not_included = html.escape(t("sharepage_not_included", lang))
