@@ -2,8 +2,11 @@
 
 The live list comes from `GET {base}/models` (no key needed), cached for a TTL and refreshed in a background
 thread so that nobody waits for it; until it arrives, or when it fails, the MiniMax models from the API
-notes stand in. Facts the live list does not carry (temperature range, unsupported parameters) come from
-the static table.
+notes stand in. Facts the live list does not carry (temperature range, unsupported parameters, whether the
+model thinks before it answers) come from the static table.
+
+None of these models documents a reasoning-effort setting (the vendor's request schemas for all of them, as
+of 2026-08-21, have no `reasoning_effort` or `thinking` field), so none is offered or sent.
 """
 
 from __future__ import annotations
@@ -39,10 +42,17 @@ class ModelInfo:
     deprecated: bool = False
     listed: bool = True  # False for a name the catalogue does not know
     vision: bool = False  # accepts image parts: the vendor schema has them, or the live list declares it
+    # Thinks before it answers: "always" (every reply, so one with no opening tag starts inside the thinking),
+    # "adaptive" (when the model judges it worth it), or "" (never).
+    reasoning: str = ""
 
     @property
     def is_minimax(self) -> bool:
         return self.developer.lower() == "minimax" or "minimax" in self.id.lower() or self.id.startswith("abab")
+
+    @property
+    def reasons(self) -> bool:
+        return bool(self.reasoning)
 
     def matches(self, name: str) -> bool:
         return name == self.id or name in self.aliases
@@ -53,20 +63,22 @@ def _minimax(model_id: str, context: int, temperature_max: float = 2.0, **extra:
 
 
 # From ../shared/api/NOTES.md. MiniMax-Text-01's request schema has no frequency_penalty; both request schemas
-# have image parts, the other models publish none.
+# have image parts, the other models publish none. Reasoning from the vendor's model pages: M1 is "a reasoning
+# model" (its example answer shows no thinking); every M2.x example answer opens with `<think>`, and MiniMax
+# documents that M2.x cannot turn thinking off; M3 thinks adaptively; M2-her (role-play) shows none.
 KNOWN_MODELS: tuple[ModelInfo, ...] = (
     _minimax("abab6.5s-chat", 245_000, deprecated=True, vision=True),
     _minimax("MiniMax-Text-01", 1_000_000, 1.0, unsupported=frozenset({"frequency_penalty"}), vision=True),
-    _minimax("minimax/m1", 1_000_000, 1.0),
-    _minimax("minimax/m2", 200_000, 1.0),
+    _minimax("minimax/m1", 1_000_000, 1.0, reasoning="adaptive"),
+    _minimax("minimax/m2", 200_000, 1.0, reasoning="always"),
     _minimax("minimax/m2-her", 200_000, 1.0),
-    _minimax("minimax/m2-1", 204_800),
-    _minimax("minimax/m2-1-highspeed", 204_800),
-    _minimax("minimax/m2-5-20260218", 204_800),
-    _minimax("minimax/m2-5-highspeed-20260218", 204_800),
-    _minimax("minimax/m2-7-20260402", 204_800),
-    _minimax("minimax/m2-7-highspeed", 204_800),
-    _minimax("minimax/minimax-m3", 1_000_000),
+    _minimax("minimax/m2-1", 204_800, reasoning="always"),
+    _minimax("minimax/m2-1-highspeed", 204_800, reasoning="always"),
+    _minimax("minimax/m2-5-20260218", 204_800, reasoning="always"),
+    _minimax("minimax/m2-5-highspeed-20260218", 204_800, reasoning="always"),
+    _minimax("minimax/m2-7-20260402", 204_800, reasoning="always"),
+    _minimax("minimax/m2-7-highspeed", 204_800, reasoning="always"),
+    _minimax("minimax/minimax-m3", 1_000_000, reasoning="adaptive"),
 )
 _KNOWN_BY_ID = {model.id: model for model in KNOWN_MODELS}
 
@@ -106,16 +118,17 @@ def _parse_model(item: dict[str, Any]) -> ModelInfo | None:
         context_length=context or known.context_length,
         aliases=tuple(aliases),
         deprecated=False,  # the live list only holds models that can be called
-        vision=known.vision or _declares_vision(item),
+        vision=known.vision or _declares(item, "vision", "image"),
+        reasoning=known.reasoning or ("adaptive" if _declares(item, "reasoning") else ""),
     )
 
 
-def _declares_vision(item: dict[str, Any]) -> bool:
-    """Whether a `/models` item lists vision among its capabilities or images among its inputs."""
+def _declares(item: dict[str, Any], capability: str, modality: str = "") -> bool:
+    """Whether a `/models` item lists `capability` among its capabilities (or `modality` among its inputs)."""
     capabilities, modalities = item.get("capabilities"), item.get("modalities")
     inputs = modalities.get("input") if isinstance(modalities, dict) else None
-    return (isinstance(capabilities, list) and "vision" in capabilities) or (
-        isinstance(inputs, list) and "image" in inputs
+    return (isinstance(capabilities, list) and capability in capabilities) or (
+        bool(modality) and isinstance(inputs, list) and modality in inputs
     )
 
 

@@ -146,3 +146,31 @@ def test_any_models_body_parses_without_raising_to_well_formed_models(data: list
         assert isinstance(model.name, str) and isinstance(model.developer, str)
         assert all(isinstance(alias, str) for alias in model.aliases)
         assert type(model.context_length) is int and model.context_length > 0
+
+
+def test_the_catalogue_knows_which_models_think_first_and_the_live_list_keeps_it(fake_api: FakeAPI) -> None:
+    catalogue = Catalogue(requests.Session(), fake_api.base_url, ttl=60)
+    assert catalogue.refresh()
+    reasoning = {model.id: model.reasoning for model in catalogue.models()}
+    assert {name for name, kind in reasoning.items() if kind == "always"} == {
+        "minimax/m2",
+        "minimax/m2-1",
+        "minimax/m2-1-highspeed",
+        "minimax/m2-5-20260218",
+        "minimax/m2-5-highspeed-20260218",
+        "minimax/m2-7-20260402",
+        "minimax/m2-7-highspeed",
+    }
+    assert reasoning["minimax/minimax-m3"] == reasoning["minimax/m1"] == "adaptive"
+    assert not catalogue.info("MiniMax-Text-01").reasons and not catalogue.info("minimax/m2-her").reasons
+    assert not catalogue.info("someone/unknown").reasons
+
+
+def test_a_live_entry_that_declares_reasoning_is_taken_as_thinking_when_it_judges_so() -> None:
+    def item(model_id: str, **extra: object) -> dict:
+        return {"id": model_id, "type": "openai/chat-completions", "info": {"contextLength": 8000}, **extra}
+
+    declared, plain = parse_models({"data": [item("x/thinker", capabilities=["reasoning"]), item("x/plain")]})
+    assert (declared.reasoning, plain.reasoning) == ("adaptive", "")
+    [m2] = parse_models({"data": [item("minimax/m2", capabilities=[])]})
+    assert m2.reasoning == "always"  # the static fact stands
