@@ -168,3 +168,52 @@ def test_models_catalogue_filter_and_etag(fake_api: FakeAPI) -> None:
     assert "abab6.5s-chat" not in {m["id"] for m in requests.get(url, timeout=5).json()["data"]}
     fake_api.models_reply = Reply(status=503)
     assert requests.get(url, timeout=5).status_code == 503
+
+
+THOUGHT, ANSWER = "The user greets me. Reply politely.", "Hello! How can I help?"
+STREAMED = {  # what each shape sends: the thinking's deltas, joined, then the content's
+    "think": ({}, f"<think>{THOUGHT}</think>\n\n{ANSWER}"),
+    "mm:think": ({}, f"<mm:think>{THOUGHT}</mm:think>\n\n{ANSWER}"),
+    "prefilled": ({}, f"{THOUGHT}</think>\n\n{ANSWER}"),
+    "reasoning_content": ({"reasoning_content": THOUGHT}, ANSWER),
+    "reasoning": ({"reasoning": THOUGHT}, ANSWER),
+    "reasoning_details": ({"reasoning_details": THOUGHT}, ANSWER),
+}
+
+
+@pytest.mark.parametrize("shape", list(STREAMED))
+def test_each_thinking_shape_streams_and_answers_whole(fake_api: FakeAPI, shape: str) -> None:
+    fields, content = STREAMED[shape]
+    fake_api.script(*[Reply(text=ANSWER, thinking=THOUGHT, thinking_shape=shape)] * 2)
+    url = f"{fake_api.base_url}/chat/completions"
+    streamed = requests.post(
+        url, json=chat("minimax/m2", stream=True, stream_options={"include_usage": True}), headers=AUTH, timeout=5
+    )
+    deltas = [json.loads(event)["choices"][0]["delta"] for event in sse_events(streamed)[:-3]]  # no finish/usage/DONE
+    got: dict[str, str] = {}
+    for delta in deltas:
+        for field, value in delta.items():
+            text = "".join(item["text"] for item in value) if field == "reasoning_details" else value
+            got[field] = got.get(field, "") + (text if isinstance(text, str) else "")
+    assert got.pop("content") == content and {k: v for k, v in got.items() if k != "role"} == fields
+    usage = json.loads(sse_events(streamed)[-2])["usage"]
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 6 and usage["completion_tokens"] == 11
+    whole = requests.post(url, json=chat("minimax/m2"), headers=AUTH, timeout=5).json()["choices"][0]["message"]
+    assert whole["content"] == content
+    if shape == "reasoning_details":
+        assert whole["reasoning_details"] == [{"type": "reasoning.text", "text": THOUGHT}]
+    else:
+        assert {k: v for k, v in whole.items() if k not in ("role", "content")} == fields
+
+
+def test_max_tokens_can_cut_the_thinking(fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape="reasoning_content"))
+    body = chat("minimax/m2", max_tokens=3)
+    data = requests.post(f"{fake_api.base_url}/chat/completions", json=body, headers=AUTH, timeout=5).json()
+    choice = data["choices"][0]
+    assert choice["finish_reason"] == "length" and choice["message"] == {
+        "role": "assistant",
+        "content": "",
+        "reasoning_content": "The user greets",
+    }
+    assert data["usage"]["completion_tokens_details"] == {"reasoning_tokens": 3}

@@ -76,8 +76,9 @@ def _explain(err: jsonschema.ValidationError) -> list[str]:
     return [line for sub in min(candidates, key=len) for line in _explain(sub)]
 
 
-def _usage(body: dict, completion: int) -> tuple[dict, dict]:
-    """Rough usage (whitespace-separated words) and the vendor's meta.usage cost block."""
+def _usage(body: dict, completion: int, reasoning: int = 0) -> tuple[dict, dict]:
+    """Rough usage (whitespace-separated words; `reasoning` of the completion's were thinking, as
+    `completion_tokens_details` says) and the vendor's meta.usage cost block."""
     prompt = 0
     for message in body.get("messages", []):
         content = message.get("content")
@@ -85,5 +86,7 @@ def _usage(body: dict, completion: int) -> tuple[dict, dict]:
         prompt += sum(len(p.split()) for p in parts if isinstance(p, str))
     total = prompt + completion
     credits = total * CREDITS_PER_TOKEN
-    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+    if reasoning:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     return usage, {"usage": {"credits_used": credits, "usd_spent": round(credits * USD_PER_CREDIT, 8)}}

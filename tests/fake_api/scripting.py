@@ -32,6 +32,19 @@ class Reply:
     done: bool = True  # end with `data: [DONE]`; False: a plain end of stream
     abort: bool = False  # reset the connection before any response, as a refused or crashed upstream looks
     close_delimited: bool = False  # send `body` without Content-Length and end it by closing the connection
+    thinking: str | None = None  # the model's reasoning, sent before `text` (word by word, counted against max_tokens)
+    thinking_shape: str = "think"  # how: one of THINKING_SHAPES
+
+
+# Where a reply's thinking goes: inline in `content` before the answer (M2's `<think>`, M3's `<mm:think>`, or
+# "prefilled": only the closing tag, as when a chat template opened the block), or a field of its own.
+INLINE_THINKING = {
+    "think": ("<think>", "</think>"),
+    "mm:think": ("<mm:think>", "</mm:think>"),
+    "prefilled": ("", "</think>"),
+}
+THINKING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
+THINKING_SHAPES = (*INLINE_THINKING, *THINKING_FIELDS)
 
 
 class Headers(dict):
@@ -78,15 +91,32 @@ class Recorded:
     client_disconnected: threading.Event = field(default_factory=threading.Event)
 
 
-def _pieces(reply: Reply, max_tokens: Any) -> tuple[list[str], str]:
-    """Text pieces to send and the finish_reason ("length" when max_tokens cut them)."""
-    if reply.chunks is not None:
-        pieces = list(reply.chunks)
-    else:  # word-ish tokens keeping their leading whitespace: "Hello", " from", ...
-        pieces = re.findall(r"\s*\S+", reply.text)
-        tail = reply.text[len("".join(pieces)) :]
-        if tail:
-            pieces = pieces[:-1] + [pieces[-1] + tail] if pieces else [tail]
+def _words(text: str) -> list[str]:
+    """Word-ish tokens keeping their leading whitespace: "Hello", " from", ..."""
+    pieces = re.findall(r"\s*\S+", text)
+    tail = text[len("".join(pieces)) :]
+    if tail:
+        pieces = pieces[:-1] + [pieces[-1] + tail] if pieces else [tail]
+    return pieces
+
+
+def _pieces(reply: Reply, max_tokens: Any) -> tuple[list[tuple[str, str]], str, int]:
+    """(field, text) pieces to send, thinking first; the finish_reason ("length" when max_tokens cut them); and how
+    many of the pieces are thinking. The field is "content", or the reasoning field `thinking_shape` names."""
+    thinking: list[tuple[str, str]] = []
+    if reply.thinking is not None:
+        if reply.thinking_shape in THINKING_FIELDS:
+            thinking = [(reply.thinking_shape, piece) for piece in _words(reply.thinking)]
+        else:
+            opener, closer = INLINE_THINKING[reply.thinking_shape]
+            thinking = [("content", piece) for piece in _words(f"{opener}{reply.thinking}{closer}\n\n")]
+    answer = reply.chunks if reply.chunks is not None else _words(reply.text)
+    pieces = thinking + [("content", piece) for piece in answer]
     if isinstance(max_tokens, (int, float)) and not isinstance(max_tokens, bool) and len(pieces) > max_tokens:
-        return pieces[: int(max_tokens)], "length"
-    return pieces, "stop"
+        return pieces[: int(max_tokens)], "length", min(len(thinking), int(max_tokens))
+    return pieces, "stop", len(thinking)
+
+
+def _delta(field: str, text: str) -> dict[str, Any]:
+    """One piece as a stream's `delta` (or a whole answer's `message`, for its thinking)."""
+    return {field: [{"type": "reasoning.text", "text": text}]} if field == "reasoning_details" else {field: text}

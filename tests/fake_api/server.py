@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fake_api.contract import CHAT_MODELS, CHAT_PATH, MODELS_PATH, OTHER_MODELS, _explain, _usage, _validator
-from tests.fake_api.scripting import CHAOS, Headers, Recorded, Reply, _pieces
+from tests.fake_api.scripting import CHAOS, Headers, Recorded, Reply, _delta, _pieces
 from tests.fake_api.stream_writer import _Writer
 
 
@@ -84,21 +84,22 @@ class _Handler(_Writer):
                 return self._hang_up()
             payload = reply.body if reply.body is not None else self._error(status)
             return self._send(status, payload, reply.content_type, reply.headers, reply.close_delimited)
-        pieces, finish = _pieces(reply, body.get("max_tokens"))
-        usage, meta = _usage(body, len(pieces))
+        pieces, finish, thinking = _pieces(reply, body.get("max_tokens"))
+        usage, meta = _usage(body, len(pieces), thinking)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and reply.usage
             return self._stream(reply, status, model, pieces, finish, (usage, meta) if include_usage else None)
         if not self._pause(reply.ttft):
             return self._hang_up()
+        message = {"role": "assistant", "content": "".join(text for field, text in pieces if field == "content")}
+        if reply.thinking is not None and (thought := "".join(text for field, text in pieces if field != "content")):
+            message.update(_delta(reply.thinking_shape, thought))
         payload = {
             "id": uuid.uuid4().hex,
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [
-                {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": "".join(pieces)}}
-            ],
+            "choices": [{"index": 0, "finish_reason": finish, "message": message}],
             "usage": usage,
             "meta": meta,
         }

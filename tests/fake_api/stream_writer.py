@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tests.fake_api.contract import MESSAGES
-from tests.fake_api.scripting import Recorded, Reply
+from tests.fake_api.scripting import Recorded, Reply, _delta
 
 if TYPE_CHECKING:
     from tests.fake_api.server import _Server
@@ -35,7 +35,13 @@ class _Writer(BaseHTTPRequestHandler):
     request_id: str
 
     def _stream(
-        self, reply: Reply, status: int, model: str, pieces: list[str], finish: str, usage: tuple[dict, dict] | None
+        self,
+        reply: Reply,
+        status: int,
+        model: str,
+        pieces: list[tuple[str, str]],
+        finish: str,
+        usage: tuple[dict, dict] | None,
     ) -> None:
         release_gen = self.server.api._release_gen  # a release() from now on ends this stream's stall
         self.send_response(status)
@@ -60,12 +66,12 @@ class _Writer(BaseHTTPRequestHandler):
 
         if not self._chunk(event({"role": "assistant", "content": ""}), reply.cut):
             return
-        for i, piece in enumerate(pieces):
+        for i, (field, piece) in enumerate(pieces):
             if self._cut_short(reply, i, False, release_gen):
                 return
             if i and not self._pause(reply.delay):
                 return self._hang_up()
-            if not self._chunk(event({"content": piece}), reply.cut):
+            if not self._chunk(event(_delta(field, piece)), reply.cut):
                 return
         if self._cut_short(reply, len(pieces), True, release_gen):
             return
