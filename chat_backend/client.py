@@ -122,7 +122,10 @@ class ChatClient:
         check_for_model(settings, model)
         fitted = fit_to_context(messages, model.context_length, settings.max_tokens, self.settings.max_history_messages)
         body = build_body(fitted.messages, settings)
-        return ChatStream(self.post, self.failures, body, fitted.dropped, key, dropped_by_limit=fitted.by_limit)
+        starts_thinking = model.reasoning == "always"  # a reply with no opening tag starts inside the thinking
+        return ChatStream(
+            self.post, self.failures, body, fitted.dropped, key, fitted.by_limit, starts_thinking=starts_thinking
+        )
 
     def complete(self, messages: list[Message], settings: ChatSettings, user_key: str | None = None) -> ChatResult:
         """The whole reply at once (streamed or not, per `settings.stream`)."""

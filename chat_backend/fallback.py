@@ -21,6 +21,7 @@ from .config import ChatSettings
 from .errors import ModelUnavailable
 from .i18n import DEFAULT, t
 from .messages import ERROR_NOTICE_ID, Message, is_notice
+from .reasoning import Shown
 from .stream import ChatResult, ChatStream
 from .transcript import notice
 
@@ -64,10 +65,11 @@ def moved_to(settings: ChatSettings, model: ModelInfo) -> ChatSettings:
 
 
 def with_notice(messages: list[Message], switch: Switch | None, lang: str = DEFAULT) -> list[Message]:
-    """The finished (or failed) turn with the switch notice after the reply text, when there was a switch."""
+    """The finished (or failed) turn with the switch notice after the reply text (and its thought, which comes
+    first), when there was a switch."""
     if switch is None:
         return messages
-    at = 1 if messages and "metadata" not in messages[0] else 0
+    at = next((index + 1 for index, message in enumerate(messages) if "metadata" not in message), 0)
     answered = bool(at) or not any(is_notice(message, ERROR_NOTICE_ID) for message in messages)
     return [*messages[:at], switch.notice(lang, answered), *messages[at:]]
 
@@ -107,6 +109,9 @@ class FallbackStream:
     @property
     def result(self) -> ChatResult | None:
         return self._stream.result
+
+    def shown(self) -> Shown:
+        return self._stream.shown()
 
     def __iter__(self) -> Iterator[str]:
         if self._iterator is None:

@@ -1,9 +1,10 @@
 """stream: one call in progress, from the HTTP response to text deltas and the facts of the reply.
 
 `ChatStream` reads the API's server-sent events (or its one JSON answer) and knows the vendor's quirks: the
-empty first delta, the `choices: []` usage chunk, `meta.usage` cost, `[DONE]` or a plain end, and an error
-object inside the stream. Sending the request is `ChatClient`'s job (it hands over its `post`), and turning
-HTTP failures into `ChatError`s is `failures.Failures`'.
+empty first delta, the `choices: []` usage chunk, `meta.usage` cost, `[DONE]` or a plain end, an error
+object inside the stream, and the model's thinking, which `reasoning.Split` keeps apart from the answer.
+Sending the request is `ChatClient`'s job (it hands over its `post`), and turning HTTP failures into
+`ChatError`s is `failures.Failures`'.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import requests
 
-from . import errors
+from . import errors, reasoning
 from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
 from .failures import MAX_DETAIL, MAX_REQUEST_ID, TRANSPORT_ERRORS, Failures, quote
 from .i18n import Msg
@@ -69,7 +70,8 @@ class ChatResult:
 
 
 class ChatStream:
-    """One call in progress. Iterating sends the request and yields text deltas; closing stops it at once."""
+    """One call in progress. Iterating sends the request and yields text deltas (the model's thinking as
+    `reasoning.Thought` pieces, the answer as plain `str`); closing stops it at once."""
 
     def __init__(
         self,
@@ -79,6 +81,7 @@ class ChatStream:
         dropped_messages: int,
         key: str,
         dropped_by_limit: bool = False,
+        starts_thinking: bool = False,
     ) -> None:
         self.dropped_messages = dropped_messages
         self.dropped_by_limit = dropped_by_limit
@@ -90,8 +93,10 @@ class ChatStream:
         self._request_id = uuid.uuid4().hex
         self._response: requests.Response | None = None
         self._socket: socket.socket | None = None  # the request's, while its answer's headers are awaited
-        self._text = errors.StreamRedactor(key)  # the reply as shown: never the key, even if the model says it
-        self._high_surrogate = ""  # the first half of a character whose second half is in the next piece
+        self._text = errors.StreamRedactor(key)  # the content as shown: never the key, even if the model says it
+        self._thought_text = errors.StreamRedactor(key)  # the same for thinking sent in a field of its own
+        self._split = reasoning.Split(starts_thinking)  # the content's thinking apart from its answer
+        self._high_surrogates = {True: "", False: ""}  # thinking, content: a character's first half, the second to come
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
         self._cost: float | None = None
@@ -101,6 +106,7 @@ class ChatStream:
         self._started = 0.0
         self._billable = False
         self._closed = False
+        self._complete = False  # the model finished the reply: no Stop, no failure, not cut at max_tokens
         self._iterator: Generator[str, None, None] | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -110,8 +116,12 @@ class ChatStream:
 
     @property
     def text(self) -> str:
-        """All the text shown so far, also after a failure (the key, if the reply repeated it, replaced)."""
-        return self._text.shown
+        """All the answer shown so far, also after a failure (the key, if the reply repeated it, replaced)."""
+        return self._split.answer
+
+    def shown(self) -> reasoning.Shown:
+        """The thought and the answer as they should be displayed now; safe to ask from another thread."""
+        return self._split.shown()
 
     def close(self) -> None:
         """Stop: ends the upstream request (and so the generation) at once, from any thread.
@@ -165,8 +175,9 @@ class ChatStream:
                 yield from self._read_events(response)
             else:
                 yield from self._read_json(response)
-            if tail := self._text.release():  # the reply ended: what looked like the start of the key was not
-                yield tail
+            # the reply ended: what looked like the start of the key was not
+            yield from self._split.reasoning(self._thought_text.release()) + self._split.content(self._text.release())
+            self._complete = self._finish_reason in (None, "stop")
         except Exception as exc:
             if self._closed:  # the socket was shut down under the reader on purpose: a stop, not a failure
                 if in_back_off(exc):  # every answer so far was a refusal (429/5xx), none billed
@@ -189,14 +200,21 @@ class ChatStream:
         log.info("chat %s failed: %s", self._request_id, redact(str(error), self._key))
         return error
 
-    def _received(self, text: str) -> str:
-        """Count the first token's time on arrival; return what of the text can be shown now (may be empty)."""
-        text = self._whole_characters(text)
-        if not text:
-            return ""
+    def _received(self, thought: str, text: str) -> list[str]:
+        """Count the first token's time on arrival (of thinking or answer); return the pieces of thought and answer
+        that can be shown now (maybe none)."""
+        pieces: list[str] = []
+        for is_thought, raw in ((True, thought), (False, text)):
+            if whole := self._whole_characters(raw, is_thought):
+                pieces += self._show(whole, is_thought)
+        return pieces
+
+    def _show(self, text: str, thought: bool) -> list[str]:
         if self._first_token_at is None:
             self._first_token_at = time.monotonic()
-        return self._text.add(text)
+        if thought:
+            return self._split.reasoning(self._thought_text.add(text))
+        return self._split.content(self._text.add(text))
 
     def _read_events(self, response: requests.Response) -> Iterator[str]:
         body = _iter_body(response)
@@ -211,8 +229,7 @@ class ChatStream:
                     raise self._bad_response(Msg("bad_garbled"), event.data) from None
                 if event.event == "error" or _is_error(payload):
                     raise self._stream_error(payload)
-                if (text := self._absorb(payload)) and (shown := self._received(text)):
-                    yield shown
+                yield from self._received(*self._absorb(payload))
         except LineTooLong as exc:
             raise self._bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start) from None
 
@@ -224,42 +241,46 @@ class ChatStream:
             payload = json.loads(raw)
         except ValueError:
             raise self._bad_response(Msg("bad_page" if "<" in raw[:200] else "bad_not_json"), raw) from None
-        text = self._absorb(payload, key="message")
+        thought, text = self._absorb(payload, key="message")
         if not isinstance(payload, dict) or not payload.get("choices"):
             raise self._bad_response(Msg("bad_no_reply"), raw)
-        if text and (shown := self._received(text)):
-            yield shown
+        yield from self._received(thought, text)
 
-    def _whole_characters(self, text: str) -> str:
-        """`text` as valid Unicode: a character whose UTF-16 halves (JSON escapes) came in two pieces is joined, a
-        first half at the end waits for the next piece, and any other lone half becomes U+FFFD; a lone half
-        cannot be sent to the browser at all (it is not UTF-8)."""
-        text, self._high_surrogate = self._high_surrogate + text, ""
+    def _whole_characters(self, text: str, thought: bool) -> str:
+        """`text` as valid Unicode: a character whose UTF-16 halves (JSON escapes) came in two pieces (of the same
+        field) is joined, a first half at the end waits for the next piece, and any other lone half becomes U+FFFD;
+        a lone half cannot be sent to the browser at all (it is not UTF-8)."""
+        text, self._high_surrogates[thought] = self._high_surrogates[thought] + text, ""
         if text and "\ud800" <= text[-1] <= "\udbff":
-            text, self._high_surrogate = text[:-1], text[-1]
+            text, self._high_surrogates[thought] = text[:-1], text[-1]
         return _valid(text)
 
-    def _absorb(self, payload: Any, key: str = "delta") -> str:
-        """Record usage, cost and finish_reason from one chunk (or whole answer); return its text."""
+    def _absorb(self, payload: Any, key: str = "delta") -> tuple[str, str]:
+        """Record usage, cost and finish_reason from one chunk (or whole answer); return its thinking (from a field
+        of its own) and its content."""
         if not isinstance(payload, dict):
-            return ""
+            return "", ""
         if isinstance(usage := payload.get("usage"), dict):  # odd values are ignored: the reply itself is fine
-            counts = [_count(usage.get(name)) for name in ("prompt_tokens", "completion_tokens", "total_tokens")]
-            if all(count is not None for count in counts):
-                self._usage = Usage(*counts)  # type: ignore[arg-type]
+            prompt, completion, total = (
+                _count(usage.get(f"{name}_tokens")) for name in ("prompt", "completion", "total")
+            )
+            details = usage.get("completion_tokens_details")
+            thinking = _count(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+            if prompt is not None and completion is not None and total is not None:
+                self._usage = Usage(prompt, completion, total, thinking)
         meta = payload.get("meta")
         if isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
             self._cost = _float(meta["usage"].get("usd_spent"))
             self._credits = _float(meta["usage"].get("credits_used"))
         choices = payload.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return ""  # the usage chunk has "choices": []
+            return "", ""  # the usage chunk has "choices": []
         choice = choices[0]
         if isinstance(finish_reason := choice.get("finish_reason"), str) and finish_reason:
             self._finish_reason = finish_reason
         part = choice.get(key)
         content = part.get("content") if isinstance(part, dict) else None
-        return content if isinstance(content, str) else ""
+        return reasoning.field_text(part), content if isinstance(content, str) else ""
 
     def _stream_error(self, payload: Any) -> ChatError:
         error = payload.get("error") if isinstance(payload, dict) else None
@@ -280,9 +301,17 @@ class ChatStream:
 
     def _finish(self) -> None:
         ended = time.monotonic()
-        if self._high_surrogate:  # a first half whose second never came
-            self._high_surrogate = ""
-            self._text.add("\ufffd")
+        for thought, half in list(self._high_surrogates.items()):  # a first half whose second never came
+            if half:
+                self._high_surrogates[thought] = ""
+                self._show("\ufffd", thought)
+        split = self._split
+        split.end(self._complete)
+
+        def since_start(moment: float | None) -> float | None:
+            return None if moment is None else moment - self._started
+
+        thought_ended = split.answer_started if split.answer_started is not None else ended
         self.result = ChatResult(
             text=self.text,
             finish_reason=self._finish_reason,
@@ -292,11 +321,15 @@ class ChatStream:
             model=self._body["model"],
             client_request_id=self._request_id,
             inference_id=self._inference_id,
-            time_to_first_token=self._first_token_at - self._started if self._first_token_at else None,
+            time_to_first_token=since_start(split.answer_started),
             duration=ended - self._started,
             dropped_messages=self.dropped_messages,
             dropped_by_limit=self.dropped_by_limit,
             billable=self._billable,
+            thought=split.thought,
+            thought_cut=split.cut,
+            time_to_first_thought=since_start(split.thought_started),
+            thought_seconds=None if split.thought_started is None else thought_ended - split.thought_started,
         )
         log.info(
             "chat %s model=%s finish=%s ttft=%s duration=%.2fs",
