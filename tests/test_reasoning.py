@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chat_backend import errors
+from chat_backend.client import ChatClient
+from chat_backend.config import ChatSettings, Settings
+from chat_backend.errors import REDACTED
 from chat_backend.reasoning import CLOSERS, TAGS, Split, Thought, answer_of, field_text
+from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
+
+KEY = "reasoning-key-5e2b77"
 
 # Text that often holds parts of the tags, so that cuts inside a tag and near-tags ("</thin", "<mm:") are tried.
 NEAR = ["<", "/", ">", "think", "mm:", "</thin", "<think", "<mm:think", "\n", " "]
@@ -180,3 +187,80 @@ def test_field_text_reads_one_field_and_ignores_odd_values(part: object, text: s
 )
 def test_answer_of_drops_only_a_leading_thinking_block(text: str, answer: str) -> None:
     assert answer_of(text) == answer
+
+
+# Through the client and the stand-in over HTTP: every shape, streamed or whole, cut or stopped.
+
+THOUGHT, ANSWER = "The user greets me. A short friendly reply.", "Hello! How can I help?"
+
+
+def reasoning_client(api: FakeAPI) -> ChatClient:
+    client = ChatClient(Settings(api_key=KEY, base_url=api.base_url, read_timeout=2.0, retry_budget=1.0))
+    assert client.catalogue.refresh()
+    return client
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("shape", THINKING_SHAPES)
+@pytest.mark.parametrize("model", ["minimax/m2", "minimax/minimax-m3"])  # thinks always / when it judges so
+def test_every_shape_gives_the_thought_apart_from_the_answer(
+    fake_api: FakeAPI, shape: str, stream: bool, model: str
+) -> None:
+    fake_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape=shape, delay=0.01))
+    with reasoning_client(fake_api) as client:
+        chat = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings(model=model, stream=stream))
+        with chat:
+            pieces = list(chat)
+    result = chat.result
+    assert result is not None
+    if shape == "prefilled" and model == "minimax/minimax-m3":  # the closing tag tells, once it comes
+        assert (result.thought, result.text) == (THOUGHT, ANSWER)
+    else:
+        assert (joined(pieces, True), joined(pieces, False)) == (THOUGHT, ANSWER)
+    assert (result.thought, result.text, result.thought_cut, result.finish_reason) == (THOUGHT, ANSWER, False, "stop")
+    assert result.usage is not None and result.usage.reasoning_tokens == 8
+    assert result.time_to_first_thought is not None and result.time_to_first_token is not None
+    assert result.time_to_first_thought <= result.time_to_first_token <= result.duration
+    if stream and not (shape == "prefilled" and model == "minimax/minimax-m3"):
+        assert result.thought_seconds is not None and result.thought_seconds >= 0.05  # 8 pieces 10 ms apart
+
+
+@pytest.mark.parametrize("shape", ["think", "reasoning_content"])
+def test_max_tokens_inside_the_thinking_keeps_what_came_and_says_it_was_cut(fake_api: FakeAPI, shape: str) -> None:
+    fake_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape=shape))
+    with reasoning_client(fake_api) as client:
+        result = client.complete([{"role": "user", "content": "Hi"}], ChatSettings(model="minimax/m2", max_tokens=4))
+    assert result.thought == "The user greets me." and result.text == ""
+    assert result.thought_cut and result.finish_reason == "length"
+
+
+def test_a_stream_cut_while_thinking_keeps_the_thought(fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape="mm:think", drop_after=3))
+    with reasoning_client(fake_api) as client:
+        chat = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings(model="minimax/minimax-m3"))
+        with pytest.raises(errors.ChatError), chat:
+            list(chat)
+    assert chat.result is not None and chat.result.thought == "The user greets" and chat.result.thought_cut
+    assert chat.shown().thought == "The user greets" and not chat.shown().answer
+
+
+def test_stop_while_thinking_keeps_the_thought_marked_cut(fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape="reasoning_content", stall_after=2))
+    with reasoning_client(fake_api) as client:
+        chat = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings(model="minimax/m2"))
+        with chat:
+            for piece in chat:  # Stop at the first piece of thinking
+                assert isinstance(piece, Thought) and chat.shown().thinking
+                break
+    assert chat.result is not None and chat.result.thought == "The" and chat.result.thought_cut
+
+
+def test_the_key_is_never_shown_in_a_thought(fake_api: FakeAPI) -> None:
+    thinking = f"Their key is {KEY[:6]} {KEY[6:]} no, {KEY}."
+    fake_api.script(Reply(text="Fine.", thinking=thinking, thinking_shape="reasoning", chunks=["Fine."]))
+    with reasoning_client(fake_api) as client:
+        chat = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings(model="minimax/m2"))
+        with chat:
+            seen = [chat.shown().thought for _ in chat]
+    assert chat.result is not None and KEY not in chat.result.thought and REDACTED in chat.result.thought
+    assert not any(KEY in thought for thought in seen)
