@@ -36,6 +36,7 @@ from chat_backend.messages import build_messages, text_length
 from chat_backend.metrics import Replies
 from chat_backend.pacing import QUIET, Pacer, UpdateBudget, weight_for
 from chat_backend.quotas import Guard, Windows, scope_address
+from chat_backend.reasoning import Shown
 from chat_backend.relay import newest_in_thread
 from chat_backend.shared_links import Shares, link_choices, remember
 from chat_backend.store import open_store
@@ -181,13 +182,13 @@ async def respond(
             budget = BUDGET if host_pays_this else None
             pacer = Pacer(UPDATES.interval)
             with stream:
-                async for text in newest_in_thread(
+                async for shown in newest_in_thread(
                     lambda: paced_reply(stream, pacer, prompt_chars, budget),
                     name="reply",
                     quiet=QUIET,
-                    on_quiet=pacer.due,
+                    on_quiet=lambda: stream.shown() if pacer.due() is not None else None,
                 ):
-                    yield text, gr.skip()
+                    yield transcript.streaming(shown, lang), gr.skip()
         result = stream.result
         assert result is not None, "a stream that ended without raising has its result"
         reply.finished(result)
@@ -201,22 +202,23 @@ async def respond(
             error = ChatError(t("unexpected"), key="unexpected")
         reply.failed(error)
         switch = stream.switch if stream else None
-        failure = transcript.failed(stream.text if stream else "", error, lang)
+        failure = transcript.failed(stream.shown() if stream else Shown(), error, lang)
         yield notes + with_notice(failure, switch, lang), model_after(switch)
     finally:
         reply.close()
 
 
-def paced_reply(stream: FallbackStream, pacer: Pacer, prompt_chars: int, budget: DailyBudget | None) -> Iterator[str]:
-    """The text so far, paced by the server-wide update budget; runs in the reply's own thread (`respond`
-    asks the same `pacer` for held-back text while the stream is quiet).
+def paced_reply(stream: FallbackStream, pacer: Pacer, prompt_chars: int, budget: DailyBudget | None) -> Iterator[Shown]:
+    """The thought and answer so far, paced by the server-wide update budget (which counts both); runs in the
+    reply's own thread (`respond` asks the same `pacer` whether held-back text is due while the stream is quiet).
 
     The reply's cost is recorded here, when the stream has really ended (finished, failed or stopped), since
     after a Stop the event loop has moved on before the reader thread has its result.
     """
     try:
         with UPDATES.share(weight_for(prompt_chars)):
-            yield from pacer.updates(stream, flush=False)  # the final message in `respond` has the whole text
+            for _ in pacer.updates(stream, flush=False):  # the final message in `respond` has the whole text
+                yield stream.shown()
     finally:
         stream.close()  # a no-op if it ended; otherwise its own `finally` sets `result`
         if budget and stream.result:

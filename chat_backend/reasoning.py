@@ -64,6 +64,7 @@ class Shown:
     thought: str = ""
     answer: str = ""
     thinking: bool = False  # the thought is still growing
+    cut: bool = False  # the reply ended (failed, stopped, at max_tokens) while the thought was still growing
     thought_seconds: float | None = None  # from its first piece to the answer's (or to now, while thinking)
 
 
@@ -154,7 +155,7 @@ class Split:
             thought, thinking = self._thought.value, self._open()
             started, ended = self.thought_started, self.ended if self.answer_started is None else self.answer_started
             seconds = None if started is None else (self.clock() if ended is None else ended) - started
-            return Shown(thought, self._answer.value, thinking and bool(thought), seconds)
+            return Shown(thought, self._answer.value, thinking and bool(thought), self.cut, seconds)
 
     def _open(self) -> bool:
         """Whether the thought is still growing: inside a tag, or thinking in a field with no answer yet."""

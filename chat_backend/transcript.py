@@ -76,7 +76,7 @@ def failed(shown: Shown, error: ChatError, lang: str = DEFAULT) -> list[Message]
     """What of the reply came (kept; a thought still growing is marked cut), followed by the error notice."""
     reply = [{"role": "assistant", "content": shown.answer}] if shown.answer else []
     if shown.thought:
-        reply.insert(0, thought(shown.thought, lang, seconds=shown.thought_seconds, cut=shown.thinking))
+        reply.insert(0, thought(shown.thought, lang, seconds=shown.thought_seconds, cut=shown.thinking or shown.cut))
     return reply + [error_notice(error, lang)]
 
 

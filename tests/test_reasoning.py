@@ -12,7 +12,7 @@ from chat_backend import errors
 from chat_backend.client import ChatClient
 from chat_backend.config import ChatSettings, Settings
 from chat_backend.errors import REDACTED
-from chat_backend.reasoning import CLOSERS, TAGS, Split, Thought, answer_of, field_text
+from chat_backend.reasoning import CLOSERS, TAGS, Shown, Split, Thought, answer_of, field_text
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
 
 KEY = "reasoning-key-5e2b77"
@@ -143,7 +143,7 @@ def test_times_follow_the_pieces_and_a_guess_moves_them_too() -> None:
     assert split.answer_started == 0 and split.thought_started is None and not split.shown().thinking
     split.content(" more</think>\n\nThe answer")  # the closing tag: it was the thought, from t=0
     assert (split.thought_started, split.answer_started) == (0, 1)
-    assert split.shown() == split.shown().__class__("Thinking aloud more", "The answer", False, 1.0)
+    assert split.shown() == Shown("Thinking aloud more", "The answer", thinking=False, thought_seconds=1.0)
 
 
 def test_a_whole_answer_in_one_piece() -> None:
