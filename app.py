@@ -225,6 +225,11 @@ def paced_reply(stream: FallbackStream, pacer: Pacer, prompt_chars: int, budget:
             budget.record(stream.result, prompt_chars)
 
 
+def after_stop(history: list[dict[str, Any]], request: gr.Request) -> list[dict[str, Any]]:
+    """Stop ends a reply where it was: a thought still growing is marked cut off rather than thinking forever."""
+    return transcript.stopped(history, language(request.headers.get("accept-language")))
+
+
 def model_after(switch: Switch | None) -> Any:
     """The Model setting follows a switch to the fallback model, so the next message skips the refused one."""
     return gr.update(value=switch.answered_by) if switch else gr.skip()
@@ -447,6 +452,14 @@ with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(CACHE_SECON
     )
     chat.new_chat_button.elem_id = "new-chat"  # so that the phone layout can fold the saved-chats column
     ui_only: dict[str, Any] = {"queue": False, "api_visibility": "undocumented"}
+    chat.textbox.stop(after_stop, chat.chatbot, chat.chatbot, **ui_only).then(  # as Gradio ends a reply: saved
+        lambda history: (history, history), chat.chatbot, [chat.chatbot_state, chat.chatbot_value], **ui_only
+    ).then(
+        chat._save_conversation,
+        [chat.conversation_id, chat.chatbot_state, chat.saved_conversations],
+        [chat.conversation_id, chat.saved_conversations],
+        **ui_only,
+    )
     more_button.click(None, js="() => window.toggleMore && window.toggleMore()", **ui_only)
     model_box.change(temperature_for, [model_box, temperature_box], temperature_box, **ui_only)
     export_button.click(export, chat.chatbot, [markdown_download, json_download], **ui_only)

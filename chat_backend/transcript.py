@@ -72,6 +72,19 @@ def streaming(shown: Shown, lang: str = DEFAULT) -> str | list[Message]:
     return [thought(shown.thought, lang, seconds=shown.thought_seconds, thinking=shown.thinking), *answer]
 
 
+def stopped(history: Sequence[Mapping[str, Any]], lang: str = DEFAULT) -> list[Message]:
+    """The chat after a Stop: a thought still marked as growing is shown cut off, since the stopped reply can no
+    longer say so itself (its last update stays on the page, spinner and all)."""
+    settled = []
+    for message in history:
+        metadata = message.get("metadata") or {}
+        if is_thought(message) and metadata.get("status") == "pending":
+            metadata = {**metadata, "status": "done", "title": t("thought_cut_untimed", lang)}
+            message = {**message, "metadata": metadata}
+        settled.append(dict(message))
+    return settled
+
+
 def failed(shown: Shown, error: ChatError, lang: str = DEFAULT) -> list[Message]:
     """What of the reply came (kept; a thought still growing is marked cut), followed by the error notice."""
     reply = [{"role": "assistant", "content": shown.answer}] if shown.answer else []
