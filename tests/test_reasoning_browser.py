@@ -107,6 +107,7 @@ def test_the_thought_is_folded_above_the_answer_and_opens(
         shot(page, f"folded-{lang}-{scheme}-{size}")
         title.click()
         expect(page.get_by_text("the city proper has")).to_be_visible()
+        page.wait_for_function("() => document.getAnimations().length === 0")  # the fold has finished opening
         thought_box = thoughts(page).first.bounding_box()
         answer_box = bot(page).get_by_text("The capital of France is").bounding_box()
         assert thought_box and answer_box and thought_box["y"] + thought_box["height"] <= answer_box["y"]  # above
