@@ -14,6 +14,7 @@ import pytest
 
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
+from tests.test_reach import serious_violations
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
@@ -113,6 +114,7 @@ def test_the_thought_is_folded_above_the_answer_and_opens(
         assert thought_box and answer_box and thought_box["y"] + thought_box["height"] <= answer_box["y"]  # above
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
         shot(page, f"opened-{lang}-{scheme}-{size}")
+        assert serious_violations(page) == []  # the open thought's text keeps its contrast, light and dark
     finally:
         page.context.close()
 
