@@ -9,12 +9,21 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
+from chat_backend.config import load_settings
+from chat_backend.shared_links import Shares
+from chat_backend.store import SQLITE_FILE, SQLiteStore
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
 from tests.test_reach import serious_violations
+from web import share_page
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
@@ -192,3 +201,40 @@ def test_within_a_second_of_the_first_thought_the_visitor_sees_it_thinking(
         assert seen.startswith("💭 Thinking…") and "The user asks" in seen and "capital of France is" not in seen
         assert not any(tag in seen for tag in TAGS)
     expect(page.get_by_text(re.compile("to first (thought|token)"))).to_be_visible(timeout=30_000)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_shared_page_shows_the_thought_folded_apart_from_the_answer(
+    browser: Browser, tmp_path: Path, scheme: str
+) -> None:
+    settings = load_settings({"DATA_DIR": str(tmp_path)}, dotenv_path=None)
+    shares = Shares(SQLiteStore(tmp_path / SQLITE_FILE), settings)
+    history = [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": THOUGHT, "metadata": {"id": "chat-thought-1", "title": "💭 Thought for 12 s"}},
+        {"role": "assistant", "content": ANSWER},
+    ]
+    shared = shares.create(history, model="minimax/m2", session="s")
+    server = TestClient(Starlette(routes=share_page.routes(shares)))
+
+    def serve(route: Any) -> None:  # the page and its files from the share routes, in process
+        answer = server.get(urlsplit(route.request.url).path)
+        route.fulfill(status=answer.status_code, headers=dict(answer.headers), body=answer.content)
+
+    context = browser.new_context(viewport=DESKTOP, color_scheme=scheme)  # type: ignore[arg-type]
+    page = context.new_page()
+    try:
+        page.route("http://share.test/**", serve)
+        page.goto(f"http://share.test/share/{shared.id}")
+        fold = page.locator("details.thought")
+        expect(fold.locator("summary")).to_have_text("💭 Thought for 12 s")
+        expect(page.get_by_text("the city proper has")).to_be_hidden()
+        expect(page.locator("article.bot")).to_contain_text("The capital of France is Paris")
+        shot(page, f"share-folded-{scheme}")
+        fold.locator("summary").click()
+        expect(page.get_by_text("the city proper has")).to_be_visible()
+        assert fold.bounding_box()["y"] < page.locator("article.bot").bounding_box()["y"]  # type: ignore[index]
+        assert serious_violations(page) == []
+        shot(page, f"share-opened-{scheme}")
+    finally:
+        context.close()
