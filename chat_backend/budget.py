@@ -62,7 +62,8 @@ def cost_of(result: ChatResult, prompt_chars: int) -> Spend:
     """The API's cost figure when present and sane, else an estimate from token usage.
 
     A reply stopped before the usage arrived was still billed: its tokens are guessed at `CHARS_PER_TOKEN`
-    from the prompt's and the received text's length, so that sending and stopping cannot spend unseen.
+    from the prompt's and the received text's length (its thinking included: thinking is output), so that
+    sending and stopping cannot spend unseen.
     """
     if result.cost_usd is not None and math.isfinite(result.cost_usd) and result.cost_usd >= 0:
         return Spend(result.cost_usd, estimated=False)
@@ -71,7 +72,10 @@ def cost_of(result: ChatResult, prompt_chars: int) -> Spend:
     if result.usage is not None:
         tokens_in, tokens_out = result.usage.prompt_tokens, result.usage.completion_tokens
     else:
-        tokens_in, tokens_out = prompt_chars / CHARS_PER_TOKEN, len(result.text) / CHARS_PER_TOKEN
+        tokens_in, tokens_out = (
+            prompt_chars / CHARS_PER_TOKEN,
+            (len(result.thought) + len(result.text)) / CHARS_PER_TOKEN,
+        )
     price_in, price_out = PRICES_USD_PER_MTOK.get(result.model, DEFAULT_PRICE_USD_PER_MTOK)
     return Spend((tokens_in * price_in + tokens_out * price_out) / 1_000_000, estimated=True)
 

@@ -45,6 +45,8 @@ def test_the_cost_is_the_apis_figure_else_an_estimate_marked_as_such() -> None:
         assert estimate.estimated and estimate.usd == pytest.approx((1000 * 0.2 + 2000 * 1.1) / 1e6)
     stopped = cost_of(replace(RESULT, cost_usd=None, usage=None, model="some/unlisted"), prompt_chars=300)
     assert stopped.estimated and stopped.usd == pytest.approx((100 * 1.0 + 10 * 5.0) / 1e6)
+    thinking = replace(RESULT, cost_usd=None, usage=None, model="some/unlisted", thought="y" * 60)
+    assert cost_of(thinking, prompt_chars=300).usd == pytest.approx((100 * 1.0 + 30 * 5.0) / 1e6)  # stopped mid-thought
 
 
 def test_only_calls_with_the_servers_key_count() -> None:

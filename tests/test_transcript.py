@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from chat_backend.errors import RateLimited
+from chat_backend.fallback import Switch, with_notice
 from chat_backend.messages import is_notice, is_thought, to_api_messages
 from chat_backend.reasoning import Shown
 from chat_backend.stream import ChatResult, Usage
@@ -185,3 +186,9 @@ def test_exports_keep_the_thought_folded_and_apart_from_the_answer() -> None:
     records = json.loads(to_json(history))["messages"]
     assert records[1] == {"role": "assistant", "content": sneaky, "thought": "💭 Thought for 12 s"}
     assert records[2] == {"role": "assistant", "content": "Answer."}
+
+
+def test_a_fallback_notice_goes_after_the_answer_not_between_it_and_its_thought() -> None:
+    switch = Switch("abab6.5s-chat", "minimax/m2", retired=True)
+    thought, answer, notice, _facts = with_notice(finished(thinking_result()), switch)
+    assert is_thought(thought) and answer["content"] == "Answer." and "retired" in notice["content"]
