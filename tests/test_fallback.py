@@ -17,9 +17,10 @@ from gradio_client import Client
 
 from chat_backend.catalogue import Catalogue
 from chat_backend.client import ChatClient
-from chat_backend.config import ChatSettings, Settings, load_settings
+from chat_backend.config import Settings, load_settings
 from chat_backend.errors import ModelUnavailable
 from chat_backend.fallback import FallbackStream, Switch, known_refused, moved_to, with_notice
+from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import AppProcess
 from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import FakeAPI, Reply
@@ -176,10 +177,10 @@ def test_the_fallback_setting_defaults_on_and_an_empty_value_turns_it_off() -> N
 
 def test_moving_settings_fits_them_to_the_new_model(fake_api: FakeAPI) -> None:
     catalogue = Catalogue(requests.Session(), fake_api.base_url, 3600)
-    hot = ChatSettings(model=OLD, temperature=1.7, frequency_penalty=0.5, presence_penalty=0.3, seed=4)
+    hot = ChatSettings.of(model=OLD, temperature=1.7, frequency_penalty=0.5, presence_penalty=0.3, seed=4)
     moved = moved_to(hot, catalogue.info(NEW))
-    assert (moved.model, moved.temperature, moved.frequency_penalty) == (NEW, 1.0, None)
-    assert (moved.presence_penalty, moved.seed) == (0.3, 4)
+    assert (moved.model, moved.temperature, moved.options.get("frequency_penalty")) == (NEW, 1.0, None)
+    assert (moved.options["presence_penalty"], moved.options["seed"]) == (0.3, 4)
     assert moved_to(ChatSettings(model=OLD), catalogue.info(NEW)).temperature is None
     assert moved_to(hot, catalogue.info("minimax/minimax-m3")).temperature == 1.7
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import inspect
 import threading
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from chat_backend.config import load_settings
 from chat_backend.errors import Busy, Restarting
 from chat_backend.metrics import Replies, exposition
 from web import health
@@ -75,12 +77,12 @@ def test_outcomes_are_counted_by_class() -> None:
     assert 'chat_replies_total{error="",outcome="stopped"}' in page
 
 
-def test_the_app_lowers_gradios_idle_queue_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_app_lowers_gradios_idle_queue_polling(tmp_path: Path) -> None:
     """Fails loudly if the pinned Gradio stops reading `sleep_when_free`: the setting would silently do nothing."""
-    monkeypatch.setenv("AIMLAPI_BASE_URL", "http://127.0.0.1:9/v1")  # importing app must not reach the network
     import app
 
-    queue = app.demo._queue
+    settings = load_settings({"DATA_DIR": str(tmp_path), "AIMLAPI_BASE_URL": "http://127.0.0.1:9/v1"}, None)
+    queue = app.build(settings)[0]._queue
     assert queue.sleep_when_free == app.QUEUE_IDLE_POLL
     source = inspect.getsource(type(queue).start_processing)
     assert source.count("asyncio.sleep(self.sleep_when_free)") >= 2, "Gradio's queue no longer polls this way"
