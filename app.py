@@ -33,6 +33,7 @@ from chat_backend import ChatClient, ChatError, Settings, load_settings, offline
 from chat_backend.attachments import Attachments
 from chat_backend.budget import DailyBudget, host_pays
 from chat_backend.catalogue import ModelInfo
+from chat_backend.config import check_key
 from chat_backend.errors import ConfigError
 from chat_backend.fallback import FallbackStream, Switch, with_notice
 from chat_backend.i18n import EN, browser_translations, language, t
@@ -257,7 +258,7 @@ class ChatApp:
                 model=model or self.settings.model,
                 system_prompt=system_prompt if include_prompt else "",
                 session=request.session_hash or "",
-                hidden=(self.settings.api_key, user_key),
+                hidden=(self.settings.api_key, user_key, check_key(user_key or "")[1]),  # as typed, and as sent
             )
         except ChatError as error:
             refusal = gr.update(value=f"⚠️ {error.message(lang)}", visible=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from .catalogue import Catalogue, ModelInfo
 from .client import ChatClient
-from .errors import ModelUnavailable
+from .errors import ChatError, ModelUnavailable
 from .i18n import DEFAULT, t
 from .messages import ERROR_NOTICE_ID, Message, is_notice
 from .stream import ChatResult, ChatStream
@@ -134,7 +134,10 @@ class FallbackStream:
                     raise
                 log.info("model %s refused (HTTP %s); asking %s", self._settings.model, refused.status, self._fallback)
                 self._refusal = refused
-                switched = self._switched()
+                try:
+                    switched = self._switched()
+                except ChatError:  # the fallback can't take this message either (a smaller window): nothing moved
+                    raise refused from None
                 if self._closed:  # Stop came while switching: the fallback call is never sent
                     self.switch = None
                     raise
@@ -150,8 +153,10 @@ class FallbackStream:
             raise self._refusal or ModelUnavailable(key=message.key, params=message.params) from refused
 
     def _switched(self) -> ChatStream:
+        """The fallback model's call; the switch counts only once that call could be prepared (its window fits)."""
         catalogue = self._client.catalogue
+        settings = moved_to(self._settings, catalogue.info(self._fallback))
+        stream = self._client.stream_chat(self._messages, settings, self._user_key)
         known = catalogue.info(self._settings.model).listed  # a model we know of that is refused has been retired
         self.switch = Switch(self._settings.model, self._fallback, retired=known)
-        settings = moved_to(self._settings, catalogue.info(self._fallback))
-        return self._client.stream_chat(self._messages, settings, self._user_key)
+        return stream

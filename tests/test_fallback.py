@@ -203,3 +203,16 @@ def test_the_notice_goes_after_the_reply() -> None:
     placed = with_notice([reply, facts], switch)
     assert placed[0] == reply and placed[2] == facts and placed[1]["metadata"]["title"] == f"🔁 Answered by {NEW}"
     assert with_notice([facts], switch)[1] == facts
+
+
+def test_a_fallback_whose_window_is_too_small_leaves_the_refusal_and_no_switch(fake_api: FakeAPI) -> None:
+    """The chosen model (1M tokens) is refused; the fallback (200k) cannot take this conversation, so nothing
+    is sent to it: no "Sent to" notice, no Model switch, and the chosen model's refusal is what the visitor reads."""
+    fake_api.models_reply = Reply(status=503)  # the built-in list: minimax-m3 offered, so its call goes out
+    fake_api.deprecated_models = frozenset({"minimax/minimax-m3"})
+    client = ChatClient(Settings(api_key=SERVER_KEY, base_url=fake_api.base_url, retry_budget=0.5))
+    long_talk = [{"role": "user", "content": "words " * 150_000}]  # ~300k tokens: over m2's window, under m3's
+    stream = FallbackStream(client, long_talk, ChatSettings(model="minimax/minimax-m3"), None, "minimax/m2")
+    with pytest.raises(ModelUnavailable, match="minimax/minimax-m3"), stream:
+        "".join(stream)
+    assert stream.switch is None and models_asked(fake_api) == ["minimax/minimax-m3"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from starlette.testclient import TestClient
 
 from chat_backend.config import load_settings
 from chat_backend.errors import Busy, Restarting
-from chat_backend.metrics import Replies, exposition
+from chat_backend.metrics import REGISTRY, Replies, exposition
+from chat_backend.stream import ChatResult
 from web import health
 
 TOKEN = "metrics-token-9f3"
@@ -86,3 +88,23 @@ def test_the_app_lowers_gradios_idle_queue_polling(tmp_path: Path) -> None:
     assert queue.sleep_when_free == app.QUEUE_IDLE_POLL
     source = inspect.getsource(type(queue).start_processing)
     assert source.count("asyncio.sleep(self.sleep_when_free)") >= 2, "Gradio's queue no longer polls this way"
+
+
+def test_a_negative_cost_from_a_gateway_is_not_counted_and_does_not_fail_the_reply() -> None:
+    """Prometheus counters refuse to go down: `inc(-0.1)` raised, and the finished reply became a notice."""
+    before = _sample("chat_spent_usd_total")
+    reply = Replies().start()
+    reply.finished(replace(RESULT, cost_usd=-0.1))
+    reply.close()
+    assert _sample("chat_spent_usd_total") == before
+    reply = Replies().start()
+    reply.finished(replace(RESULT, cost_usd=0.25))
+    reply.close()
+    assert _sample("chat_spent_usd_total") == before + 0.25
+
+
+RESULT = ChatResult("hi", "stop", None, None, None, "m", "id", None, None, 0.1, 0)
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0

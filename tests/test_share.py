@@ -16,6 +16,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
 from starlette.testclient import TestClient
 
 from chat_backend import i18n
@@ -448,3 +449,20 @@ def test_past_the_pages_markdown_budget_messages_show_as_plain_text(tmp_path: Pa
     assert "<strong>first</strong>" in page and "<strong>after</strong>" in page
     [plain] = re.findall(r'<pre class="plain">(.*?)</pre>', page, re.DOTALL)
     assert plain.startswith("![ ![ ") and plain.endswith("&lt;script&gt;alert(1)&lt;/script&gt;")
+
+
+def test_the_snapshot_hides_the_key_as_it_was_sent_not_only_as_it_was_pasted(tmp_path: Path) -> None:
+    """A pasted key carries invisible characters that `check_key` strips before sending: the model can only
+    repeat the key as sent, so that is the one the snapshot must hide (issue 24, defect 7)."""
+    import gradio as gr
+
+    import app
+
+    sent = "sk-visitor-0123456789abcdef"
+    chat = app.ChatApp(load_settings({"DATA_DIR": str(tmp_path), "AIMLAPI_BASE_URL": "http://127.0.0.1:9/v1"}, None))
+    history = [{"role": "user", "content": "What is my key?"}, {"role": "assistant", "content": f"It is {sent}."}]
+    scope = {"type": "http", "headers": [(b"accept-language", b"en")], "client": ("127.0.0.1", 1)}
+    request = gr.Request(request=StarletteRequest(scope), session_hash="s1")
+    link, *_ = chat.share(history, "m", "", False, None, f"\u200b{sent} ", request)
+    snapshot = chat.shares.load(link["value"].removeprefix("share/"))
+    assert snapshot and sent not in json.dumps(snapshot) and "[redacted]" in json.dumps(snapshot)
