@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from chat_backend import errors
 from chat_backend.client import ChatClient
-from chat_backend.config import ChatSettings, Settings
+from chat_backend.config import Settings
 from chat_backend.errors import REDACTED
 from chat_backend.reasoning import CLOSERS, TAGS, Shown, Split, Thought, answer_of, field_text
+from chat_backend.visitor_settings import ChatSettings
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
 
 KEY = "reasoning-key-5e2b77"
@@ -229,7 +230,7 @@ def test_every_shape_gives_the_thought_apart_from_the_answer(
 def test_max_tokens_inside_the_thinking_keeps_what_came_and_says_it_was_cut(fake_api: FakeAPI, shape: str) -> None:
     fake_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape=shape))
     with reasoning_client(fake_api) as client:
-        result = client.complete([{"role": "user", "content": "Hi"}], ChatSettings(model="minimax/m2", max_tokens=4))
+        result = client.complete([{"role": "user", "content": "Hi"}], ChatSettings.of(model="minimax/m2", max_tokens=4))
     assert result.thought == "The user greets me." and result.text == ""
     assert result.thought_cut and result.finish_reason == "length"
 
