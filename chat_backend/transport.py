@@ -1,0 +1,286 @@
+"""transport: the connections to the API, and one call on them that owns its socket, so a Stop can end it at once.
+
+A call leases a connection, sends on it and reads the answer itself, with urllib3's connection (requests' own
+transport) and no pool in between. That is what makes ownership plain: urllib3's pool picks the connection
+inside `urlopen`, where nothing can reach its socket before the answer's headers, and hands it back to the pool
+by itself inside the read that reaches the body's end, after which another visitor's request may be using it.
+Here a connection is the call's from the lease until the call gives it back (only when its answer was read
+whole) or closes it; `Call.stop` and the handing back both happen under the call's lock, the socket forgotten
+first, so a Stop can only ever shut down the socket of its own attempt.
+
+Retries are a loop of our own: connection failures and 429/5xx, before any text, within a budget of waiting;
+the back-off waits on the call's Stop, so a Stop ends it at once and nothing is sent after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import http.client
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import requests
+import urllib3.exceptions
+from requests.utils import select_proxy
+from urllib3.connection import HTTPConnection, HTTPSConnection, ProxyConfig
+from urllib3.response import HTTPResponse
+from urllib3.util import make_headers, parse_url
+
+log = logging.getLogger(__name__)
+
+# What a failure of the transport can be, from connecting to the last byte of the body.
+TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+# Which error answers a retry can help, status by status (each retry makes the visitor wait longer):
+RETRY_STATUSES = frozenset(
+    {
+        429,  # rate limited: passes; Retry-After says when, within the retry budget
+        500,  # internal error or a model under maintenance: usually a moment's hiccup on one backend
+        502,  # bad gateway: a proxy lost its upstream; the next attempt often reaches a healthy one
+        503,  # temporarily unavailable: what the status means
+    }
+)
+# Not retried: 504 is the API's *generation* timeout; the same request would take as long again, so retrying
+# made the visitor wait three timeouts before the notice. 400/401/403/404 would fail the same way again.
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
+READ_SIZE = 65_536
+
+
+def backoff_delay(attempt: int, initial: float = INITIAL_RETRY_DELAY, cap: float = MAX_RETRY_DELAY) -> float:
+    """Seconds to wait before retry number `attempt` (1, 2, …): doubling, capped, times a random 0.75–1."""
+    return min(cap, initial * 2.0 ** (attempt - 1)) * (0.75 + random.random() / 4)
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """The seconds a Retry-After header asks for (a number or an HTTP date), or None if it says nothing usable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long to wait for what, and how much to retry."""
+
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    retry_budget: float  # seconds of back-off a call may spend in all
+
+
+class Connections:
+    """The client's connections to one API endpoint: opened through the environment's proxy (as requests would
+    choose it), kept while idle for the next call. Thread-safe; a connection is in here only while nobody uses it."""
+
+    def __init__(
+        self, url: str, session: requests.Session, keep: int, on_retry: Callable[[], None] = lambda: None
+    ) -> None:
+        self.url = url
+        self.keep = keep
+        self.on_retry = on_retry  # told before each retry goes out (metrics)
+        self._idle: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+        found = session.merge_environment_settings(url, {}, None, None, None)
+        target, proxy = parse_url(url), select_proxy(url, found["proxies"])
+        self.request_target = target.request_uri  # origin-form, unless a proxy forwards the request
+        self.proxy_headers: dict[str, str] = {}  # sent with each forwarded request
+        self._address = (target.host or "", target.port, target.scheme == "https")
+        self._tunnel: tuple[str, int, dict[str, str], str] | None = None
+        self._through: dict[str, Any] = {}  # what urllib3 needs to know of a proxy it tunnels through
+        if proxy:
+            via = parse_url(proxy)
+            auth = make_headers(proxy_basic_auth=unquote(via.auth)) if via.auth else {}
+            if target.scheme == "https":  # through a CONNECT tunnel: the proxy sees only encrypted bytes
+                self._tunnel = (target.host or "", target.port or 443, auth, via.scheme or "http")
+                self._address = (via.host or "", via.port, True)
+                self._through = {"proxy": via, "proxy_config": ProxyConfig(None, False, None, None)}
+            else:  # forwarded: the proxy reads the request, so the request names the whole URL
+                self.request_target, self.proxy_headers = url, auth
+                self._address = (via.host or "", via.port, via.scheme == "https")
+        verify = found["verify"] if isinstance(found["verify"], str) else requests.utils.DEFAULT_CA_BUNDLE_PATH
+        self._ca: dict[str, Any] = {"ca_cert_dir" if os.path.isdir(verify) else "ca_certs": verify}
+
+    def lease(self, connect_timeout: float) -> HTTPConnection:
+        """An idle connection that is still open, or a new one, connected; raises if connecting fails (then
+        nothing was sent)."""
+        while True:
+            with self._lock:
+                idle = self._idle.pop() if self._idle else None
+            if idle is None:
+                break
+            if idle.is_connected:  # the server has not closed it while it was idle
+                return idle
+            idle.close()
+        host, port, tls = self._address
+        conn = (
+            HTTPSConnection(host, port, timeout=connect_timeout, cert_reqs="CERT_REQUIRED", **self._ca, **self._through)
+            if tls
+            else HTTPConnection(host, port, timeout=connect_timeout)
+        )
+        if self._tunnel:
+            host, port, headers, scheme = self._tunnel
+            conn.set_tunnel(host, port, headers=headers, scheme=scheme)
+        try:
+            conn.connect()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def give_back(self, conn: HTTPConnection) -> None:
+        """Keep a connection whose last answer was read whole, for the next call (while there is room)."""
+        with self._lock:
+            if not conn.is_closed and len(self._idle) < self.keep:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class Call:
+    """One request to the API and its retries. The reader's thread sends (`open`) and reads (`body`, `drain`),
+    then ends it (`close`); `stop` may come from any thread at any time.
+
+    Owner of the socket: the attempt holds the connection from its lease until `_end`. While it does, `_handle`
+    is our own duplicate of the connection's socket descriptor, so shutting it down never hits a descriptor
+    number that urllib3 closed and the system gave to someone else. `_end` forgets it under `_lock` *before*
+    the connection can go back for reuse; `stop` shuts it down only under the same lock. So a Stop shuts
+    the current attempt's socket or nothing, and the reader blocked on it wakes at once.
+    """
+
+    def __init__(self, connections: Connections, policy: Policy, body: bytes, headers: dict[str, str]) -> None:
+        self.connections = connections
+        self.policy = policy
+        self.billable = False  # a request went out and no error answer came for it: the API may bill it
+        self._body = body
+        self._headers = {**headers, **connections.proxy_headers}
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._conn: HTTPConnection | None = None
+        self._handle: socket.socket | None = None
+        self._response: HTTPResponse | None = None
+        self._whole = False  # the current answer was read to its end: its connection may serve another call
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        """End the call at once, from any thread: the socket it reads is shut down (the server sees us leave,
+        the blocked reader wakes), a back-off ends, and nothing more is sent."""
+        with self._lock:
+            self._stopped.set()
+            if self._handle is not None:
+                with contextlib.suppress(OSError):
+                    self._handle.shutdown(socket.SHUT_RDWR)
+
+    def open(self) -> HTTPResponse | None:
+        """Send the request, retrying connection failures and the statuses a retry can help while the budget
+        allows; the answer whose headers arrived (2xx or the last refusal), or None once stopped."""
+        waited, retries = 0.0, 0
+        while not self.stopped:
+            try:
+                response = self._attempt()
+            except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
+                self._end(whole=False)
+                if self.stopped:
+                    return None
+                wait = backoff_delay(retries + 1)
+                if retries >= self.policy.max_retries or waited + wait > self.policy.retry_budget:
+                    raise
+                log.info("connecting failed (%s); retrying in %.1fs", type(exc).__name__, wait)
+            else:
+                if response is None or response.status not in RETRY_STATUSES:
+                    return response
+                wait = retry_after(response.headers.get("Retry-After")) or backoff_delay(retries + 1)
+                if retries >= self.policy.max_retries or waited + wait > self.policy.retry_budget:
+                    return response
+                self._end(whole=False)  # the refusal is not read: its connection is closed, not reused
+                log.info("answer %d; retrying in %.1fs", response.status, wait)
+            if self._stopped.wait(wait):  # a Stop ends the back-off at once
+                return None
+            waited, retries = waited + wait, retries + 1
+            self.connections.on_retry()
+        return None
+
+    def _attempt(self) -> HTTPResponse | None:
+        conn = self.connections.lease(self.policy.connect_timeout)
+        with self._lock:
+            if self.stopped:
+                conn.close()
+                return None
+            self._conn, self._whole = conn, False
+            self._handle = socket.socket(fileno=os.dup(conn.sock.fileno()))
+        conn.timeout = self.policy.connect_timeout  # for sending
+        conn.request(
+            "POST", self.connections.request_target, body=self._body, headers=self._headers, preload_content=False
+        )
+        self.billable = True  # sent: the API may bill it unless it answers with an error status
+        conn.timeout = self.policy.read_timeout  # for every read of the answer
+        self._response = response = conn.getresponse()
+        self.billable = 200 <= response.status < 300
+        return response
+
+    def body(self) -> Iterator[bytes]:
+        """The answer's body as it arrives, decompressed: what one read of the socket brings (an HTTP chunk, or
+        whatever came of an unchunked body), since a proxy may compress even an event stream."""
+        response = self._response
+        assert response is not None, "open() first"
+        while chunk := response.read1(READ_SIZE):
+            yield chunk
+        self._whole = True
+
+    def drain(self) -> None:
+        """The reply is complete (`[DONE]`): read the end of the body if it comes within `DRAIN_GRACE`, so the
+        connection can serve another call; a body that stays open is not waited for (`close` closes it)."""
+        conn, response = self._conn, self._response
+        if conn is None or conn.sock is None or response is None:  # the answer ends by closing: nothing to keep
+            return
+        conn.sock.settimeout(DRAIN_GRACE)
+        deadline = time.monotonic() + DRAIN_GRACE
+        with contextlib.suppress(*TRANSPORT_ERRORS):
+            while response.read1(READ_SIZE):
+                if time.monotonic() > deadline:
+                    return
+            self._whole = True
+
+    def close(self) -> None:
+        """The reader is done: the connection goes back for reuse if its answer was read whole, else it is closed."""
+        self._end(whole=self._whole)
+
+    def _end(self, whole: bool) -> None:
+        with self._lock:
+            conn, handle, response = self._conn, self._handle, self._response
+            self._conn = self._handle = self._response = None
+            reuse = whole and not self.stopped
+        if handle is not None:
+            handle.close()
+        if response is not None and not reuse:
+            response.close()
+        if conn is not None:
+            if reuse:
+                self.connections.give_back(conn)
+            else:
+                conn.close()
