@@ -464,7 +464,7 @@ def test_a_gzip_stream_with_content_length_or_a_closed_connection_is_decoded(
     headers = {"Content-Encoding": "gzip"}
     fake_api.script(
         Reply(body=stream, content_type="text/event-stream", headers=headers),
-        Reply(body=stream, content_type="text/event-stream", headers=headers, close_delimited=True),
+        Reply(body=stream, content_type="text/event-stream", headers=headers, shape="http1.0"),
     )
     for _ in range(2):
         result = ask(client)

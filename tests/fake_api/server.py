@@ -30,6 +30,11 @@ class _Handler(_Writer):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # stay quiet
 
+    def finish(self) -> None:
+        super().finish()
+        if rec := getattr(self, "rec", None):  # the connection's last request
+            rec.connection_closed.set()
+
     def do_GET(self) -> None:
         self._dispatch()
 
@@ -83,7 +88,7 @@ class _Handler(_Writer):
             if not self._pause(reply.ttft):
                 return self._hang_up()
             payload = reply.body if reply.body is not None else self._error(status)
-            return self._send(status, payload, reply.content_type, reply.headers, reply.close_delimited)
+            return self._send(status, payload, reply.content_type, reply.headers, reply.shape)
         pieces, finish = _pieces(reply, body.get("max_tokens"))
         usage, meta = _usage(body, len(pieces))
         if body.get("stream"):
@@ -106,7 +111,7 @@ class _Handler(_Writer):
             "x-aimlapi-credits-used": str(meta["usage"]["credits_used"]),
             "x-aimlapi-usd-spent": f"{meta['usage']['usd_spent']:.8f}".rstrip("0").rstrip("."),
         }
-        self._send(status, payload, reply.content_type, {**cost, **reply.headers})
+        self._send(status, payload, reply.content_type, {**cost, **reply.headers}, reply.shape)
 
     def _models(self, query: str) -> None:
         api, reply, extra = self.server.api, self.server.api.models_reply, {}
