@@ -31,9 +31,11 @@ class _Handler(_Writer):
         pass  # stay quiet
 
     def finish(self) -> None:
-        super().finish()
-        if rec := getattr(self, "rec", None):  # the connection's last request
-            rec.connection_closed.set()
+        try:
+            super().finish()
+        finally:
+            if rec := getattr(self, "rec", None):  # the connection's last request
+                rec.connection_closed.set()
 
     def do_GET(self) -> None:
         self._dispatch()
