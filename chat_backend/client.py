@@ -20,7 +20,7 @@ from .i18n import EN, Msg
 from .messages import Message, fit_to_context
 from .metrics import RETRIES
 from .stream import ChatResult, ChatStream
-from .transport import Call, Connections, Policy
+from .transport import Call, Connections
 from .upstream_errors import UpstreamErrors
 
 USER_AGENT = "minimax-chat/1.0 (+gradio; python-requests)"
@@ -67,9 +67,6 @@ class ChatClient:
         self.connections = Connections(
             f"{settings.base_url}/chat/completions", self.session, keep=settings.concurrency, on_retry=RETRIES.inc
         )
-        self.policy = Policy(
-            settings.connect_timeout, settings.read_timeout, settings.max_retries, settings.retry_budget
-        )
 
     def stream_chat(self, messages: list[Message], settings: ChatSettings, user_key: str | None = None) -> ChatStream:
         """Check, fit to the context window and prepare one call; nothing is sent until iteration starts."""
@@ -89,7 +86,7 @@ class ChatClient:
             # proxy that compresses anyway is still decoded (Call.body).
             "Accept-Encoding": "identity",
         }
-        call = Call(self.connections, self.policy, json.dumps(body).encode(), headers)
+        call = Call(self.connections, self.settings, json.dumps(body).encode(), headers)
         return ChatStream(call, self.explain, body, key, request_id, fitted.dropped, fitted.by_limit)
 
     def complete(self, messages: list[Message], settings: ChatSettings, user_key: str | None = None) -> ChatResult:

@@ -1,15 +1,10 @@
 """relay: a blocking iterator read in a thread of its own, its newest item awaited from asyncio code.
 
-A reply is read from a socket that blocks; the web server's event loop must not. So the reading runs in a
-thread per reply, and the loop awaits what it produces. Awaiting, rather than blocking in a worker, is what
-lets a cancelled request (the visitor pressed Stop) interrupt the wait at once, even while the model is
-silent; the caller then stops the producer (closing the stream wakes the blocked read).
-
-The loop is woken only by the thread handing something over, or by a timer armed while the producer holds
-something back: no task, timer or poll per item or per quiet spell. Items are snapshots (the text so far), so
-when several arrive between two turns of the loop only the newest is handed on: a busy loop does less work,
-not more. A producer that holds items back (pacing) says so with `Due`; since its own thread is blocked
-reading, the loop asks `release()` for the held item when it falls due.
+A reply is read from a socket that blocks; the event loop must not. So the reading runs in a thread per reply
+and the loop awaits what it produces, which lets a cancelled request (Stop) end the wait at once even while the
+model is silent; the caller then stops the producer. The loop is woken only by the thread handing something
+over, or by a timer armed while the producer holds something back (`Due`): no task, timer or poll per item.
+Items are snapshots (the text so far), so of several that arrived between two turns only the newest is handed on.
 """
 
 from __future__ import annotations

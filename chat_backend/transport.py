@@ -1,55 +1,41 @@
-"""transport: the connections to the API, and one call on them that owns its socket, so a Stop can end it at once.
+"""transport: the connections to the API, and one call on them that owns its socket, so a Stop ends it at once.
 
-A call leases a connection, sends on it and reads the answer itself, with urllib3's connection (requests' own
-transport) and no pool in between. That is what makes ownership plain: urllib3's pool picks the connection
-inside `urlopen`, where nothing can reach its socket before the answer's headers, and hands it back to the pool
-by itself inside the read that reaches the body's end, after which another visitor's request may be using it.
-Here a connection is the call's from the lease until the call gives it back (only when its answer was read
-whole) or closes it; `Call.stop` and the handing back both happen under the call's lock, the socket forgotten
-first, so a Stop can only ever shut down the socket of its own attempt.
-
-Retries are a loop of our own: connection failures and 429/5xx, before any text, within a budget of waiting;
-the back-off waits on the call's Stop, so a Stop ends it at once and nothing is sent after it.
+A call leases a connection and drives urllib3's connection (requests' own transport) itself. urllib3's pool
+would pick the connection inside `urlopen`, where nothing can reach its socket before the answer's headers, and
+hand it back to the pool by itself inside the read that reaches the body's end, when another visitor's request
+may take it. Here a connection is the call's from the lease until the call gives it back (only after reading
+its answer whole) or closes it. Retries are a loop of our own whose back-off waits on the call's Stop.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import http.client
-import logging
 import os
 import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 import requests
 import urllib3.exceptions
-from requests.utils import select_proxy
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection, ProxyConfig
 from urllib3.response import HTTPResponse
-from urllib3.util import make_headers, parse_url
+from urllib3.util import Retry, make_headers, parse_url
 
-log = logging.getLogger(__name__)
+from .config import Settings
 
 # What a failure of the transport can be, from connecting to the last byte of the body.
 TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
-# Which error answers a retry can help, status by status (each retry makes the visitor wait longer):
-RETRY_STATUSES = frozenset(
-    {
-        429,  # rate limited: passes; Retry-After says when, within the retry budget
-        500,  # internal error or a model under maintenance: usually a moment's hiccup on one backend
-        502,  # bad gateway: a proxy lost its upstream; the next attempt often reaches a healthy one
-        503,  # temporarily unavailable: what the status means
-    }
-)
-# Not retried: 504 is the API's *generation* timeout; the same request would take as long again, so retrying
-# made the visitor wait three timeouts before the notice. 400/401/403/404 would fail the same way again.
+# The error answers a retry can help: rate limited (Retry-After says when), an internal error or a gateway that
+# lost its upstream (usually a moment's hiccup), temporarily unavailable. Not 504, the API's *generation*
+# timeout: the same request would take as long again. 400/401/403/404 would fail the same way again.
+RETRY_STATUSES = frozenset({429, 500, 502, 503})
+CONNECT_FAILURES = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)  # nothing sent
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
@@ -61,82 +47,59 @@ def backoff_delay(attempt: int, initial: float = INITIAL_RETRY_DELAY, cap: float
     return min(cap, initial * 2.0 ** (attempt - 1)) * (0.75 + random.random() / 4)
 
 
-def retry_after(value: str | None, now: float | None = None) -> float | None:
+def retry_after(value: str | None) -> float | None:
     """The seconds a Retry-After header asks for (a number or an HTTP date), or None if it says nothing usable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How long to wait for what, and how much to retry."""
-
-    connect_timeout: float
-    read_timeout: float
-    max_retries: int
-    retry_budget: float  # seconds of back-off a call may spend in all
+    with contextlib.suppress(urllib3.exceptions.InvalidHeader):
+        return Retry().parse_retry_after(value) if value else None
+    return None
 
 
 class Connections:
-    """The client's connections to one API endpoint: opened through the environment's proxy (as requests would
-    choose it), kept while idle for the next call. Thread-safe; a connection is in here only while nobody uses it."""
+    """The client's connections to the API's chat endpoint, opened through the proxy the environment names (as
+    requests would choose it) and kept while idle for the next call. Thread-safe."""
 
-    def __init__(
-        self, url: str, session: requests.Session, keep: int, on_retry: Callable[[], None] = lambda: None
-    ) -> None:
-        self.url = url
+    def __init__(self, url: str, session: requests.Session, keep: int, on_retry: Callable[[], None]) -> None:
         self.keep = keep
         self.on_retry = on_retry  # told before each retry goes out (metrics)
-        self._idle: list[HTTPConnection] = []
+        self._idle: list[HTTPConnection] = []  # only connections nobody uses
         self._lock = threading.Lock()
         found = session.merge_environment_settings(url, {}, None, None, None)
         target, proxy = parse_url(url), select_proxy(url, found["proxies"])
         self.request_target = target.request_uri  # origin-form, unless a proxy forwards the request
         self.proxy_headers: dict[str, str] = {}  # sent with each forwarded request
         self._address = (target.host or "", target.port, target.scheme == "https")
-        self._tunnel: tuple[str, int, dict[str, str], str] | None = None
-        self._through: dict[str, Any] = {}  # what urllib3 needs to know of a proxy it tunnels through
+        self._tunnel: dict[str, Any] = {}  # set_tunnel's arguments, when a proxy tunnels to an https API
+        verify = found["verify"] if isinstance(found["verify"], str) else DEFAULT_CA_BUNDLE_PATH
+        self._tls: dict[str, Any] = {"ca_cert_dir" if os.path.isdir(verify) else "ca_certs": verify}
         if proxy:
             via = parse_url(proxy)
             auth = make_headers(proxy_basic_auth=unquote(via.auth)) if via.auth else {}
-            if target.scheme == "https":  # through a CONNECT tunnel: the proxy sees only encrypted bytes
-                self._tunnel = (target.host or "", target.port or 443, auth, via.scheme or "http")
+            if target.scheme == "https":  # the proxy sees only encrypted bytes
+                self._tunnel = {"host": target.host, "port": target.port or 443, "headers": auth, "scheme": via.scheme}
+                self._tls.update(proxy=via, proxy_config=ProxyConfig(None, False, None, None))
                 self._address = (via.host or "", via.port, True)
-                self._through = {"proxy": via, "proxy_config": ProxyConfig(None, False, None, None)}
-            else:  # forwarded: the proxy reads the request, so the request names the whole URL
+            else:  # the proxy reads the request, so the request names the whole URL
                 self.request_target, self.proxy_headers = url, auth
                 self._address = (via.host or "", via.port, via.scheme == "https")
-        verify = found["verify"] if isinstance(found["verify"], str) else requests.utils.DEFAULT_CA_BUNDLE_PATH
-        self._ca: dict[str, Any] = {"ca_cert_dir" if os.path.isdir(verify) else "ca_certs": verify}
 
     def lease(self, connect_timeout: float) -> HTTPConnection:
         """An idle connection that is still open, or a new one, connected; raises if connecting fails (then
         nothing was sent)."""
         while True:
             with self._lock:
-                idle = self._idle.pop() if self._idle else None
-            if idle is None:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
                 break
-            if idle.is_connected:  # the server has not closed it while it was idle
-                return idle
-            idle.close()
+            if conn.is_connected:  # the server has not closed it while it was idle
+                return conn
+            conn.close()
         host, port, tls = self._address
-        conn = (
-            HTTPSConnection(host, port, timeout=connect_timeout, cert_reqs="CERT_REQUIRED", **self._ca, **self._through)
-            if tls
-            else HTTPConnection(host, port, timeout=connect_timeout)
-        )
+        if tls:
+            conn = HTTPSConnection(host, port, timeout=connect_timeout, cert_reqs="CERT_REQUIRED", **self._tls)
+        else:
+            conn = HTTPConnection(host, port, timeout=connect_timeout)
         if self._tunnel:
-            host, port, headers, scheme = self._tunnel
-            conn.set_tunnel(host, port, headers=headers, scheme=scheme)
+            conn.set_tunnel(**self._tunnel)
         try:
             conn.connect()
         except BaseException:
@@ -160,19 +123,18 @@ class Connections:
 
 
 class Call:
-    """One request to the API and its retries. The reader's thread sends (`open`) and reads (`body`, `drain`),
-    then ends it (`close`); `stop` may come from any thread at any time.
+    """One request to the API and its retries: the reader's thread sends (`open`), reads (`body`, `drain`) and
+    ends it (`close`); `stop` may come from any thread at any time.
 
-    Owner of the socket: the attempt holds the connection from its lease until `_end`. While it does, `_handle`
-    is our own duplicate of the connection's socket descriptor, so shutting it down never hits a descriptor
-    number that urllib3 closed and the system gave to someone else. `_end` forgets it under `_lock` *before*
-    the connection can go back for reuse; `stop` shuts it down only under the same lock. So a Stop shuts
-    the current attempt's socket or nothing, and the reader blocked on it wakes at once.
+    The attempt owns its connection from the lease until `_end`. Meanwhile `_handle` is a duplicate of its
+    socket's descriptor, ours alone, so shutting it down can never hit a descriptor number urllib3 closed and
+    the system reused. `_end` forgets the handle under `_lock` before the connection can be given back, and
+    `stop` shuts the handle down only under `_lock`: a Stop shuts the current attempt's socket or nothing.
     """
 
-    def __init__(self, connections: Connections, policy: Policy, body: bytes, headers: dict[str, str]) -> None:
+    def __init__(self, connections: Connections, settings: Settings, body: bytes, headers: dict[str, str]) -> None:
         self.connections = connections
-        self.policy = policy
+        self.settings = settings
         self.billable = False  # a request went out and no error answer came for it: the API may bill it
         self._body = body
         self._headers = {**headers, **connections.proxy_headers}
@@ -181,14 +143,14 @@ class Call:
         self._conn: HTTPConnection | None = None
         self._handle: socket.socket | None = None
         self._response: HTTPResponse | None = None
-        self._whole = False  # the current answer was read to its end: its connection may serve another call
+        self._whole = False  # the answer was read to its end: its connection may serve another call
 
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
     def stop(self) -> None:
-        """End the call at once, from any thread: the socket it reads is shut down (the server sees us leave,
+        """End the call at once, from any thread: the socket it reads is shut down (the server sees us leave and
         the blocked reader wakes), a back-off ends, and nothing more is sent."""
         with self._lock:
             self._stopped.set()
@@ -203,22 +165,18 @@ class Call:
         while not self.stopped:
             try:
                 response = self._attempt()
-            except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
+            except CONNECT_FAILURES:
                 self._end(whole=False)
-                if self.stopped:
-                    return None
                 wait = backoff_delay(retries + 1)
-                if retries >= self.policy.max_retries or waited + wait > self.policy.retry_budget:
+                if self.stopped or retries >= self.settings.max_retries or waited + wait > self.settings.retry_budget:
                     raise
-                log.info("connecting failed (%s); retrying in %.1fs", type(exc).__name__, wait)
             else:
-                if response is None or response.status not in RETRY_STATUSES:
+                if response is None or response.status not in RETRY_STATUSES or retries >= self.settings.max_retries:
                     return response
                 wait = retry_after(response.headers.get("Retry-After")) or backoff_delay(retries + 1)
-                if retries >= self.policy.max_retries or waited + wait > self.policy.retry_budget:
-                    return response
+                if waited + wait > self.settings.retry_budget:
+                    return response  # the visitor is told how long to wait instead
                 self._end(whole=False)  # the refusal is not read: its connection is closed, not reused
-                log.info("answer %d; retrying in %.1fs", response.status, wait)
             if self._stopped.wait(wait):  # a Stop ends the back-off at once
                 return None
             waited, retries = waited + wait, retries + 1
@@ -226,29 +184,28 @@ class Call:
         return None
 
     def _attempt(self) -> HTTPResponse | None:
-        conn = self.connections.lease(self.policy.connect_timeout)
+        conn = self.connections.lease(self.settings.connect_timeout)
         with self._lock:
             if self.stopped:
                 conn.close()
                 return None
             self._conn, self._whole = conn, False
             self._handle = socket.socket(fileno=os.dup(conn.sock.fileno()))
-        conn.timeout = self.policy.connect_timeout  # for sending
+        conn.timeout = self.settings.connect_timeout  # for sending
         conn.request(
             "POST", self.connections.request_target, body=self._body, headers=self._headers, preload_content=False
         )
         self.billable = True  # sent: the API may bill it unless it answers with an error status
-        conn.timeout = self.policy.read_timeout  # for every read of the answer
+        conn.timeout = self.settings.read_timeout  # for every read of the answer
         self._response = response = conn.getresponse()
         self.billable = 200 <= response.status < 300
         return response
 
     def body(self) -> Iterator[bytes]:
         """The answer's body as it arrives, decompressed: what one read of the socket brings (an HTTP chunk, or
-        whatever came of an unchunked body), since a proxy may compress even an event stream."""
-        response = self._response
-        assert response is not None, "open() first"
-        while chunk := response.read1(READ_SIZE):
+        whatever came of an unchunked body; a proxy may compress even an event stream)."""
+        assert self._response is not None, "open() first"
+        while chunk := self._response.read1(READ_SIZE):
             yield chunk
         self._whole = True
 

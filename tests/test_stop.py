@@ -28,7 +28,9 @@ from tests.test_app_api import DEFAULTS, chat
 PARTIAL = "one two three four five six seven eight"
 LONG = " ".join(f"w{i}" for i in range(400))
 PROXIED = "keep-alive via proxy"  # the keep-alive shape, through a loopback HTTP forward proxy
-LEAVE_WITHIN = 2.0  # seconds; before the fix some shapes never closed at all (the goal, 0.5 s, is measured)
+LEAVE_WITHIN = 3.0  # seconds; before the fix some shapes never closed at all (the goal, 0.5 s, is measured)
+APP_LEAVE_WITHIN = 8.0  # through Gradio's queue on a machine shared by several test runs
+PATIENCE = 30.0  # for what a loaded machine may take long to get to
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,10 @@ def client_for(api: FakeAPI, shape: str, proxy: ForwardProxy, monkeypatch: pytes
     return client
 
 
-def ready(request: Recorded, reader: Reader, what: str, timeout: float = 10) -> bool:
-    """Whether what the case waits for happened within `timeout`."""
+def ready(request: Recorded, what: str, text: threading.Event | None = None, timeout: float = 10) -> bool:
+    """Whether what the case waits for happened within `timeout` (`text`: set when text was read)."""
     events = {
-        "text": reader.first,
+        "text": text or threading.Event(),
         "headers": request.headers_sent,
         "request": threading.Event(),
         "refused": request.connection_closed,  # the refusal was read and its connection closed: now the back-off
@@ -132,7 +134,7 @@ def test_stop_closes_the_upstream_request_at_once_and_the_reply_is_recorded(
         reader = Reader(stream)
         shared_api.wait_for_message(marker)
         [request] = shared_api.chat_requests()
-        assert ready(request, reader, CASES[case].ready), f"never got to {CASES[case].ready}"
+        assert ready(request, CASES[case].ready, reader.first), f"never got to {CASES[case].ready}"
         backing_off = CASES[case].ready == "refused"
         assert not request.client_disconnected.is_set()
         started = time.monotonic()
@@ -217,20 +219,20 @@ def test_gradios_cancel_closes_upstream_at_once_and_frees_the_slot(
     job = Client(one_slot_app.url, verbose=False).submit(
         {"text": marker, "files": []}, *DEFAULTS.values(), api_name="/chat"
     )
-    shared_api.wait_for_message(marker)
+    shared_api.wait_for_message(marker, PATIENCE)
     [request] = shared_api.chat_requests()
     if CASES[case].ready == "text":
-        assert wait_for(lambda: any("w3" in str(output) or "one" in str(output) for output in job.outputs()), 10)
+        assert wait_for(lambda: any("w3" in str(output) or "one" in str(output) for output in job.outputs()), PATIENCE)
     else:
-        assert ready(request, Reader.__new__(Reader), CASES[case].ready)
+        assert ready(request, CASES[case].ready, timeout=PATIENCE)
     assert not request.client_disconnected.is_set()
     started = time.monotonic()
     job.cancel()
     if CASES[case].ready == "refused":  # the slot is free at once, and no retry ever goes out
         _, final = chat(Client(one_slot_app.url, verbose=False), "next visitor")
-        assert time.monotonic() - started < 10 and len(shared_api.chat_requests()) == 2
+        assert time.monotonic() - started < PATIENCE and len(shared_api.chat_requests()) == 2, final
     else:
-        assert request.client_disconnected.wait(LEAVE_WITHIN), "upstream still open"
+        assert request.client_disconnected.wait(APP_LEAVE_WITHIN), "upstream still open"
         _, final = chat(Client(one_slot_app.url, verbose=False), "next visitor")
     assert final[0]["content"] == "Hello from the stand-in."  # the one upstream slot was given back at once
 
@@ -244,12 +246,12 @@ def test_stop_during_the_fallback_call_closes_it_at_once(one_slot_app: AppProces
         job = Client(app.url, verbose=False).submit(
             {"text": "stop the fallback", "files": []}, *DEFAULTS.values(), api_name="/chat"
         )
-        assert wait_for(lambda: len(shared_api.chat_requests()) == 2, 10)
+        assert wait_for(lambda: len(shared_api.chat_requests()) == 2, PATIENCE)
         refused, fallback = shared_api.chat_requests()
         assert (refused.body["model"], fallback.body["model"]) == ("abab6.5s-chat", "MiniMax-Text-01")
-        assert fallback.headers_sent.wait(10) and not fallback.client_disconnected.is_set()
+        assert fallback.headers_sent.wait(PATIENCE) and not fallback.client_disconnected.is_set()
         job.cancel()
-        assert fallback.client_disconnected.wait(LEAVE_WITHIN), "upstream still open"
+        assert fallback.client_disconnected.wait(APP_LEAVE_WITHIN), "upstream still open"
         shared_api.deprecated_models = frozenset()
         final, _ = (
             Client(app.url, verbose=False)
@@ -264,9 +266,13 @@ def test_stop_during_the_fallback_call_closes_it_at_once(one_slot_app: AppProces
 def test_gradios_cancel_through_an_http_proxy_closes_upstream(
     shared_api: FakeAPI, proxy: ForwardProxy, tmp_path: Path
 ) -> None:
-    """The app configured with HTTP_PROXY (as requests would read it): Stop reaches the API through the proxy."""
+    """The app configured with HTTP_PROXY (as requests would read it): Stop reaches the API through the proxy.
+    Gradio checks its own address through the proxy too, so that one (127.0.0.1) is exempt, and the stand-in
+    is called by another name for the same place (localhost)."""
     shared_api.reset()
-    app = app_on(shared_api, tmp_path, AIMLAPI_READ_TIMEOUT="60", HTTP_PROXY=proxy.url, NO_PROXY="").start()
+    env = {"HTTP_PROXY": proxy.url, "NO_PROXY": "127.0.0.1", "AIMLAPI_READ_TIMEOUT": "60"}
+    env["AIMLAPI_BASE_URL"] = shared_api.base_url.replace("127.0.0.1", "localhost")
+    app = app_on(shared_api, tmp_path, **env).start()
     try:
         for case in ("silent-before-the-headers", "tokens-flowing"):
             shared_api.reset()
@@ -274,11 +280,11 @@ def test_gradios_cancel_through_an_http_proxy_closes_upstream(
             job = Client(app.url, verbose=False).submit(
                 {"text": case, "files": []}, *DEFAULTS.values(), api_name="/chat"
             )
-            shared_api.wait_for_message(case)
+            shared_api.wait_for_message(case, PATIENCE)
             [request] = shared_api.chat_requests()
-            assert request.headers_sent.wait(10) if case == "tokens-flowing" else True
+            assert request.headers_sent.wait(PATIENCE) if case == "tokens-flowing" else True
             job.cancel()
-            assert request.client_disconnected.wait(LEAVE_WITHIN), f"{case}: upstream still open"
+            assert request.client_disconnected.wait(APP_LEAVE_WITHIN), f"{case}: upstream still open"
         assert any("/chat/completions" in line for line in proxy.requests)
     finally:
         app.stop()
@@ -304,12 +310,12 @@ def test_the_pages_stop_button_closes_upstream_at_once(
         box = page.locator("#chat-input textarea")
         box.fill("Tell me a long story")
         box.press("Enter")
-        shared_api.wait_for_message("Tell me", timeout=15)
+        shared_api.wait_for_message("Tell me", PATIENCE)
         [request] = shared_api.chat_requests()
         if case == "tokens-flowing":
             expect(page.locator('[data-testid="bot"]').first).to_contain_text("w5")
         page.get_by_role("button", name="Stop").click()
-        assert request.client_disconnected.wait(LEAVE_WITHIN + 1), "upstream request was not closed"
+        assert request.client_disconnected.wait(APP_LEAVE_WITHIN + 1), "upstream request was not closed"
         expect(box).to_be_enabled()
         box.fill("Something else")
         box.press("Enter")

@@ -24,13 +24,13 @@ from chat_backend.catalogue import Catalogue
 from chat_backend.config import Settings
 from chat_backend.errors import ChatError
 from chat_backend.stream import ChatStream
-from chat_backend.transport import Call, Connections, Policy
+from chat_backend.transport import Call, Connections
 from chat_backend.upstream_errors import UpstreamErrors
 
 KEY = "Zx9Qw2Er7Ty5Ui3Op8As"
 BASE_URL = "http://127.0.0.1:9/v1"  # never asked: everything here is read from memory
 EXPLAIN = UpstreamErrors(Settings(base_url=BASE_URL), Catalogue(requests.Session(), BASE_URL, 60))
-CONNECTIONS = Connections(f"{BASE_URL}/chat/completions", requests.Session(), keep=1)
+CONNECTIONS = Connections(f"{BASE_URL}/chat/completions", requests.Session(), keep=1, on_retry=lambda: None)
 
 TEXT = st.text(max_size=12) | st.builds(lambda a, b: a + KEY + b, st.text(max_size=300), st.text(max_size=5))
 SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
@@ -60,7 +60,7 @@ class MemoryCall(Call):
     """A call whose answer is `data`, read from memory."""
 
     def __init__(self, data: bytes, content_type: str) -> None:
-        super().__init__(CONNECTIONS, Policy(1, 1, 0, 0), b"", {})
+        super().__init__(CONNECTIONS, Settings(base_url=BASE_URL), b"", {})
         self.answer = urllib3.HTTPResponse(
             body=io.BytesIO(data), status=200, headers={"Content-Type": content_type}, preload_content=False
         )
