@@ -173,7 +173,8 @@ class Call:
             else:
                 if response is None or response.status not in RETRY_STATUSES or retries >= self.settings.max_retries:
                     return response
-                wait = retry_after(response.headers.get("Retry-After")) or backoff_delay(retries + 1)
+                wait = retry_after(response.headers.get("Retry-After"))
+                wait = backoff_delay(retries + 1) if wait is None else wait
                 if waited + wait > self.settings.retry_budget:
                     return response  # the visitor is told how long to wait instead
                 self._end(whole=False)  # the refusal is not read: its connection is closed, not reused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import email.utils
 import gzip
 import json
 import threading
@@ -15,6 +16,7 @@ from chat_backend import errors
 from chat_backend.client import ChatClient
 from chat_backend.config import ChatSettings, Settings
 from chat_backend.stream import ChatResult
+from chat_backend.transport import retry_after
 from tests.fake_api import FakeAPI, Reply
 
 KEY = "test-key-4f1c9e"
@@ -515,3 +517,20 @@ def test_a_line_too_long_is_a_clear_error_without_the_key(fake_api: FakeAPI, cap
                 ask(chat_client)
             assert "longer than 2 MiB" in caught.value.user_message
             assert not [f for f in fragments(CANARY) if f in f"{caught.value} {caplog.text}"]
+
+
+def test_a_retry_after_of_zero_retries_at_once(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(status=429, headers={"Retry-After": "0"}), Reply(status=503, headers={"Retry-After": "0"}))
+    started = time.monotonic()
+    assert ask(client).text == "Hello from the stand-in."
+    assert time.monotonic() - started < 0.3 and len(fake_api.chat_requests()) == 3  # no back-off of our own
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("7", 7.0), ("0", 0.0), ("soon", None), ("", None), (None, None)])
+def test_retry_after_reads_seconds_and_ignores_nonsense(value: str | None, seconds: float | None) -> None:
+    assert retry_after(value) == seconds
+
+
+def test_retry_after_reads_an_http_date() -> None:
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= (retry_after(later) or 0) <= 30
