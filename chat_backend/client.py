@@ -24,6 +24,7 @@ from .transport import Call, Connections
 from .upstream_errors import UpstreamErrors
 
 USER_AGENT = "minimax-chat/1.0 (+gradio; python-requests)"
+HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json, text/event-stream"}
 
 
 def build_body(messages: list[Message], settings: ChatSettings) -> dict[str, Any]:
@@ -61,7 +62,7 @@ class ChatClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.session = requests.Session()
-        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json, text/event-stream"})
+        self.session.headers.update(HEADERS)
         self.catalogue = Catalogue(self.session, settings.base_url, settings.catalogue_ttl)
         self.explain = UpstreamErrors(settings, self.catalogue)
         self.connections = Connections(
@@ -76,16 +77,10 @@ class ChatClient:
         fitted = fit_to_context(messages, model.context_length, settings.max_tokens, self.settings.max_history_messages)
         body = build_body(fitted.messages, settings)
         request_id = uuid.uuid4().hex
-        headers = {
-            "Authorization": f"Bearer {key}",  # per call: a visitor's own key goes with that call only
-            "X-Client-Request-Id": request_id,
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json, text/event-stream",
-            # identity: a compressed event stream is held back by compressors until a block fills; a server or
-            # proxy that compresses anyway is still decoded (Call.body).
-            "Accept-Encoding": "identity",
-        }
+        # identity: a compressor holds an event stream back until a block fills; a server or proxy that
+        # compresses anyway is still decoded (Call.body). The key goes with this call only.
+        headers = {**HEADERS, "Authorization": f"Bearer {key}", "X-Client-Request-Id": request_id}
+        headers.update({"Content-Type": "application/json", "Accept-Encoding": "identity"})
         call = Call(self.connections, self.settings, json.dumps(body).encode(), headers)
         return ChatStream(call, self.explain, body, key, request_id, fitted.dropped, fitted.by_limit)
 

@@ -21,11 +21,11 @@ from typing import Any
 from urllib3.response import HTTPResponse
 
 from . import errors
-from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
+from .errors import ChatError, redact
 from .i18n import Msg
 from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
 from .transport import TRANSPORT_ERRORS, Call
-from .upstream_errors import MAX_DETAIL, MAX_REQUEST_ID, UpstreamErrors, quote
+from .upstream_errors import MAX_REQUEST_ID, UpstreamErrors, bad_response, quote, stream_error
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +177,13 @@ class ChatStream:
                 try:
                     payload = event.json()
                 except ValueError:
-                    raise self._bad_response(Msg("bad_garbled"), event.data) from None
+                    raise bad_response(Msg("bad_garbled"), event.data, self._key) from None
                 if event.event == "error" or _is_error(payload):
-                    raise self._stream_error(payload)
+                    raise stream_error(payload, self._key, kept=self._first_token_at is not None)
                 if (text := self._absorb(payload)) and (shown := self._received(text)):
                     yield shown
         except LineTooLong as exc:
-            raise self._bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start) from None
+            raise bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start, self._key) from None
 
     def _read_json(self, response: HTTPResponse) -> Iterator[str]:
         self._cost = _float(response.headers.get("x-aimlapi-usd-spent"))
@@ -192,10 +192,10 @@ class ChatStream:
         try:
             payload = json.loads(raw)
         except ValueError:
-            raise self._bad_response(Msg("bad_page" if "<" in raw[:200] else "bad_not_json"), raw) from None
+            raise bad_response(Msg("bad_page" if "<" in raw[:200] else "bad_not_json"), raw, self._key) from None
         text = self._absorb(payload, key="message")
         if not isinstance(payload, dict) or not payload.get("choices"):
-            raise self._bad_response(Msg("bad_no_reply"), raw)
+            raise bad_response(Msg("bad_no_reply"), raw, self._key)
         if text and (shown := self._received(text)):
             yield shown
 
@@ -230,23 +230,6 @@ class ChatStream:
         content = part.get("content") if isinstance(part, dict) else None
         return content if isinstance(content, str) else ""
 
-    def _stream_error(self, payload: Any) -> ChatError:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        error = error if isinstance(error, dict) else {"message": str(error or payload)}
-        status = _status(error.get("status") or error.get("statusCode") or error.get("code"))
-        said = error.get("message")
-        vendor = quote(str(said), MAX_VENDOR_MESSAGE, self._key) if said else Msg("unspecified_error")
-        params = {"vendor": vendor, "kept": errors.KEPT if self._first_token_at is not None else ""}
-        detail = quote(json.dumps(error, ensure_ascii=False, default=str), MAX_DETAIL, self._key)
-        return errors.UpstreamError(
-            key="stream_error", params=params, status=status, request_id=self._inference_id, detail=detail
-        )
-
-    def _bad_response(self, problem: Msg, raw: str) -> ChatError:
-        return errors.BadResponse(
-            key="bad_response", params={"problem": problem}, detail=quote(raw, MAX_DETAIL, self._key)
-        )
-
     def _finish(self) -> None:
         ended = time.monotonic()
         if self._high_surrogate:  # a first half whose second never came
@@ -267,12 +250,13 @@ class ChatStream:
             dropped_by_limit=self.dropped_by_limit,
             billable=self._call.billable,
         )
+        ttft = f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-"
         log.info(
             "chat %s model=%s finish=%s ttft=%s duration=%.2fs",
             self._request_id,
             self.result.model,
             self.result.finish_reason,
-            f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-",
+            ttft,
             self.result.duration,
         )
 
@@ -291,12 +275,6 @@ def _is_error(payload: Any) -> bool:
     """Only a real error (an object or a message) is one: `"error": null` or `{}` in a chunk is not."""
     error = payload.get("error") if isinstance(payload, dict) else None
     return bool(error) and isinstance(error, (dict, str))
-
-
-def _status(value: Any) -> int | None:
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599 else None
 
 
 def _count(value: Any) -> int | None:

@@ -15,7 +15,6 @@ import os
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -173,8 +172,8 @@ class Call:
             else:
                 if response is None or response.status not in RETRY_STATUSES or retries >= self.settings.max_retries:
                     return response
-                wait = retry_after(response.headers.get("Retry-After"))
-                wait = backoff_delay(retries + 1) if wait is None else wait
+                asked = retry_after(response.headers.get("Retry-After"))
+                wait = backoff_delay(retries + 1) if asked is None else asked
                 if waited + wait > self.settings.retry_budget:
                     return response  # the visitor is told how long to wait instead
                 self._end(whole=False)  # the refusal is not read: its connection is closed, not reused
@@ -211,18 +210,13 @@ class Call:
         self._whole = True
 
     def drain(self) -> None:
-        """The reply is complete (`[DONE]`): read the end of the body if it comes within `DRAIN_GRACE`, so the
-        connection can serve another call; a body that stays open is not waited for (`close` closes it)."""
-        conn, response = self._conn, self._response
-        if conn is None or conn.sock is None or response is None:  # the answer ends by closing: nothing to keep
+        """The reply is complete (`[DONE]`): read the end of the body if it comes at once (a few reads, each
+        within `DRAIN_GRACE`), so the connection can serve another call; else `close` closes it."""
+        if self._conn is None or self._conn.sock is None or self._response is None:  # ends by closing anyway
             return
-        conn.sock.settimeout(DRAIN_GRACE)
-        deadline = time.monotonic() + DRAIN_GRACE
+        self._conn.sock.settimeout(DRAIN_GRACE)
         with contextlib.suppress(*TRANSPORT_ERRORS):
-            while response.read1(READ_SIZE):
-                if time.monotonic() > deadline:
-                    return
-            self._whole = True
+            self._whole = any(not self._response.read1(READ_SIZE) for _ in range(3))
 
     def close(self) -> None:
         """The reader is done: the connection goes back for reuse if its answer was read whole, else it is closed."""

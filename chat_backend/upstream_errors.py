@@ -113,6 +113,29 @@ class UpstreamErrors:
         return not self.catalogue.is_available(model) or model in vendor
 
 
+def stream_error(payload: Any, key: str, *, kept: bool) -> ChatError:
+    """The ChatError for an error object inside a stream (`kept`: text came before it and stays)."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    error = error if isinstance(error, dict) else {"message": str(error or payload)}
+    status = _status(error.get("status") or error.get("statusCode") or error.get("code"))
+    said = error.get("message")
+    vendor = quote(str(said), MAX_VENDOR_MESSAGE, key) if said else Msg("unspecified_error")
+    detail = quote(json.dumps(error, ensure_ascii=False, default=str), MAX_DETAIL, key)
+    params = {"vendor": vendor, "kept": errors.KEPT if kept else ""}
+    return errors.UpstreamError(key="stream_error", params=params, status=status, detail=detail)
+
+
+def bad_response(problem: Msg, raw: str, key: str) -> ChatError:
+    """The ChatError for an answer that is not what the API sends: `problem` says how, `raw` is logged."""
+    return errors.BadResponse(key="bad_response", params={"problem": problem}, detail=quote(raw, MAX_DETAIL, key))
+
+
+def _status(value: Any) -> int | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599 else None
+
+
 def _causes(exc: BaseException) -> list[BaseException]:
     """`exc` and what lies behind it (MaxRetryError.reason, wrapped args, __cause__), outermost first."""
     chain = [exc]
