@@ -184,8 +184,7 @@ async def respond(
                 async for text in newest_in_thread(
                     lambda: paced_reply(stream, pacer, prompt_chars, budget),
                     name="reply",
-                    release=pacer.due,
-                    due_at=pacer.held_until,
+                    release=pacer.flush,
                 ):
                     yield text, gr.skip()
         result = stream.result

@@ -12,8 +12,8 @@ also grows with the length of the message (`browser_interval`): short replies st
 one slows to a few a second, which still reads as live.
 
 The first text always goes out at once, text that is due goes out even if the stream goes quiet (when a piece
-is first held back, the awaiting side is told when it falls due and asks `Pacer.due` then), and the last is
-never held back.
+is first held back, the awaiting side is told when it falls due, `held_until`, and takes it then with `flush`),
+and the last is never held back.
 """
 
 from __future__ import annotations

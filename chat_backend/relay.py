@@ -34,12 +34,10 @@ async def newest_in_thread(
     name: str = "relay",
     *,
     release: Callable[[], T | None] = lambda: None,
-    due_at: Callable[[], float | None] = lambda: None,
 ) -> AsyncIterator[T]:
     """Iterate `produce()` in a new daemon thread; yield its newest item each time the loop gets to it, and
-    raise what it raised. After a `Due`, yield what `release()` gives at its time (asking `due_at()` when to
-    try again if it gives nothing while something is still held). Cancelling the caller leaves the thread to
-    end when its iterable does."""
+    raise what it raised. After a `Due`, yield what `release()` gives at its time, unless an item came first.
+    Cancelling the caller leaves the thread to end when its iterable does."""
     loop = asyncio.get_running_loop()
     inbox: list[tuple[str, Any]] = []
     waiter: asyncio.Future[None] | None = None
@@ -90,11 +88,8 @@ async def newest_in_thread(
                     timer, wants_release = None, True
                 else:
                     ended = (kind, value)
-            if wants_release:  # asked after the batch's items: what it gives is newer than any of them
-                if (held := release()) is not None:
-                    newest[:] = [held]
-                elif (at := due_at()) is not None:  # still held, and due later than thought
-                    arm(at)
+            if wants_release and (held := release()) is not None:  # asked after the batch's items: newer
+                newest[:] = [held]
             if newest:
                 yield newest[0]
             if ended is not None:

@@ -100,31 +100,6 @@ def test_while_the_producer_is_quiet_the_loop_asks_for_what_it_holds_back_when_i
     assert asyncio.run(main()) == ["The answer", "The answer is 42.", "The answer is 42. Done."]
 
 
-def test_held_text_due_later_than_announced_is_asked_for_again() -> None:
-    """The pacing interval grew meanwhile: the first ask gives nothing, and the loop asks again when told."""
-    asks: list[float] = []
-    done = threading.Event()
-
-    def produce() -> Iterator[str | Due]:
-        yield Due(time.monotonic())
-        done.wait(5)
-
-    def release() -> str | None:
-        asks.append(time.monotonic())
-        if len(asks) == 2:
-            done.set()
-            return "held"
-        return None
-
-    async def main() -> list[str]:
-        return [
-            item async for item in newest_in_thread(produce, release=release, due_at=lambda: time.monotonic() + 0.05)
-        ]
-
-    assert asyncio.run(main()) == ["held"]
-    assert asks[1] - asks[0] >= 0.04
-
-
 def test_items_wake_the_loop_with_no_task_and_no_timer_of_their_own() -> None:
     """Issue 23: `asyncio.wait_for` per item and every 100 ms made a task, a timer and a cancel each time."""
 
@@ -143,7 +118,7 @@ def test_items_wake_the_loop_with_no_task_and_no_timer_of_their_own() -> None:
                 time.sleep(0.01)  # the model is slow: the loop waits through a quiet spell
 
         seen, tasks = [], 0
-        async for item in newest_in_thread(produce, release=lambda: None, due_at=lambda: None):  # pacing, idle
+        async for item in newest_in_thread(produce, release=lambda: None):  # pacing, idle
             seen.append(item)
             tasks = max(tasks, len(asyncio.all_tasks()))
             asked.set()

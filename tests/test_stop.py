@@ -5,6 +5,7 @@ page's Stop button in Chromium. Each waits on what the stand-in saw, with bounde
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import trustme
 from gradio_client import Client
 from playwright.sync_api import Browser, expect
 
@@ -28,6 +30,9 @@ from tests.test_app_api import DEFAULTS, chat
 PARTIAL = "one two three four five six seven eight"
 LONG = " ".join(f"w{i}" for i in range(400))
 PROXIED = "keep-alive via proxy"  # the keep-alive shape, through a loopback HTTP forward proxy
+TLS = "https"  # the keep-alive shape over TLS, as the real API answers
+TUNNELLED = "https via proxy"  # the same through the proxy's CONNECT tunnel
+KINDS = [*SHAPES, PROXIED, TLS, TUNNELLED]
 LEAVE_WITHIN = 3.0  # seconds; before the fix some shapes never closed at all (the goal, 0.5 s, is measured)
 APP_LEAVE_WITHIN = 8.0  # through Gradio's queue on a machine shared by several test runs
 PATIENCE = 30.0  # for what a loaded machine may take long to get to
@@ -56,6 +61,18 @@ def proxy() -> Iterator[ForwardProxy]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def tls_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeAPI, Path]]:
+    """The stand-in over https with a certificate of a CA made for the test, and that CA's file."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with FakeAPI(tls=context) as api:
+        yield api, ca_file
+
+
 @pytest.fixture(scope="module", autouse=True)
 def latency_table() -> Iterator[None]:
     """After the module: seconds from Stop to the stand-in seeing the client leave (back-off: to the reader's
@@ -63,7 +80,8 @@ def latency_table() -> Iterator[None]:
     yield
     if not LATENCY:
         return
-    shapes = sorted({shape for shape, _ in LATENCY}, key=lambda shape: (shape.startswith("app"), shape))
+    order = [*KINDS, *(f"app, {kind}" for kind in KINDS)]
+    shapes = [kind for kind in order if any(shape == kind for shape, _ in LATENCY)]
     lines = ["| case | " + " | ".join(shapes) + " |", "|---" * (len(shapes) + 1) + "|"]
     for case in CASES:
         cells = [f"{LATENCY[shape, case]:.3f}" if (shape, case) in LATENCY else "" for shape in shapes]
@@ -92,12 +110,11 @@ class Reader:
 
 
 def client_for(api: FakeAPI, shape: str, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch) -> ChatClient:
-    if shape == PROXIED:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    else:
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    """A client on `api`, through the proxy for the proxied kinds (its proxy read from the environment)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if shape in (PROXIED, TUNNELLED):
+        monkeypatch.setenv("HTTPS_PROXY" if shape == TUNNELLED else "HTTP_PROXY", proxy.url)
     settings = Settings(api_key=SERVER_KEY, base_url=api.base_url, read_timeout=60, retry_budget=60)
     client = ChatClient(settings)
     assert client.catalogue.refresh()
@@ -117,14 +134,19 @@ def ready(request: Recorded, what: str, text: threading.Event | None = None, tim
 
 
 def shaped(replies: tuple[Reply, ...], shape: str) -> list[Reply]:
-    return [replace(reply, shape="keep-alive" if shape == PROXIED else shape) for reply in replies]
+    return [replace(reply, shape=shape if shape in SHAPES else "keep-alive") for reply in replies]
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("shape", [*SHAPES, PROXIED])
+@pytest.mark.parametrize("shape", KINDS)
 def test_stop_closes_the_upstream_request_at_once_and_the_reply_is_recorded(
-    shared_api: FakeAPI, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, shape: str, case: str
+    request: pytest.FixtureRequest, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, shape: str, case: str
 ) -> None:
+    if shape in (TLS, TUNNELLED):
+        shared_api, ca_file = request.getfixturevalue("tls_api")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))  # trusted as requests would trust it
+    else:
+        shared_api = request.getfixturevalue("shared_api")
     shared_api.reset()
     marker = f"stop {shape} {case}"
     shared_api.script_for(marker, *shaped(CASES[case].replies, shape))
@@ -133,17 +155,17 @@ def test_stop_closes_the_upstream_request_at_once_and_the_reply_is_recorded(
         stream = client.stream_chat([{"role": "user", "content": marker}], ChatSettings(model="MiniMax-Text-01"))
         reader = Reader(stream)
         shared_api.wait_for_message(marker)
-        [request] = shared_api.chat_requests()
-        assert ready(request, CASES[case].ready, reader.first), f"never got to {CASES[case].ready}"
+        [asked] = shared_api.chat_requests()
+        assert ready(asked, CASES[case].ready, reader.first), f"never got to {CASES[case].ready}"
         backing_off = CASES[case].ready == "refused"
-        assert not request.client_disconnected.is_set()
+        assert not asked.client_disconnected.is_set()
         started = time.monotonic()
         stream.close()  # as Stop does, from another thread
         if backing_off:
             reader.thread.join(LEAVE_WITHIN)
             assert not reader.thread.is_alive(), "the reader went on waiting to retry"
         else:
-            assert request.client_disconnected.wait(LEAVE_WITHIN), "upstream still open"
+            assert asked.client_disconnected.wait(LEAVE_WITHIN), "upstream still open"
         LATENCY[shape, case] = time.monotonic() - started
         reader.thread.join(LEAVE_WITHIN)
     assert not reader.thread.is_alive() and reader.error is None  # a stop, not a failure
@@ -151,7 +173,7 @@ def test_stop_closes_the_upstream_request_at_once_and_the_reply_is_recorded(
     result = stream.result
     assert result is not None and result.text == "".join(reader.pieces)
     assert result.billable is not backing_off  # sent and not refused: the API may bill it
-    assert (proxy.connections > proxied_before) is (shape == PROXIED)
+    assert (proxy.connections > proxied_before) is (shape in (PROXIED, TUNNELLED))
 
 
 def test_a_visitor_stopped_during_a_back_off_leaves_the_other_visitors_reply_whole(

@@ -9,6 +9,7 @@ import json
 import random
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -170,8 +171,14 @@ class _Server(ThreadingHTTPServer):
 class FakeAPI:
     """The stand-in server. Use `with FakeAPI() as api:` or start()/close()."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, deprecated_models: Iterable[str] = frozenset()) -> None:
-        self.host, self.port = host, port
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        deprecated_models: Iterable[str] = frozenset(),
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host, self.port, self.tls = host, port, tls  # tls: answer over https with this server context
         self.deprecated_models = frozenset(deprecated_models)  # 404 for these; may be reassigned
         self.refusal_status = 404  # 400: refuse deprecated and unknown models as a body validation error instead
         self.default = Reply()
@@ -196,7 +203,9 @@ class FakeAPI:
         self._server = _Server((self.host, self.port), _Handler)
         self._server.api = self
         self.port = self._server.server_address[1]
-        self.base_url = f"http://{self.host}:{self.port}/v1"
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
+        self.base_url = f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/v1"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-api-{self.port}", daemon=True
         )

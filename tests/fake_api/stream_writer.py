@@ -232,6 +232,7 @@ class _Writer(BaseHTTPRequestHandler):
         """True when the client has closed its end (peeks without consuming)."""
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            # socket.socket's own recv: under TLS it peeks at the TCP stream, where the client's FIN shows
+            return bool(readable) and socket.socket.recv(self.connection, 1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
             return True
