@@ -149,7 +149,7 @@ STATUS_CASES = [
     (500, errors.ServerError, "internal error", 3),
     (502, errors.ServerError, "gateway", 3),
     (503, errors.ServerError, "unavailable", 3),
-    (504, errors.ServerError, "too long", 1),  # a generation timeout would only repeat: see retry.py
+    (504, errors.ServerError, "too long", 1),  # a generation timeout would only repeat: see transport.py
 ]
 
 

@@ -80,7 +80,7 @@ def latency_table() -> Iterator[None]:
     yield
     if not LATENCY:
         return
-    order = [*KINDS, *(f"app, {kind}" for kind in KINDS)]
+    order = [*KINDS, *(f"{path}, {kind}" for path in ("app", "page") for kind in KINDS)]
     shapes = [kind for kind in order if any(shape == kind for shape, _ in LATENCY)]
     lines = ["| case | " + " | ".join(shapes) + " |", "|---" * (len(shapes) + 1) + "|"]
     for case in CASES:
@@ -337,8 +337,12 @@ def test_the_pages_stop_button_closes_upstream_at_once(
         [request] = shared_api.chat_requests()
         if case == "tokens-flowing":
             expect(page.locator('[data-testid="bot"]').first).to_contain_text("w5", timeout=PATIENCE * 1000)
-        page.get_by_role("button", name="Stop").click()
+        stop = page.get_by_role("button", name="Stop")
+        stop.wait_for()
+        started = time.monotonic()
+        stop.click()
         assert request.client_disconnected.wait(APP_LEAVE_WITHIN + 1), "upstream request was not closed"
+        LATENCY[f"page, {shape}", case] = time.monotonic() - started
         expect(box).to_be_enabled(timeout=PATIENCE * 1000)
         box.fill("Something else")
         box.press("Enter")
