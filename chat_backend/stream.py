@@ -90,7 +90,7 @@ class ChatStream:
         self._credits: float | None = None
         self._inference_id: str | None = None
         self._first_token_at: float | None = None
-        self._started = 0.0
+        self._started = time.monotonic()  # again when the first step sends
         self._steps: Generator[str, None, None] = self._run()
         self._turn = threading.Lock()
 
@@ -113,6 +113,8 @@ class ChatStream:
         if self._turn.acquire(blocking=False):  # nobody is reading: end the steps here
             try:
                 self._steps.close()
+                if self.result is None:  # closed before its first step: nothing was sent, and that is recorded
+                    self._finish()
             finally:
                 self._turn.release()
 

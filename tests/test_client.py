@@ -373,6 +373,7 @@ def test_a_stream_closed_before_it_starts_sends_nothing(client: ChatClient, fake
     stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
     stream.close()
     assert list(stream) == [] and fake_api.chat_requests() == []
+    assert stream.result is not None and not stream.result.billable  # recorded: nothing to bill
 
 
 def test_sequential_calls_reuse_one_connection(client: ChatClient, fake_api: FakeAPI) -> None:

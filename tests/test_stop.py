@@ -5,6 +5,7 @@ page's Stop button in Chromium. Each waits on what the stand-in saw, with bounde
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 import time
@@ -19,8 +20,7 @@ from playwright.sync_api import Browser, expect
 
 from chat_backend.client import ChatClient
 from chat_backend.config import ChatSettings, Settings
-from chat_backend.errors import ChatError
-from chat_backend.stream import ChatStream
+from chat_backend.stream import ChatResult, ChatStream
 from tests.app_process import ROOT, AppProcess
 from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import SHAPES, FakeAPI, Recorded, Reply
@@ -95,7 +95,9 @@ class Reader:
     """Reads a stream in a thread of its own, as the app's relay does."""
 
     def __init__(self, stream: ChatStream) -> None:
-        self.stream, self.pieces, self.error = stream, [], None
+        self.stream, self.pieces = stream, []
+        self.error: Exception | None = None
+        self.result: ChatResult | None = None
         self.first = threading.Event()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -105,8 +107,10 @@ class Reader:
             for piece in self.stream:
                 self.pieces.append(piece)
                 self.first.set()
-        except ChatError as error:
+        except Exception as error:  # a ChatError, or a bug such as "generator already executing"
             self.error = error
+        finally:
+            self.result = self.stream.result  # as the app's reader records the reply, at once
 
 
 def client_for(api: FakeAPI, shape: str, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch) -> ChatClient:
@@ -199,6 +203,55 @@ def test_a_visitor_stopped_during_a_back_off_leaves_the_other_visitors_reply_who
     assert not a.thread.is_alive() and a.error is None and a.stream.result is not None
     assert b.error is None and "".join(b.pieces) == other_text, "the other visitor's reply was cut"
     assert [str(r.body).count("visitor A") for r in fake_api.chat_requests()].count(1) == 1
+
+
+def test_a_reader_resuming_while_stop_ends_the_reply_waits_and_finds_it_recorded(
+    fake_api: FakeAPI, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 21, item 3: Stop closed the generator from the event loop's thread while the reader's thread resumed
+    it; the reader got "generator already executing" and the reply could miss the daily budget. Here the Stop
+    is held inside the reply's last step (its log line) while the reader resumes."""
+    finishing, go_on, resume = threading.Event(), threading.Event(), threading.Event()
+
+    class HoldTheStop(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "model=" in record.getMessage() and threading.current_thread().name == "stopper":
+                finishing.set()
+                go_on.wait(10)
+
+    fake_api.script(Reply(text=LONG, delay=0.01))
+    hold = HoldTheStop()
+    logging.getLogger("chat_backend.stream").addHandler(hold)
+    caplog.set_level(logging.INFO, "chat_backend.stream")
+    try:
+        with client_for(fake_api, "keep-alive", proxy, monkeypatch) as client:
+            stream = client.stream_chat([{"role": "user", "content": "race"}], ChatSettings())
+            pieces = iter(stream)
+            first = next(pieces)
+            errors: list[Exception] = []
+
+            def read_the_rest() -> None:
+                resume.wait(10)
+                try:
+                    list(pieces)
+                except Exception as error:  # "generator already executing", before
+                    errors.append(error)
+
+            reader = threading.Thread(target=read_the_rest, daemon=True)
+            reader.start()
+            stopper = threading.Thread(target=stream.close, name="stopper", daemon=True)
+            stopper.start()
+            assert finishing.wait(10)  # the Stop is ending the reply now
+            resume.set()
+            reader.join(0.5)  # the reader resumes meanwhile: it must wait for the Stop, not fail
+            go_on.set()
+            stopper.join(LEAVE_WITHIN)
+            reader.join(LEAVE_WITHIN)
+    finally:
+        logging.getLogger("chat_backend.stream").removeHandler(hold)
+        go_on.set()
+    assert first and not errors, errors
+    assert stream.result is not None and stream.result.billable
 
 
 # Through the launched app and Gradio's own cancel.
