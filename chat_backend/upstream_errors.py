@@ -137,17 +137,9 @@ def _status(value: Any) -> int | None:
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
-    """`exc` and what lies behind it (MaxRetryError.reason, wrapped args, __cause__), outermost first."""
+    """`exc` and what caused it (`raise … from`, or raised while handling it), outermost first."""
     chain = [exc]
-    while len(chain) < 8:
-        seen = chain[-1]
-        inner = getattr(seen, "reason", None)
-        if not isinstance(inner, BaseException) and seen.args and isinstance(seen.args[0], BaseException):
-            inner = seen.args[0]
-        if not isinstance(inner, BaseException):
-            inner = seen.__cause__ or seen.__context__
-        if not isinstance(inner, BaseException) or inner in chain:
-            break
+    while len(chain) < 8 and (inner := chain[-1].__cause__ or chain[-1].__context__) and inner not in chain:
         chain.append(inner)
     return chain
 
