@@ -19,8 +19,9 @@ from gradio_client import Client
 from playwright.sync_api import Browser, expect
 
 from chat_backend.client import ChatClient
-from chat_backend.config import ChatSettings, Settings
+from chat_backend.config import Settings
 from chat_backend.stream import ChatResult, ChatStream
+from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import ROOT, AppProcess
 from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import SHAPES, FakeAPI, Recorded, Reply
