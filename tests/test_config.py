@@ -8,7 +8,7 @@ import pytest
 
 from chat_backend.config import Settings, load_settings, resolve_key
 from chat_backend.errors import REDACTED, ConfigError, InvalidKey, InvalidSettings, MissingKey, redact
-from chat_backend.retry import MAX_RETRY_DELAY, backoff_delay
+from chat_backend.transport import MAX_RETRY_DELAY, backoff_delay
 from chat_backend.visitor_settings import ChatSettings
 
 
