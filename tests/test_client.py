@@ -20,7 +20,7 @@ from chat_backend.transport import retry_after
 from chat_backend.visitor_settings import ChatSettings
 from tests.fake_api import FakeAPI, Reply
 
-KEY = "test-key-4f1c9e"
+KEY = "test-key-4f1c9e2b7a"  # as long as a real key: shorter strings are not redacted
 ALLOWED_KEYS = {
     "model",
     "messages",

@@ -22,7 +22,7 @@ from urllib3.response import HTTPResponse
 from chat_backend import errors
 from chat_backend.catalogue import Catalogue
 from chat_backend.config import Settings
-from chat_backend.errors import ChatError
+from chat_backend.errors import MIN_SECRET_CHARS, ChatError
 from chat_backend.stream import ChatStream
 from chat_backend.transport import Call, Connections
 from chat_backend.upstream_errors import UpstreamErrors
@@ -130,7 +130,7 @@ def test_the_log_line_of_a_failure_never_holds_the_key(caplog: pytest.LogCapture
     ]
 
 
-SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=8, max_size=40)
+SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=MIN_SECRET_CHARS, max_size=40)
 
 
 @given(SECRETS, st.data())
