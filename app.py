@@ -39,10 +39,10 @@ from chat_backend.fallback import FallbackStream, Switch, with_notice
 from chat_backend.i18n import EN, browser_translations, language, t
 from chat_backend.messages import build_messages, text_length
 from chat_backend.metrics import Replies
-from chat_backend.pacing import QUIET, Pacer, UpdateBudget, weight_for
+from chat_backend.pacing import Pacer, UpdateBudget, weight_for
 from chat_backend.quotas import Guard, Windows, scope_address
 from chat_backend.reasoning import Shown
-from chat_backend.relay import newest_in_thread
+from chat_backend.relay import Due, newest_in_thread
 from chat_backend.shared_links import Shares, link_choices, remember
 from chat_backend.store import open_store
 from chat_backend.visitor_settings import FIELDS, Field, read
@@ -179,8 +179,7 @@ class ChatApp:
                     async for shown in newest_in_thread(
                         lambda: self._paced(stream, pacer, prompt_chars, budget),
                         name="reply",
-                        quiet=QUIET,
-                        on_quiet=lambda: stream.shown() if pacer.due() is not None else None,
+                        release=lambda: stream.shown() if pacer.flush() is not None else None,
                     ):
                         yield transcript.streaming(shown, lang), gr.skip()
             result = stream.result
@@ -203,18 +202,21 @@ class ChatApp:
 
     def _paced(
         self, stream: FallbackStream, pacer: Pacer, prompt_chars: int, budget: DailyBudget | None
-    ) -> Iterator[Shown]:
+    ) -> Iterator[Shown | Due]:
         """The thought and answer so far, paced by the server-wide update budget (which counts both); runs in the
-        reply's own thread (`respond` asks the same `pacer` whether held-back text is due while the stream is
-        quiet).
+        reply's own thread. When text is first held back, `Due` tells `respond` when to ask the same `pacer` for
+        it, should the stream go quiet.
 
         The reply's cost is recorded here, when the stream has really ended (finished, failed or stopped), since
         after a Stop the event loop has moved on before the reader thread has its result.
         """
         try:
             with self.updates.share(weight_for(prompt_chars)):
-                for _ in pacer.updates(stream, flush=False):  # the final message in `respond` has the whole text
-                    yield stream.shown()
+                for delta in stream:  # no final flush: the last message in `respond` has the whole text
+                    if pacer.add(delta) is not None:
+                        yield stream.shown()
+                    elif pacer.hold_began and (at := pacer.held_until()) is not None:
+                        yield Due(at)
         finally:
             stream.close()  # a no-op if it ended; otherwise its own `finally` sets `result`
             if budget and stream.result:

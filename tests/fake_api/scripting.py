@@ -31,11 +31,15 @@ class Reply:
     usage: bool = True  # send the usage chunk when the request asked for stream_options.include_usage
     done: bool = True  # end with `data: [DONE]`; False: a plain end of stream
     abort: bool = False  # reset the connection before any response, as a refused or crashed upstream looks
-    close_delimited: bool = False  # send `body` without Content-Length and end it by closing the connection
+    shape: str = "keep-alive"  # how the body is framed and the connection used: one of SHAPES
     thinking: str | None = None  # the model's reasoning, sent before `text` (word by word, counted against max_tokens)
     thinking_shape: str = "think"  # how: one of THINKING_SHAPES
 
 
+# How servers and proxies answer: "keep-alive" (HTTP/1.1, chunked or Content-Length, the connection stays open),
+# "close" (the same with `Connection: close`), "http1.0" (an HTTP/1.0 answer with no length: the body ends when
+# the connection closes) and "gzip" (keep-alive, the body gzip-compressed although the client asked for identity).
+SHAPES = ("keep-alive", "close", "http1.0", "gzip")
 # Where a reply's thinking goes: inline in `content` before the answer (M2's `<think>`, M3's `<mm:think>`, or
 # "prefilled": only the closing tag, as when a chat template opened the block), or a field of its own.
 INLINE_THINKING = {
@@ -88,7 +92,9 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     schema_errors: list[str] = field(default_factory=list)
-    client_disconnected: threading.Event = field(default_factory=threading.Event)
+    client_disconnected: threading.Event = field(default_factory=threading.Event)  # left while being answered
+    headers_sent: threading.Event = field(default_factory=threading.Event)  # the answer's status line and headers
+    connection_closed: threading.Event = field(default_factory=threading.Event)  # its connection ended, either side
 
 
 def _words(text: str) -> list[str]:
