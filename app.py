@@ -269,7 +269,7 @@ def share(
             history,
             model=model or SETTINGS.model,
             system_prompt=system_prompt if include_prompt else "",
-            session=request.session_hash or "",
+            address=client_address(request),
             hidden=(SETTINGS.api_key, user_key),
         )
     except ChatError as error:

@@ -51,8 +51,9 @@ DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space
 SPACES_DATA_DIR = "/data"
 DEFAULT_SHARE_TTL_DAYS = 30.0
 DEFAULT_SHARE_MAX_KB = 1000.0  # one shared conversation, as stored
-DEFAULT_SHARE_PER_HOUR = 10  # shared links one browser session may create in an hour
-DEFAULT_SHARE_STORE_MB = 500.0  # all shared conversations together; the oldest go first beyond it
+DEFAULT_SHARE_PER_HOUR = 60  # shared links one client address may create in a clock hour: a class of 50 each once
+DEFAULT_SHARE_STORE_MB = 500.0  # all shared conversations together; beyond it new links are refused
+DEFAULT_SHARE_PER_ADDRESS_MB = 25.0  # the part of that one client address may hold, so no one fills it for all
 DEFAULT_MAX_REQUEST_MB = 5.0  # about a browser's localStorage quota, where the page keeps saved conversations
 DEFAULT_CACHE_CLEAR_MINUTES = 60.0
 DEFAULT_LOGIN_MAX_FAILURES = 5
@@ -114,6 +115,7 @@ class Settings:
     share_max_bytes: int = int(DEFAULT_SHARE_MAX_KB * 1000)
     share_per_hour: int = DEFAULT_SHARE_PER_HOUR
     share_store_bytes: int = int(DEFAULT_SHARE_STORE_MB * 1_000_000)
+    share_address_bytes: int = int(DEFAULT_SHARE_PER_ADDRESS_MB * 1_000_000)
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     metrics_token: str | None = field(default=None, repr=False)  # /metrics answers 404 without it
     replicas: int = DEFAULT_REPLICAS
@@ -176,6 +178,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         share_max_bytes=int(_number(env, "SHARE_MAX_KB", DEFAULT_SHARE_MAX_KB) * 1000),
         share_per_hour=_count(env, "SHARE_PER_HOUR", DEFAULT_SHARE_PER_HOUR),
         share_store_bytes=int(_number(env, "SHARE_STORE_MB", DEFAULT_SHARE_STORE_MB, minimum=0) * 1_000_000),
+        share_address_bytes=int(_number(env, "SHARE_PER_ADDRESS_MB", DEFAULT_SHARE_PER_ADDRESS_MB, minimum=0) * 1e6),
         drain_seconds=_number(env, "DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, minimum=0),
         metrics_token=env.get("METRICS_TOKEN"),
         replicas=int(_number(env, "REPLICAS", DEFAULT_REPLICAS, minimum=1, whole=True)),

@@ -222,7 +222,11 @@ EN: dict[str, str] = {
     "a shorter chat.",
     "share_unavailable": "Sharing is unavailable right now: the server's storage is not responding. Try again in a "
     "minute; Export still works.",
-    "share_too_often": "This browser has shared {count} this hour, the most allowed. Try again in {wait}.",
+    "share_too_often": "Your network address has shared {count} this hour, the most allowed. Try again in {wait}.",
+    "share_store_full": "The server's space for shared links is full, so no new link can be made until older ones "
+    "expire or are deleted; existing links are kept. Export the conversation instead.",
+    "share_address_full": "Links shared from your network address already hold {limit}, the most one address may "
+    "keep. Delete some under Your shared links, or export the conversation instead.",
     "count_conversations_one": "{count} conversation",
     "count_conversations_many": "{count} conversations",
     "count_minutes_one": "{count} minute",
@@ -438,7 +442,11 @@ ZH: dict[str, str] = {
     "share_nothing": "还没有可分享的内容：请先发送一条消息。",
     "share_too_big": "此对话有 {size}；分享链接最多容纳 {limit}。请改为导出，或分享较短的对话。",
     "share_unavailable": "分享暂时不可用：服务器的存储没有响应。请一分钟后再试；导出仍然可用。",
-    "share_too_often": "此浏览器本小时已分享 {count}，已达上限。请 {wait}后再试。",
+    "share_too_often": "你的网络地址本小时已分享 {count}，已达上限。请 {wait}后再试。",
+    "share_store_full": "服务器用于分享链接的空间已满，在旧链接过期或被删除之前无法创建新链接；现有链接都会保留。"
+    "请改为导出对话。",
+    "share_address_full": "从你的网络地址分享的链接已占用 {limit}，这是一个地址最多可保留的量。请在“你分享的链接”中删除"
+    "一些，或改为导出对话。",
     "count_conversations_one": "{count} 个对话",
     "count_conversations_many": "{count} 个对话",
     "count_minutes_one": "{count} 分钟",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -186,3 +187,18 @@ def test_a_broken_backend_raises_store_unavailable(tmp_path: Path, unused_port: 
             assert "hunter2" not in str(caught.value)
         with pytest.raises(StoreUnavailable):
             broken.put_capped("a", "b", b"c", **capped)
+
+
+def test_a_sqlite_file_from_before_owners_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE entries (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
+            " expires REAL, created REAL NOT NULL, PRIMARY KEY (namespace, key))"
+        )
+        db.execute("INSERT INTO entries VALUES ('links', 'old1', ?, NULL, 1.0)", (b"x" * 96,))
+    store = SQLiteStore(path)
+    assert store.get("links", "old1") == b"x" * 96
+    put_100(store, "new1", owner="one", max_bytes=200)
+    with pytest.raises(StoreFull):
+        put_100(store, "new2", owner="one", max_bytes=200)  # the old entry counts too
