@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -181,6 +184,26 @@ def test_a_refusal_never_uses_up_the_rate() -> None:
         pass
 
 
+def test_one_address_and_one_session_hold_only_their_share_of_the_upstream_slots() -> None:
+    guard = Guard(per_session=0, per_address=0, max_upstream=4, upstream_per_address=2, upstream_per_session=1)
+    with ExitStack() as held:
+        for session in ("a1", "a2"):
+            held.enter_context(guard.admit(session, "198.51.100.1"))
+        with pytest.raises(Busy, match="Your network address already has 2 replies"):
+            held.enter_context(guard.admit("a3", "198.51.100.1"))
+        held.enter_context(guard.admit("b1", "198.51.100.2"))  # another address is served
+        with pytest.raises(Busy, match="This chat already has 1 reply"):
+            held.enter_context(guard.admit("b1", "198.51.100.2"))
+        held.enter_context(guard.admit("a1", "198.51.100.3"))  # the same session id from elsewhere is another chat
+        with pytest.raises(Busy, match="maximum of 4 messages at once"):
+            held.enter_context(guard.admit("d1", "198.51.100.4"))
+    with ExitStack() as held:  # every slot came back
+        for session in ("a1", "a2"):
+            held.enter_context(guard.admit(session, "198.51.100.1"))
+        for address in ("198.51.100.2", "198.51.100.3"):
+            held.enter_context(guard.admit("x", address))
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path).start()
@@ -253,6 +276,38 @@ def test_a_spoofed_forwarded_for_does_not_escape_the_per_address_limit(shared_ap
     assert all(STAND_IN_REPLY in answer for answer in answers[:3])
     assert "your network address: at most 3" in answers[3]
     assert STAND_IN_REPLY in other  # a different visitor behind the same proxy is not affected
+
+
+def test_one_address_cannot_take_every_upstream_slot(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """The reproduction: four stalled chats from one address took all of MAX_UPSTREAM_CALLS=4, and a visitor from
+    another address got "Server busy"."""
+    shared_api.reset()
+    app = start_app(
+        shared_api,
+        tmp_path,
+        MAX_UPSTREAM_CALLS="4",
+        TRUSTED_PROXY_HOPS="1",
+        RATE_LIMIT_PER_SESSION="0",
+        RATE_LIMIT_PER_ADDRESS="0",
+    )
+    shared_api.script_for("stalled", *[Reply(text="held " * 20, stall_after=1) for _ in range(4)])
+    hog = {"X-Forwarded-For": "203.0.113.5"}
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            jobs = [pool.submit(raw_chat, app.url, f"stalled {n}", headers=hog) for n in range(4)]
+            deadline = time.monotonic() + 30
+            while sum(job.done() for job in jobs) + len(shared_api.chat_requests()) < 4:  # each took a slot or not
+                assert time.monotonic() < deadline, "the four chats neither reached the API nor were answered"
+                concurrent.futures.wait(jobs, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
+            other = raw_chat(app.url, "someone else", headers={"X-Forwarded-For": "198.51.100.8"})
+            shared_api.release()
+            hogged = [job.result(30) for job in jobs]
+    finally:
+        shared_api.release()
+        app.stop()
+    assert STAND_IN_REPLY in other
+    refused = [answer for answer in hogged if "Your network address already has 2 replies" in answer]
+    assert len(refused) == 2 and sum("held" in answer for answer in hogged) == 2
 
 
 def test_messages_are_answered_while_redis_is_down(shared_api: FakeAPI, tmp_path: Path) -> None:
