@@ -79,7 +79,7 @@ if SETTINGS.offline or "--offline" in sys.argv[1:]:  # read here, before the cli
     SETTINGS = replace(SETTINGS, base_url=offline_api.start(), api_key=offline_api.KEY, offline=True)
 CLIENT = ChatClient(SETTINGS)
 UPDATES = UpdateBudget(SETTINGS.update_budget)
-GUARD = Guard(SETTINGS.rate_per_session, SETTINGS.rate_per_address, SETTINGS.max_upstream, SETTINGS.redis_url)
+GUARD = Guard.from_settings(SETTINGS)
 STORE = open_store(SETTINGS)
 BUDGET = DailyBudget(SETTINGS.daily_budget_usd, STORE)
 ATTACHMENTS = Attachments.under(  # only what Gradio received as uploads (or cached from our examples) is read

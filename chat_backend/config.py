@@ -35,6 +35,10 @@ DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are tur
 # session id still meets the per-address rate, the upstream cap and the daily budget).
 DEFAULT_RATE_PER_SESSION = 10  # messages a minute from one browser session
 DEFAULT_RATE_PER_ADDRESS = 300  # messages a minute from one client address
+# Of MAX_UPSTREAM_CALLS (else CHAT_CONCURRENCY), one client address may hold this part at once, so that one visitor
+# never starves the rest, while a class of 50 behind one NAT (64 of the default 128) is still answered at once.
+UPSTREAM_SHARE_PER_ADDRESS = 0.5
+DEFAULT_MAX_UPSTREAM_PER_SESSION = 3  # replies one chat may have in flight (a browser tab sends one at a time)
 DEFAULT_MAX_MESSAGE_CHARS = 100_000
 DEFAULT_MAX_HISTORY_MESSAGES = 200  # earlier messages sent upstream at most
 DEFAULT_UPDATE_BUDGET = 100.0  # browser updates a second, server-wide, in units of a short chat's update
@@ -87,6 +91,8 @@ class Settings:
     rate_per_session: int = DEFAULT_RATE_PER_SESSION
     rate_per_address: int = DEFAULT_RATE_PER_ADDRESS
     max_upstream: int = DEFAULT_CONCURRENCY
+    max_upstream_per_address: int = int(DEFAULT_CONCURRENCY * UPSTREAM_SHARE_PER_ADDRESS)
+    max_upstream_per_session: int = DEFAULT_MAX_UPSTREAM_PER_SESSION
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     max_history_messages: int = DEFAULT_MAX_HISTORY_MESSAGES
     hide_api: bool = False
@@ -129,6 +135,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
     values.update(os.environ if environ is None else environ)
     env = {name: value.strip() for name, value in values.items() if value is not None and value.strip()}
     fallback_default = "" if "CHAT_FALLBACK_MODEL" in values else DEFAULT_FALLBACK_MODEL  # set but empty: off
+    concurrency = int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, True, MAX_CONCURRENCY))
+    max_upstream = _count(env, "MAX_UPSTREAM_CALLS", DEFAULT_CONCURRENCY)
+    address_share = max(1, int((max_upstream or concurrency) * UPSTREAM_SHARE_PER_ADDRESS))
     return Settings(
         api_key=_server_key(env.get("AIMLAPI_KEY")),
         base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
@@ -138,12 +147,14 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),
         retry_budget=_number(env, "AIMLAPI_RETRY_BUDGET", DEFAULT_RETRY_BUDGET, minimum=0),
-        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, True, MAX_CONCURRENCY)),
+        concurrency=concurrency,
         queue_size=int(_number(env, "QUEUE_MAX_SIZE", DEFAULT_QUEUE_SIZE, minimum=1, whole=True)),
         update_budget=_number(env, "STREAM_UPDATE_BUDGET", DEFAULT_UPDATE_BUDGET),
         rate_per_session=_count(env, "RATE_LIMIT_PER_SESSION", DEFAULT_RATE_PER_SESSION),
         rate_per_address=_count(env, "RATE_LIMIT_PER_ADDRESS", DEFAULT_RATE_PER_ADDRESS),
-        max_upstream=_count(env, "MAX_UPSTREAM_CALLS", DEFAULT_CONCURRENCY),
+        max_upstream=max_upstream,
+        max_upstream_per_address=_count(env, "MAX_UPSTREAM_PER_ADDRESS", address_share),
+        max_upstream_per_session=_count(env, "MAX_UPSTREAM_PER_SESSION", DEFAULT_MAX_UPSTREAM_PER_SESSION),
         max_message_chars=_count(env, "MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
         max_history_messages=_count(env, "MAX_HISTORY_MESSAGES", DEFAULT_MAX_HISTORY_MESSAGES),
         hide_api=_flag(env, "HIDE_API"),

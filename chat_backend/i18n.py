@@ -154,6 +154,10 @@ EN: dict[str, str] = {
     "throttled_address": "Too many messages from your network address: at most {amount} a minute. Wait {seconds} "
     "s, then send again (your message is kept above; edit or retry it).",
     "busy": "The server is already answering its maximum of {count} messages at once. Send again in a moment.",
+    "busy_address": "Your network address already has {replies} in progress, the most one address may have at once "
+    "so that others are served too. Send again when one has finished.",
+    "busy_session": "This chat already has {replies} in progress, the most one chat may have at once. Send again when "
+    "one has finished.",
     "restarting": "This server is restarting. Send your message again: it will go to another server "
     "(your message is kept above; edit or retry it).",
     "budget_used_up": "This demo's budget for today is used up. It resets at 00:00 UTC (in {hours} h {minutes} "
@@ -231,6 +235,8 @@ EN: dict[str, str] = {
     "count_conversations_many": "{count} conversations",
     "count_minutes_one": "{count} minute",
     "count_minutes_many": "{count} minutes",
+    "count_replies_one": "{count} reply",
+    "count_replies_many": "{count} replies",
     "share_summary": "Anyone with this link can read the conversation.{expires}{left_out}",
     "share_expires": " It expires on {date}.",
     "share_date_format": "%d %b %Y",
@@ -396,6 +402,9 @@ ZH: dict[str, str] = {
     "throttled_address": "你的网络地址发送的消息太多：每分钟最多 {amount} 条。请等待 {seconds} 秒后再发送"
     "（你的消息保留在上方，可以编辑或重试）。",
     "busy": "服务器已在同时回答最多 {count} 条消息。请稍后再发送。",
+    "busy_address": "你的网络地址已有 {replies}正在进行，这是一个地址同时最多可有的数量，以便其他人也能得到"
+    "回答。请等其中一条完成后再发送。",
+    "busy_session": "此对话已有 {replies}正在进行，这是一个对话同时最多可有的数量。请等其中一条完成后再发送。",
     "restarting": "此服务器正在重启。请再次发送消息：它会转到另一台服务器（您的消息保留在上方，可编辑或重试）。",
     "budget_used_up": "本演示今天的预算已用完。它将在 UTC 00:00 重置（还有 {hours} 小时 {minutes} 分钟）。"
     "如需现在继续，请在设置中粘贴你自己的 AI/ML API 密钥。",
@@ -451,6 +460,8 @@ ZH: dict[str, str] = {
     "count_conversations_many": "{count} 个对话",
     "count_minutes_one": "{count} 分钟",
     "count_minutes_many": "{count} 分钟",
+    "count_replies_one": "{count} 条回复",
+    "count_replies_many": "{count} 条回复",
     "share_summary": "任何拿到此链接的人都能阅读这个对话。{expires}{left_out}",
     "share_expires": "链接将于 {date} 过期。",
     "share_date_format": "%Y-%m-%d",
@@ -503,6 +514,11 @@ class Msg:
     def render(self, lang: str = DEFAULT) -> str:
         """This message in `lang`."""
         return t(self.key, lang, **self.params)
+
+
+def count_of(count: int, noun: str) -> Msg:
+    """`count` things, in the singular or plural form (keys `count_<noun>_one` and `count_<noun>_many`)."""
+    return Msg(f"count_{noun}_{'one' if count == 1 else 'many'}", {"count": count})
 
 
 def t(key: str, lang: str = DEFAULT, **params: Any) -> str:

@@ -1,7 +1,8 @@
 """quotas: how often one visitor may send, how many replies may call the API at once, and who the visitor is.
 
 A public Space spends its owner's credits, so each client address and (as a courtesy) each browser session gets
-a moving-window message rate, and the whole server a cap on simultaneous upstream calls. The windows live in
+a moving-window message rate, and the whole server a cap on simultaneous upstream calls, of which one address
+may hold only a part and one chat only a few, so that one visitor never starves the others. The windows live in
 the `limits` library's memory storage, or in Redis with `REDIS_URL` so that replicas share them; while Redis
 fails, each replica falls back to its own memory and says so in the log at most once a minute. Every refusal is
 a `ChatError` that says how long to wait; a refused message never counts against the sender. A limit of 0 is off.
@@ -18,6 +19,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
@@ -26,7 +28,9 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from .config import Settings
 from .errors import Busy, Throttled
+from .i18n import count_of
 from .store import REDIS_TIMEOUT_S, WarnEvery
 
 log = logging.getLogger(__name__)
@@ -110,18 +114,74 @@ class Windows:
         return self
 
 
+class Slots:
+    """Upstream calls in flight: at most `total` (0: no cap), of which `per_address` for one client address and
+    `per_session` for one chat of that address.
+
+    Kept in this process's memory, per replica: what they bound (the reading threads, the connection pool) is
+    the process's own, and taking a slot must never wait on a store. A visitor whose sessions the balancer
+    spreads over replicas gets a share on each; across replicas the address rate, kept in Redis, bounds them.
+    """
+
+    def __init__(self, total: int, per_address: int = 0, per_session: int = 0) -> None:
+        self._caps = ((total, "busy"), (per_address, "busy_address"), (per_session, "busy_session"))
+        self._held: Counter[tuple[str, ...]] = Counter()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _holders(session: str, address: str) -> tuple[tuple[str, ...], ...]:
+        """Who a call counts for: the server, its address, its chat (a session id is only unique per address)."""
+        return (), (address,), (address, session)
+
+    def take(self, session: str, address: str) -> None:
+        """Hold one slot, or raise `Busy` naming the first cap that is reached; never waits."""
+        holders = self._holders(session, address)
+        with self._lock:
+            for holder, (cap, key) in zip(holders, self._caps, strict=True):
+                if cap and self._held[holder] >= cap:
+                    params = {"count": cap} if key == "busy" else {"replies": count_of(cap, "replies")}
+                    raise Busy(key=key, params=params)
+            self._held.update(holders)
+
+    def give_back(self, session: str, address: str) -> None:
+        with self._lock:
+            self._held.subtract(self._holders(session, address))
+            for holder in self._holders(session, address):
+                if self._held[holder] <= 0:
+                    del self._held[holder]  # an address or chat with nothing in flight takes no memory
+
+
 class Guard:
     """The limits one message must pass before it may call the API."""
 
-    def __init__(self, per_session: int, per_address: int, max_upstream: int, storage_url: str | None = None) -> None:
+    def __init__(
+        self,
+        per_session: int,
+        per_address: int,
+        max_upstream: int,
+        storage_url: str | None = None,
+        *,
+        upstream_per_address: int = 0,
+        upstream_per_session: int = 0,
+    ) -> None:
         self._windows = Windows(storage_url)
         self._limits = [
             (RateLimitItemPerMinute(limit), scope)
             for limit, scope in ((per_session, "session"), (per_address, "address"))
             if limit > 0
         ]
-        self._max_upstream = max_upstream
-        self._slots = threading.BoundedSemaphore(max_upstream) if max_upstream > 0 else None
+        self._slots = Slots(max_upstream, upstream_per_address, upstream_per_session)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guard:
+        return cls(
+            settings.rate_per_session,
+            settings.rate_per_address,
+            settings.max_upstream,
+            settings.redis_url,
+            upstream_per_address=settings.max_upstream_per_address,
+            upstream_per_session=settings.max_upstream_per_session,
+        )
 
     @contextmanager
     def admit(self, session: str, address: str) -> Iterator[None]:
@@ -131,20 +191,19 @@ class Guard:
         a refusal never uses up the sender's rate. Two messages tested at the same instant may both pass: the
         overshoot is bounded by the messages admitted at once.
         """
-        keys = {"session": session[:MAX_KEY_CHARS], "address": address[:MAX_KEY_CHARS]}
+        session, address = session[:MAX_KEY_CHARS], address[:MAX_KEY_CHARS]
+        keys = {"session": session, "address": address}
         for item, scope in self._limits:
             wait = self._windows.wait_needed(item, scope, keys[scope])
             if wait:
                 raise Throttled(key=f"throttled_{scope}", params={"amount": item.amount, "seconds": math.ceil(wait)})
-        if self._slots is not None and not self._slots.acquire(blocking=False):
-            raise Busy(key="busy", params={"count": self._max_upstream})
+        self._slots.take(session, address)
         try:
             for item, scope in self._limits:
                 self._windows.hit(item, scope, keys[scope])
             yield
         finally:
-            if self._slots is not None:
-                self._slots.release()
+            self._slots.give_back(session, address)
 
 
 def _limits_url(url: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import REDACTED, ChatError
-from .i18n import DEFAULT, Msg, t
+from .i18n import DEFAULT, count_of, t
 from .messages import describe_content, is_notice
 from .store import Store, StoreFull, StoreUnavailable
 
@@ -184,7 +184,7 @@ class Shares:
             minutes = math.ceil(((hour + 1) * HOUR - now) / 60)
             raise ShareRefused(
                 key="share_too_often",
-                params={"count": _count_of(limit, "conversations"), "wait": _count_of(minutes, "minutes")},
+                params={"count": count_of(limit, "conversations"), "wait": count_of(minutes, "minutes")},
             )
 
     def load(self, share_id: str) -> dict[str, Any] | None:
@@ -234,11 +234,6 @@ def link_choices(links: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """(label, id) for a list of the browser's links; the id's start tells apart two chats of one title."""
     items = (links or {}).items()
     return [(f"{(value or {}).get('title') or 'Conversation'} · {key[:6]}…", key) for key, value in items]
-
-
-def _count_of(count: int, noun: str) -> Msg:
-    """`count` things, in the singular or plural form (keys `count_<noun>_one` and `count_<noun>_many`)."""
-    return Msg(f"count_{noun}_{'one' if count == 1 else 'many'}", {"count": count})
 
 
 def _digest(token: str) -> str:

@@ -17,6 +17,7 @@ from gradio_client import Client, handle_file
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chat_backend.config import load_settings
 from chat_backend.errors import Busy, Throttled
 from chat_backend.quotas import Guard, visitor_address
 from tests.app_process import AppProcess
@@ -202,6 +203,17 @@ def test_one_address_and_one_session_hold_only_their_share_of_the_upstream_slots
             held.enter_context(guard.admit(session, "198.51.100.1"))
         for address in ("198.51.100.2", "198.51.100.3"):
             held.enter_context(guard.admit("x", address))
+
+
+def test_an_address_may_hold_half_the_upstream_slots_unless_set() -> None:
+    for env, expected in (
+        ({}, 64),  # a class of 50 behind one address is answered at once
+        ({"MAX_UPSTREAM_CALLS": "4"}, 2),
+        ({"MAX_UPSTREAM_CALLS": "1"}, 1),
+        ({"MAX_UPSTREAM_CALLS": "0", "CHAT_CONCURRENCY": "10"}, 5),
+        ({"MAX_UPSTREAM_CALLS": "4", "MAX_UPSTREAM_PER_ADDRESS": "0"}, 0),
+    ):
+        assert load_settings(env, dotenv_path=None).max_upstream_per_address == expected, env
 
 
 @pytest.fixture
