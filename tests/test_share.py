@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import html.parser
+import itertools
 import json
 import os
 import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +301,40 @@ def test_rendered_markdown_never_holds_markup_that_runs(text: str) -> None:
             assert name != "style" or tag in ("th", "td"), (tag, name)  # table alignment only
             if name in ("href", "src"):
                 assert not re.match(r"\s*(javascript|vbscript|file):", value or "", re.IGNORECASE), value
+
+
+def test_first_visits_to_a_new_page_render_it_once_and_wait_without_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """50 people open a just-shared link at once: one render (the others wait for it, holding no thread), not 50
+    renders queued in the thread pool that the chat's own work needs too."""
+    shares = make_shares(tmp_path, Clock())
+    shared = shares.create(HISTORY, model="m", address="198.51.100.1")
+    visits, arrivals, everyone_in = 50, itertools.count(1), threading.Event()
+    read = shares.load
+
+    def load(share_id: str) -> dict[str, Any] | None:
+        if next(arrivals) == visits:
+            everyone_in.set()
+        return read(share_id)
+
+    renders: list[int] = []
+    render = share_page._render_conversation
+
+    def counted_render(snapshot: dict[str, Any], lang: str) -> str:
+        everyone_in.wait(10)  # every visitor has arrived and is waiting for this page
+        renders.append(sum(not t.name.startswith("visitor") for t in threading.enumerate()))
+        return render(snapshot, lang)
+
+    monkeypatch.setattr(shares, "load", load)
+    monkeypatch.setattr(share_page, "_render_conversation", counted_render)
+    with TestClient(Starlette(routes=share_page.routes(shares))) as client:
+        server_threads = sum(not t.name.startswith("visitor") for t in threading.enumerate())
+        with ThreadPoolExecutor(visits, thread_name_prefix="visitor") as pool:
+            pages = list(pool.map(lambda _: client.get(f"/share/{shared.id}"), range(visits)))
+    assert everyone_in.is_set() and len(renders) == 1, f"{len(renders)} renders of one page"
+    assert renders[0] - server_threads <= 10, f"{renders[0] - server_threads} threads held by waiting visitors"
+    assert {page.status_code for page in pages} == {200} and len({page.text for page in pages}) == 1
 
 
 def chatbot_value(question: str, answer: str) -> list[dict[str, Any]]:
