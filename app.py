@@ -172,10 +172,10 @@ async def respond(
             yield notes, gr.skip()  # before anything is sent, so nothing is billed unannounced
         host_pays_this = host_pays(user_key, SETTINGS)
         if host_pays_this:
-            BUDGET.check()
+            await BUDGET.check()
         # checked before the limits: a message refused here (no key, settings the model refuses) sends nothing
         checked = FallbackStream(CLIENT, messages, settings, user_key, SETTINGS.fallback_model)
-        with GUARD.admit(request.session_hash or "", client_address(request)):
+        async with GUARD.admit(request.session_hash or "", client_address(request)):
             stream = checked
             prompt_chars = text_length(messages)
             budget = BUDGET if host_pays_this else None

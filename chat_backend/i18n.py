@@ -156,6 +156,7 @@ EN: dict[str, str] = {
     "busy": "The server is already answering its maximum of {count} messages at once. Send again in a moment.",
     "busy_address": "Your network address already has {replies} in progress, the most one address may have at once "
     "so that others are served too. Send again when one has finished.",
+    "busy_checking": "The server could not check its limits in time. Send again in a moment.",
     "busy_session": "This chat already has {replies} in progress, the most one chat may have at once. Send again when "
     "one has finished.",
     "restarting": "This server is restarting. Send your message again: it will go to another server "
@@ -404,6 +405,7 @@ ZH: dict[str, str] = {
     "busy": "服务器已在同时回答最多 {count} 条消息。请稍后再发送。",
     "busy_address": "你的网络地址已有 {replies}正在进行，这是一个地址同时最多可有的数量，以便其他人也能得到"
     "回答。请等其中一条完成后再发送。",
+    "busy_checking": "服务器未能及时检查其限制。请稍后再发送。",
     "busy_session": "此对话已有 {replies}正在进行，这是一个对话同时最多可有的数量。请等其中一条完成后再发送。",
     "restarting": "此服务器正在重启。请再次发送消息：它会转到另一台服务器（您的消息保留在上方，可编辑或重试）。",
     "budget_used_up": "本演示今天的预算已用完。它将在 UTC 00:00 重置（还有 {hours} 小时 {minutes} 分钟）。"

@@ -20,9 +20,9 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -31,11 +31,16 @@ from limits.strategies import MovingWindowRateLimiter
 from .config import Settings
 from .errors import Busy, Throttled
 from .i18n import count_of
-from .store import REDIS_TIMEOUT_S, WarnEvery
+from .off_loop import OffLoop, store_calls
+from .store import REDIS_TIMEOUT_S, StoreUnavailable, WarnEvery
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SHARED_RETRY_S = 10.0  # after a Redis failure, use this replica's memory for this long before trying Redis again
 MAX_KEY_CHARS = 100  # a session id is client-chosen: never let it grow a storage key without bound
+# How long a message may wait for its rates: longer than the Redis client's connect and read timeouts, after which
+# `Windows` answers from memory by itself, so only a store that holds every store thread that long refuses.
+WINDOWS_WAIT_S = 2 * REDIS_TIMEOUT_S + 1
 
 
 def visitor_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
@@ -152,7 +157,12 @@ class Slots:
 
 
 class Guard:
-    """The limits one message must pass before it may call the API."""
+    """The limits one message must pass before it may call the API.
+
+    `admit` is awaited on the event loop: the windows, in Redis with `REDIS_URL`, are read and counted in store
+    threads (`off_loop`), and the slots are taken in memory, so a Redis that hangs delays only the message that
+    meets it (until `Windows` falls back to memory), never the streams already running.
+    """
 
     def __init__(
         self,
@@ -163,8 +173,10 @@ class Guard:
         *,
         upstream_per_address: int = 0,
         upstream_per_session: int = 0,
+        off_loop: OffLoop = store_calls,
     ) -> None:
         self._windows = Windows(storage_url)
+        self._off_loop = off_loop
         self._limits = [
             (RateLimitItemPerMinute(limit), scope)
             for limit, scope in ((per_session, "session"), (per_address, "address"))
@@ -183,27 +195,44 @@ class Guard:
             upstream_per_session=settings.max_upstream_per_session,
         )
 
-    @contextmanager
-    def admit(self, session: str, address: str) -> Iterator[None]:
+    @asynccontextmanager
+    async def admit(self, session: str, address: str) -> AsyncIterator[None]:
         """Hold one upstream slot for the duration of a call; raise `Throttled` or `Busy` instead of waiting.
 
         Every window is tested before any is counted, and the message is counted only once it holds a slot, so
         a refusal never uses up the sender's rate. Two messages tested at the same instant may both pass: the
         overshoot is bounded by the messages admitted at once.
         """
-        session, address = session[:MAX_KEY_CHARS], address[:MAX_KEY_CHARS]
-        keys = {"session": session, "address": address}
+        keys = {"session": session[:MAX_KEY_CHARS], "address": address[:MAX_KEY_CHARS]}
+        refusal = await self._in_store_thread(self._refusal, keys)
+        if refusal:
+            raise refusal
+        self._slots.take(keys["session"], keys["address"])
+        try:
+            await self._in_store_thread(self._count, keys)
+            yield
+        finally:
+            self._slots.give_back(keys["session"], keys["address"])
+
+    async def _in_store_thread(self, call: Callable[[dict[str, str]], T], keys: dict[str, str]) -> T:
+        """`call(keys)` off the event loop; when every store thread stays busy too long, the message is refused
+        (fail closed) rather than let through unchecked."""
+        try:
+            return await self._off_loop(WINDOWS_WAIT_S, call, keys)
+        except StoreUnavailable:
+            raise Busy(key="busy_checking") from None
+
+    def _refusal(self, keys: dict[str, str]) -> Throttled | None:
+        """The refusal for the first full window, if any; records nothing."""
         for item, scope in self._limits:
             wait = self._windows.wait_needed(item, scope, keys[scope])
             if wait:
-                raise Throttled(key=f"throttled_{scope}", params={"amount": item.amount, "seconds": math.ceil(wait)})
-        self._slots.take(session, address)
-        try:
-            for item, scope in self._limits:
-                self._windows.hit(item, scope, keys[scope])
-            yield
-        finally:
-            self._slots.give_back(session, address)
+                return Throttled(key=f"throttled_{scope}", params={"amount": item.amount, "seconds": math.ceil(wait)})
+        return None
+
+    def _count(self, keys: dict[str, str]) -> None:
+        for item, scope in self._limits:
+            self._windows.hit(item, scope, keys[scope])
 
 
 def _limits_url(url: str) -> str:

@@ -92,7 +92,8 @@ def update_times(url: str, text: str, streaming: threading.Event) -> tuple[list[
 
 def stream_beside_others(app: AppProcess, api: FakeAPI, others: int = 3) -> tuple[float, str, list[str]]:
     """One long reply streaming while `others` messages arrive: its longest pause between updates once the
-    others were sent, its final output, and the others' answers."""
+    others were sent (up to its final update, which waits for its own spend to be recorded: see test_budget),
+    its final output, and the others' answers."""
     api.script_for("long story", Reply(text=STORY, delay=0.05))
     streaming = threading.Event()
     with ThreadPoolExecutor(others + 1) as pool:
@@ -102,7 +103,7 @@ def stream_beside_others(app: AppProcess, api: FakeAPI, others: int = 3) -> tupl
         answers = [pool.submit(raw_chat, app.url, f"meanwhile {n}") for n in range(others)]
         times, final = story.result(60)
         replies = [answer.result(60) for answer in answers]
-    after = [moment for moment in times if moment >= sent]
+    after = [moment for moment in times if moment >= sent][:-1]  # the last waits for its own ledger write (budget)
     gaps = [later - earlier for earlier, later in zip([sent, *after], after, strict=False)]
     return max(gaps, default=0.0), final, replies
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import ipaddress
 import logging
@@ -9,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -168,41 +169,52 @@ def test_addresses_are_normalised_and_ipv6_grouped_by_64() -> None:
 # --- The Guard ------------------------------------------------------------------------------------------------
 
 
+async def send(guard: Guard, session: str, address: str) -> None:
+    """One message through `guard`: admitted, and done at once."""
+    async with guard.admit(session, address):
+        pass
+
+
 def test_a_refusal_never_uses_up_the_rate() -> None:
-    guard = Guard(per_session=2, per_address=3, max_upstream=1)
-    with guard.admit("busy-holder", "198.51.100.1"):
-        for _ in range(5):  # "send again in a moment", five times, while the server is busy
-            with pytest.raises(Busy), guard.admit("patient", "198.51.100.2"):
-                pass
-    for _ in range(2):
-        with guard.admit("patient", "198.51.100.2"):
-            pass
-    with pytest.raises(Throttled, match="this chat: at most 2"), guard.admit("patient", "198.51.100.2"):
-        pass
-    with guard.admit("other tab", "198.51.100.2"):  # the refusal above did not count for the address either
-        pass
-    with pytest.raises(Throttled, match="network address: at most 3"), guard.admit("third tab", "198.51.100.2"):
-        pass
+    async def visit() -> None:
+        guard = Guard(per_session=2, per_address=3, max_upstream=1)
+        async with guard.admit("busy-holder", "198.51.100.1"):
+            for _ in range(5):  # "send again in a moment", five times, while the server is busy
+                with pytest.raises(Busy):
+                    await send(guard, "patient", "198.51.100.2")
+        for _ in range(2):
+            await send(guard, "patient", "198.51.100.2")
+        with pytest.raises(Throttled, match="this chat: at most 2"):
+            await send(guard, "patient", "198.51.100.2")
+        await send(guard, "other tab", "198.51.100.2")  # the refusal above did not count for the address either
+        with pytest.raises(Throttled, match="network address: at most 3"):
+            await send(guard, "third tab", "198.51.100.2")
+
+    asyncio.run(visit())
 
 
 def test_one_address_and_one_session_hold_only_their_share_of_the_upstream_slots() -> None:
     guard = Guard(per_session=0, per_address=0, max_upstream=4, upstream_per_address=2, upstream_per_session=1)
-    with ExitStack() as held:
-        for session in ("a1", "a2"):
-            held.enter_context(guard.admit(session, "198.51.100.1"))
-        with pytest.raises(Busy, match="Your network address already has 2 replies"):
-            held.enter_context(guard.admit("a3", "198.51.100.1"))
-        held.enter_context(guard.admit("b1", "198.51.100.2"))  # another address is served
-        with pytest.raises(Busy, match="This chat already has 1 reply"):
-            held.enter_context(guard.admit("b1", "198.51.100.2"))
-        held.enter_context(guard.admit("a1", "198.51.100.3"))  # the same session id from elsewhere is another chat
-        with pytest.raises(Busy, match="maximum of 4 messages at once"):
-            held.enter_context(guard.admit("d1", "198.51.100.4"))
-    with ExitStack() as held:  # every slot came back
-        for session in ("a1", "a2"):
-            held.enter_context(guard.admit(session, "198.51.100.1"))
-        for address in ("198.51.100.2", "198.51.100.3"):
-            held.enter_context(guard.admit("x", address))
+
+    async def visit() -> None:
+        async with AsyncExitStack() as held:
+            for session in ("a1", "a2"):
+                await held.enter_async_context(guard.admit(session, "198.51.100.1"))
+            with pytest.raises(Busy, match="Your network address already has 2 replies"):
+                await send(guard, "a3", "198.51.100.1")
+            await held.enter_async_context(guard.admit("b1", "198.51.100.2"))  # another address is served
+            with pytest.raises(Busy, match="This chat already has 1 reply in progress"):
+                await send(guard, "b1", "198.51.100.2")
+            await held.enter_async_context(guard.admit("a1", "198.51.100.3"))  # the same id elsewhere: another chat
+            with pytest.raises(Busy, match="maximum of 4 messages at once"):
+                await send(guard, "d1", "198.51.100.4")
+        async with AsyncExitStack() as held:  # every slot came back
+            for session in ("a1", "a2"):
+                await held.enter_async_context(guard.admit(session, "198.51.100.1"))
+            for address in ("198.51.100.2", "198.51.100.3"):
+                await held.enter_async_context(guard.admit("x", address))
+
+    asyncio.run(visit())
 
 
 def test_an_address_may_hold_half_the_upstream_slots_unless_set() -> None:
@@ -228,17 +240,15 @@ def test_replicas_share_the_address_rate_through_redis_and_fall_back_when_it_sto
 ) -> None:
     one, two = (Guard(per_session=0, per_address=3, max_upstream=0, storage_url=redis_server.url) for _ in range(2))
     for guard in (one, two, one):
-        with guard.admit("s", "192.0.2.7"):
-            pass
-    with pytest.raises(Throttled), two.admit("s", "192.0.2.7"):
-        pass
+        asyncio.run(send(guard, "s", "192.0.2.7"))
+    with pytest.raises(Throttled):
+        asyncio.run(send(two, "s", "192.0.2.7"))
     redis_server.stop()
     with caplog.at_level(logging.WARNING, logger="chat_backend.quotas"):
         for _ in range(3):  # per-replica memory now: a fresh window, still enforced
-            with two.admit("s", "192.0.2.7"):
-                pass
-        with pytest.raises(Throttled), two.admit("s", "192.0.2.7"):
-            pass
+            asyncio.run(send(two, "s", "192.0.2.7"))
+        with pytest.raises(Throttled):
+            asyncio.run(send(two, "s", "192.0.2.7"))
     warnings = [r.getMessage() for r in caplog.records if r.name == "chat_backend.quotas"]
     assert len(warnings) == 1 and "fall back" in warnings[0] and redis_server.url not in warnings[0]
 
