@@ -143,9 +143,11 @@ async def respond(
     stream: FallbackStream | None = None
     notes: list[dict[str, Any]] = []
     lang = language(request.headers.get("accept-language"))
+    address = client_address(request)
     reply = REPLIES.start()
     try:
         reply.admit()  # refused while this replica drains before a restart
+        await GUARD.screen(address)  # an address whose messages keep being refused: at once, before any work
         settings = ChatSettings(
             model=model or SETTINGS.model,
             system_prompt=system_prompt or "",
@@ -175,7 +177,7 @@ async def respond(
             await BUDGET.check()
         # checked before the limits: a message refused here (no key, settings the model refuses) sends nothing
         checked = FallbackStream(CLIENT, messages, settings, user_key, SETTINGS.fallback_model)
-        async with GUARD.admit(request.session_hash or "", client_address(request)):
+        async with GUARD.admit(request.session_hash or "", address):
             stream = checked
             prompt_chars = text_length(messages)
             budget = BUDGET if host_pays_this else None
@@ -199,6 +201,7 @@ async def respond(
             if os.environ.get("APP_RAISE_ERRORS"):
                 raise
             error = ChatError(t("unexpected"), key="unexpected")
+        await GUARD.refused(address, error)
         reply.failed(error)
         switch = stream.switch if stream else None
         failure = transcript.failed(stream.text if stream else "", error, lang)

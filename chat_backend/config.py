@@ -35,6 +35,7 @@ DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are tur
 # session id still meets the per-address rate, the upstream cap and the daily budget).
 DEFAULT_RATE_PER_SESSION = 10  # messages a minute from one browser session
 DEFAULT_RATE_PER_ADDRESS = 300  # messages a minute from one client address
+DEFAULT_REFUSED_PER_ADDRESS = 60  # refused messages a minute from one address before all its messages are refused
 # Of MAX_UPSTREAM_CALLS (else CHAT_CONCURRENCY), one client address may hold this part at once, so that one visitor
 # never starves the rest, while a class of 50 behind one NAT (64 of the default 128) is still answered at once.
 UPSTREAM_SHARE_PER_ADDRESS = 0.5
@@ -71,6 +72,8 @@ TOP_P_RANGE = (0.01, 1.0)
 PENALTY_RANGE = (-2.0, 2.0)
 
 MAX_KEY_LENGTH = 512
+MAX_PASTED_KEY_CHARS = 2 * MAX_KEY_LENGTH  # a copy adds a few spaces and invisible characters, never this many
+MAX_MODEL_CHARS = 200  # model ids are a few dozen characters
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Settings:
     update_budget: float = DEFAULT_UPDATE_BUDGET
     rate_per_session: int = DEFAULT_RATE_PER_SESSION
     rate_per_address: int = DEFAULT_RATE_PER_ADDRESS
+    refused_per_address: int = DEFAULT_REFUSED_PER_ADDRESS
     max_upstream: int = DEFAULT_CONCURRENCY
     max_upstream_per_address: int = int(DEFAULT_CONCURRENCY * UPSTREAM_SHARE_PER_ADDRESS)
     max_upstream_per_session: int = DEFAULT_MAX_UPSTREAM_PER_SESSION
@@ -152,6 +156,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         update_budget=_number(env, "STREAM_UPDATE_BUDGET", DEFAULT_UPDATE_BUDGET),
         rate_per_session=_count(env, "RATE_LIMIT_PER_SESSION", DEFAULT_RATE_PER_SESSION),
         rate_per_address=_count(env, "RATE_LIMIT_PER_ADDRESS", DEFAULT_RATE_PER_ADDRESS),
+        refused_per_address=_count(env, "RATE_LIMIT_REFUSED_PER_ADDRESS", DEFAULT_REFUSED_PER_ADDRESS),
         max_upstream=max_upstream,
         max_upstream_per_address=_count(env, "MAX_UPSTREAM_PER_ADDRESS", address_share),
         max_upstream_per_session=_count(env, "MAX_UPSTREAM_PER_SESSION", DEFAULT_MAX_UPSTREAM_PER_SESSION),
@@ -281,8 +286,12 @@ def resolve_key(user_key: str | None, settings: Settings) -> str:
 def check_key(raw: str) -> tuple[Msg | None, str]:
     """(what is wrong, or None) and the key without the spaces and invisible characters that copying adds.
 
-    A key is visible ASCII: anything else can't be sent in an HTTP header, so it is refused with its name.
+    A key is visible ASCII: anything else can't be sent in an HTTP header, so it is refused with its name. A
+    field far longer than any key is refused by its length alone, before any character is looked at: a request
+    body can carry megabytes there, and looking up each one cost a second of CPU.
     """
+    if len(raw) > MAX_PASTED_KEY_CHARS:
+        return Msg("key_too_long", {"length": f"{len(raw):,}", "paste": Msg("paste_again")}), raw
     key = "".join(char for char in raw if unicodedata.category(char) != "Cf").strip()  # Cf: zero-width, BOM
     if len(key) > MAX_KEY_LENGTH:
         return Msg("key_too_long", {"length": f"{len(key):,}", "paste": Msg("paste_again")}), key
@@ -319,6 +328,10 @@ class ChatSettings:
     stream: bool = True
 
     def __post_init__(self) -> None:
+        if len(self.model) > MAX_MODEL_CHARS:  # judged by its length: it could be megabytes from a script
+            raise InvalidSettings(
+                key="settings_model_name", params={"length": f"{len(self.model):,}", "limit": MAX_MODEL_CHARS}
+            )
         if not self.model.strip():
             raise InvalidSettings(key="settings_no_model")
         if not (isinstance(self.max_tokens, int) and self.max_tokens >= 1):

@@ -146,6 +146,8 @@ EN: dict[str, str] = {
     "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings "
     "panel. Keys are at https://aimlapi.com/app/keys.",
     "settings_no_model": "Choose a model before sending.",
+    "settings_model_name": "The model name is {length} characters; model names have at most {limit}. Choose a model "
+    "from the list in Settings.",
     "settings_max_tokens": "Max tokens must be a whole number of at least 1, got {value}.",
     "settings_seed": "Seed must be a whole number of at least 1 (0 for random), got {value}.",
     "settings_range": "{label} must be between {low} and {high}, got {value}.",
@@ -157,6 +159,8 @@ EN: dict[str, str] = {
     "busy_address": "Your network address already has {replies} in progress, the most one address may have at once "
     "so that others are served too. Send again when one has finished.",
     "busy_checking": "The server could not check its limits in time. Send again in a moment.",
+    "throttled_refused": "Too many refused messages from your network address: at most {amount} a minute. Wait "
+    "{seconds} s, then send again.",
     "busy_session": "This chat already has {replies} in progress, the most one chat may have at once. Send again when "
     "one has finished.",
     "restarting": "This server is restarting. Send your message again: it will go to another server "
@@ -395,6 +399,7 @@ ZH: dict[str, str] = {
     "或在 Hugging Face Space 的设置中添加名为 AIMLAPI_KEY 的 Secret，或在设置面板中粘贴你自己的密钥。"
     "密钥可在 https://aimlapi.com/app/keys 获取。",
     "settings_no_model": "发送前请先选择模型。",
+    "settings_model_name": "模型名称有 {length} 个字符；模型名称最多 {limit} 个字符。请在设置的列表中选择模型。",
     "settings_max_tokens": "最大 token 数必须是不小于 1 的整数，当前为 {value}。",
     "settings_seed": "随机种子必须是不小于 1 的整数（0 表示随机），当前为 {value}。",
     "settings_range": "{label}必须在 {low} 到 {high} 之间，当前为 {value}。",
@@ -406,6 +411,7 @@ ZH: dict[str, str] = {
     "busy_address": "你的网络地址已有 {replies}正在进行，这是一个地址同时最多可有的数量，以便其他人也能得到"
     "回答。请等其中一条完成后再发送。",
     "busy_checking": "服务器未能及时检查其限制。请稍后再发送。",
+    "throttled_refused": "你的网络地址被拒绝的消息太多：每分钟最多 {amount} 条。请等待 {seconds} 秒后再发送。",
     "busy_session": "此对话已有 {replies}正在进行，这是一个对话同时最多可有的数量。请等其中一条完成后再发送。",
     "restarting": "此服务器正在重启。请再次发送消息：它会转到另一台服务器（您的消息保留在上方，可编辑或重试）。",
     "budget_used_up": "本演示今天的预算已用完。它将在 UTC 00:00 重置（还有 {hours} 小时 {minutes} 分钟）。"

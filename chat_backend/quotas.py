@@ -14,6 +14,7 @@ the upstream cap and the daily budget.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
@@ -29,7 +30,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from .config import Settings
-from .errors import Busy, Throttled
+from .errors import BadInput, Busy, ChatError, InvalidKey, InvalidSettings, Throttled
 from .i18n import count_of
 from .off_loop import OffLoop, store_calls
 from .store import REDIS_TIMEOUT_S, StoreUnavailable, WarnEvery
@@ -41,6 +42,7 @@ MAX_KEY_CHARS = 100  # a session id is client-chosen: never let it grow a storag
 # How long a message may wait for its rates: longer than the Redis client's connect and read timeouts, after which
 # `Windows` answers from memory by itself, so only a store that holds every store thread that long refuses.
 WINDOWS_WAIT_S = 2 * REDIS_TIMEOUT_S + 1
+REFUSED_INPUT = (InvalidKey, InvalidSettings, BadInput)  # refused for what the sender sent, not for the server's state
 
 
 def visitor_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
@@ -173,10 +175,12 @@ class Guard:
         *,
         upstream_per_address: int = 0,
         upstream_per_session: int = 0,
+        refused_per_address: int = 0,
         off_loop: OffLoop = store_calls,
     ) -> None:
         self._windows = Windows(storage_url)
         self._off_loop = off_loop
+        self._refusals = RateLimitItemPerMinute(refused_per_address) if refused_per_address > 0 else None
         self._limits = [
             (RateLimitItemPerMinute(limit), scope)
             for limit, scope in ((per_session, "session"), (per_address, "address"))
@@ -193,7 +197,28 @@ class Guard:
             settings.redis_url,
             upstream_per_address=settings.max_upstream_per_address,
             upstream_per_session=settings.max_upstream_per_session,
+            refused_per_address=settings.refused_per_address,
         )
+
+    async def screen(self, address: str) -> None:
+        """Raise `Throttled` at once, before any work on the message, for an address whose messages were refused
+        for their input `refused_per_address` times in the last minute: refusing costs little, but not nothing."""
+        if self._refusals is None:
+            return
+        wait = await self._in_store_thread(
+            self._windows.wait_needed, self._refusals, "refused", address[:MAX_KEY_CHARS]
+        )
+        if wait:
+            raise Throttled(
+                key="throttled_refused", params={"amount": self._refusals.amount, "seconds": math.ceil(wait)}
+            )
+
+    async def refused(self, address: str, error: ChatError) -> None:
+        """Count a message refused for what it held (a key or setting no call takes, an input over a limit)."""
+        if self._refusals is None or not isinstance(error, REFUSED_INPUT):
+            return
+        with contextlib.suppress(Busy):  # no store thread free: one refusal uncounted
+            await self._in_store_thread(self._windows.hit, self._refusals, "refused", address[:MAX_KEY_CHARS])
 
     @asynccontextmanager
     async def admit(self, session: str, address: str) -> AsyncIterator[None]:
@@ -214,11 +239,11 @@ class Guard:
         finally:
             self._slots.give_back(keys["session"], keys["address"])
 
-    async def _in_store_thread(self, call: Callable[[dict[str, str]], T], keys: dict[str, str]) -> T:
-        """`call(keys)` off the event loop; when every store thread stays busy too long, the message is refused
+    async def _in_store_thread(self, call: Callable[..., T], *args: Any) -> T:
+        """`call(*args)` off the event loop; when every store thread stays busy too long, the message is refused
         (fail closed) rather than let through unchecked."""
         try:
-            return await self._off_loop(WINDOWS_WAIT_S, call, keys)
+            return await self._off_loop(WINDOWS_WAIT_S, call, *args)
         except StoreUnavailable:
             raise Busy(key="busy_checking") from None
 

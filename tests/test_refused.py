@@ -83,13 +83,13 @@ def test_a_model_name_longer_than_any_model_is_refused_before_anything_is_sent()
 
 
 def test_refusals_count_per_address_and_then_refuse_at_once() -> None:
-    guard = Guard(per_session=0, per_address=0, max_upstream=0, refused_per_address=2)
+    guard = Guard(per_session=0, per_address=0, max_upstream=0, refused_per_address=3)
 
     async def visit() -> None:
         for error in (InvalidKey(key="no_key"), BadInput("too long"), InvalidSettings("range")):
             await guard.screen("198.51.100.1")
             await guard.refused("198.51.100.1", error)
-        with pytest.raises(Throttled, match="refused messages from your network address: at most 2"):
+        with pytest.raises(Throttled, match="refused messages from your network address: at most 3"):
             await guard.screen("198.51.100.1")
         await guard.screen("198.51.100.2")  # another address is not affected
         for not_input in (MissingKey(key="no_key"), Busy(key="busy", params={"count": 1}), Throttled("slow")):
