@@ -409,7 +409,14 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 @pytest.fixture(scope="module")
 def share_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     folder = tmp_path_factory.mktemp("share-app")
-    app = app_on(shared_api, folder, DATA_DIR=str(folder / "data"), SHARE_PER_HOUR="2", SHARE_MAX_KB="40").start()
+    app = app_on(
+        shared_api,
+        folder,
+        DATA_DIR=str(folder / "data"),
+        SHARE_PER_HOUR="2",
+        SHARE_MAX_KB="40",
+        TRUSTED_PROXY_HOPS="1",  # each test's browser comes from an address of its own (see `page`)
+    ).start()
     yield app
     app.stop()
 
@@ -421,9 +428,16 @@ def api(shared_api: FakeAPI, share_app: AppProcess) -> Iterator[FakeAPI]:
     shared_api.release()
 
 
+BROWSER_ADDRESSES = itertools.count(10)
+
+
 @pytest.fixture
 def page(browser: Browser, share_app: AppProcess, api: FakeAPI) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    """The app in a new browser, from an address of its own: the share limits count per address."""
+    address = f"198.51.100.{next(BROWSER_ADDRESSES)}"
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, extra_http_headers={"X-Forwarded-For": address}
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(share_app.url)
