@@ -5,7 +5,9 @@ a moving-window message rate, and the whole server a cap on simultaneous upstrea
 may hold only a part and one chat only a few, so that one visitor never starves the others. The windows live in
 the `limits` library's memory storage, or in Redis with `REDIS_URL` so that replicas share them; while Redis
 fails, each replica falls back to its own memory and says so in the log at most once a minute. Every refusal is
-a `ChatError` that says how long to wait; a refused message never counts against the sender. A limit of 0 is off.
+a `ChatError` that says how long to wait; a refused message never counts against the sender's rate. Messages
+refused for what they hold count in a window of their own, past which an address is refused before any work.
+A limit of 0 is off.
 
 The session id is chosen by the client, so the per-session rate only slows a runaway tab. What protects the
 host's key is the per-address rate (the address comes from `visitor_address`, which a visitor cannot spoof),
@@ -209,9 +211,7 @@ class Guard:
             self._windows.wait_needed, self._refusals, "refused", address[:MAX_KEY_CHARS]
         )
         if wait:
-            raise Throttled(
-                key="throttled_refused", params={"amount": self._refusals.amount, "seconds": math.ceil(wait)}
-            )
+            raise _throttled("refused", self._refusals, wait)
 
     async def refused(self, address: str, error: ChatError) -> None:
         """Count a message refused for what it held (a key or setting no call takes, an input over a limit)."""
@@ -252,12 +252,17 @@ class Guard:
         for item, scope in self._limits:
             wait = self._windows.wait_needed(item, scope, keys[scope])
             if wait:
-                return Throttled(key=f"throttled_{scope}", params={"amount": item.amount, "seconds": math.ceil(wait)})
+                return _throttled(scope, item, wait)
         return None
 
     def _count(self, keys: dict[str, str]) -> None:
         for item, scope in self._limits:
             self._windows.hit(item, scope, keys[scope])
+
+
+def _throttled(scope: str, item: RateLimitItem, wait: float) -> Throttled:
+    """The refusal by a full window of `scope` ("session", "address", "refused"), saying how long to wait."""
+    return Throttled(key=f"throttled_{scope}", params={"amount": item.amount, "seconds": math.ceil(wait)})
 
 
 def _limits_url(url: str) -> str:
