@@ -103,9 +103,7 @@ class ChatApp:
         self.settings = settings
         self.client = ChatClient(settings)
         self.updates = UpdateBudget(settings.update_budget)
-        self.guard = Guard(
-            settings.rate_per_session, settings.rate_per_address, settings.max_upstream, settings.redis_url
-        )
+        self.guard = Guard.from_settings(settings)
         self.store = open_store(settings)
         self.budget = DailyBudget(settings.daily_budget_usd, self.store)
         self.attachments = Attachments.under(  # only what Gradio received as uploads (or our examples) is read
@@ -146,9 +144,11 @@ class ChatApp:
         stream: FallbackStream | None = None
         notes: list[dict[str, Any]] = []
         lang = language(request.headers.get("accept-language"))
+        address = self.address(request)
         reply = self.replies.start()
         try:
             reply.admit()  # refused while this replica drains before a restart
+            await self.guard.screen(address)  # an address whose messages keep being refused: at once, before any work
             chosen = read(values, self.settings.model)  # cheap checks of every field before anything else
             settings = chosen.settings
             built = await to_thread.run_sync(
@@ -167,10 +167,10 @@ class ChatApp:
                 yield notes, gr.skip()  # before anything is sent, so nothing is billed unannounced
             host_pays_this = host_pays(chosen.user_key, self.settings)
             if host_pays_this:
-                self.budget.check()
+                await self.budget.check()
             # checked before the limits: a message refused here (no key, settings the model refuses) sends nothing
             checked = FallbackStream(self.client, messages, settings, chosen.user_key, self.settings.fallback_model)
-            with self.guard.admit(request.session_hash or "", self.address(request)):
+            async with self.guard.admit(request.session_hash or "", address):
                 stream = checked
                 prompt_chars = text_length(messages)
                 budget = self.budget if host_pays_this else None
@@ -193,6 +193,7 @@ class ChatApp:
                 if os.environ.get("APP_RAISE_ERRORS"):
                     raise
                 error = ChatError(t("unexpected"), key="unexpected")
+            await self.guard.refused(address, error)
             reply.failed(error)
             switch = stream.switch if stream else None
             failure = transcript.failed(stream.shown() if stream else Shown(), error, lang)
@@ -262,7 +263,7 @@ class ChatApp:
                 history,
                 model=model or self.settings.model,
                 system_prompt=system_prompt if include_prompt else "",
-                session=request.session_hash or "",
+                address=self.address(request),
                 hidden=(self.settings.api_key, user_key, check_key(user_key or "")[1]),  # as typed, and as sent
             )
         except ChatError as error:
