@@ -214,7 +214,7 @@ def test_a_shared_page_shows_the_thought_folded_apart_from_the_answer(
         {"role": "assistant", "content": THOUGHT, "metadata": {"id": "chat-thought-1", "title": "💭 Thought for 12 s"}},
         {"role": "assistant", "content": ANSWER},
     ]
-    shared = shares.create(history, model="minimax/m2", session="s")
+    shared = shares.create(history, model="minimax/m2", address="198.51.100.1")
     server = TestClient(Starlette(routes=share_page.routes(shares)))
 
     def serve(route: Any) -> None:  # the page and its files from the share routes, in process

@@ -109,7 +109,7 @@ def test_the_thinking_is_kept_folded_and_apart_from_the_answer(tmp_path: Path, s
     }
     assert snapshot["messages"][2] == {"role": "assistant", "text": "It is πr²."}
     shares = make_shares(tmp_path, Clock())
-    shared = shares.create(history, model="minimax/m2", session="s", hidden=(SERVER_KEY,))
+    shared = shares.create(history, model="minimax/m2", address="198.51.100.1", hidden=(SERVER_KEY,))
     page = TestClient(Starlette(routes=share_page.routes(shares))).get(f"/share/{shared.id}").text
     fold = page.index('<details class="thought"><summary>💭 Thought for 12 s</summary>')
     answer = page.index('<article class="message bot">')
