@@ -40,7 +40,8 @@ from chat_backend.relay import newest_in_thread
 from chat_backend.shared_links import Shares, link_choices, remember
 from chat_backend.store import open_store
 from web import health, share_page
-from web.guard import LoginThrottle, RequestGuard, inside
+from web.guard import RequestGuard, inside
+from web.login import LoginThrottle
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -492,6 +493,7 @@ def middleware() -> list[Middleware]:
             body_limit=SETTINGS.max_request_bytes,
             upload_folder=gr.utils.get_upload_folder(),
             upload_limit=upload_limit(),
+            served_folders=[str(Path(gr.utils.get_icon_path("plus.svg")).parent)],  # Gradio's own icons
         ),
         Middleware(
             LoginThrottle,

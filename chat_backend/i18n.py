@@ -259,6 +259,12 @@ EN: dict[str, str] = {
     "ui_share_link": "Read-only link",
     "ui_share_links": "Your shared links",
     "ui_unshare": "Delete this link",
+    # The edge (web/): requests refused before Gradio sees them, answered as {"detail": ...}.
+    "edge_unreadable": "This request could not be checked, so it was refused.",
+    "edge_forged": "This request names a file that was not uploaded here.",
+    "edge_too_deep": "This request is nested too deeply.",
+    "edge_too_large": "Request too large: this server accepts at most {mb} MB here.",
+    "edge_login_throttled": "Too many failed logins from your address. Try again in {seconds} s.",
 }
 
 ZH: dict[str, str] = {
@@ -475,6 +481,12 @@ ZH: dict[str, str] = {
     "ui_share_link": "只读链接",
     "ui_share_links": "你分享的链接",
     "ui_unshare": "删除此链接",
+    # The edge (web/): requests refused before Gradio sees them, answered as {"detail": ...}.
+    "edge_unreadable": "无法检查此请求，因此已拒绝。",
+    "edge_forged": "此请求指向一个并非在此上传的文件。",
+    "edge_too_deep": "此请求嵌套层级过深。",
+    "edge_too_large": "请求过大：此处最多接受 {mb} MB。",
+    "edge_login_throttled": "你的网络地址登录失败次数过多。请 {seconds} 秒后再试。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

@@ -1,0 +1,44 @@
+"""asgi: what the edge middleware (guard, volume, login throttle, page headers) shares: ASGI types, reading a
+request's headers, and the JSON refusal they all answer with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from chat_backend.i18n import language, t
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def header_values(scope: Scope, name: str) -> list[str]:
+    """Every value of the header `name` (case-insensitive), in order: two of one kind are for the caller to judge."""
+    wanted = name.encode("latin-1")
+    return [value.decode("latin-1") for key, value in scope["headers"] if key.lower() == wanted]
+
+
+def header(scope: Scope, name: str) -> str:
+    values = header_values(scope, name)
+    return values[0] if values else ""
+
+
+async def refuse(
+    scope: Scope, send: Send, status: int, key: str, headers: dict[str, str] | None = None, **params: Any
+) -> None:
+    """`{"detail": ...}` (the shape of Gradio's own errors, which the page shows) in the visitor's language."""
+    detail = t(key, language(header(scope, "accept-language")), **params)
+    body = json.dumps({"detail": detail}).encode()
+    extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
