@@ -522,6 +522,9 @@ def main() -> None:
     if SETTINGS.offline:
         log.info("offline: every reply is canned; no key is used and no model is called")
     signal.signal(signal.SIGTERM, _drain)
+    # Gradio builds uvicorn's Config without `forwarded_allow_ips`, so uvicorn would take the client address from
+    # X-Forwarded-For for every connection from 127.0.0.1: trust no one there, scope_address is the one reader.
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     demo.launch(
         server_name="0.0.0.0" if SETTINGS.on_spaces else os.environ.get("GRADIO_SERVER_NAME"),
         share=args.share or SETTINGS.share,
