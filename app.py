@@ -500,6 +500,7 @@ def middleware() -> list[Middleware]:
             max_failures=SETTINGS.login_max_failures,
             window=SETTINGS.login_window,
             trusted_hops=SETTINGS.trusted_proxy_hops,
+            storage_url=SETTINGS.redis_url,
         ),
     ]
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from chat_backend.attachments import PATH_MAX
 from tests.app_process import AppProcess
+from tests.asgi_driver import Recorder, request
 from tests.fake_api import FakeAPI
 from tests.test_app_api import DEFAULTS
 from tests.test_security import event_index, served_urls
@@ -200,54 +201,12 @@ OUTSIDE = Path(tempfile.mkdtemp(prefix="guard-outside-")) / "secret.txt"
 OUTSIDE.write_bytes(SECRET_TEXT)
 
 
-class Downstream:
-    """A stand-in for Gradio: records the body it was handed and reads it as Starlette would (json.loads)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        self.bodies.append(body)
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
-
-
-def through_guard(
-    body: bytes, headers: dict[str, str], path: str = "/gradio_api/run/predict"
-) -> tuple[int, Downstream]:
-    """One request through a RequestGuard in front of a `Downstream`: the status and what reached it."""
-    downstream = Downstream()
+def through_guard(body: bytes, headers: dict[str, str]) -> tuple[int, Recorder]:
+    """One request through a RequestGuard in front of a `Recorder`: the status and what reached it."""
+    downstream = Recorder()
     guard = RequestGuard(downstream, body_limit=5_000_000, upload_limit=6_000_000, upload_folder=str(UPLOADS))
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
-        "client": ("127.0.0.1", 1),
-    }
-    pieces = [body[i : i + 4096] for i in range(0, len(body), 4096)] or [b""]
-    messages = iter(
-        [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)]
-    )
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        return next(messages, {"type": "http.disconnect"})
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    asyncio.run(guard(scope, receive, send))
-    return status, downstream
+    answer = asyncio.run(request(guard, "/gradio_api/run/predict", body, headers))
+    return answer.status, downstream
 
 
 def every_path(value: Any) -> Iterator[Any]:

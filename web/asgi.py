@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio
 
 from chat_backend.i18n import language, t
+from chat_backend.quotas import Windows
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+T = TypeVar("T")
+STORE_THREADS = 4  # per middleware: Redis calls at once while its answers are slow
 
 
 def header_values(scope: Scope, name: str) -> list[str]:
@@ -42,3 +48,19 @@ async def refuse(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class WindowCalls:
+    """A `Windows` called from the event loop: directly while its windows are in memory (no I/O), else in one of a
+    few threads of its own, so that a slow Redis holds those threads, never the loop or anyio's shared pool."""
+
+    def __init__(self, windows: Windows) -> None:
+        self.windows = windows
+        self._threads: anyio.CapacityLimiter | None = None  # made on first use: it belongs to the running loop
+
+    async def __call__(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if not self.windows.shared:
+            return method(*args, **kwargs)
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(STORE_THREADS)
+        return await anyio.to_thread.run_sync(partial(method, *args, **kwargs), limiter=self._threads)

@@ -1,59 +1,51 @@
 """login: failed logins per address, so that guessing the shared password takes years, not minutes.
 
-`LoginThrottle` answers 429 to an address after too many failed logins. Plain ASGI, in front of Gradio's /login.
+`LoginThrottle` answers 429 to an address after too many failed logins within a window. The failures are kept in
+`chat_backend.quotas.Windows` like the other limits: in Redis with `REDIS_URL`, so the limit holds for every
+replica together, else in this process's memory. Plain ASGI, in front of Gradio's POST /login.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from chat_backend.quotas import scope_address
+from limits import RateLimitItemPerSecond
 
-from .asgi import ASGIApp, Message, Receive, Scope, Send, refuse
+from chat_backend.quotas import Windows, scope_address
 
-MAX_TRACKED_ADDRESSES = 100_000  # beyond this the idlest addresses are forgotten, so memory stays bounded
+from .asgi import ASGIApp, Message, Receive, Scope, Send, WindowCalls, refuse
 
 
-class _Failures:
-    """Login attempts per address in the last `window` seconds. An attempt counts from the moment it starts, so
-    parallel guesses cannot slip past the limit together, and is forgotten again when it succeeds."""
+class _Turns:
+    """One login at a time per address in this process, so that parallel guesses each see the failures of those
+    before them. An address is forgotten as soon as none of its logins is waiting: memory follows the requests."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._times: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: Counter[str] = Counter()
 
-    def attempt(self, key: str) -> tuple[float, float]:
-        """(seconds to wait, 0) when `key` is over the limit; else (0, a token for `succeeded`)."""
-        now = self._clock()
-        with self._lock:
-            times = self._times.setdefault(key, deque())
-            self._times.move_to_end(key)
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) >= self.limit:
-                return times[0] + self.window - now, 0.0
-            times.append(now)
-            if len(self._times) > MAX_TRACKED_ADDRESSES:
-                self._times.popitem(last=False)
-            return 0.0, now
-
-    def succeeded(self, key: str, token: float) -> None:
-        with self._lock:
-            times = self._times.get(key)
-            if times and token in times:
-                times.remove(token)
+    @asynccontextmanager
+    async def of(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key], self._locks[key]
 
 
 class LoginThrottle:
     """After `max_failures` failed logins from one address within `window` seconds, POST /login answers 429
-    until the oldest of them is `window` seconds old. Other addresses and successful logins are unaffected."""
+    until the oldest of them is `window` seconds old. Other addresses and successful logins are unaffected; a
+    login that ends in an error counts as failed. Across replicas two parallel guesses may both be let through
+    before either has failed: at most one more per replica."""
 
     def __init__(
         self,
@@ -62,33 +54,39 @@ class LoginThrottle:
         max_failures: int,
         window: float,
         trusted_hops: int,
-        clock: Callable[[], float] = time.monotonic,
+        storage_url: str | None = None,
     ) -> None:
         self.app = app
         self.trusted_hops = trusted_hops
-        self._attempts = _Failures(max_failures, window, clock) if max_failures > 0 else None
+        self._item = RateLimitItemPerSecond(max_failures, max(1, math.ceil(window))) if max_failures > 0 else None
+        self._failures = WindowCalls(Windows(storage_url))
+        self._turns = _Turns()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
-            self._attempts is None
+            self._item is None
             or scope["type"] != "http"
             or scope["method"] != "POST"
             or scope["path"].rstrip("/") != "/login"
         ):
             return await self.app(scope, receive, send)
+        item, windows = self._item, self._failures.windows
         address = scope_address(scope, self.trusted_hops)
-        wait, token = self._attempts.attempt(address)
-        if wait:
-            seconds = str(math.ceil(wait))
-            return await refuse(scope, send, 429, "edge_login_throttled", {"retry-after": seconds}, seconds=seconds)
-        status = 0
+        async with self._turns.of(address):
+            wait = await self._failures(windows.wait_needed, item, "login", address)
+            if wait:
+                seconds = str(math.ceil(wait))
+                return await refuse(scope, send, 429, "edge_login_throttled", {"retry-after": seconds}, seconds=seconds)
+            status = 0
 
-        async def watching(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+            async def watching(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
 
-        await self.app(scope, receive, watching)
-        if status < 400:
-            self._attempts.succeeded(address, token)
+            try:
+                await self.app(scope, receive, watching)
+            finally:
+                if not 200 <= status < 400:
+                    await self._failures(windows.hit, item, "login", address)
