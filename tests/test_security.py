@@ -369,3 +369,18 @@ def test_a_path_longer_than_any_file_can_have_is_refused_unresolved(live_app: Ap
         Attachments.under([uploads]).resolve(path)
     conversation = [{"role": "user", "content": {"path": path}}]
     assert run(live_app, "_load_conversation", [0, [conversation]]).status_code == 400
+
+
+@pytest.mark.parametrize("page", ["monitoring", "monitoring/summary", "monitoring/not-the-key"])
+def test_gradios_monitoring_pages_are_closed_by_default(live_app: AppProcess, page: str) -> None:
+    """Gradio opens /monitoring to anyone unless told otherwise: its summary lists every event's timings."""
+    reply = requests.get(f"{live_app.url}{page}", timeout=10)
+    assert reply.status_code == 403 and "functions" not in reply.text, reply.text[:200]
+
+
+def test_the_owner_can_open_the_monitoring_pages(shared_api: FakeAPI, tmp_path: Path) -> None:
+    app = app_on(shared_api, tmp_path, MONITORING="1").start()
+    try:
+        assert requests.get(f"{app.url}monitoring/summary", timeout=10).json() == {"functions": {}}
+    finally:
+        app.stop()
