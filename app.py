@@ -540,6 +540,7 @@ def main() -> None:
         footer_links=["gradio", "settings"] if SETTINGS.hide_api else None,
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
         blocked_paths=private_paths(),
+        enable_monitoring=SETTINGS.monitoring,  # Gradio's default (None) opens /monitoring to anyone
         app_kwargs={
             "routes": [*health.routes(REPLIES, SETTINGS.metrics_token), *SHARE_ROUTES],
             "middleware": middleware(),

@@ -117,6 +117,8 @@ class Settings:
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     metrics_token: str | None = field(default=None, repr=False)  # /metrics answers 404 without it
     replicas: int = DEFAULT_REPLICAS
+    # The edge (web/): what one address may send, and what Gradio may keep or show (issue 20).
+    monitoring: bool = False  # Gradio's /monitoring pages
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -179,6 +181,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         drain_seconds=_number(env, "DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, minimum=0),
         metrics_token=env.get("METRICS_TOKEN"),
         replicas=int(_number(env, "REPLICAS", DEFAULT_REPLICAS, minimum=1, whole=True)),
+        # The edge (web/), issue 20.
+        monitoring=_flag(env, "MONITORING"),
     )
 
 
