@@ -42,6 +42,7 @@ from chat_backend.store import open_store
 from web import health, share_page
 from web.guard import RequestGuard, inside
 from web.login import LoginThrottle
+from web.page_policy import PagePolicy
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -488,6 +489,7 @@ demo._queue.sleep_when_free = QUEUE_IDLE_POLL  # Gradio's 1 ms costs an idle pro
 def middleware() -> list[Middleware]:
     """Body limits and file-path checks on every request, and the failed-login throttle (see web/guard.py)."""
     return [
+        Middleware(PagePolicy),
         Middleware(
             RequestGuard,
             body_limit=SETTINGS.max_request_bytes,

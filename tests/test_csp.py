@@ -120,7 +120,7 @@ def test_a_foreign_image_in_a_reply_makes_no_request_and_the_page_still_works(
         assert violations and all(elsewhere.url.split("//")[1] in v and "img-src" in v for v in violations), violations
         with context.expect_page() as opened:  # links still lead elsewhere, in a new tab
             link.click()
-        assert elsewhere.arrived.wait(10) and elsewhere.paths == ["/report"]
+        assert elsewhere.arrived.wait(10) and elsewhere.paths[0] == "/report"  # (the new tab then asks for its icon)
         opened.value.close()
     finally:
         context.close()
