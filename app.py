@@ -43,6 +43,8 @@ from web import health, share_page
 from web.guard import RequestGuard, inside
 from web.login import LoginThrottle
 from web.page_policy import PagePolicy
+from web.sessions import SessionExpiry
+from web.volume import VolumeQuota
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -487,13 +489,24 @@ demo._queue.sleep_when_free = QUEUE_IDLE_POLL  # Gradio's 1 ms costs an idle pro
 
 
 def middleware() -> list[Middleware]:
-    """Body limits and file-path checks on every request, and the failed-login throttle (see web/guard.py)."""
+    """The edge, outermost first (see web/): page headers, bytes a minute per address, the request guard, the
+    failed-login throttle, and the expiry of idle sessions' state."""
+    uploads = gr.utils.get_upload_folder()
     return [
         Middleware(PagePolicy),
         Middleware(
+            VolumeQuota,
+            body_per_minute=SETTINGS.body_per_minute,
+            upload_per_minute=SETTINGS.upload_per_minute,
+            upload_folder=uploads,
+            upload_store=SETTINGS.upload_store_bytes,
+            trusted_hops=SETTINGS.trusted_proxy_hops,
+            storage_url=SETTINGS.redis_url,
+        ),
+        Middleware(
             RequestGuard,
             body_limit=SETTINGS.max_request_bytes,
-            upload_folder=gr.utils.get_upload_folder(),
+            upload_folder=uploads,
             upload_limit=upload_limit(),
             served_folders=[str(Path(gr.utils.get_icon_path("plus.svg")).parent)],  # Gradio's own icons
         ),
@@ -504,6 +517,7 @@ def middleware() -> list[Middleware]:
             trusted_hops=SETTINGS.trusted_proxy_hops,
             storage_url=SETTINGS.redis_url,
         ),
+        Middleware(SessionExpiry, max_idle=SETTINGS.session_idle),
     ]
 
 
@@ -543,6 +557,7 @@ def main() -> None:
         run_history=False,  # it would keep every input, visitors' own keys included, in their browser
         blocked_paths=private_paths(),
         enable_monitoring=SETTINGS.monitoring,  # Gradio's default (None) opens /monitoring to anyone
+        state_session_capacity=SETTINGS.state_sessions,
         app_kwargs={
             "routes": [*health.routes(REPLIES, SETTINGS.metrics_token), *SHARE_ROUTES],
             "middleware": middleware(),

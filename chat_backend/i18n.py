@@ -265,6 +265,11 @@ EN: dict[str, str] = {
     "edge_too_deep": "This request is nested too deeply.",
     "edge_too_large": "Request too large: this server accepts at most {mb} MB here.",
     "edge_login_throttled": "Too many failed logins from your address. Try again in {seconds} s.",
+    "edge_body_budget": "Too much data from your network address in the last minute (at most {mb} MB a minute). "
+    "Try again in {seconds} s.",
+    "edge_upload_budget": "Too many uploads from your network address in the last minute (at most {mb} MB a minute). "
+    "Try again in {seconds} s.",
+    "edge_upload_full": "The server's space for uploads is full (at most {mb} MB for everyone). Try again later.",
 }
 
 ZH: dict[str, str] = {
@@ -487,6 +492,9 @@ ZH: dict[str, str] = {
     "edge_too_deep": "此请求嵌套层级过深。",
     "edge_too_large": "请求过大：此处最多接受 {mb} MB。",
     "edge_login_throttled": "你的网络地址登录失败次数过多。请 {seconds} 秒后再试。",
+    "edge_body_budget": "你的网络地址在过去一分钟内发送的数据过多（每分钟最多 {mb} MB）。请 {seconds} 秒后再试。",
+    "edge_upload_budget": "你的网络地址在过去一分钟内上传过多（每分钟最多 {mb} MB）。请 {seconds} 秒后再试。",
+    "edge_upload_full": "服务器的上传空间已满（所有人合计最多 {mb} MB）。请稍后再试。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

@@ -32,6 +32,9 @@ from .store import REDIS_TIMEOUT_S, WarnEvery
 log = logging.getLogger(__name__)
 SHARED_RETRY_S = 10.0  # after a Redis failure, use this replica's memory for this long before trying Redis again
 MAX_KEY_CHARS = 100  # a session id is client-chosen: never let it grow a storage key without bound
+# One warning per Redis for all the windows of a process (the message rates, the edge's budgets, the login limit):
+# a failing Redis is one piece of news.
+_FALLBACK_WARNINGS: dict[str, WarnEvery] = {}
 
 
 def visitor_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
@@ -81,9 +84,9 @@ class Windows:
                 ),
             )
             self._shared = strategy(storage)
+            self._warn = _FALLBACK_WARNINGS.setdefault(storage_url, WarnEvery(log))
             self._errors = (*_as_tuple(storage.base_exceptions), OSError)
         self._shared_down_until = 0.0
-        self._warn = WarnEvery(log)
 
     @property
     def shared(self) -> bool:

@@ -3,27 +3,43 @@ Reproduced through the launched app with its default bounds; the bounds leave a 
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import gradio as gr
 import pytest
 import requests
+from gradio.state_holder import StateHolder
 from gradio_client import Client
 
+from chat_backend.config import DEFAULT_BODY_MB_PER_MINUTE, DEFAULT_UPLOAD_MB_PER_MINUTE, Settings
 from tests.app_process import AppProcess
+from tests.asgi_driver import Recorder, request
 from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
+from tests.redis_server import RedisServer
 from tests.test_app_api import chat
 from tests.test_security import cache_bytes, chat_value, copy_step, raw_post, rss_mb
+from web.guard import RequestGuard
+from web.sessions import forget_idle
+from web.volume import VolumeQuota
+
+VOLUME_DEFAULTS = {  # app_on turns the volume budgets off for other tests: these tests keep the defaults
+    "BODY_MB_PER_MINUTE": f"{DEFAULT_BODY_MB_PER_MINUTE:g}",
+    "UPLOAD_MB_PER_MINUTE": f"{DEFAULT_UPLOAD_MB_PER_MINUTE:g}",
+}
 
 
 @pytest.fixture(scope="module")
 def default_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """The app with every bound at its default (message rates off, as in the other attack tests)."""
-    app = app_on(shared_api, tmp_path_factory.mktemp("volume")).start()
+    app = app_on(shared_api, tmp_path_factory.mktemp("volume"), **VOLUME_DEFAULTS).start()
     yield app
     app.stop()
 
@@ -46,9 +62,12 @@ def test_forty_big_chat_values_from_fresh_sessions_leave_memory_within_100_mb(de
     print(f"RSS {before:.0f} MB -> +{grown:.0f} MB; statuses {statuses}")
     assert grown < 100 and 200 in statuses and set(statuses) <= {200, 429}
     refusal = requests.post(
-        f"{default_app.url}gradio_api/run/predict", data=b"{}", headers={"content-type": "application/json"}, timeout=10
+        f"{default_app.url}gradio_api/run/predict",
+        data=b'{"data": [%s], "fn_index": %d, "session_hash": "one-more"}' % (chat, index),
+        headers={"content-type": "application/json", "accept-language": "zh-CN"},
+        timeout=30,
     )
-    assert refusal.status_code == 429 and "a minute" in refusal.json()["detail"], refusal.text
+    assert refusal.status_code == 429 and "每分钟最多 60 MB" in refusal.json()["detail"], refusal.text
     assert int(refusal.headers["retry-after"]) >= 1
 
 
@@ -58,7 +77,7 @@ def upload(app: AppProcess, number: int, size: int) -> requests.Response:
 
 
 def test_ten_uploads_of_ten_megabytes_at_once_store_at_most_60_mb(shared_api: FakeAPI, tmp_path: Path) -> None:
-    app = app_on(shared_api, tmp_path, MAX_ATTACHMENT_MB="10").start()
+    app = app_on(shared_api, tmp_path, MAX_ATTACHMENT_MB="10", **VOLUME_DEFAULTS).start()
     try:
         before = cache_bytes(app)
         with ThreadPoolExecutor(10) as pool:
@@ -100,3 +119,98 @@ def test_session_state_is_bounded_by_the_session_capacity(shared_api: FakeAPI, t
         app.stop()
     sent = [m["content"] for m in shared_api.chat_requests()[-1].body["messages"]]
     assert "Population?" in sent and "Capital of France?" not in sent
+
+
+# --- In-process: the defaults serve a class, replicas share the budgets, Gradio keeps sessions as assumed ---------
+
+ROOM_ADDRESS = "203.0.113.7"
+
+
+def volume(storage_url: str | None = None, **bounds: int) -> tuple[VolumeQuota, Recorder]:
+    defaults = Settings()
+    downstream = Recorder()
+    settings = {
+        "body_per_minute": defaults.body_per_minute,
+        "upload_per_minute": defaults.upload_per_minute,
+        "upload_store": defaults.upload_store_bytes,
+        **bounds,
+    }
+    quota = VolumeQuota(
+        downstream, upload_folder=tempfile.mkdtemp(), trusted_hops=0, storage_url=storage_url, **settings
+    )
+    return quota, downstream
+
+
+async def post(app: VolumeQuota, path: str, size: int, declared: bool = True) -> int:
+    headers = {"content-type": "application/json", **({"content-length": str(size)} if declared else {})}
+    return (await request(app, path, b"x" * size, headers, client=ROOM_ADDRESS)).status
+
+
+def test_a_class_of_50_behind_one_address_fits_the_default_budgets() -> None:
+    """150 messages in a minute, each as the page sends it mid-lesson: the textbox, the history twice (40 KB, then
+    with the reply), the queue's join and the saved conversations (120 KB); and a dozen 4 MB attachments."""
+    quota, _ = volume()
+
+    async def lesson() -> list[int]:
+        message = [1_000, 40_000, 2_000, 44_000, 120_000]
+        statuses = [await post(quota, "/gradio_api/run/predict", size) for _ in range(150) for size in message]
+        return statuses + [await post(quota, "/gradio_api/upload", 4_000_000) for _ in range(12)]
+
+    assert set(asyncio.run(lesson())) == {200}
+
+
+def test_replicas_share_the_budget_through_redis(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    try:
+        (one, _), (two, _) = (volume(server.url, body_per_minute=1_000_000) for _ in range(2))
+
+        async def burst() -> list[int]:
+            return [await post(one, "/x", 600_000), await post(two, "/x", 600_000), await post(one, "/x", 300_000)]
+
+        assert asyncio.run(burst()) == [200, 429, 200]
+    finally:
+        server.stop()
+
+
+def test_a_streamed_body_is_counted_as_it_arrives() -> None:
+    """Without a Content-Length the budget is spent a megabyte at a time; past it the app sees a disconnect."""
+    quota, downstream = volume(body_per_minute=2_500_000)
+
+    async def streams() -> list[int]:
+        return [await post(quota, "/x", 1_500_000, declared=False) for _ in range(2)]
+
+    assert asyncio.run(streams()) == [200, 429] and len(downstream.bodies[0]) == 1_500_000
+    assert len(downstream.bodies) == 2 and len(downstream.bodies[1]) < 1_500_000  # cut short, then refused
+
+
+def test_gradio_keeps_sessions_in_order_of_use_and_idle_ones_are_forgotten() -> None:
+    with gr.Blocks() as demo:
+        state = gr.State([])
+    holder = StateHolder()
+    holder.set_blocks(demo)
+    for session in ("a", "b", "c"):
+        holder[session][state._id] = ["a chat"]
+    now = datetime.datetime.now()
+    holder.time_last_used["a"] = now - datetime.timedelta(minutes=90)
+    holder.time_last_used["b"] = now - datetime.timedelta(minutes=61)
+    assert forget_idle(holder, 3600, now) == 2 and list(holder.session_data) == ["c"]
+    holder["a"]  # a visitor coming back gets a fresh session, at the end
+    assert list(holder.session_data) == ["c", "a"] and holder.time_last_used["a"] > now
+
+
+def test_a_body_the_guard_refuses_unread_costs_nothing() -> None:
+    """Volume is counted as the body is read: 30 declared 20 MB bodies refused by the guard's size limit (413,
+    unread) leave the address's whole budget, so its next message goes through."""
+    downstream = Recorder()
+    guard = RequestGuard(downstream, body_limit=5_000_000, upload_limit=6_000_000, upload_folder=tempfile.mkdtemp())
+    quota = VolumeQuota(
+        guard, body_per_minute=10_000_000, upload_per_minute=0, upload_folder="", upload_store=0, trusted_hops=0
+    )
+
+    async def attempts() -> list[int]:
+        big = {"content-type": "application/json", "content-length": "20000000"}
+        statuses = [(await request(quota, "/x", b"", big)).status for _ in range(30)]
+        fits = {"content-type": "application/json", "content-length": "4000000"}
+        return statuses + [(await request(quota, "/x", b"[" + b" " * 3_999_998 + b"]", fits)).status]
+
+    assert asyncio.run(attempts()) == [413] * 30 + [200]

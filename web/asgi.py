@@ -33,21 +33,63 @@ def header(scope: Scope, name: str) -> str:
     return values[0] if values else ""
 
 
-async def refuse(
-    scope: Scope, send: Send, status: int, key: str, headers: dict[str, str] | None = None, **params: Any
-) -> None:
+class Refused(Exception):
+    """A request not let through: its status, the catalogue key (and parameters) of the reason, extra headers."""
+
+    def __init__(self, status: int, key: str, headers: dict[str, str] | None = None, **params: Any) -> None:
+        super().__init__(key)
+        self.status, self.key, self.headers, self.params = status, key, headers or {}, params
+
+
+def too_large(limit: int) -> Refused:
+    return Refused(413, "edge_too_large", mb=f"{limit / 1_000_000:g}")
+
+
+async def refuse(scope: Scope, send: Send, refusal: Refused) -> None:
     """`{"detail": ...}` (the shape of Gradio's own errors, which the page shows) in the visitor's language."""
-    detail = t(key, language(header(scope, "accept-language")), **params)
+    detail = t(refusal.key, language(header(scope, "accept-language")), **refusal.params)
     body = json.dumps({"detail": detail}).encode()
-    extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
+    extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in refusal.headers.items()]
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": refusal.status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def pass_counted(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, check: Callable[[int], Awaitable[Refused | None]]
+) -> None:
+    """Pass the request on, asking `check` about the body's bytes so far as each piece arrives. Once it answers
+    with a refusal (before the app has begun its answer), the app sees the client disconnect and the client gets
+    the refusal instead: the body is never held whole here, and never reaches the app past the refusal."""
+    size, refusal, started = 0, None, False
+
+    async def counting() -> Message:
+        nonlocal size, refusal
+        message = await receive()
+        size += len(message.get("body", b""))
+        if refusal is None and not started:
+            refusal = await check(size)
+        return {"type": "http.disconnect"} if refusal is not None else message
+
+    async def sending(message: Message) -> None:
+        nonlocal started
+        if refusal is not None:
+            return  # the app's answer to a request cut short; the refusal below replaces it
+        started = True
+        await send(message)
+
+    try:
+        await app(scope, counting, sending)
+    except Exception:
+        if refusal is None:
+            raise
+    if refusal is not None:
+        await refuse(scope, send, refusal)
 
 
 class WindowCalls:

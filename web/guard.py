@@ -27,7 +27,19 @@ from urllib.parse import unquote_to_bytes
 
 from chat_backend.attachments import PATH_MAX
 
-from .asgi import ASGIApp, Message, Receive, Scope, Send, header, header_values, refuse
+from .asgi import (
+    ASGIApp,
+    Message,
+    Receive,
+    Refused,
+    Scope,
+    Send,
+    header,
+    header_values,
+    pass_counted,
+    refuse,
+    too_large,
+)
 
 log = logging.getLogger(__name__)
 UPLOAD_PATH = "/gradio_api/upload"
@@ -39,14 +51,6 @@ FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 MAX_JSON_DEPTH = 64  # the page's deepest value (saved conversations of typed parts with files) is about 10
 LOGIN_BODY_LIMIT = 64_000  # a user name and a password
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class Refused(Exception):
-    """The request is not let through: `status`, and the catalogue key (and parameters) of the reason."""
-
-    def __init__(self, status: int, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.status, self.key, self.params = status, key, params
 
 
 def inside(path: str, folder: str) -> bool:
@@ -160,7 +164,7 @@ class RequestGuard:
             self._check_target(scope)
             expected = self._expected_body(scope)
         except Refused as refusal:
-            return await refuse(scope, send, refusal.status, refusal.key, **refusal.params)
+            return await refuse(scope, send, refusal)
         if expected is None:
             return await self.app(scope, receive, send)
         kind, limit = expected
@@ -196,7 +200,7 @@ class RequestGuard:
         elif path in LOGIN_PATHS:
             kind, limit = "login", LOGIN_BODY_LIMIT
         if lengths and lengths[0].strip().isdigit() and int(lengths[0]) > limit:
-            raise Refused(413, "edge_too_large", mb=f"{limit / 1_000_000:g}")
+            raise too_large(limit)
         if kind == "json":
             return kind, limit  # its type is judged with the body: an empty one may come with any
         allowed = {"multipart/form-data"} if kind == "upload" else FORMS
@@ -214,13 +218,13 @@ class RequestGuard:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > limit:
-                return await refuse(scope, send, 413, "edge_too_large", mb=f"{limit / 1_000_000:g}")
+                return await refuse(scope, send, too_large(limit))
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
             self._judge(header(scope, "content-type"), body)
         except Refused as refusal:
-            return await refuse(scope, send, refusal.status, refusal.key, **refusal.params)
+            return await refuse(scope, send, refusal)
         replayed = False
 
         async def replay() -> Message:
@@ -250,29 +254,9 @@ class RequestGuard:
             raise Refused(400, "edge_unreadable") from None
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """Pass the body through while counting; past the limit the app sees a disconnect and the client a 413."""
-        size, over, started = 0, False, False
+        """Pass a form through while counting: past the limit the app sees a disconnect and the client a 413."""
 
-        async def counting() -> Message:
-            nonlocal size, over
-            message = await receive()
-            size += len(message.get("body", b""))
-            if size > limit and not started:
-                over = True
-                return {"type": "http.disconnect"}
-            return message
+        async def within(size: int) -> Refused | None:
+            return too_large(limit) if size > limit else None
 
-        async def sending(message: Message) -> None:
-            nonlocal started
-            if over:
-                return  # the app's answer to a request cut short; the 413 below replaces it
-            started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting, sending)
-        except Exception:
-            if not over:
-                raise
-        if over:
-            await refuse(scope, send, 413, "edge_too_large", mb=f"{limit / 1_000_000:g}")
+        await pass_counted(self.app, scope, receive, send, within)

@@ -17,7 +17,7 @@ from limits import RateLimitItemPerSecond
 
 from chat_backend.quotas import Windows, scope_address
 
-from .asgi import ASGIApp, Message, Receive, Scope, Send, WindowCalls, refuse
+from .asgi import ASGIApp, Message, Receive, Refused, Scope, Send, WindowCalls, refuse
 
 
 class _Turns:
@@ -76,7 +76,8 @@ class LoginThrottle:
             wait = await self._failures(windows.wait_needed, item, "login", address)
             if wait:
                 seconds = str(math.ceil(wait))
-                return await refuse(scope, send, 429, "edge_login_throttled", {"retry-after": seconds}, seconds=seconds)
+                refusal = Refused(429, "edge_login_throttled", {"retry-after": seconds}, seconds=seconds)
+                return await refuse(scope, send, refusal)
             status = 0
 
             async def watching(message: Message) -> None:
