@@ -17,9 +17,10 @@ import pytest
 import requests
 from gradio.state_holder import StateHolder
 from gradio_client import Client
+from playwright.sync_api import Browser, expect
 
 from chat_backend.config import DEFAULT_BODY_MB_PER_MINUTE, DEFAULT_UPLOAD_MB_PER_MINUTE, Settings
-from tests.app_process import AppProcess
+from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.asgi_driver import Recorder, request
 from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
@@ -30,6 +31,7 @@ from web.guard import RequestGuard
 from web.sessions import forget_idle
 from web.volume import VolumeQuota
 
+ARTIFACTS = ROOT / "test-artifacts"
 VOLUME_DEFAULTS = {  # app_on turns the volume budgets off for other tests: these tests keep the defaults
     "BODY_MB_PER_MINUTE": f"{DEFAULT_BODY_MB_PER_MINUTE:g}",
     "UPLOAD_MB_PER_MINUTE": f"{DEFAULT_UPLOAD_MB_PER_MINUTE:g}",
@@ -214,3 +216,27 @@ def test_a_body_the_guard_refuses_unread_costs_nothing() -> None:
         return statuses + [(await request(quota, "/x", b"[" + b" " * 3_999_998 + b"]", fits)).status]
 
     assert asyncio.run(attempts()) == [413] * 30 + [200]
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
+def test_the_page_shows_why_an_upload_was_refused(
+    browser: Browser, shared_api: FakeAPI, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    notes, more = tmp_path / "notes.txt", tmp_path / "more.txt"
+    notes.write_bytes(b"tide tables\n" * 125_000)  # 1.5 MB each
+    more.write_bytes(b"wind tables\n" * 125_000)
+    app = app_on(shared_api, tmp_path, UPLOAD_MB_PER_MINUTE="2").start()
+    page = browser.new_page()
+    try:
+        page.goto(app.url)
+        attach = page.locator('#chat-input input[data-testid="file-upload"]')
+        attach.set_input_files(str(notes))
+        expect(page.locator("#chat-input").get_by_role("listitem", name="File thumbnail")).to_be_visible()
+        attach.set_input_files(str(more))
+        toast = page.get_by_text("Too many uploads from your network address")
+        expect(toast).to_be_visible(timeout=15_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    finally:
+        page.close()
+        app.stop()
