@@ -23,16 +23,20 @@ async def request(
     headers: dict[str, str] | None = None,
     method: str = "POST",
     client: str = "127.0.0.1",
+    query: bytes = b"",
+    app_state: Any = None,
 ) -> Answer:
-    """Send one request to `app` and collect its answer; after the body the app sees a disconnect."""
+    """Send one request to `app` and collect its answer; after the body the app sees a disconnect. `app_state` is
+    what Starlette puts in the scope as "app" (for Gradio, its App: `state_holder` and the rest)."""
     scope = {
         "type": "http",
         "method": method,
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query,
         "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()],
         "client": (client, 1),
+        "app": app_state,
     }
     pieces = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
     messages = iter(

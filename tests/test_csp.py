@@ -76,7 +76,9 @@ def test_the_apps_html_carries_the_policy(live_app: AppProcess) -> None:
     assert "http:" not in policy and "https:" not in policy and "*" not in policy
 
 
-@pytest.mark.parametrize(("scheme", "viewport"), [("light", (1280, 900)), ("dark", (390, 844))])
+@pytest.mark.parametrize(
+    ("scheme", "viewport", "locale"), [("light", (1280, 900), "en-US"), ("dark", (390, 844), "zh-CN")]
+)
 def test_a_foreign_image_in_a_reply_makes_no_request_and_the_page_still_works(
     browser: Browser,
     live_app: AppProcess,
@@ -85,6 +87,7 @@ def test_a_foreign_image_in_a_reply_makes_no_request_and_the_page_still_works(
     tmp_path: Path,
     scheme: str,
     viewport: tuple[int, int],
+    locale: str,
 ) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("Budget approved: 42,000.\n", encoding="utf-8")
@@ -95,7 +98,7 @@ def test_a_foreign_image_in_a_reply_makes_no_request_and_the_page_still_works(
     )
     app_api.script(Reply(text=reply, delay=0.03))
     context = browser.new_context(
-        viewport={"width": viewport[0], "height": viewport[1]}, color_scheme=scheme, locale="zh-CN"
+        viewport={"width": viewport[0], "height": viewport[1]}, color_scheme=scheme, locale=locale
     )
     context.add_init_script(RECORD_VIOLATIONS)
     page = context.new_page()

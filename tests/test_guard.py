@@ -309,3 +309,22 @@ def test_no_body_with_a_forged_path_gets_a_file_read_served_or_sent(
         assert not (fetched.ok and fetched.content.startswith(SECRET_TEXT))
     assert not copies(live_app, secret)
     assert not any(SECRET_TEXT.decode() in json.dumps(request.body) for request in app_api.chat_requests())
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/gradio_api/queue/data", b"session_hash=a%00b"),
+        ("/gradio_api/queue/data", b"session_hash=%ED%A0%80"),
+        ("/gradio_api/queue/data", b"session_hash=%ff"),
+        ("/gradio_api/heartbeat/a%0Ab", b""),
+        ("/gradio_api/proxy=http://127.0.0.1/", b""),
+    ],
+)
+def test_a_url_the_guard_cannot_read_is_refused(path: str, query: bytes) -> None:
+    downstream = Recorder()
+    guard = RequestGuard(downstream, body_limit=1000, upload_limit=1000, upload_folder=str(UPLOADS))
+    answer = asyncio.run(request(guard, path, method="GET", query=query))
+    assert answer.status == 400 and not downstream.bodies
+    readable = asyncio.run(request(guard, "/gradio_api/queue/data", method="GET", query=b"session_hash=abc%20d+e"))
+    assert readable.status == 200

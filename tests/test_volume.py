@@ -28,7 +28,7 @@ from tests.redis_server import RedisServer
 from tests.test_app_api import chat
 from tests.test_security import cache_bytes, chat_value, copy_step, raw_post, rss_mb
 from web.guard import RequestGuard
-from web.sessions import forget_idle
+from web.sessions import SessionExpiry, forget_idle
 from web.volume import VolumeQuota
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -240,3 +240,16 @@ def test_the_page_shows_why_an_upload_was_refused(
     finally:
         page.close()
         app.stop()
+
+
+def test_the_expiry_sweeps_the_apps_sessions_as_requests_arrive() -> None:
+    with gr.Blocks() as demo:
+        state = gr.State([])
+    gradio_app = type("GradioApp", (), {"state_holder": StateHolder()})()
+    gradio_app.state_holder.set_blocks(demo)
+    for session in ("idle", "recent"):
+        gradio_app.state_holder[session][state._id] = ["a chat"]
+    gradio_app.state_holder.time_last_used["idle"] -= datetime.timedelta(minutes=61)
+    expiry = SessionExpiry(Recorder(), max_idle=3600)
+    assert asyncio.run(request(expiry, "/", method="GET", app_state=gradio_app)).status == 200
+    assert list(gradio_app.state_holder.session_data) == ["recent"]
