@@ -25,7 +25,7 @@ from tests.asgi_driver import Recorder, request
 from tests.fake_api import FakeAPI
 from tests.test_app_api import DEFAULTS
 from tests.test_security import event_index, served_urls
-from web.guard import RequestGuard, inside
+from web.guard import MAX_JSON_ITEMS, RequestGuard, inside, json_items
 
 SECRET_TEXT = b"another program's temporary file: do not serve"
 POISONS: list[Any] = ["\u0000", "\ud800", "/tmp/a\u0000b", "\udfff/etc", 7, None, ["/etc/hostname"], {"a": 1}]
@@ -328,3 +328,38 @@ def test_a_url_the_guard_cannot_read_is_refused(path: str, query: bytes) -> None
     assert answer.status == 400 and not downstream.bodies
     readable = asyncio.run(request(guard, "/gradio_api/queue/data", method="GET", query=b"session_hash=abc%20d+e"))
     assert readable.status == 200
+
+
+def structure(value: Any) -> int:
+    """Commas, brackets and braces of `json.dumps(value)` outside its strings, counted on the parsed value."""
+    if isinstance(value, dict):
+        return 1 + max(len(value) - 1, 0) + sum(structure(item) for item in value.values())
+    if isinstance(value, list):
+        return 1 + max(len(value) - 1, 0) + sum(structure(item) for item in value)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=JSON_VALUES, limit=st.integers(0, 30), ascii_only=st.booleans())
+def test_the_count_of_values_decides_like_a_parse(value: Any, limit: int, ascii_only: bool) -> None:
+    """Strings full of commas, brackets, quotes and backslashes never tip the count over the limit, and a text
+    over it is always seen to be."""
+    try:
+        raw = json.dumps(value, ensure_ascii=ascii_only).encode()
+    except UnicodeEncodeError:
+        raw = json.dumps(value).encode()
+    assert (json_items(raw, limit) > limit) == (structure(value) > limit)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"[" + b"[]," * 1_600_000 + b"0]", 400),  # 5 MB of empty lists: seconds of the event loop to build
+        (b"[" + b"1," * 2_400_000 + b"0]", 400),
+        (b"[" + b'"",' * 1_600_000 + b"0]", 400),
+        (json.dumps(['a, [b], {c}, \\"d" ' * 150_000]).encode(), 200),  # text full of them: one value
+        (b"[" + b"1," * (MAX_JSON_ITEMS - 2) + b"0]", 200),
+    ],
+)
+def test_a_body_of_too_many_values_is_refused_before_it_is_parsed(body: bytes, status: int) -> None:
+    assert through_guard(body, {"content-type": "application/json"})[0] == status
