@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -49,6 +49,10 @@ CLOSED_ROUTES = ("/gradio_api/proxy=",)
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 MAX_JSON_DEPTH = 64  # the page's deepest value (saved conversations of typed parts with files) is about 10
+# Values in one body (about: commas, brackets and braces outside strings). Each costs a microsecond or more to
+# build and judge (5 MB of `[]` or `1,` held the event loop for seconds); the page's saved conversations need
+# about ten per message, so this leaves room for 10,000 messages.
+MAX_JSON_ITEMS = 100_000
 LOGIN_BODY_LIMIT = 64_000  # a user name and a password
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -79,19 +83,39 @@ def path_values(data: Any) -> Iterator[Any]:
         if isinstance(value, dict):
             if "path" in value:
                 yield value["path"]
-            stack.extend((item, depth + 1) for item in value.values())
+            items: Iterable[Any] = value.values()
         elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
+            items = value
+        else:
+            continue
+        stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
 
 
 def read_json(body: bytes) -> Any:
     """The body as Starlette reads it (`json.loads`), or `Refused` for what two readers might take differently:
     not UTF-8 (`json.loads` would guess UTF-16 or -32), a BOM, a key twice, NaN or Infinity, or nesting deeper
     than the parser goes."""
+    if json_items(body) > MAX_JSON_ITEMS:
+        raise Refused(400, "edge_too_complex")
     try:
         return json.loads(body.decode("utf-8"), object_pairs_hook=_one_of_each, parse_constant=_not_a_number)
     except (ValueError, RecursionError):
         raise Refused(400, "edge_unreadable") from None
+
+
+def json_items(body: bytes, limit: int = MAX_JSON_ITEMS) -> int:
+    """About how many values a JSON text holds, without parsing it: its commas, brackets and braces outside
+    strings, which is exact whenever it decides anything (over `limit` or not). Counted at C speed with strings
+    included, and again without them only when that is over the limit; a text with more strings than the limit
+    allows is over it anyway (a value has at most two: a key and itself)."""
+    rough = body.count(b",") + body.count(b"[") + body.count(b"{")
+    if rough <= limit:
+        return rough
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")  # no escaped quote is left to end a string
+    if plain.count(b'"') > 4 * (limit + 1):
+        return rough
+    outside = b"".join(plain.split(b'"')[::2])
+    return outside.count(b",") + outside.count(b"[") + outside.count(b"{")
 
 
 def _one_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
