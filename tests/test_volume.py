@@ -218,6 +218,20 @@ def test_a_body_the_guard_refuses_unread_costs_nothing() -> None:
     assert asyncio.run(attempts()) == [413] * 30 + [200]
 
 
+def test_the_expiry_sweeps_the_apps_sessions_as_requests_arrive() -> None:
+    with gr.Blocks() as demo:
+        state = gr.State([])
+    gradio_app = type("GradioApp", (), {"state_holder": StateHolder()})()
+    gradio_app.state_holder.set_blocks(demo)
+    for session in ("idle", "recent"):
+        gradio_app.state_holder[session][state._id] = ["a chat"]
+    gradio_app.state_holder.time_last_used["idle"] -= datetime.timedelta(minutes=61)
+    expiry = SessionExpiry(Recorder(), max_idle=3600)
+    assert asyncio.run(request(expiry, "/", method="GET", app_state=gradio_app)).status == 200
+    assert list(gradio_app.state_holder.session_data) == ["recent"]
+
+
+# Last in this file: Playwright's sync API keeps an event loop running in this thread until the module ends.
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
 def test_the_page_shows_why_an_upload_was_refused(
     browser: Browser, shared_api: FakeAPI, tmp_path: Path, request: pytest.FixtureRequest
@@ -240,16 +254,3 @@ def test_the_page_shows_why_an_upload_was_refused(
     finally:
         page.close()
         app.stop()
-
-
-def test_the_expiry_sweeps_the_apps_sessions_as_requests_arrive() -> None:
-    with gr.Blocks() as demo:
-        state = gr.State([])
-    gradio_app = type("GradioApp", (), {"state_holder": StateHolder()})()
-    gradio_app.state_holder.set_blocks(demo)
-    for session in ("idle", "recent"):
-        gradio_app.state_holder[session][state._id] = ["a chat"]
-    gradio_app.state_holder.time_last_used["idle"] -= datetime.timedelta(minutes=61)
-    expiry = SessionExpiry(Recorder(), max_idle=3600)
-    assert asyncio.run(request(expiry, "/", method="GET", app_state=gradio_app)).status == 200
-    assert list(gradio_app.state_holder.session_data) == ["recent"]
