@@ -10,6 +10,7 @@ docs/bench.md (table and targets) and docs/bench.png. Run from the repository ro
     python bench/run.py            # the full run, a few minutes
     python bench/run.py --smoke    # 2 chats, a short reply: what CI runs
     python bench/run.py --open-loop  # chats arriving at fixed rates: 1 process vs replicas behind HAProxy
+    python bench/run.py --compare main HEAD  # two revisions in one run, interleaved (bench/compare.py)
 """
 
 from __future__ import annotations
@@ -228,7 +229,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="open loop: seconds at each rate")
     parser.add_argument("--bursts", default="64,128", help="open loop: chats arriving at once, comma-separated")
     parser.add_argument("--replicas", default="1,2", help="open loop: replica counts behind HAProxy")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("REV_A", "REV_B"),
+        help='two git revisions ("." for this checkout as it is), measured in one run, interleaved (bench/compare.py); '
+        "uses --bursts, --one-at-a-time, --open-rate, --open-seconds, --repeats, --peer",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="compare: times every load runs on each side")
+    parser.add_argument(
+        "--one-at-a-time", type=int, default=10, help="compare: messages sent one after another (0: skip)"
+    )
+    parser.add_argument("--open-rate", type=float, default=10.0, help="compare: new chats a second (0: skip)")
+    parser.add_argument("--open-seconds", type=float, default=20.0, help="compare: seconds of new chats")
+    parser.add_argument("--peer", action="store_true", help="compare: also the minimal peer (bench/minimal_peer.py)")
     args = parser.parse_args()
+    if args.compare:
+        from bench import compare  # it imports this module's measuring helpers
+
+        compare.main(args)
+        return
     if args.open_loop:
         run_open_loop(args)
         return
