@@ -8,7 +8,7 @@ direct client under the same load, so that each ratio to direct is taken within 
 Run from the repository root:
 
     python bench/run.py --compare main HEAD
-    python bench/run.py --compare main .     # "." is this checkout as it is, uncommitted edits included
+    python bench/run.py --compare main .     # a folder as it is: "." is this checkout, uncommitted edits included
     python bench/run.py --compare 662f2bb main --repeats 5 --bursts 64,128 --one-at-a-time 10 --open-rate 10
 
 Prints a Markdown table (each figure the median over repeats, the range beside it) and writes every repeat's
@@ -65,6 +65,7 @@ class Side:
     label: str
     server: AppProcess
     chat: GradioChat | None = None
+    restarts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -90,9 +91,9 @@ FIGURES = {  # name: (heading, format)
 
 def export(revision: str, folder: Path) -> tuple[Path, str]:
     """`revision`'s files in `folder` (nothing of this checkout's git state changes), and a label naming the
-    commit; "." is this checkout itself, served where it is."""
-    if revision == ".":
-        return ROOT, ". (this checkout, as it is)"
+    commit; a folder (".": this checkout) is served where it is, as it is, for edits not yet committed."""
+    if Path(revision).is_dir():
+        return Path(revision).resolve(), f"{revision} (a folder, as it is)"
     commit = _git("rev-parse", "--short", f"{revision}^{{commit}}").strip()
     archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT, capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
@@ -127,40 +128,60 @@ def figures(
     }
 
 
-async def measure_load(load: Load, sides: list[Side], fake_port: int, tokens: int, repeat: int) -> list[Sample]:
-    """Direct first, then each side in the given order, under the same load."""
+async def measure_load(
+    load: Load, sides: list[Side], fake_port: int, args: argparse.Namespace, repeat: int
+) -> list[Sample]:
+    """Direct first, then each side in the given order, under the same load. A side whose server has died is
+    restarted first (and the report says so); a side that fails to answer at all gets a sample with the error."""
     question = [{"role": "user", "content": QUESTION}]
-    samples = []
-    if load.kind == "open":
-        arrivals = openloop.Load(rate=load.rate, seconds=load.seconds)
-        direct = await openloop.measure("direct", arrivals, lambda: direct_turn(HOST, fake_port, question, MODEL), None)
-        await asyncio.sleep(SETTLE_SECONDS)
-        for side in sides:
-            assert side.chat is not None and side.server.process is not None
-            result = await openloop.measure(side.name, arrivals, _new_chat(side.chat), side.server.process.pid)
-            sample = Sample(load.label, side.name, repeat, errors=result.errors)
-            sample.figures = figures(
-                result.ttft,
-                result.total,
-                result.failed,
-                result.cpu_seconds,
-                len(result.ttft) * tokens,
-                direct.ttft,
-                direct.total,
-            )
-            samples.append(sample)
-            await asyncio.sleep(SETTLE_SECONDS)
-        return samples
     chats, rounds = (load.chats, 1) if load.kind == "burst" else (1, load.chats)
-    base = await measure(Row("direct", chats), rounds, None, direct_turns(fake_port, question), tokens)
+    arrivals = openloop.Load(rate=load.rate, seconds=load.seconds)
+    if load.kind == "open":
+        direct = await openloop.measure("direct", arrivals, lambda: direct_turn(HOST, fake_port, question, MODEL), None)
+        base_ttft, base_total = direct.ttft, direct.total
+    else:
+        base = await measure(Row("direct", chats), rounds, None, direct_turns(fake_port, question), args.tokens)
+        base_ttft, base_total = base.ttft, base.total
+    await asyncio.sleep(SETTLE_SECONDS)
+    samples = []
     for side in sides:
-        assert side.chat is not None and side.server.process is not None
-        row = await measure(Row(side.name, chats), rounds, side.server.process.pid, gradio_turns(side.chat, []), tokens)
-        sample = Sample(load.label, side.name, repeat, errors=row.errors)
-        sample.figures = figures(row.ttft, row.total, row.failed, row.cpu_seconds, row.tokens, base.ttft, base.total)
+        sample = Sample(load.label, side.name, repeat)
+        try:
+            await _running(side, f"before {load.label} in repeat {repeat + 1}", args.tokens)
+            assert side.chat is not None and side.server.process is not None
+            pid = side.server.process.pid
+            if load.kind == "open":
+                result = await openloop.measure(side.name, arrivals, _new_chat(side.chat), pid)
+                ttft, total, failed, cpu, errors = (
+                    result.ttft,
+                    result.total,
+                    result.failed,
+                    result.cpu_seconds,
+                    result.errors,
+                )
+            else:
+                row = await measure(Row(side.name, chats), rounds, pid, gradio_turns(side.chat, []), args.tokens)
+                ttft, total, failed, cpu, errors = row.ttft, row.total, row.failed, row.cpu_seconds, row.errors
+            tokens = len(ttft) * args.tokens
+            sample.figures = figures(ttft, total, failed, cpu, tokens, base_ttft, base_total)
+            sample.errors = errors
+        except (OSError, asyncio.IncompleteReadError, RuntimeError) as exc:
+            sample.errors = [f"{side.name}: {exc!r}"[:300]]
         samples.append(sample)
         await asyncio.sleep(SETTLE_SECONDS)
     return samples
+
+
+async def _running(side: Side, when: str, tokens: int) -> None:
+    """Restart a side's server if it has exited (another engineer's clean-up, a crash), noting it."""
+    process = side.server.process
+    if process is not None and process.poll() is None:
+        return
+    note = f"{side.name}'s server had exited (code {process.returncode if process else None}) {when}; restarted"
+    print(note, flush=True)
+    side.restarts.append(note)
+    side.server.start()
+    side.chat = await GradioChat.discover(HOST, side.server.port, f"tok{tokens - 1}".encode())
 
 
 def _new_chat(chat: GradioChat) -> Callable[[], asyncio.Future[Timing]]:
@@ -185,7 +206,9 @@ async def run_repeats(args: argparse.Namespace, sides: list[Side], loads: list[L
         for load in loads:
             here = order + (peers if load.kind != "open" else [])
             print(f"repeat {repeat + 1}/{args.repeats}: {load.label}: {', '.join(s.name for s in here)}", flush=True)
-            samples += await measure_load(load, here, fake_port, args.tokens, repeat)
+            samples += await measure_load(load, here, fake_port, args, repeat)
+            raw = {"sides": {s.name: s.label for s in sides}, "samples": [s.__dict__ for s in samples]}
+            (args.out / "compare.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")  # so far
     return samples
 
 
@@ -224,6 +247,9 @@ def render(samples: list[Sample], sides: list[Side], loads: list[Load], args: ar
     errors = sorted({error[:160] for s in samples for error in s.errors})
     if errors:
         lines += ["", "Errors seen:", *[f"- `{error}`" for error in errors[:10]]]
+    restarts = [note for side in sides for note in side.restarts]
+    if restarts:
+        lines += ["", "Restarts:", *[f"- {note}" for note in restarts]]
     return "\n".join(lines) + "\n"
 
 
@@ -267,7 +293,4 @@ def main(args: argparse.Namespace) -> None:
                 side.server.stop()
             fake.terminate()
             fake.wait()
-    report = render(samples, sides, loads, args, took)
-    raw = {"sides": {s.name: s.label for s in sides}, "samples": [s.__dict__ for s in samples]}
-    (args.out / "compare.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
-    print(report)
+    print(render(samples, sides, loads, args, took))

@@ -151,6 +151,27 @@ class Dependency:
     backend: bool = True  # False: a `js=` step the browser runs by itself, no request
 
 
+def _submit_chain(first: dict[str, Any], deps: list[dict[str, Any]], kinds: dict[int, str]) -> list[dict[str, Any]]:
+    """Every event one submit sets off in the browser, in the order it starts them: the events that follow each
+    (`.then`, `.success`), and the `.change` listeners of the browser-stored values (saved conversations) each
+    writes. As if every event succeeded; each at most once."""
+    chain, waiting, seen = [], [first], set()
+    while waiting:
+        current = waiting.pop(0)
+        if current["id"] in seen:
+            continue
+        seen.add(current["id"])
+        chain.append(current)
+        stored = {o for o in current["outputs"] if kinds.get(o) == "browserstate"}
+        waiting += [
+            d
+            for d in deps
+            if (d.get("trigger_after") == current["id"] and not d.get("trigger_only_on_failure"))
+            or any(target == [o, "change"] for target in d["targets"] for o in stored)
+        ]
+    return chain
+
+
 @dataclass
 class GradioChat:
     """The browser's submit chain of a ChatInterface, learned from the app's `/config`."""
@@ -190,20 +211,10 @@ class GradioChat:
             if any(t[1] == "submit" and kinds.get(t[0]) in ("textbox", "multimodaltextbox") for t in d["targets"])
         )
         textbox = first["inputs"][0]
-        chain, current = [], first
-        while current is not None:
-            chain.append(
-                Dependency(
-                    current["id"],
-                    bool(current.get("queue", True)),
-                    current["inputs"],
-                    current["outputs"],
-                    current.get("backend_fn", True),
-                )
-            )
-            current = next(
-                (d for d in deps if d.get("trigger_after") == current["id"] and d["targets"] == [[None, "then"]]), None
-            )
+        chain = [
+            Dependency(d["id"], bool(d.get("queue", True)), d["inputs"], d["outputs"], d.get("backend_fn", True))
+            for d in _submit_chain(first, deps, kinds)
+        ]
         chatbot = next(c for c in config["components"] if c["type"] == "chatbot")["id"]
         on_load = [
             Dependency(d["id"], False, d["inputs"])

@@ -233,8 +233,8 @@ def main() -> None:
         "--compare",
         nargs=2,
         metavar=("REV_A", "REV_B"),
-        help='two git revisions ("." for this checkout as it is), measured in one run, interleaved (bench/compare.py); '
-        "uses --bursts, --one-at-a-time, --open-rate, --open-seconds, --repeats, --peer",
+        help='two git revisions or folders ("." for this checkout as it is), measured in one run, interleaved '
+        "(bench/compare.py); uses --bursts, --one-at-a-time, --open-rate, --open-seconds, --repeats, --peer",
     )
     parser.add_argument("--repeats", type=int, default=3, help="compare: times every load runs on each side")
     parser.add_argument(
