@@ -2,10 +2,11 @@
 
 from .catalogue import Catalogue, ModelInfo
 from .client import ChatClient, build_body
-from .config import ChatSettings, Settings, load_settings, resolve_key
+from .config import Settings, load_settings, resolve_key
 from .errors import ChatError, redact
 from .messages import NOTICE_ID, fit_to_context, is_notice, to_api_messages
 from .stream import ChatResult, ChatStream, Usage
+from .visitor_settings import ChatSettings
 
 __all__ = [
     "NOTICE_ID",

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from .i18n import Msg
+from .visitor_settings import refused_by
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,16 @@ class ModelInfo:
 
 
 def _minimax(model_id: str, context: int, temperature_max: float = 2.0, **extra: Any) -> ModelInfo:
-    return ModelInfo(model_id, model_id, context, developer="MiniMax", temperature_max=temperature_max, **extra)
+    # the visitor settings table knows which schema lacks which field
+    facts = {"developer": "MiniMax", "temperature_max": temperature_max, "unsupported": refused_by(model_id), **extra}
+    return ModelInfo(model_id, model_id, context, **facts)
 
 
 # From ../shared/api/NOTES.md. MiniMax-Text-01's request schema has no frequency_penalty; both request schemas
 # have image parts, the other models publish none.
 KNOWN_MODELS: tuple[ModelInfo, ...] = (
     _minimax("abab6.5s-chat", 245_000, deprecated=True, vision=True),
-    _minimax("MiniMax-Text-01", 1_000_000, 1.0, unsupported=frozenset({"frequency_penalty"}), vision=True),
+    _minimax("MiniMax-Text-01", 1_000_000, 1.0, vision=True),
     _minimax("minimax/m1", 1_000_000, 1.0),
     _minimax("minimax/m2", 200_000, 1.0),
     _minimax("minimax/m2-her", 200_000, 1.0),

@@ -20,12 +20,13 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import errors
 from .catalogue import Catalogue, ModelInfo
-from .config import ChatSettings, Settings, resolve_key
+from .config import Settings, resolve_key
 from .failures import Failures
-from .i18n import EN, Msg
+from .i18n import Msg
 from .messages import Message, fit_to_context
 from .retry import make_retry
 from .stream import ChatResult, ChatStream
+from .visitor_settings import BY_NAME, ChatSettings
 
 USER_AGENT = "minimax-chat/1.0 (+gradio; python-requests)"
 # Set around one `post` in the thread that sends it: told the socket the answer will come on, before its headers.
@@ -71,15 +72,7 @@ class _Adapter(HTTPAdapter):
 
 def build_body(messages: list[Message], settings: ChatSettings) -> dict[str, Any]:
     """The request body: only parameters the schema knows, and only those that differ from the API default."""
-    body: dict[str, Any] = {"model": settings.model, "messages": messages, "max_tokens": settings.max_tokens}
-    optional = {
-        "temperature": settings.temperature,
-        "top_p": settings.top_p,
-        "frequency_penalty": settings.frequency_penalty or None,
-        "presence_penalty": settings.presence_penalty or None,
-        "seed": settings.seed or None,
-    }
-    body.update({name: value for name, value in optional.items() if value is not None})
+    body: dict[str, Any] = {**settings.sent(), "messages": messages}
     if settings.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -93,8 +86,8 @@ def check_for_model(settings: ChatSettings, model: ModelInfo) -> None:
             key="temperature_max",
             params={"model": model.id, "max": f"{model.temperature_max:g}", "value": f"{settings.temperature:g}"},
         )
-    if refused := sorted(model.unsupported & build_body([], settings).keys()):
-        label = Msg(f"ui_{refused[0]}") if f"ui_{refused[0]}" in EN else refused[0].replace("_", " ")
+    if refused := sorted(model.unsupported & settings.sent().keys()):
+        label = Msg(BY_NAME[refused[0]].label_key)
         raise errors.InvalidSettings(key="unsupported_setting", params={"model": model.id, "label": label})
 
 

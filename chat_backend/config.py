@@ -1,4 +1,4 @@
-"""config: settings from the environment and `.env`, the tunables, and per-call generation settings.
+"""config: the server's settings from the environment and `.env`, and the key a call uses.
 
 Environment variables win over `.env` (python-dotenv's values fill only what is unset), and `os.environ` is
 never modified, so the server key is not copied into child processes by us. A missing key is fine at
@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from .errors import ConfigError, InvalidKey, InvalidSettings, MissingKey
+from .errors import ConfigError, InvalidKey, MissingKey
 from .i18n import Msg
+from .visitor_settings import DEFAULT_MODEL, MAX_KEY_CHARS
 
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
-DEFAULT_MODEL = "abab6.5s-chat"
 DEFAULT_FALLBACK_MODEL = "MiniMax-Text-01"  # answers when the API refuses the chosen model as retired or unknown
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
@@ -46,7 +46,6 @@ DEFAULT_MAX_MESSAGE_ATTACHMENTS_MB = 25.0
 DEFAULT_MAX_REQUEST_IMAGE_MB = 20.0  # image data in one API request, after resizing, history included
 DEFAULT_MAX_IMAGES_PER_REQUEST = 10
 DEFAULT_ATTACHMENT_TEXT_TTL_DAYS = 7.0
-DEFAULT_MAX_TOKENS = 1024
 DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space with persistent storage
 SPACES_DATA_DIR = "/data"
 DEFAULT_SHARE_TTL_DAYS = 30.0
@@ -59,13 +58,6 @@ DEFAULT_LOGIN_MAX_FAILURES = 5
 DEFAULT_LOGIN_WINDOW = 60.0  # seconds
 DEFAULT_DRAIN_SECONDS = 30.0  # on SIGTERM, how long replies in flight may take to finish
 DEFAULT_REPLICAS = 2  # app processes behind HAProxy in deploy/ (python app.py alone is one)
-
-# Documented ranges (NOTES.md, abab6.5s-chat request schema).
-TEMPERATURE_RANGE = (0.0, 2.0)
-TOP_P_RANGE = (0.01, 1.0)
-PENALTY_RANGE = (-2.0, 2.0)
-
-MAX_KEY_LENGTH = 512
 
 
 @dataclass(frozen=True)
@@ -270,7 +262,7 @@ def check_key(raw: str) -> tuple[Msg | None, str]:
     A key is visible ASCII: anything else can't be sent in an HTTP header, so it is refused with its name.
     """
     key = "".join(char for char in raw if unicodedata.category(char) != "Cf").strip()  # Cf: zero-width, BOM
-    if len(key) > MAX_KEY_LENGTH:
+    if len(key) > MAX_KEY_CHARS:
         return Msg("key_too_long", {"length": f"{len(key):,}", "paste": Msg("paste_again")}), key
     for position, char in enumerate(key, 1):
         if not "!" <= char <= "~":
@@ -285,42 +277,3 @@ def _server_key(raw: str | None) -> str | None:
     if problem:
         raise ConfigError(f"AIMLAPI_KEY {problem.render()}")  # read by the host, so in English
     return key or None
-
-
-@dataclass(frozen=True)
-class ChatSettings:
-    """Generation settings for one call. Checked against the documented ranges on construction.
-
-    `None` (and 0 for the penalties and seed) means "not sent": the API's own default applies.
-    """
-
-    model: str = DEFAULT_MODEL
-    system_prompt: str = ""
-    max_tokens: int = DEFAULT_MAX_TOKENS
-    temperature: float | None = None
-    top_p: float | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    seed: int | None = None
-    stream: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.model.strip():
-            raise InvalidSettings(key="settings_no_model")
-        if not (isinstance(self.max_tokens, int) and self.max_tokens >= 1):
-            raise InvalidSettings(key="settings_max_tokens", params={"value": repr(self.max_tokens)})
-        _check_range("ui_temperature", self.temperature, TEMPERATURE_RANGE)
-        _check_range("ui_top_p", self.top_p, TOP_P_RANGE)
-        _check_range("ui_frequency_penalty", self.frequency_penalty, PENALTY_RANGE)
-        _check_range("ui_presence_penalty", self.presence_penalty, PENALTY_RANGE)
-        if self.seed is not None and not (isinstance(self.seed, int) and self.seed >= 0):
-            raise InvalidSettings(key="settings_seed", params={"value": repr(self.seed)})
-
-
-def _check_range(label: str, value: float | None, bounds: tuple[float, float]) -> None:
-    low, high = bounds
-    if value is not None and not low <= value <= high:
-        raise InvalidSettings(
-            key="settings_range",
-            params={"label": Msg(label), "low": f"{low:g}", "high": f"{high:g}", "value": f"{value:g}"},
-        )

@@ -17,6 +17,7 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+"),
 )
 REDACTED = "[redacted]"
+MIN_SECRET_CHARS = 16  # no API key is shorter; a shorter "key" (the offline stand-in's, a pasted "abc") is a word
 MAX_VENDOR_MESSAGE = 300  # characters of the API's own error text quoted to the user
 KEPT = Msg("kept")  # appended to a failure notice when part of the reply arrived
 
@@ -25,14 +26,19 @@ def redact(text: str, *secrets: str | None) -> str:
     """Return `text` with every given secret and anything shaped like a bearer token replaced.
 
     Error bodies from proxies sometimes echo request headers back, so everything that may reach a user or a
-    log goes through here first.
+    log goes through here first. Only strings that can be keys are replaced (see `can_be_key`).
     """
     for secret in secrets:
-        if secret:
+        if secret and can_be_key(secret):
             text = text.replace(secret, REDACTED)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
     return text
+
+
+def can_be_key(secret: str) -> bool:
+    """Whether `secret` is long enough to be a key: shorter strings are words that replies legitimately contain."""
+    return len(secret) >= MIN_SECRET_CHARS
 
 
 class StreamRedactor:
@@ -43,7 +49,7 @@ class StreamRedactor:
     """
 
     def __init__(self, secret: str | None) -> None:
-        self.secret = secret or ""
+        self.secret = secret if secret and can_be_key(secret) else ""
         self._shown: list[str] = []
         self._held = ""
 

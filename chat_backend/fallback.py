@@ -12,22 +12,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from .catalogue import Catalogue, ModelInfo
 from .client import ChatClient
-from .config import ChatSettings
-from .errors import ModelUnavailable
+from .errors import ChatError, ModelUnavailable
 from .i18n import DEFAULT, t
 from .messages import ERROR_NOTICE_ID, Message, is_notice
 from .stream import ChatResult, ChatStream
 from .transcript import notice
+from .visitor_settings import ChatSettings
 
 log = logging.getLogger(__name__)
-
-# Settings a model may refuse: those whose default, None, means "not sent".
-_OPTIONAL = frozenset(spec.name for spec in fields(ChatSettings) if spec.default is None)
 
 
 @dataclass(frozen=True)
@@ -58,9 +54,10 @@ def known_refused(catalogue: Catalogue, name: str) -> bool:
 
 def moved_to(settings: ChatSettings, model: ModelInfo) -> ChatSettings:
     """`settings` for `model`: the temperature capped at its maximum, parameters it refuses left out."""
-    temperature = None if settings.temperature is None else min(settings.temperature, model.temperature_max)
-    left_out: dict[str, Any] = dict.fromkeys(model.unsupported & _OPTIONAL)
-    return replace(settings, model=model.id, temperature=temperature, **left_out)
+    options = {name: value for name, value in settings.options.items() if name not in model.unsupported}
+    if settings.temperature is not None:
+        options["temperature"] = min(settings.temperature, model.temperature_max)
+    return replace(settings, model=model.id, options=options)
 
 
 def with_notice(messages: list[Message], switch: Switch | None, lang: str = DEFAULT) -> list[Message]:
@@ -137,7 +134,10 @@ class FallbackStream:
                     raise
                 log.info("model %s refused (HTTP %s); asking %s", self._settings.model, refused.status, self._fallback)
                 self._refusal = refused
-                switched = self._switched()
+                try:
+                    switched = self._switched()
+                except ChatError:  # the fallback can't take this message either (a smaller window): nothing moved
+                    raise refused from None
                 if self._closed:  # Stop came while switching: the fallback call is never sent
                     self.switch = None
                     raise
@@ -153,8 +153,10 @@ class FallbackStream:
             raise self._refusal or ModelUnavailable(key=message.key, params=message.params) from refused
 
     def _switched(self) -> ChatStream:
+        """The fallback model's call; the switch counts only once that call could be prepared (its window fits)."""
         catalogue = self._client.catalogue
+        settings = moved_to(self._settings, catalogue.info(self._fallback))
+        stream = self._client.stream_chat(self._messages, settings, self._user_key)
         known = catalogue.info(self._settings.model).listed  # a model we know of that is refused has been retired
         self.switch = Switch(self._settings.model, self._fallback, retired=known)
-        settings = moved_to(self._settings, catalogue.info(self._fallback))
-        return self._client.stream_chat(self._messages, settings, self._user_key)
+        return stream

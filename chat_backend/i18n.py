@@ -146,9 +146,10 @@ EN: dict[str, str] = {
     "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings "
     "panel. Keys are at https://aimlapi.com/app/keys.",
     "settings_no_model": "Choose a model before sending.",
-    "settings_max_tokens": "Max tokens must be a whole number of at least 1, got {value}.",
-    "settings_seed": "Seed must be a whole number of at least 1 (0 for random), got {value}.",
     "settings_range": "{label} must be between {low} and {high}, got {value}.",
+    "settings_type": "{label} has a value of the wrong kind; reload the page to reset Settings.",
+    "settings_too_long": "{label} is {length} characters long; at most {limit} are accepted.",
+    "settings_count": "This message came with {count} settings instead of {expected}; reload the page.",
     "throttled_session": "Too many messages from this chat: at most {amount} a minute. Wait {seconds} s, then send "
     "again (your message is kept above; edit or retry it).",
     "throttled_address": "Too many messages from your network address: at most {amount} a minute. Wait {seconds} "
@@ -384,9 +385,10 @@ ZH: dict[str, str] = {
     "或在 Hugging Face Space 的设置中添加名为 AIMLAPI_KEY 的 Secret，或在设置面板中粘贴你自己的密钥。"
     "密钥可在 https://aimlapi.com/app/keys 获取。",
     "settings_no_model": "发送前请先选择模型。",
-    "settings_max_tokens": "最大 token 数必须是不小于 1 的整数，当前为 {value}。",
-    "settings_seed": "随机种子必须是不小于 1 的整数（0 表示随机），当前为 {value}。",
     "settings_range": "{label}必须在 {low} 到 {high} 之间，当前为 {value}。",
+    "settings_type": "{label}的值类型不对；请刷新页面以重置设置。",
+    "settings_too_long": "{label}长 {length} 个字符；最多接受 {limit} 个。",
+    "settings_count": "这条消息带有 {count} 项设置，而不是 {expected} 项；请刷新页面。",
     "throttled_session": "此对话发送的消息太多：每分钟最多 {amount} 条。请等待 {seconds} 秒后再发送"
     "（你的消息保留在上方，可以编辑或重试）。",
     "throttled_address": "你的网络地址发送的消息太多：每分钟最多 {amount} 条。请等待 {seconds} 秒后再发送"

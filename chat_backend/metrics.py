@@ -73,7 +73,7 @@ class Reply:
         if result.usage:
             TOKENS.labels("in").inc(result.usage.prompt_tokens)
             TOKENS.labels("out").inc(result.usage.completion_tokens)
-        if result.cost_usd:
+        if result.cost_usd and result.cost_usd > 0:  # a gateway's odd figure must not fail a finished reply
             SPENT.inc(result.cost_usd)
 
     def failed(self, error: Exception) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Settings
-from .errors import REDACTED, ChatError
+from .errors import REDACTED, ChatError, can_be_key
 from .i18n import DEFAULT, Msg, t
 from .messages import describe_content, is_notice
 from .store import Store, StoreUnavailable
@@ -77,7 +77,7 @@ def build_snapshot(
 
     Notices keep their title, so the page can fold them as the chat does; attachments keep only their name.
     """
-    secret_texts = [secret for secret in hidden if secret]
+    secret_texts = [secret for secret in hidden if secret and can_be_key(secret)]
 
     def clean(text: str) -> str:
         for secret in secret_texts:

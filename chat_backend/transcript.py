@@ -32,15 +32,20 @@ def notice(title: str, body: str, *, collapsed: bool = False, prefix: str = NOTI
 def error_notice(error: ChatError, lang: str = DEFAULT) -> Message:
     """What happened, what to do, and the request id to quote when asking for help, in the visitor's language.
 
-    The title comes from the error's class and the body from its message key when it carries one; a class
-    or message not in the catalogue yet is shown as the error states it (English).
+    The title comes from the nearest class in the error's hierarchy that has one in the catalogue (every class
+    that sets its own `title` has: tests/test_i18n.py checks), the body from its message key when it carries one.
     """
-    title_key = f"error_{type(error).__name__}"
-    title = t(title_key, lang) if title_key in CATALOGUES[DEFAULT] else error.title
+    title = error_title(type(error), lang)
     body = error.message(lang)
     if error.request_id:
         body += "\n\n" + t("request_id", lang, id=error.request_id)
     return notice(f"⚠️ {title}", body, prefix=ERROR_NOTICE_ID)
+
+
+def error_title(kind: type[ChatError], lang: str = DEFAULT) -> str:
+    """The title of the nearest class in `kind`'s hierarchy that has one: `Forged` is a kind of `BadInput`."""
+    keys = (f"error_{cls.__name__}" for cls in kind.__mro__)
+    return t(next(key for key in keys if key in CATALOGUES[DEFAULT]), lang)
 
 
 def failed(partial_text: str, error: ChatError, lang: str = DEFAULT) -> list[Message]:

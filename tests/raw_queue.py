@@ -10,6 +10,8 @@ from typing import Any
 
 import requests
 
+from chat_backend.visitor_settings import defaults
+
 
 @cache
 def chat_fn_index(url: str) -> int:
@@ -30,15 +32,7 @@ def raw_chat(
     data: list[Any] = [
         {"text": text, "files": []},
         [],
-        "abab6.5s-chat",
-        "You are a helpful assistant.",
-        1.0,
-        0.95,
-        256,
-        0.0,
-        0.0,
-        0,
-        user_key,
+        *{**defaults(), "max_tokens": 256, "user_key": user_key}.values(),
     ]
     with requests.Session() as http:
         http.headers.update(headers or {})

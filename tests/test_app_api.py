@@ -10,23 +10,13 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
-from chat_backend.config import DEFAULT_MAX_TOKENS
 from chat_backend.messages import NOTICE_ID
+from chat_backend.visitor_settings import DEFAULT_MAX_TOKENS, defaults
 from tests.app_process import AppProcess
 from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
 
-DEFAULTS: dict[str, Any] = {
-    "model": "abab6.5s-chat",
-    "system_prompt": "You are a helpful assistant.",
-    "temperature": 1.0,
-    "top_p": 0.95,
-    "max_tokens": 256,
-    "presence_penalty": 0.0,
-    "frequency_penalty": 0.0,
-    "seed": 0,
-    "user_key": "",
-}
+DEFAULTS: dict[str, Any] = {**defaults(), "max_tokens": 256}  # the page's settings, in the API's order
 
 
 @pytest.fixture

@@ -20,12 +20,13 @@ from PIL import Image
 
 from chat_backend.attachments import FORGED
 from chat_backend.messages import NOTICE_ID
+from chat_backend.visitor_settings import defaults
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
 from tests.test_messages import make_pdf
 
 CANARY = "FAKE-KEY-sk-canary-0b7e4f19d2"
-SETTINGS = ["abab6.5s-chat", "You are a helpful assistant.", 1.0, 0.95, 256, 0.0, 0.0, 0, ""]
+SETTINGS = list({**defaults(), "max_tokens": 256}.values())  # the settings fields, in the table's order
 
 
 class RawSession:

@@ -13,8 +13,9 @@ import pytest
 
 from chat_backend import errors
 from chat_backend.client import ChatClient
-from chat_backend.config import ChatSettings, Settings
+from chat_backend.config import Settings
 from chat_backend.stream import ChatResult
+from chat_backend.visitor_settings import ChatSettings
 from tests.fake_api import FakeAPI, Reply
 
 KEY = "test-key-4f1c9e"
@@ -48,7 +49,7 @@ def client(fake_api: FakeAPI) -> Iterator[ChatClient]:
 
 
 def ask(client: ChatClient, text: str = "Hi", **settings: object) -> ChatResult:
-    return client.complete([{"role": "user", "content": text}], ChatSettings(**settings))
+    return client.complete([{"role": "user", "content": text}], ChatSettings.of(**settings))
 
 
 def test_streamed_reply_arrives_in_pieces_with_all_the_facts(client: ChatClient, fake_api: FakeAPI) -> None:
@@ -332,7 +333,7 @@ def test_long_conversation_is_trimmed_to_the_context_window(client: ChatClient, 
     for _ in range(10):
         messages += [{"role": "user", "content": turn}, {"role": "assistant", "content": "ok"}]
     messages.append({"role": "user", "content": "newest question"})
-    stream = client.stream_chat(messages, ChatSettings(max_tokens=1000))
+    stream = client.stream_chat(messages, ChatSettings.of(max_tokens=1000))
     assert stream.dropped_messages > 0
     with stream:
         list(stream)

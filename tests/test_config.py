@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from chat_backend.config import ChatSettings, Settings, load_settings, resolve_key
+from chat_backend.config import Settings, load_settings, resolve_key
 from chat_backend.errors import REDACTED, ConfigError, InvalidKey, InvalidSettings, MissingKey, redact
 from chat_backend.retry import MAX_RETRY_DELAY, backoff_delay
+from chat_backend.visitor_settings import ChatSettings
 
 
 def test_defaults_with_an_empty_environment(tmp_path: Path) -> None:
@@ -98,11 +99,11 @@ def test_a_key_no_api_could_have_is_refused_saying_what_is_wrong(pasted: str, na
 )
 def test_chat_settings_out_of_range_are_refused(changes: dict, message: str) -> None:
     with pytest.raises(InvalidSettings, match=message):
-        ChatSettings(**changes)
+        ChatSettings.of(**changes)
 
 
 def test_chat_settings_edges_are_accepted() -> None:
-    ChatSettings(temperature=0, top_p=0.01, frequency_penalty=-2, presence_penalty=2, seed=1, max_tokens=1)
+    ChatSettings.of(temperature=0, top_p=0.01, frequency_penalty=-2, presence_penalty=2, seed=1, max_tokens=1)
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 4, 10])

@@ -17,9 +17,10 @@ from gradio_client import Client
 
 from chat_backend.catalogue import Catalogue
 from chat_backend.client import ChatClient
-from chat_backend.config import ChatSettings, Settings, load_settings
+from chat_backend.config import Settings, load_settings
 from chat_backend.errors import ModelUnavailable
 from chat_backend.fallback import FallbackStream, Switch, known_refused, moved_to, with_notice
+from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import AppProcess
 from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import FakeAPI, Reply
@@ -176,10 +177,10 @@ def test_the_fallback_setting_defaults_on_and_an_empty_value_turns_it_off() -> N
 
 def test_moving_settings_fits_them_to_the_new_model(fake_api: FakeAPI) -> None:
     catalogue = Catalogue(requests.Session(), fake_api.base_url, 3600)
-    hot = ChatSettings(model=OLD, temperature=1.7, frequency_penalty=0.5, presence_penalty=0.3, seed=4)
+    hot = ChatSettings.of(model=OLD, temperature=1.7, frequency_penalty=0.5, presence_penalty=0.3, seed=4)
     moved = moved_to(hot, catalogue.info(NEW))
-    assert (moved.model, moved.temperature, moved.frequency_penalty) == (NEW, 1.0, None)
-    assert (moved.presence_penalty, moved.seed) == (0.3, 4)
+    assert (moved.model, moved.temperature, moved.options.get("frequency_penalty")) == (NEW, 1.0, None)
+    assert (moved.options["presence_penalty"], moved.options["seed"]) == (0.3, 4)
     assert moved_to(ChatSettings(model=OLD), catalogue.info(NEW)).temperature is None
     assert moved_to(hot, catalogue.info("minimax/minimax-m3")).temperature == 1.7
 
@@ -202,3 +203,16 @@ def test_the_notice_goes_after_the_reply() -> None:
     placed = with_notice([reply, facts], switch)
     assert placed[0] == reply and placed[2] == facts and placed[1]["metadata"]["title"] == f"🔁 Answered by {NEW}"
     assert with_notice([facts], switch)[1] == facts
+
+
+def test_a_fallback_whose_window_is_too_small_leaves_the_refusal_and_no_switch(fake_api: FakeAPI) -> None:
+    """The chosen model (1M tokens) is refused; the fallback (200k) cannot take this conversation, so nothing
+    is sent to it: no "Sent to" notice, no Model switch, and the chosen model's refusal is what the visitor reads."""
+    fake_api.models_reply = Reply(status=503)  # the built-in list: minimax-m3 offered, so its call goes out
+    fake_api.deprecated_models = frozenset({"minimax/minimax-m3"})
+    client = ChatClient(Settings(api_key=SERVER_KEY, base_url=fake_api.base_url, retry_budget=0.5))
+    long_talk = [{"role": "user", "content": "words " * 150_000}]  # ~300k tokens: over m2's window, under m3's
+    stream = FallbackStream(client, long_talk, ChatSettings(model="minimax/minimax-m3"), None, "minimax/m2")
+    with pytest.raises(ModelUnavailable, match="minimax/minimax-m3"), stream:
+        "".join(stream)
+    assert stream.switch is None and models_asked(fake_api) == ["minimax/minimax-m3"]

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import inspect
 import threading
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from chat_backend.config import load_settings
 from chat_backend.errors import Busy, Restarting
-from chat_backend.metrics import Replies, exposition
+from chat_backend.metrics import REGISTRY, Replies, exposition
+from chat_backend.stream import ChatResult
 from web import health
 
 TOKEN = "metrics-token-9f3"
@@ -75,12 +79,32 @@ def test_outcomes_are_counted_by_class() -> None:
     assert 'chat_replies_total{error="",outcome="stopped"}' in page
 
 
-def test_the_app_lowers_gradios_idle_queue_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_app_lowers_gradios_idle_queue_polling(tmp_path: Path) -> None:
     """Fails loudly if the pinned Gradio stops reading `sleep_when_free`: the setting would silently do nothing."""
-    monkeypatch.setenv("AIMLAPI_BASE_URL", "http://127.0.0.1:9/v1")  # importing app must not reach the network
     import app
 
-    queue = app.demo._queue
+    settings = load_settings({"DATA_DIR": str(tmp_path), "AIMLAPI_BASE_URL": "http://127.0.0.1:9/v1"}, None)
+    queue = app.build(settings)[0]._queue
     assert queue.sleep_when_free == app.QUEUE_IDLE_POLL
     source = inspect.getsource(type(queue).start_processing)
     assert source.count("asyncio.sleep(self.sleep_when_free)") >= 2, "Gradio's queue no longer polls this way"
+
+
+def test_a_negative_cost_from_a_gateway_is_not_counted_and_does_not_fail_the_reply() -> None:
+    """Prometheus counters refuse to go down: `inc(-0.1)` raised, and the finished reply became a notice."""
+    before = _sample("chat_spent_usd_total")
+    reply = Replies().start()
+    reply.finished(replace(RESULT, cost_usd=-0.1))
+    reply.close()
+    assert _sample("chat_spent_usd_total") == before
+    reply = Replies().start()
+    reply.finished(replace(RESULT, cost_usd=0.25))
+    reply.close()
+    assert _sample("chat_spent_usd_total") == before + 0.25
+
+
+RESULT = ChatResult("hi", "stop", None, None, None, "m", "id", None, None, 0.1, 0)
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0

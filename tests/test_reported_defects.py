@@ -17,8 +17,9 @@ from gradio_client import Client
 from chat_backend import errors
 from chat_backend.budget import DailyBudget
 from chat_backend.client import ChatClient
-from chat_backend.config import ChatSettings, Settings
+from chat_backend.config import Settings
 from chat_backend.store import SQLiteStore
+from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import AppProcess
 from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply

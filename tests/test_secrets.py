@@ -11,6 +11,7 @@ import re
 import requests
 from gradio_client import Client
 
+from chat_backend.errors import REDACTED, StreamRedactor, redact
 from tests.app_process import AppProcess
 from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
@@ -78,3 +79,18 @@ def test_the_key_is_not_in_a_request_id_that_echoes_it(live_app: AppProcess, app
     client = Client(live_app.url, verbose=False)
     outputs = [chat(client, "first"), chat(client, "second")]
     assert SERVER_KEY not in str(outputs)
+
+
+def test_only_strings_that_can_be_keys_are_redacted() -> None:
+    """The offline stand-in's key is the word "offline", and a visitor may paste "abc": neither is a key, and
+    replacing them would garble every reply that uses the word (issue 24, defect 1)."""
+    reply = "the app runs offline: start it without --offline; abc is not a key"
+    assert redact(reply, "offline", "abc") == reply
+    short = StreamRedactor("offline")
+    assert short.add("runs off") + short.add("line now") + short.release() == "runs offline now"
+    long_key = "sk-" + "7" * 29
+    assert redact(f"key {long_key}.", long_key) == f"key {REDACTED}."
+    streamed = StreamRedactor(long_key)
+    assert streamed.add("key " + long_key[:10]) + streamed.add(long_key[10:] + ".") + streamed.release() == (
+        f"key {REDACTED}."
+    )

@@ -85,6 +85,7 @@ def test_offline_mode_answers_a_bare_api_call_with_a_canned_reply(how: str, tmp_
     try:
         reply, _model = Client(app.url, verbose=False).predict({"text": "Hello there", "files": []}, api_name="/chat")
         assert "canned reply" in reply[0]["content"] and "Hello there" in reply[0]["content"]
+        assert "runs offline" in reply[0]["content"] and "[redacted]" not in reply[0]["content"]  # "offline" is no key
         assert "offline" in app.logs()
     finally:
         app.stop()

@@ -7,8 +7,6 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
 from starlette.testclient import TestClient
 
 from chat_backend import i18n
@@ -32,7 +31,7 @@ from chat_backend.shared_links import (
     remember,
 )
 from chat_backend.store import SQLITE_FILE, SQLiteStore, StoreUnavailable, open_store
-from tests.app_process import CHROMIUM, ROOT, AppProcess
+from tests.app_process import CHROMIUM, AppProcess
 from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import FakeAPI, Reply
 from tests.redis_server import RedisServer
@@ -268,17 +267,14 @@ def test_rendered_markdown_never_holds_markup_that_runs(text: str) -> None:
                 assert not re.match(r"\s*(javascript|vbscript|file):", value or "", re.IGNORECASE), value
 
 
-def test_share_off_hides_the_button_and_serves_no_page() -> None:
-    code = (
-        "import app, json; labels = [c.get('props', {}).get('value') for c in app.demo.config['components']];"
-        "print(json.dumps([app.SHARE_ROUTES, 'Share conversation' in labels]))"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIMLAPI_", "SHARE"))}
-    env.update(SHARE="0", AIMLAPI_BASE_URL="http://127.0.0.1:9/v1")  # nothing listens: the catalogue fails fast
-    output = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False
-    )
-    assert json.loads(output.stdout.strip().splitlines()[-1]) == [[], False], output.stderr[-2000:]
+def test_share_off_hides_the_button_and_serves_no_page(tmp_path: Path) -> None:
+    import app
+
+    environ = {"SHARE": "0", "DATA_DIR": str(tmp_path), "AIMLAPI_BASE_URL": "http://127.0.0.1:9/v1"}
+    demo, options = app.build(load_settings(environ, None))
+    labels = [str(component.get("props", {}).get("label")) for component in demo.config["components"]]
+    assert not any("ui_share" in label for label in labels) and any("ui_model" in label for label in labels)
+    assert not [route for route in options["app_kwargs"]["routes"] if route.path.startswith("/share")]
 
 
 # The whole flow in Chromium, against `python app.py` and the stand-in API.
@@ -453,3 +449,20 @@ def test_past_the_pages_markdown_budget_messages_show_as_plain_text(tmp_path: Pa
     assert "<strong>first</strong>" in page and "<strong>after</strong>" in page
     [plain] = re.findall(r'<pre class="plain">(.*?)</pre>', page, re.DOTALL)
     assert plain.startswith("![ ![ ") and plain.endswith("&lt;script&gt;alert(1)&lt;/script&gt;")
+
+
+def test_the_snapshot_hides_the_key_as_it_was_sent_not_only_as_it_was_pasted(tmp_path: Path) -> None:
+    """A pasted key carries invisible characters that `check_key` strips before sending: the model can only
+    repeat the key as sent, so that is the one the snapshot must hide (issue 24, defect 7)."""
+    import gradio as gr
+
+    import app
+
+    sent = "sk-visitor-0123456789abcdef"
+    chat = app.ChatApp(load_settings({"DATA_DIR": str(tmp_path), "AIMLAPI_BASE_URL": "http://127.0.0.1:9/v1"}, None))
+    history = [{"role": "user", "content": "What is my key?"}, {"role": "assistant", "content": f"It is {sent}."}]
+    scope = {"type": "http", "headers": [(b"accept-language", b"en")], "client": ("127.0.0.1", 1)}
+    request = gr.Request(request=StarletteRequest(scope), session_hash="s1")
+    link, *_ = chat.share(history, "m", "", False, None, f"\u200b{sent} ", request)
+    snapshot = chat.shares.load(link["value"].removeprefix("share/"))
+    assert snapshot and sent not in json.dumps(snapshot) and "[redacted]" in json.dumps(snapshot)
