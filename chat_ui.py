@@ -248,25 +248,44 @@ class ChatInterface(gr.ChatInterface):
         files = [p["file"] for p in parts if isinstance(p, dict) and p.get("type") == "file"]
         return list(chat[:-1]), {"text": text, "files": files} if self.multimodal else text
 
-    def _edit(self, chat: Chat, edit: EditData) -> Chat:
-        """The chat up to the edited message, which becomes the new one."""
+    def _edit(self, chat: Chat, edit: EditData, request: gr.Request) -> Chat:
+        """The chat up to the edited message, which becomes the new one. The page edits text only; anything else
+        is refused, since Gradio would copy a file it named (any in the system's temp folder) into its cache and
+        serve it."""
         index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
-        return self._append_message_to_history(edit.value, chat[:index], "user")
+        return self._append_message_to_history(_text(edit.value, request), chat[:index], "user")
 
-    def _example(self, example: SelectData) -> Chat:
-        """A new chat holding the example as the visitor's message."""
-        return self._append_message_to_history(self._flatten_example_files(example).value, [], "user")
+    def _example(self, example: SelectData, request: gr.Request) -> Chat:
+        """A new chat holding the example as the visitor's message: this server's own example at the index the
+        page names, never the value it sends (whose files Gradio would copy and serve, as for an edit)."""
+        index = example.index
+        if not isinstance(index, int) or not 0 <= index < len(self.examples_messages):
+            raise gr.Error(t("attachment_forged", _lang(request)), print_exception=False)
+        chosen = self.examples_messages[index]
+        message = {"text": chosen.get("text", ""), "files": list(chosen.get("files", []))}
+        return self._append_message_to_history(message, [], "user")
 
-    def _option(self, chat: Chat, option: SelectData) -> Chat:
-        return self._append_message_to_history(option.value, chat, "user")
+    def _option(self, chat: Chat, option: SelectData, request: gr.Request) -> Chat:
+        """The chosen option as the visitor's message: text only, as for an edit."""
+        return self._append_message_to_history(_text(option.value, request), chat, "user")
 
     def _load_conversation(  # type: ignore[override]  # Gradio hands a gr.Request to a handler that asks for one
         self, index: int, conversations: list[list[Any]], request: gr.Request
     ) -> tuple[int, list[Any]]:
         """As Gradio's, but the chat is returned as a value (an update would rebuild the Chatbot and serve its
         avatar again from the app's folder, which `blocked_paths` refuses) with missing files named."""
-        lang = language(request.headers.get("accept-language"))
-        return index, [_without_missing_files(message, lang) for message in conversations[index]]
+        return index, [_without_missing_files(message, _lang(request)) for message in conversations[index]]
+
+
+def _text(value: Any, request: gr.Request) -> str:
+    """An edit's or option's value, which the page sends as text; anything else is refused."""
+    if not isinstance(value, str):
+        raise gr.Error(t("attachment_forged", _lang(request)), print_exception=False)
+    return value
+
+
+def _lang(request: gr.Request) -> str:
+    return language(request.headers.get("accept-language"))
 
 
 def _carry(value: Any) -> Any:
