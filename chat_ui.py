@@ -10,8 +10,9 @@ event data only reaches the server); a reply the fallback model gave one more, t
 
 `ChatInterface` keeps Gradio's layout, its `/chat` API endpoint and every feature the app uses: Stop, retry,
 undo, edit, examples, options, saved conversations (opening, new, clearing), uploads. Saved conversations stay
-readable after a restart and on every replica (a fixed key; the page config holds it anyway), and one whose
-files are gone still opens, each missing file shown as a one-line placeholder.
+readable after a restart and on every replica, and one whose files are gone still opens, each missing file
+shown as a one-line placeholder. An edit or an option is text and an example is the server's own: Gradio's
+handlers copied any file their event data named (say, in /tmp) into the cache and served it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from gradio.i18n import I18nData
 
 from chat_backend.i18n import language, t
 
-SAVED_CONVERSATIONS_SECRET = "saved-conversations"  # not a secret: every visitor's page config carries it
+# Where the browser keeps the saved conversations, encrypted: fixed, so that they stay readable after a restart
+# (Gradio draws a new secret at each start) and on every replica. Not a secret: every page config carries it.
+SAVED_CONVERSATIONS_KEY, SAVED_CONVERSATIONS_SECRET = "minimax-chat-saved-conversations", "saved-conversations"
 Chat = list[Any]  # messages as Gradio's chatbot holds them
 _CARRIED = itertools.count()  # makes each carried update a new value, so that a repeat still applies
 
@@ -63,7 +66,10 @@ class ChatInterface(gr.ChatInterface):
         if not inspect.isasyncgenfunction(fn):
             raise ValueError("chat_ui.ChatInterface needs an async generator `fn`")
         super().__init__(fn, **options)
+        self.saved_conversations.storage_key = SAVED_CONVERSATIONS_KEY  # Gradio's names it by a component id
         self.saved_conversations.secret = SAVED_CONVERSATIONS_SECRET
+        if self.save_history:
+            self.chat_history_dataset.elem_id = "saved-conversations"
 
     def _setup_events(self) -> None:
         """Every event of the chat, each as few calls as it can be (see the module's docstring)."""
@@ -136,6 +142,11 @@ class ChatInterface(gr.ChatInterface):
         replies.append(option.success(**reply))
         for event in replies:
             event.then(**done)
+            # After a Stop, the page sometimes marks the chat "Error": Gradio's page takes the cancelled reply's
+            # closing message, when it arrives after the cancel has finished, as a failed update. A call that
+            # does nothing but show its progress on the chat clears the mark; it runs on a failure only (each
+            # Stop, and that late message).
+            event.failure(_nothing, None, None, show_progress="hidden", show_progress_on=[self.chatbot], **ui)
         self.textbox.stop(None, None, None, cancels=replies, **ui)  # the page then runs `done`, as after a reply
 
         self.chatbot.undo(
@@ -262,7 +273,7 @@ class ChatInterface(gr.ChatInterface):
         if not isinstance(index, int) or not 0 <= index < len(self.examples_messages):
             raise gr.Error(t("attachment_forged", _lang(request)), print_exception=False)
         chosen = self.examples_messages[index]
-        message = {"text": chosen.get("text", ""), "files": list(chosen.get("files", []))}
+        message: Any = {"text": chosen.get("text", ""), "files": list(chosen.get("files", []))}
         return self._append_message_to_history(message, [], "user")
 
     def _option(self, chat: Chat, option: SelectData, request: gr.Request) -> Chat:
@@ -286,6 +297,10 @@ def _text(value: Any, request: gr.Request) -> str:
 
 def _lang(request: gr.Request) -> str:
     return language(request.headers.get("accept-language"))
+
+
+def _nothing() -> None:
+    """A server step that changes nothing (see `_setup_events`: it clears a mark Stop can leave on the chat)."""
 
 
 def _carry(value: Any) -> Any:
