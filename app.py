@@ -39,9 +39,9 @@ from chat_backend.fallback import FallbackStream, Switch, with_notice
 from chat_backend.i18n import EN, browser_translations, language, t
 from chat_backend.messages import build_messages, text_length
 from chat_backend.metrics import Replies
-from chat_backend.pacing import QUIET, Pacer, UpdateBudget, weight_for
+from chat_backend.pacing import Pacer, UpdateBudget, weight_for
 from chat_backend.quotas import Guard, Windows, scope_address
-from chat_backend.relay import newest_in_thread
+from chat_backend.relay import Due, newest_in_thread
 from chat_backend.shared_links import Shares, link_choices, remember
 from chat_backend.store import open_store
 from chat_backend.visitor_settings import FIELDS, Field, read
@@ -106,9 +106,7 @@ class ChatApp:
         self.settings = settings
         self.client = ChatClient(settings)
         self.updates = UpdateBudget(settings.update_budget)
-        self.guard = Guard(
-            settings.rate_per_session, settings.rate_per_address, settings.max_upstream, settings.redis_url
-        )
+        self.guard = Guard.from_settings(settings)
         self.store = open_store(settings)
         self.budget = DailyBudget(settings.daily_budget_usd, self.store)
         self.attachments = Attachments.under(  # only what Gradio received as uploads (or our examples) is read
@@ -149,9 +147,11 @@ class ChatApp:
         stream: FallbackStream | None = None
         notes: list[dict[str, Any]] = []
         lang = language(request.headers.get("accept-language"))
+        address = self.address(request)
         reply = self.replies.start()
         try:
             reply.admit()  # refused while this replica drains before a restart
+            await self.guard.screen(address)  # an address whose messages keep being refused: at once, before any work
             chosen = read(values, self.settings.model)  # cheap checks of every field before anything else
             settings = chosen.settings
             built = await to_thread.run_sync(
@@ -170,10 +170,10 @@ class ChatApp:
                 yield notes, gr.skip()  # before anything is sent, so nothing is billed unannounced
             host_pays_this = host_pays(chosen.user_key, self.settings)
             if host_pays_this:
-                self.budget.check()
+                await self.budget.check()
             # checked before the limits: a message refused here (no key, settings the model refuses) sends nothing
             checked = FallbackStream(self.client, messages, settings, chosen.user_key, self.settings.fallback_model)
-            with self.guard.admit(request.session_hash or "", self.address(request)):
+            async with self.guard.admit(request.session_hash or "", address):
                 stream = checked
                 prompt_chars = text_length(messages)
                 budget = self.budget if host_pays_this else None
@@ -182,8 +182,7 @@ class ChatApp:
                     async for text in newest_in_thread(
                         lambda: self._paced(stream, pacer, prompt_chars, budget),
                         name="reply",
-                        quiet=QUIET,
-                        on_quiet=pacer.due,
+                        release=pacer.flush,
                     ):
                         yield text, gr.skip()
             result = stream.result
@@ -197,6 +196,7 @@ class ChatApp:
                 if os.environ.get("APP_RAISE_ERRORS"):
                     raise
                 error = ChatError(t("unexpected"), key="unexpected")
+            await self.guard.refused(address, error)
             reply.failed(error)
             switch = stream.switch if stream else None
             failure = transcript.failed(stream.text if stream else "", error, lang)
@@ -206,16 +206,20 @@ class ChatApp:
 
     def _paced(
         self, stream: FallbackStream, pacer: Pacer, prompt_chars: int, budget: DailyBudget | None
-    ) -> Iterator[str]:
-        """The text so far, paced by the server-wide update budget; runs in the reply's own thread (`respond`
-        asks the same `pacer` for held-back text while the stream is quiet).
+    ) -> Iterator[str | Due]:
+        """The text so far, paced by the server-wide update budget; runs in the reply's own thread. When text is
+        first held back, `Due` tells `respond` when to ask the same `pacer` for it, should the stream go quiet.
 
         The reply's cost is recorded here, when the stream has really ended (finished, failed or stopped), since
         after a Stop the event loop has moved on before the reader thread has its result.
         """
         try:
             with self.updates.share(weight_for(prompt_chars)):
-                yield from pacer.updates(stream, flush=False)  # the final message in `respond` has the whole text
+                for delta in stream:  # no final flush: the last message in `respond` has the whole text
+                    if (update := pacer.add(delta)) is not None:
+                        yield update
+                    elif pacer.hold_began and (at := pacer.held_until()) is not None:
+                        yield Due(at)
         finally:
             stream.close()  # a no-op if it ended; otherwise its own `finally` sets `result`
             if budget and stream.result:
@@ -261,7 +265,7 @@ class ChatApp:
                 history,
                 model=model or self.settings.model,
                 system_prompt=system_prompt if include_prompt else "",
-                session=request.session_hash or "",
+                address=self.address(request),
                 hidden=(self.settings.api_key, user_key, check_key(user_key or "")[1]),  # as typed, and as sent
             )
         except ChatError as error:

@@ -21,6 +21,8 @@ from .errors import ConfigError, InvalidKey, MissingKey
 from .i18n import Msg
 from .visitor_settings import DEFAULT_MODEL, MAX_KEY_CHARS
 
+MAX_PASTED_KEY_CHARS = 2 * MAX_KEY_CHARS  # a copy adds a few spaces and invisible characters, never this many
+
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
 DEFAULT_FALLBACK_MODEL = "MiniMax-Text-01"  # answers when the API refuses the chosen model as retired or unknown
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -35,6 +37,11 @@ DEFAULT_QUEUE_SIZE = 512  # requests waiting beyond that before new ones are tur
 # session id still meets the per-address rate, the upstream cap and the daily budget).
 DEFAULT_RATE_PER_SESSION = 10  # messages a minute from one browser session
 DEFAULT_RATE_PER_ADDRESS = 300  # messages a minute from one client address
+DEFAULT_REFUSED_PER_ADDRESS = 60  # refused messages a minute from one address before all its messages are refused
+# Of MAX_UPSTREAM_CALLS (else CHAT_CONCURRENCY), one client address may hold this part at once, so that one visitor
+# never starves the rest, while a class of 50 behind one NAT (64 of the default 128) is still answered at once.
+UPSTREAM_SHARE_PER_ADDRESS = 0.5
+DEFAULT_MAX_UPSTREAM_PER_SESSION = 3  # replies one chat may have in flight (a browser tab sends one at a time)
 DEFAULT_MAX_MESSAGE_CHARS = 100_000
 DEFAULT_MAX_HISTORY_MESSAGES = 200  # earlier messages sent upstream at most
 DEFAULT_UPDATE_BUDGET = 100.0  # browser updates a second, server-wide, in units of a short chat's update
@@ -50,8 +57,9 @@ DEFAULT_DATA_DIR = "data"  # relative to the working directory; /data on a Space
 SPACES_DATA_DIR = "/data"
 DEFAULT_SHARE_TTL_DAYS = 30.0
 DEFAULT_SHARE_MAX_KB = 1000.0  # one shared conversation, as stored
-DEFAULT_SHARE_PER_HOUR = 10  # shared links one browser session may create in an hour
-DEFAULT_SHARE_STORE_MB = 500.0  # all shared conversations together; the oldest go first beyond it
+DEFAULT_SHARE_PER_HOUR = 60  # shared links one client address may create in a clock hour: a class of 50 each once
+DEFAULT_SHARE_STORE_MB = 500.0  # all shared conversations together; beyond it new links are refused
+DEFAULT_SHARE_PER_ADDRESS_MB = 25.0  # the part of that one client address may hold, so no one fills it for all
 DEFAULT_MAX_REQUEST_MB = 5.0  # about a browser's localStorage quota, where the page keeps saved conversations
 DEFAULT_CACHE_CLEAR_MINUTES = 60.0
 DEFAULT_LOGIN_MAX_FAILURES = 5
@@ -77,7 +85,10 @@ class Settings:
     update_budget: float = DEFAULT_UPDATE_BUDGET
     rate_per_session: int = DEFAULT_RATE_PER_SESSION
     rate_per_address: int = DEFAULT_RATE_PER_ADDRESS
+    refused_per_address: int = DEFAULT_REFUSED_PER_ADDRESS
     max_upstream: int = DEFAULT_CONCURRENCY
+    max_upstream_per_address: int = int(DEFAULT_CONCURRENCY * UPSTREAM_SHARE_PER_ADDRESS)
+    max_upstream_per_session: int = DEFAULT_MAX_UPSTREAM_PER_SESSION
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     max_history_messages: int = DEFAULT_MAX_HISTORY_MESSAGES
     hide_api: bool = False
@@ -106,6 +117,7 @@ class Settings:
     share_max_bytes: int = int(DEFAULT_SHARE_MAX_KB * 1000)
     share_per_hour: int = DEFAULT_SHARE_PER_HOUR
     share_store_bytes: int = int(DEFAULT_SHARE_STORE_MB * 1_000_000)
+    share_address_bytes: int = int(DEFAULT_SHARE_PER_ADDRESS_MB * 1_000_000)
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     metrics_token: str | None = field(default=None, repr=False)  # /metrics answers 404 without it
     replicas: int = DEFAULT_REPLICAS
@@ -119,6 +131,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
     values.update(os.environ if environ is None else environ)
     env = {name: value.strip() for name, value in values.items() if value is not None and value.strip()}
     fallback_default = "" if "CHAT_FALLBACK_MODEL" in values else DEFAULT_FALLBACK_MODEL  # set but empty: off
+    concurrency = int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, True, MAX_CONCURRENCY))
+    max_upstream = _count(env, "MAX_UPSTREAM_CALLS", DEFAULT_CONCURRENCY)
+    address_share = max(1, int((max_upstream or concurrency) * UPSTREAM_SHARE_PER_ADDRESS))
     return Settings(
         api_key=_server_key(env.get("AIMLAPI_KEY")),
         base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
@@ -128,12 +143,15 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         read_timeout=_number(env, "AIMLAPI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT),
         max_retries=int(_number(env, "AIMLAPI_MAX_RETRIES", DEFAULT_MAX_RETRIES, minimum=0, whole=True)),
         retry_budget=_number(env, "AIMLAPI_RETRY_BUDGET", DEFAULT_RETRY_BUDGET, minimum=0),
-        concurrency=int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, True, MAX_CONCURRENCY)),
+        concurrency=concurrency,
         queue_size=int(_number(env, "QUEUE_MAX_SIZE", DEFAULT_QUEUE_SIZE, minimum=1, whole=True)),
         update_budget=_number(env, "STREAM_UPDATE_BUDGET", DEFAULT_UPDATE_BUDGET),
         rate_per_session=_count(env, "RATE_LIMIT_PER_SESSION", DEFAULT_RATE_PER_SESSION),
         rate_per_address=_count(env, "RATE_LIMIT_PER_ADDRESS", DEFAULT_RATE_PER_ADDRESS),
-        max_upstream=_count(env, "MAX_UPSTREAM_CALLS", DEFAULT_CONCURRENCY),
+        refused_per_address=_count(env, "RATE_LIMIT_REFUSED_PER_ADDRESS", DEFAULT_REFUSED_PER_ADDRESS),
+        max_upstream=max_upstream,
+        max_upstream_per_address=_count(env, "MAX_UPSTREAM_PER_ADDRESS", address_share),
+        max_upstream_per_session=_count(env, "MAX_UPSTREAM_PER_SESSION", DEFAULT_MAX_UPSTREAM_PER_SESSION),
         max_message_chars=_count(env, "MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
         max_history_messages=_count(env, "MAX_HISTORY_MESSAGES", DEFAULT_MAX_HISTORY_MESSAGES),
         hide_api=_flag(env, "HIDE_API"),
@@ -168,6 +186,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         share_max_bytes=int(_number(env, "SHARE_MAX_KB", DEFAULT_SHARE_MAX_KB) * 1000),
         share_per_hour=_count(env, "SHARE_PER_HOUR", DEFAULT_SHARE_PER_HOUR),
         share_store_bytes=int(_number(env, "SHARE_STORE_MB", DEFAULT_SHARE_STORE_MB, minimum=0) * 1_000_000),
+        share_address_bytes=int(_number(env, "SHARE_PER_ADDRESS_MB", DEFAULT_SHARE_PER_ADDRESS_MB, minimum=0) * 1e6),
         drain_seconds=_number(env, "DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, minimum=0),
         metrics_token=env.get("METRICS_TOKEN"),
         replicas=int(_number(env, "REPLICAS", DEFAULT_REPLICAS, minimum=1, whole=True)),
@@ -259,8 +278,12 @@ def resolve_key(user_key: str | None, settings: Settings) -> str:
 def check_key(raw: str) -> tuple[Msg | None, str]:
     """(what is wrong, or None) and the key without the spaces and invisible characters that copying adds.
 
-    A key is visible ASCII: anything else can't be sent in an HTTP header, so it is refused with its name.
+    A key is visible ASCII: anything else can't be sent in an HTTP header, so it is refused with its name. A
+    field far longer than any key is refused by its length alone, before any character is looked at: a request
+    body can carry megabytes there, and looking up each one cost a second of CPU.
     """
+    if len(raw) > MAX_PASTED_KEY_CHARS:
+        return Msg("key_too_long", {"length": f"{len(raw):,}", "paste": Msg("paste_again")}), raw
     key = "".join(char for char in raw if unicodedata.category(char) != "Cf").strip()  # Cf: zero-width, BOM
     if len(key) > MAX_KEY_CHARS:
         return Msg("key_too_long", {"length": f"{len(key):,}", "paste": Msg("paste_again")}), key

@@ -9,7 +9,6 @@ When the catalogue already shows the model as retired or absent, the refused cal
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -111,12 +110,10 @@ class FallbackStream:
         return self._iterator
 
     def close(self) -> None:
-        """Stop whichever call is running; no fallback call starts after this."""
+        """Stop whichever call is running; no fallback call starts after this. The reader's thread ends the
+        iteration (the stopped stream ends at once); closing it from here could race that thread."""
         self._closed = True
         self._stream.close()
-        if self._iterator is not None:
-            with contextlib.suppress(ValueError):  # running in another thread now; the closed stream ends it
-                self._iterator.close()  # type: ignore[attr-defined]
 
     def __enter__(self) -> FallbackStream:
         return self

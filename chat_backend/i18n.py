@@ -146,6 +146,8 @@ EN: dict[str, str] = {
     "named AIMLAPI_KEY in your Hugging Face Space's settings, or paste your own key in the Settings "
     "panel. Keys are at https://aimlapi.com/app/keys.",
     "settings_no_model": "Choose a model before sending.",
+    "settings_model_name": "The model name is {length} characters; model names have at most {limit}. Choose a model "
+    "from the list in Settings.",
     "settings_range": "{label} must be between {low} and {high}, got {value}.",
     "settings_type": "{label} has a value of the wrong kind; reload the page to reset Settings.",
     "settings_too_long": "{label} is {length} characters long; at most {limit} are accepted.",
@@ -155,6 +157,13 @@ EN: dict[str, str] = {
     "throttled_address": "Too many messages from your network address: at most {amount} a minute. Wait {seconds} "
     "s, then send again (your message is kept above; edit or retry it).",
     "busy": "The server is already answering its maximum of {count} messages at once. Send again in a moment.",
+    "busy_address": "Your network address already has {replies} in progress, the most one address may have at once "
+    "so that others are served too. Send again when one has finished.",
+    "busy_checking": "The server could not check its limits in time. Send again in a moment.",
+    "throttled_refused": "Too many refused messages from your network address: at most {amount} a minute. Wait "
+    "{seconds} s, then send again.",
+    "busy_session": "This chat already has {replies} in progress, the most one chat may have at once. Send again when "
+    "one has finished.",
     "restarting": "This server is restarting. Send your message again: it will go to another server "
     "(your message is kept above; edit or retry it).",
     "budget_used_up": "This demo's budget for today is used up. It resets at 00:00 UTC (in {hours} h {minutes} "
@@ -223,11 +232,17 @@ EN: dict[str, str] = {
     "a shorter chat.",
     "share_unavailable": "Sharing is unavailable right now: the server's storage is not responding. Try again in a "
     "minute; Export still works.",
-    "share_too_often": "This browser has shared {count} this hour, the most allowed. Try again in {wait}.",
+    "share_too_often": "Your network address has shared {count} this hour, the most allowed. Try again in {wait}.",
+    "share_store_full": "The server's space for shared links is full, so no new link can be made until older ones "
+    "expire or are deleted; existing links are kept. Export the conversation instead.",
+    "share_address_full": "Links shared from your network address already hold {limit}, the most one address may "
+    "keep. Delete some under Your shared links, or export the conversation instead.",
     "count_conversations_one": "{count} conversation",
     "count_conversations_many": "{count} conversations",
     "count_minutes_one": "{count} minute",
     "count_minutes_many": "{count} minutes",
+    "count_replies_one": "{count} reply",
+    "count_replies_many": "{count} replies",
     "share_summary": "Anyone with this link can read the conversation.{expires}{left_out}",
     "share_expires": " It expires on {date}.",
     "share_date_format": "%d %b %Y",
@@ -385,6 +400,7 @@ ZH: dict[str, str] = {
     "或在 Hugging Face Space 的设置中添加名为 AIMLAPI_KEY 的 Secret，或在设置面板中粘贴你自己的密钥。"
     "密钥可在 https://aimlapi.com/app/keys 获取。",
     "settings_no_model": "发送前请先选择模型。",
+    "settings_model_name": "模型名称有 {length} 个字符；模型名称最多 {limit} 个字符。请在设置的列表中选择模型。",
     "settings_range": "{label}必须在 {low} 到 {high} 之间，当前为 {value}。",
     "settings_type": "{label}的值类型不对；请刷新页面以重置设置。",
     "settings_too_long": "{label}长 {length} 个字符；最多接受 {limit} 个。",
@@ -394,6 +410,11 @@ ZH: dict[str, str] = {
     "throttled_address": "你的网络地址发送的消息太多：每分钟最多 {amount} 条。请等待 {seconds} 秒后再发送"
     "（你的消息保留在上方，可以编辑或重试）。",
     "busy": "服务器已在同时回答最多 {count} 条消息。请稍后再发送。",
+    "busy_address": "你的网络地址已有 {replies}正在进行，这是一个地址同时最多可有的数量，以便其他人也能得到"
+    "回答。请等其中一条完成后再发送。",
+    "busy_checking": "服务器未能及时检查其限制。请稍后再发送。",
+    "throttled_refused": "你的网络地址被拒绝的消息太多：每分钟最多 {amount} 条。请等待 {seconds} 秒后再发送。",
+    "busy_session": "此对话已有 {replies}正在进行，这是一个对话同时最多可有的数量。请等其中一条完成后再发送。",
     "restarting": "此服务器正在重启。请再次发送消息：它会转到另一台服务器（您的消息保留在上方，可编辑或重试）。",
     "budget_used_up": "本演示今天的预算已用完。它将在 UTC 00:00 重置（还有 {hours} 小时 {minutes} 分钟）。"
     "如需现在继续，请在设置中粘贴你自己的 AI/ML API 密钥。",
@@ -440,11 +461,17 @@ ZH: dict[str, str] = {
     "share_nothing": "还没有可分享的内容：请先发送一条消息。",
     "share_too_big": "此对话有 {size}；分享链接最多容纳 {limit}。请改为导出，或分享较短的对话。",
     "share_unavailable": "分享暂时不可用：服务器的存储没有响应。请一分钟后再试；导出仍然可用。",
-    "share_too_often": "此浏览器本小时已分享 {count}，已达上限。请 {wait}后再试。",
+    "share_too_often": "你的网络地址本小时已分享 {count}，已达上限。请 {wait}后再试。",
+    "share_store_full": "服务器用于分享链接的空间已满，在旧链接过期或被删除之前无法创建新链接；现有链接都会保留。"
+    "请改为导出对话。",
+    "share_address_full": "从你的网络地址分享的链接已占用 {limit}，这是一个地址最多可保留的量。请在“你分享的链接”中删除"
+    "一些，或改为导出对话。",
     "count_conversations_one": "{count} 个对话",
     "count_conversations_many": "{count} 个对话",
     "count_minutes_one": "{count} 分钟",
     "count_minutes_many": "{count} 分钟",
+    "count_replies_one": "{count} 条回复",
+    "count_replies_many": "{count} 条回复",
     "share_summary": "任何拿到此链接的人都能阅读这个对话。{expires}{left_out}",
     "share_expires": "链接将于 {date} 过期。",
     "share_date_format": "%Y-%m-%d",
@@ -497,6 +524,11 @@ class Msg:
     def render(self, lang: str = DEFAULT) -> str:
         """This message in `lang`."""
         return t(self.key, lang, **self.params)
+
+
+def count_of(count: int, noun: str) -> Msg:
+    """`count` things, in the singular or plural form (keys `count_<noun>_one` and `count_<noun>_many`)."""
+    return Msg(f"count_{noun}_{'one' if count == 1 else 'many'}", {"count": count})
 
 
 def t(key: str, lang: str = DEFAULT, **params: Any) -> str:

@@ -11,8 +11,9 @@ highlighting), so one update of a 10,000-character reply costs many times one of
 also grows with the length of the message (`browser_interval`): short replies stay at 20 a second, a long
 one slows to a few a second, which still reads as live.
 
-The first text always goes out at once, text that is due goes out even if the stream goes quiet (the
-awaiting side asks `Pacer.due` every `QUIET` seconds while nothing arrives), and the last is never held back.
+The first text always goes out at once, text that is due goes out even if the stream goes quiet (when a piece
+is first held back, the awaiting side is told when it falls due, `held_until`, and takes it then with `flush`),
+and the last is never held back.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ MIN_INTERVAL = 0.05  # seconds: 20 updates a second reads as smooth
 MAX_BROWSER_INTERVAL = 0.4  # seconds: even a very long reply updates a few times a second
 CHARS_PER_EXTRA_INTERVAL = 16_000  # each this many characters of the message add a second between updates
 CHARS_PER_EXTRA_WEIGHT = 40_000  # a conversation this long costs about twice as much per update
-QUIET = 0.1  # seconds without a new piece after which held-back text is sent, if it is due
 Clock = Callable[[], float]
 
 
@@ -55,22 +55,35 @@ class Pacer:
         self.pending: list[str] = []
         self.pending_chars = 0
         self.last_sent = -float("inf")
+        self.hold_began = False
         self._lock = threading.Lock()
 
     def add(self, delta: str) -> str | None:
-        """Record a piece; the text so far if an update is due now."""
+        """Record a piece; the text so far if an update is due now. Otherwise `hold_began` says whether this
+        piece is the first one held back since the last update."""
         with self._lock:
+            first = not self.pending
             self.pending.append(delta)
             self.pending_chars += len(delta)
-        return self.due()
+            if self.clock() >= self._due_at():
+                return self._flush()
+            self.hold_began = first
+        return None
 
     def due(self) -> str | None:
         """The text so far if some of it is unsent and the interval since the last update has passed."""
         with self._lock:
-            gap = max(self.interval(), browser_interval(len(self.text) + self.pending_chars))
-            if self.pending and self.clock() - self.last_sent >= gap:
+            if self.pending and self.clock() >= self._due_at():
                 return self._flush()
         return None
+
+    def held_until(self) -> float | None:
+        """When the text held back falls due (on `clock`), or None when nothing is held."""
+        with self._lock:
+            return self._due_at() if self.pending else None
+
+    def _due_at(self) -> float:
+        return self.last_sent + max(self.interval(), browser_interval(len(self.text) + self.pending_chars))
 
     def flush(self) -> str | None:
         """The whole text, if anything was held back; marks it sent."""

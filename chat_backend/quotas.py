@@ -1,10 +1,13 @@
 """quotas: how often one visitor may send, how many replies may call the API at once, and who the visitor is.
 
 A public Space spends its owner's credits, so each client address and (as a courtesy) each browser session gets
-a moving-window message rate, and the whole server a cap on simultaneous upstream calls. The windows live in
+a moving-window message rate, and the whole server a cap on simultaneous upstream calls, of which one address
+may hold only a part and one chat only a few, so that one visitor never starves the others. The windows live in
 the `limits` library's memory storage, or in Redis with `REDIS_URL` so that replicas share them; while Redis
 fails, each replica falls back to its own memory and says so in the log at most once a minute. Every refusal is
-a `ChatError` that says how long to wait; a refused message never counts against the sender. A limit of 0 is off.
+a `ChatError` that says how long to wait; a refused message never counts against the sender's rate. Messages
+refused for what they hold count in a window of their own, past which an address is refused before any work.
+A limit of 0 is off.
 
 The session id is chosen by the client, so the per-session rate only slows a runaway tab. What protects the
 host's key is the per-address rate (the address comes from `visitor_address`, which a visitor cannot spoof),
@@ -13,25 +16,35 @@ the upstream cap and the daily budget.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any, cast
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from .errors import Busy, Throttled
-from .store import REDIS_TIMEOUT_S, WarnEvery
+from .config import Settings
+from .errors import BadInput, Busy, ChatError, InvalidKey, InvalidSettings, Throttled
+from .i18n import count_of
+from .off_loop import OffLoop, store_calls
+from .store import REDIS_TIMEOUT_S, StoreUnavailable, WarnEvery
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SHARED_RETRY_S = 10.0  # after a Redis failure, use this replica's memory for this long before trying Redis again
 MAX_KEY_CHARS = 100  # a session id is client-chosen: never let it grow a storage key without bound
+# How long a message may wait for its rates: longer than the Redis client's connect and read timeouts, after which
+# `Windows` answers from memory by itself, so only a store that holds every store thread that long refuses.
+WINDOWS_WAIT_S = 2 * REDIS_TIMEOUT_S + 1
+REFUSED_INPUT = (InvalidKey, InvalidSettings, BadInput)  # refused for what the sender sent, not for the server's state
 
 
 def visitor_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
@@ -110,21 +123,105 @@ class Windows:
         return self
 
 
-class Guard:
-    """The limits one message must pass before it may call the API."""
+class Slots:
+    """Upstream calls in flight: at most `total` (0: no cap), of which `per_address` for one client address and
+    `per_session` for one chat of that address.
 
-    def __init__(self, per_session: int, per_address: int, max_upstream: int, storage_url: str | None = None) -> None:
+    Kept in this process's memory, per replica: what they bound (the reading threads, the connection pool) is
+    the process's own, and taking a slot must never wait on a store. A visitor whose sessions the balancer
+    spreads over replicas gets a share on each; across replicas the address rate, kept in Redis, bounds them.
+    """
+
+    def __init__(self, total: int, per_address: int = 0, per_session: int = 0) -> None:
+        self._caps = ((total, "busy"), (per_address, "busy_address"), (per_session, "busy_session"))
+        self._held: Counter[tuple[str, ...]] = Counter()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _holders(session: str, address: str) -> tuple[tuple[str, ...], ...]:
+        """Who a call counts for: the server, its address, its chat (a session id is only unique per address)."""
+        return (), (address,), (address, session)
+
+    def take(self, session: str, address: str) -> None:
+        """Hold one slot, or raise `Busy` naming the first cap that is reached; never waits."""
+        holders = self._holders(session, address)
+        with self._lock:
+            for holder, (cap, key) in zip(holders, self._caps, strict=True):
+                if cap and self._held[holder] >= cap:
+                    params = {"count": cap} if key == "busy" else {"replies": count_of(cap, "replies")}
+                    raise Busy(key=key, params=params)
+            self._held.update(holders)
+
+    def give_back(self, session: str, address: str) -> None:
+        with self._lock:
+            self._held.subtract(self._holders(session, address))
+            for holder in self._holders(session, address):
+                if self._held[holder] <= 0:
+                    del self._held[holder]  # an address or chat with nothing in flight takes no memory
+
+
+class Guard:
+    """The limits one message must pass before it may call the API.
+
+    `admit` is awaited on the event loop: the windows, in Redis with `REDIS_URL`, are read and counted in store
+    threads (`off_loop`), and the slots are taken in memory, so a Redis that hangs delays only the message that
+    meets it (until `Windows` falls back to memory), never the streams already running.
+    """
+
+    def __init__(
+        self,
+        per_session: int,
+        per_address: int,
+        max_upstream: int,
+        storage_url: str | None = None,
+        *,
+        upstream_per_address: int = 0,
+        upstream_per_session: int = 0,
+        refused_per_address: int = 0,
+        off_loop: OffLoop = store_calls,
+    ) -> None:
         self._windows = Windows(storage_url)
+        self._off_loop = off_loop
+        self._refusals = RateLimitItemPerMinute(refused_per_address) if refused_per_address > 0 else None
         self._limits = [
             (RateLimitItemPerMinute(limit), scope)
             for limit, scope in ((per_session, "session"), (per_address, "address"))
             if limit > 0
         ]
-        self._max_upstream = max_upstream
-        self._slots = threading.BoundedSemaphore(max_upstream) if max_upstream > 0 else None
+        self._slots = Slots(max_upstream, upstream_per_address, upstream_per_session)
 
-    @contextmanager
-    def admit(self, session: str, address: str) -> Iterator[None]:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guard:
+        return cls(
+            settings.rate_per_session,
+            settings.rate_per_address,
+            settings.max_upstream,
+            settings.redis_url,
+            upstream_per_address=settings.max_upstream_per_address,
+            upstream_per_session=settings.max_upstream_per_session,
+            refused_per_address=settings.refused_per_address,
+        )
+
+    async def screen(self, address: str) -> None:
+        """Raise `Throttled` at once, before any work on the message, for an address whose messages were refused
+        for their input `refused_per_address` times in the last minute: refusing costs little, but not nothing."""
+        if self._refusals is None:
+            return
+        wait = await self._in_store_thread(
+            self._windows.wait_needed, self._refusals, "refused", address[:MAX_KEY_CHARS]
+        )
+        if wait:
+            raise _throttled("refused", self._refusals, wait)
+
+    async def refused(self, address: str, error: ChatError) -> None:
+        """Count a message refused for what it held (a key or setting no call takes, an input over a limit)."""
+        if self._refusals is None or not isinstance(error, REFUSED_INPUT):
+            return
+        with contextlib.suppress(Busy):  # no store thread free: one refusal uncounted
+            await self._in_store_thread(self._windows.hit, self._refusals, "refused", address[:MAX_KEY_CHARS])
+
+    @asynccontextmanager
+    async def admit(self, session: str, address: str) -> AsyncIterator[None]:
         """Hold one upstream slot for the duration of a call; raise `Throttled` or `Busy` instead of waiting.
 
         Every window is tested before any is counted, and the message is counted only once it holds a slot, so
@@ -132,19 +229,40 @@ class Guard:
         overshoot is bounded by the messages admitted at once.
         """
         keys = {"session": session[:MAX_KEY_CHARS], "address": address[:MAX_KEY_CHARS]}
+        refusal = await self._in_store_thread(self._refusal, keys)
+        if refusal:
+            raise refusal
+        self._slots.take(keys["session"], keys["address"])
+        try:
+            await self._in_store_thread(self._count, keys)
+            yield
+        finally:
+            self._slots.give_back(keys["session"], keys["address"])
+
+    async def _in_store_thread(self, call: Callable[..., T], *args: Any) -> T:
+        """`call(*args)` off the event loop; when every store thread stays busy too long, the message is refused
+        (fail closed) rather than let through unchecked."""
+        try:
+            return await self._off_loop(WINDOWS_WAIT_S, call, *args)
+        except StoreUnavailable:
+            raise Busy(key="busy_checking") from None
+
+    def _refusal(self, keys: dict[str, str]) -> Throttled | None:
+        """The refusal for the first full window, if any; records nothing."""
         for item, scope in self._limits:
             wait = self._windows.wait_needed(item, scope, keys[scope])
             if wait:
-                raise Throttled(key=f"throttled_{scope}", params={"amount": item.amount, "seconds": math.ceil(wait)})
-        if self._slots is not None and not self._slots.acquire(blocking=False):
-            raise Busy(key="busy", params={"count": self._max_upstream})
-        try:
-            for item, scope in self._limits:
-                self._windows.hit(item, scope, keys[scope])
-            yield
-        finally:
-            if self._slots is not None:
-                self._slots.release()
+                return _throttled(scope, item, wait)
+        return None
+
+    def _count(self, keys: dict[str, str]) -> None:
+        for item, scope in self._limits:
+            self._windows.hit(item, scope, keys[scope])
+
+
+def _throttled(scope: str, item: RateLimitItem, wait: float) -> Throttled:
+    """The refusal by a full window of `scope` ("session", "address", "refused"), saying how long to wait."""
+    return Throttled(key=f"throttled_{scope}", params={"amount": item.amount, "seconds": math.ceil(wait)})
 
 
 def _limits_url(url: str) -> str:

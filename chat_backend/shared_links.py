@@ -5,10 +5,16 @@ never holds a key (the server's and the visitor's are replaced wherever they app
 unless the person ticked the box, or any attachment's bytes: attachments are listed by name as left out.
 Snapshots live in the Store, so any replica can serve any link; none is kept in process memory. The delete
 token goes back to the sharer's browser only; the snapshot keeps its SHA-256.
+
+Stored links are other people's: a full store refuses a new link and never removes one. The limits are keyed by
+the client address (`chat_backend.quotas.visitor_address`), never by the session id a client chooses: links an
+address may make per clock hour, and the part of the store its links may hold (the address is kept only as a
+SHA-256 digest beside each link).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -22,9 +28,9 @@ from typing import Any
 
 from .config import Settings
 from .errors import REDACTED, ChatError, can_be_key
-from .i18n import DEFAULT, Msg, t
+from .i18n import DEFAULT, count_of, t
 from .messages import describe_content, is_notice
-from .store import Store, StoreUnavailable
+from .store import Store, StoreFull, StoreUnavailable
 
 log = logging.getLogger(__name__)
 NAMESPACE = "share"
@@ -125,10 +131,11 @@ class Shares:
         *,
         model: str,
         system_prompt: str = "",
-        session: str,
+        address: str,
         hidden: Iterable[str | None] = (),
     ) -> Shared:
-        """Store a snapshot and return its link's id and delete token; `ShareRefused` says why not."""
+        """Store a snapshot for a visitor at client `address`; return its link's id and delete token, or raise
+        `ShareRefused` saying why not. A link refused for lack of room does not count against the hour."""
         settings, now = self._settings, self._clock()
         snapshot = build_snapshot(history, model=model, system_prompt=system_prompt, hidden=hidden, now=now)
         if not any(message["role"] == "user" for message in snapshot["messages"]):
@@ -144,26 +151,40 @@ class Shares:
             )
         share_id = secrets.token_urlsafe(ID_BYTES)
         try:
-            self._count(session, now)
-            self._store.put(NAMESPACE, share_id, data, ttl=ttl)
-            if settings.share_store_bytes:
-                self._store.trim(NAMESPACE, settings.share_store_bytes)
+            self._count(address, now, 1)
+            try:
+                self._store.put_capped(
+                    NAMESPACE,
+                    share_id,
+                    data,
+                    owner=_digest(address),
+                    max_bytes=settings.share_store_bytes,
+                    max_owner_bytes=settings.share_address_bytes,
+                    ttl=ttl,
+                )
+            except StoreFull as full:
+                with contextlib.suppress(StoreUnavailable):
+                    self._count(address, now, -1)
+                limit = {"limit": _size(settings.share_address_bytes)}
+                key, params = ("share_address_full", limit) if full.owner_only else ("share_store_full", {})
+                raise ShareRefused(key=key, params=params) from None
         except StoreUnavailable as error:
             log.warning("share not stored: %s", error)
             raise ShareRefused(key="share_unavailable", detail=str(error)) from error
         return Shared(share_id, token, snapshot["title"], tuple(snapshot["left_out"]), snapshot["expires"])
 
-    def _count(self, session: str, now: float) -> None:
-        """One more share for this session in this clock hour, refused beyond the limit."""
+    def _count(self, address: str, now: float, step: int) -> None:
+        """One more (`step` 1) or one fewer (-1) share from this address in this clock hour, refused beyond the
+        limit."""
         limit = self._settings.share_per_hour
         if limit <= 0:
             return
         hour = math.floor(now / HOUR)
-        if self._store.add(RATE_NAMESPACE, f"{session}:{hour}", 1, ttl=HOUR) > limit:
+        if self._store.add(RATE_NAMESPACE, f"{address}:{hour}", step, ttl=HOUR) > limit and step > 0:
             minutes = math.ceil(((hour + 1) * HOUR - now) / 60)
             raise ShareRefused(
                 key="share_too_often",
-                params={"count": _count_of(limit, "conversations"), "wait": _count_of(minutes, "minutes")},
+                params={"count": count_of(limit, "conversations"), "wait": count_of(minutes, "minutes")},
             )
 
     def load(self, share_id: str) -> dict[str, Any] | None:
@@ -213,11 +234,6 @@ def link_choices(links: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """(label, id) for a list of the browser's links; the id's start tells apart two chats of one title."""
     items = (links or {}).items()
     return [(f"{(value or {}).get('title') or 'Conversation'} · {key[:6]}…", key) for key, value in items]
-
-
-def _count_of(count: int, noun: str) -> Msg:
-    """`count` things, in the singular or plural form (keys `count_<noun>_one` and `count_<noun>_many`)."""
-    return Msg(f"count_{noun}_{'one' if count == 1 else 'many'}", {"count": count})
 
 
 def _digest(token: str) -> str:

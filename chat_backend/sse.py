@@ -54,11 +54,13 @@ class LineSplitter:
         self._max_line = max_line
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        if self._skip_lf and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
         if not chunk:
             return []
-        self._skip_lf = chunk.endswith(b"\r")
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._skip_lf = chunk.endswith(b"\r")  # an LF alone was the CR's, and clears it
+        if not chunk:
+            return []
         if b"\n" not in chunk and b"\r" not in chunk:
             self._keep(chunk)
             return []

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, cast
 
+from . import redis_scripts
 from .config import Settings
 
 SQLITE_FILE = "store.sqlite3"
@@ -32,10 +33,22 @@ class StoreUnavailable(Exception):
     """The backend failed (disk, lock timeout, Redis down); the caller decides how to degrade."""
 
 
+class StoreFull(Exception):
+    """`put_capped` found no room: in the whole namespace, or (`owner_only`) in the owner's part of it."""
+
+    def __init__(self, owner_only: bool) -> None:
+        super().__init__("the owner's part is full" if owner_only else "the namespace is full")
+        self.owner_only = owner_only
+
+
 class Store(Protocol):
     """Bytes by (namespace, key). `ttl` is seconds from now (None: forever); `add` treats a missing entry as 0,
     is atomic across threads, processes and replicas, and sets the expiry again each time; `trim` keeps the
-    newest entries of a namespace that fit in `max_bytes` (key and value lengths) and drops the rest."""
+    newest entries of a namespace that fit in `max_bytes` (key and value lengths) and drops the rest: for caches.
+
+    `put_capped` is for what belongs to visitors: it stores an entry only if its namespace then holds at most
+    `max_bytes` and the entries of `owner` at most `max_owner_bytes` (0: no cap), else raises `StoreFull`; it
+    never removes anything. A namespace is written either with `put_capped` or with `put`, not both."""
 
     def get(self, namespace: str, key: str) -> bytes | None: ...
 
@@ -46,6 +59,18 @@ class Store(Protocol):
     def add(self, namespace: str, key: str, amount: float, ttl: float | None = None) -> float: ...
 
     def trim(self, namespace: str, max_bytes: int) -> None: ...
+
+    def put_capped(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        owner: str,
+        max_bytes: int,
+        max_owner_bytes: int,
+        ttl: float | None = None,
+    ) -> None: ...
 
 
 class WarnEvery:
@@ -91,10 +116,14 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")  # one process creates or upgrades the table, the others see it done
             db.execute(
                 "CREATE TABLE IF NOT EXISTS entries (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
-                " expires REAL, created REAL NOT NULL, PRIMARY KEY (namespace, key))"
+                " expires REAL, created REAL NOT NULL, owner TEXT, PRIMARY KEY (namespace, key))"
             )
+            if "owner" not in {row[1] for row in db.execute("PRAGMA table_info(entries)")}:
+                db.execute("ALTER TABLE entries ADD COLUMN owner TEXT")  # a file from before owners
+            db.execute("COMMIT")
             self._db = db
         return self._db
 
@@ -133,9 +162,9 @@ class SQLiteStore:
         with self._transaction() as db:
             db.execute("DELETE FROM entries WHERE expires IS NOT NULL AND expires <= ?", (self._clock(),))
             db.execute(
-                "INSERT INTO entries VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE"
+                f"{_INSERT} ON CONFLICT (namespace, key) DO UPDATE"
                 " SET value = excluded.value, expires = excluded.expires, created = excluded.created",
-                (namespace, key, bytes(value), self._expires(ttl), self._clock()),
+                (namespace, key, bytes(value), self._expires(ttl), self._clock(), None),
             )
 
     def delete(self, namespace: str, key: str) -> bool:
@@ -149,10 +178,10 @@ class SQLiteStore:
             current = self._live(db, namespace, key)
             total = (float(current) if current else 0.0) + amount
             db.execute(
-                "INSERT INTO entries VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, key) DO UPDATE"
+                f"{_INSERT} ON CONFLICT (namespace, key) DO UPDATE"
                 " SET value = excluded.value, expires = excluded.expires"
                 + ("" if current else ", created = excluded.created"),
-                (namespace, key, repr(total).encode(), self._expires(ttl), self._clock()),
+                (namespace, key, repr(total).encode(), self._expires(ttl), self._clock(), None),
             )
             return total
 
@@ -169,6 +198,38 @@ class SQLiteStore:
                 if kept > max_bytes:
                     db.execute("DELETE FROM entries WHERE namespace = ? AND key = ?", (namespace, key))
 
+    def put_capped(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        owner: str,
+        max_bytes: int,
+        max_owner_bytes: int,
+        ttl: float | None = None,
+    ) -> None:
+        size = len(key) + len(value)
+        with self._transaction() as db:  # IMMEDIATE: the sums cannot change before the insert
+            used, owned = db.execute(
+                "SELECT coalesce(sum(length(key) + length(value)), 0),"
+                " coalesce(sum(CASE WHEN owner = ? THEN length(key) + length(value) END), 0)"
+                " FROM entries WHERE namespace = ? AND key != ? AND (expires IS NULL OR expires > ?)",
+                (owner, namespace, key, self._clock()),
+            ).fetchone()
+            if max_bytes and used + size > max_bytes:
+                raise StoreFull(owner_only=False)
+            if max_owner_bytes and owned + size > max_owner_bytes:
+                raise StoreFull(owner_only=True)
+            db.execute(
+                f"{_INSERT} ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,"
+                " expires = excluded.expires, created = excluded.created, owner = excluded.owner",
+                (namespace, key, bytes(value), self._expires(ttl), self._clock(), owner),
+            )
+
+
+_INSERT = "INSERT INTO entries (namespace, key, value, expires, created, owner) VALUES (?, ?, ?, ?, ?, ?)"
+
 
 class RedisStore:
     """Values under `chat:<namespace>:<key>`; a sorted set per namespace (`chat:<namespace>` scored by insertion
@@ -179,6 +240,8 @@ class RedisStore:
 
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._redis = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        self._put_capped = self._redis.register_script(redis_scripts.PUT_CAPPED)
+        self._delete = self._redis.register_script(redis_scripts.DELETE)
 
     @staticmethod
     def _name(namespace: str, key: str) -> str:
@@ -187,6 +250,11 @@ class RedisStore:
     @staticmethod
     def _index(namespace: str) -> str:
         return f"{REDIS_PREFIX}:{namespace}"
+
+    def _script_keys(self, namespace: str, key: str) -> list[str]:
+        """The KEYS of the Lua scripts: the value, the index, and the accounting of capped puts."""
+        kept = [f"{REDIS_PREFIX}+{part}:{namespace}" for part in ("held", "expiries", "bytes")]
+        return [self._name(namespace, key), self._index(namespace), *kept]
 
     @contextmanager
     def _failing_as_unavailable(self) -> Iterator[None]:
@@ -208,10 +276,7 @@ class RedisStore:
 
     def delete(self, namespace: str, key: str) -> bool:
         with self._failing_as_unavailable():
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.delete(self._name(namespace, key))
-            pipe.zrem(self._index(namespace), key)
-            return bool(pipe.execute()[0])
+            return bool(self._delete(keys=self._script_keys(namespace, key), args=[key]))
 
     def add(self, namespace: str, key: str, amount: float, ttl: float | None = None) -> float:
         with self._failing_as_unavailable():
@@ -239,3 +304,22 @@ class RedisStore:
                 pipe.delete(*(self._name(namespace, key) for key in dropped))
                 pipe.zrem(self._index(namespace), *dropped)
                 pipe.execute()
+
+    def put_capped(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        owner: str,
+        max_bytes: int,
+        max_owner_bytes: int,
+        ttl: float | None = None,
+    ) -> None:
+        ttl_ms = 0 if ttl is None else max(1, int(ttl * 1000))
+        now_ms = int(time.time() * 1000)
+        args: list[str | bytes | int] = [key, bytes(value), ttl_ms, now_ms, max_bytes, max_owner_bytes, owner]
+        with self._failing_as_unavailable():
+            refused = int(self._put_capped(keys=self._script_keys(namespace, key), args=args))
+        if refused:
+            raise StoreFull(owner_only=refused == 2)

@@ -1,40 +1,33 @@
-"""stream: one call in progress, from the HTTP response to text deltas and the facts of the reply.
+"""stream: one reply in progress, from the API's answer to text deltas and the facts of the reply.
 
 `ChatStream` reads the API's server-sent events (or its one JSON answer) and knows the vendor's quirks: the
 empty first delta, the `choices: []` usage chunk, `meta.usage` cost, `[DONE]` or a plain end, and an error
-object inside the stream. Sending the request is `ChatClient`'s job (it hands over its `post`), and turning
-HTTP failures into `ChatError`s is `failures.Failures`'.
+object inside the stream. Sending, reading bytes and stopping are the `Call`'s (transport.py); what a failure
+means to the visitor is `UpstreamErrors`' (upstream_errors.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import json
 import logging
 import math
 import re
-import socket
+import threading
 import time
-import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import requests
+from urllib3.response import HTTPResponse
 
 from . import errors
-from .errors import MAX_VENDOR_MESSAGE, ChatError, redact
-from .failures import MAX_DETAIL, MAX_REQUEST_ID, TRANSPORT_ERRORS, Failures, quote
+from .errors import ChatError, redact
 from .i18n import Msg
 from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
-from .stopping import STOPPED, in_back_off
-
-# (body, key, client request id, told the socket before the answer's headers are awaited) -> response
-Post = Callable[[dict[str, Any], str, str, Callable[[socket.socket], None]], requests.Response]
+from .transport import TRANSPORT_ERRORS, Call
+from .upstream_errors import MAX_REQUEST_ID, UpstreamErrors, bad_response, quote, stream_error
 
 log = logging.getLogger(__name__)
-DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
 
 
 @dataclass(frozen=True)
@@ -64,27 +57,31 @@ class ChatResult:
 
 
 class ChatStream:
-    """One call in progress. Iterating sends the request and yields text deltas; closing stops it at once."""
+    """One call in progress. Iterating sends the request and yields text deltas; `close()` stops it at once.
+
+    One thread at a time takes a step (`_turn`): the reader, while it reads, or `close()` when nobody is
+    reading. So the steps' generator is never resumed by two threads at once, and whoever ends it sets
+    `result`: a stopped reply is always recorded.
+    """
 
     def __init__(
         self,
-        post: Post,
-        failures: Failures,
+        call: Call,
+        explain: UpstreamErrors,
         body: dict[str, Any],
-        dropped_messages: int,
         key: str,
+        request_id: str,
+        dropped_messages: int = 0,
         dropped_by_limit: bool = False,
     ) -> None:
         self.dropped_messages = dropped_messages
         self.dropped_by_limit = dropped_by_limit
         self.result: ChatResult | None = None
-        self._post = post
-        self._failures = failures
+        self._call = call
+        self._explain = explain
         self._body = body
         self._key = key
-        self._request_id = uuid.uuid4().hex
-        self._response: requests.Response | None = None
-        self._socket: socket.socket | None = None  # the request's, while its answer's headers are awaited
+        self._request_id = request_id
         self._text = errors.StreamRedactor(key)  # the reply as shown: never the key, even if the model says it
         self._high_surrogate = ""  # the first half of a character whose second half is in the next piece
         self._finish_reason: str | None = None
@@ -93,15 +90,16 @@ class ChatStream:
         self._credits: float | None = None
         self._inference_id: str | None = None
         self._first_token_at: float | None = None
-        self._started = 0.0
-        self._billable = False
-        self._closed = False
-        self._iterator: Generator[str, None, None] | None = None
+        self._started = time.monotonic()  # again when the first step sends
+        self._steps: Generator[str, None, None] = self._run()
+        self._turn = threading.Lock()
 
     def __iter__(self) -> Iterator[str]:
-        if self._iterator is None:
-            self._iterator = self._run()
-        return self._iterator
+        return self
+
+    def __next__(self) -> str:
+        with self._turn:
+            return next(self._steps)
 
     @property
     def text(self) -> str:
@@ -109,27 +107,16 @@ class ChatStream:
         return self._text.shown
 
     def close(self) -> None:
-        """Stop: ends the upstream request (and so the generation) at once, from any thread.
-
-        A thread blocked reading the socket can't be interrupted, but shutting the socket down wakes it (it then
-        ends quietly) and tells the server at once; nothing here waits for a lock that reader may hold.
-        """
-        self._closed = True
-        response, iterator, sock = self._response, self._iterator, self._socket
-        if response is not None:
-            _shut_down(response)
-        elif sock is not None:  # no answer yet: the headers are still awaited on this socket
-            _shut(sock)
-        if iterator is not None and inspect.getgeneratorstate(iterator) != inspect.GEN_RUNNING:
-            with contextlib.suppress(ValueError):  # another thread resumed it just now; the shut socket ends it there
-                iterator.close()  # paused at a yield (or done): its `finally` closes the response, records the result
-
-    def _awaiting(self, sock: socket.socket) -> None:
-        """The request went out on `sock` and its answer is awaited: a Stop from now on shuts it down."""
-        self._socket = sock
-        self._billable = True  # sent: the API may bill it unless it answers with an error status
-        if self._closed:  # stopped while the request was being sent
-            _shut(sock)
+        """Stop, from any thread: the call ends at once (its socket shut down, a back-off cut short); a reader
+        blocked on it wakes and ends the reply itself, otherwise it is ended here."""
+        self._call.stop()
+        if self._turn.acquire(blocking=False):  # nobody is reading: end the steps here
+            try:
+                self._steps.close()
+                if self.result is None:  # closed before its first step: nothing was sent, and that is recorded
+                    self._finish()
+            finally:
+                self._turn.release()
 
     def __enter__(self) -> ChatStream:
         return self
@@ -139,43 +126,33 @@ class ChatStream:
 
     def _run(self) -> Generator[str, None, None]:
         self._started = time.monotonic()
-        response = None
         try:
-            if self._closed:  # stopped before it started: nothing is sent
-                return
-            stopping = STOPPED.set(lambda: self._closed)  # a retry's back-off ends at a Stop, sending nothing
-            try:
-                response = self._response = self._post(self._body, self._key, self._request_id, self._awaiting)
-            finally:
-                STOPPED.reset(stopping)
-            if self._closed:  # stopped while the request was being sent
+            response = self._call.open()
+            if response is None:  # stopped before an answer came
                 return
             inference_id = response.headers.get("x-inference-id")
             self._inference_id = quote(inference_id, MAX_REQUEST_ID, self._key) if inference_id else None
-            if not 200 <= response.status_code < 300:
-                self._billable = False
-                raise self._failures.status(response, self._body["model"], self._request_id, self._key)
-            self._billable = True
+            if not 200 <= response.status < 300:
+                raise self._explain.answer(response, self._body["model"], self._request_id, self._key)
             if "text/event-stream" in response.headers.get("Content-Type", ""):
-                yield from self._read_events(response)
+                yield from self._read_events()
             else:
                 yield from self._read_json(response)
+            if self._call.stopped:
+                return
             if tail := self._text.release():  # the reply ended: what looked like the start of the key was not
                 yield tail
         except Exception as exc:
-            if self._closed:  # the socket was shut down under the reader on purpose: a stop, not a failure
-                if in_back_off(exc):  # every answer so far was a refusal (429/5xx), none billed
-                    self._billable = False
+            if self._call.stopped:  # the socket was shut down under the reader on purpose: a stop, not a failure
                 return
             if isinstance(exc, TRANSPORT_ERRORS):
-                error = self._failures.transport(exc, self._key, streaming=self._first_token_at is not None)
+                error = self._explain.transport(exc, self._key, streaming=self._first_token_at is not None)
                 raise self._failed(error) from exc
             if isinstance(exc, ChatError):
                 self._failed(exc)
             raise
         finally:
-            if response is not None:
-                response.close()
+            self._call.close()
             self._finish()
 
     def _failed(self, error: ChatError) -> ChatError:
@@ -193,35 +170,34 @@ class ChatStream:
             self._first_token_at = time.monotonic()
         return self._text.add(text)
 
-    def _read_events(self, response: requests.Response) -> Iterator[str]:
-        body = _iter_body(response)
+    def _read_events(self) -> Iterator[str]:
         try:
-            for event in SSEDecoder().iter_bytes(body):
+            for event in SSEDecoder().iter_bytes(self._call.body()):
                 if event.data == "[DONE]":
-                    _drain(response, body)  # the reply is complete: finish now, whatever the server does next
+                    self._call.drain()  # the reply is complete: finish now, whatever the server does next
                     return
                 try:
                     payload = event.json()
                 except ValueError:
-                    raise self._bad_response(Msg("bad_garbled"), event.data) from None
+                    raise bad_response(Msg("bad_garbled"), event.data, self._key) from None
                 if event.event == "error" or _is_error(payload):
-                    raise self._stream_error(payload)
+                    raise stream_error(payload, self._key, kept=self._first_token_at is not None)
                 if (text := self._absorb(payload)) and (shown := self._received(text)):
                     yield shown
         except LineTooLong as exc:
-            raise self._bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start) from None
+            raise bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start, self._key) from None
 
-    def _read_json(self, response: requests.Response) -> Iterator[str]:
+    def _read_json(self, response: HTTPResponse) -> Iterator[str]:
         self._cost = _float(response.headers.get("x-aimlapi-usd-spent"))
         self._credits = _float(response.headers.get("x-aimlapi-credits-used"))
-        raw = response.content.decode("utf-8", errors="replace")
+        raw = b"".join(self._call.body()).decode("utf-8", errors="replace")
         try:
             payload = json.loads(raw)
         except ValueError:
-            raise self._bad_response(Msg("bad_page" if "<" in raw[:200] else "bad_not_json"), raw) from None
+            raise bad_response(Msg("bad_page" if "<" in raw[:200] else "bad_not_json"), raw, self._key) from None
         text = self._absorb(payload, key="message")
         if not isinstance(payload, dict) or not payload.get("choices"):
-            raise self._bad_response(Msg("bad_no_reply"), raw)
+            raise bad_response(Msg("bad_no_reply"), raw, self._key)
         if text and (shown := self._received(text)):
             yield shown
 
@@ -256,23 +232,6 @@ class ChatStream:
         content = part.get("content") if isinstance(part, dict) else None
         return content if isinstance(content, str) else ""
 
-    def _stream_error(self, payload: Any) -> ChatError:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        error = error if isinstance(error, dict) else {"message": str(error or payload)}
-        status = _status(error.get("status") or error.get("statusCode") or error.get("code"))
-        said = error.get("message")
-        vendor = quote(str(said), MAX_VENDOR_MESSAGE, self._key) if said else Msg("unspecified_error")
-        params = {"vendor": vendor, "kept": errors.KEPT if self._first_token_at is not None else ""}
-        detail = quote(json.dumps(error, ensure_ascii=False, default=str), MAX_DETAIL, self._key)
-        return errors.UpstreamError(
-            key="stream_error", params=params, status=status, request_id=self._inference_id, detail=detail
-        )
-
-    def _bad_response(self, problem: Msg, raw: str) -> ChatError:
-        return errors.BadResponse(
-            key="bad_response", params={"problem": problem}, detail=quote(raw, MAX_DETAIL, self._key)
-        )
-
     def _finish(self) -> None:
         ended = time.monotonic()
         if self._high_surrogate:  # a first half whose second never came
@@ -291,14 +250,15 @@ class ChatStream:
             duration=ended - self._started,
             dropped_messages=self.dropped_messages,
             dropped_by_limit=self.dropped_by_limit,
-            billable=self._billable,
+            billable=self._call.billable,
         )
+        ttft = f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-"
         log.info(
             "chat %s model=%s finish=%s ttft=%s duration=%.2fs",
             self._request_id,
             self.result.model,
             self.result.finish_reason,
-            f"{self.result.time_to_first_token:.3f}s" if self.result.time_to_first_token is not None else "-",
+            ttft,
             self.result.duration,
         )
 
@@ -313,55 +273,10 @@ def _valid(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-def _iter_body(response: requests.Response) -> Iterator[bytes]:
-    """Bytes as they arrive, decompressed: each HTTP chunk, or whatever one socket read returns for an
-    unchunked body (`read1` with decoding, since a proxy may compress even an event stream)."""
-    if response.raw.chunked:
-        yield from response.iter_content(chunk_size=None)
-        return
-    while chunk := response.raw.read1(65_536, decode_content=True):
-        yield chunk
-
-
-def _drain(response: requests.Response, body: Iterator[bytes]) -> None:
-    """After `[DONE]`, read the end of the body (normally already here) for at most `DRAIN_GRACE` seconds, so
-    the connection goes back to the pool; a body that stays open is not waited for: the caller closes it."""
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    if sock is None:
-        return
-    deadline = time.monotonic() + DRAIN_GRACE
-    try:
-        sock.settimeout(DRAIN_GRACE)
-        for _ in body:
-            if time.monotonic() > deadline:
-                return
-    except (*TRANSPORT_ERRORS, ValueError):
-        pass
-
-
-def _shut_down(response: requests.Response) -> None:
-    """Shut the response's socket both ways: a reader blocked on it wakes up, and the server sees us leave."""
-    connection = getattr(response.raw, "connection", None)  # None once the connection went back to the pool
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed
-        sock.shutdown(socket.SHUT_RDWR)
-
-
 def _is_error(payload: Any) -> bool:
     """Only a real error (an object or a message) is one: `"error": null` or `{}` in a chunk is not."""
     error = payload.get("error") if isinstance(payload, dict) else None
     return bool(error) and isinstance(error, (dict, str))
-
-
-def _status(value: Any) -> int | None:
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599 else None
 
 
 def _count(value: Any) -> int | None:

@@ -101,6 +101,10 @@ class ChatSettings:
     stream: bool = True
 
     def __post_init__(self) -> None:
+        if len(self.model) > MAX_MODEL_CHARS:  # judged by its length: it could be megabytes from a script
+            raise InvalidSettings(
+                key="settings_model_name", params={"length": f"{len(self.model):,}", "limit": MAX_MODEL_CHARS}
+            )
         if not self.model.strip():
             raise InvalidSettings(key="settings_no_model")
         if unknown := sorted(set(self.options) - set(OPTIONS)):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import multiprocessing
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +20,12 @@ from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
 from tests.raw_queue import raw_chat
 from tests.redis_server import RedisServer
+
+
+def check(budget: DailyBudget) -> None:
+    """`DailyBudget.check` awaited as the event loop does."""
+    asyncio.run(budget.check())
+
 
 DAY = 86_400.0
 NOON = 20_000 * DAY + DAY / 2  # a fixed UTC noon
@@ -57,18 +65,18 @@ def test_only_calls_with_the_servers_key_count() -> None:
 def test_the_budget_refuses_once_spent_and_resets_at_midnight_utc(tmp_path: Path) -> None:
     now = [NOON]
     budget = DailyBudget(0.125, SQLiteStore(tmp_path / "s.sqlite3"), clock=lambda: now[0])
-    budget.check()
+    check(budget)
     budget.record(RESULT, 0)
-    budget.check()
+    check(budget)
     budget.record(RESULT, 0)
     with pytest.raises(BudgetExhausted) as refused:
-        budget.check()
+        check(budget)
     notice = refused.value.user_message
     assert "budget for today is used up" in notice and "00:00 UTC (in 12 h 0 min)" in notice
     assert "own AI/ML API key in Settings" in notice
     assert budget.today() == (0.125, 0.125)
     now[0] += DAY / 2
-    budget.check()
+    check(budget)
     assert budget.today() == (0.0, 0.125)
 
 
@@ -77,10 +85,10 @@ def test_replicas_share_one_budget_through_redis(tmp_path: Path) -> None:
     try:
         one, two = (DailyBudget(0.125, RedisStore(server.url), clock=lambda: NOON) for _ in range(2))
         one.record(RESULT, 0)
-        two.check()
+        check(two)
         two.record(RESULT, 0)
         with pytest.raises(BudgetExhausted):
-            one.check()
+            check(one)
         assert one.today() == two.today() == (0.125, 0.125)
     finally:
         server.stop()
@@ -120,24 +128,67 @@ def test_a_failing_store_keeps_serving_counts_in_memory_and_catches_up(
     budget.record(RESULT, 0)
     store.down = True
     with caplog.at_level(logging.WARNING, logger="chat_backend.budget"):
-        budget.check()
+        check(budget)
         budget.record(RESULT, 0)
         budget.record(RESULT, 0)
-        budget.check()
+        check(budget)
         budget.record(RESULT, 0)
         with pytest.raises(BudgetExhausted):  # this process still stops at the budget
-            budget.check()
+            check(budget)
     assert len(caplog.records) == 1 and "counting spend in this process only" in caplog.records[0].getMessage()
     store.down = False
     budget.record(RESULT, 0)
     assert float(store.get("budget", "2024-10-04") or 0) == pytest.approx(5 * 0.0625)
 
 
+class HangingStore(SQLiteStore):
+    """A real SQLite store whose reads (and, with `hang_writes`, writes) hang until `released`, as a Redis that
+    accepts connections and never answers does."""
+
+    def __init__(self, path: Path, hang_writes: bool = False) -> None:
+        super().__init__(path)
+        self.released, self.reads, self.writes, self.hang_writes = threading.Event(), 0, 0, hang_writes
+
+    def get(self, namespace: str, key: str) -> bytes | None:
+        self.reads += 1
+        self.released.wait(30)
+        return super().get(namespace, key)
+
+    def add(self, namespace: str, key: str, amount: float, ttl: float | None = None) -> float:
+        self.writes += 1
+        if self.hang_writes:
+            self.released.wait(30)
+        return super().add(namespace, key, amount, ttl)
+
+
+def test_a_hanging_ledger_is_waited_on_briefly_and_then_left_alone(tmp_path: Path) -> None:
+    store = HangingStore(tmp_path / "s.sqlite3")
+    budget = DailyBudget(0.125, store, clock=lambda: NOON)
+    budget.record(RESULT, 0)
+    check(budget)  # the read hangs: the last figure written (half the budget) decides
+    budget.record(RESULT, 0)
+    with pytest.raises(BudgetExhausted):
+        check(budget)
+    assert store.reads == 1 and not store.released.is_set()  # returned while the read still hung, asked once
+    store.released.set()
+
+
+def test_a_hanging_ledger_holds_up_no_reply_and_loses_no_spend(tmp_path: Path) -> None:
+    store = HangingStore(tmp_path / "s.sqlite3", hang_writes=True)
+    budget = DailyBudget(0.125, store, clock=lambda: NOON)
+    budget.record(RESULT, 0)  # returns (after a second) while its write still hangs
+    budget.record(RESULT, 0)  # one write out at a time: this one waits for the next
+    assert store.writes == 1 and not store.released.is_set()
+    with pytest.raises(BudgetExhausted):  # both count in this process meanwhile
+        check(budget)
+    store.released.set()
+
+
 def _spend_until_refused(path: str, budget_usd: float, cost: float, count_file: str) -> None:
     budget, replies = DailyBudget(budget_usd, SQLiteStore(Path(path))), 0
     for _ in range(1000):
         try:
-            budget.check()
+            check(budget)
         except BudgetExhausted:
             break
         budget.record(replace(RESULT, cost_usd=cost), 0)  # one reply in flight between check and record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import email.utils
 import gzip
 import json
 import threading
@@ -15,10 +16,11 @@ from chat_backend import errors
 from chat_backend.client import ChatClient
 from chat_backend.config import Settings
 from chat_backend.stream import ChatResult
+from chat_backend.transport import retry_after
 from chat_backend.visitor_settings import ChatSettings
 from tests.fake_api import FakeAPI, Reply
 
-KEY = "test-key-4f1c9e"
+KEY = "test-key-4f1c9e2b7a"  # as long as a real key: shorter strings are not redacted
 ALLOWED_KEYS = {
     "model",
     "messages",
@@ -148,7 +150,7 @@ STATUS_CASES = [
     (500, errors.ServerError, "internal error", 3),
     (502, errors.ServerError, "gateway", 3),
     (503, errors.ServerError, "unavailable", 3),
-    (504, errors.ServerError, "too long", 1),  # a generation timeout would only repeat: see retry.py
+    (504, errors.ServerError, "too long", 1),  # a generation timeout would only repeat: see transport.py
 ]
 
 
@@ -372,12 +374,14 @@ def test_a_stream_closed_before_it_starts_sends_nothing(client: ChatClient, fake
     stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
     stream.close()
     assert list(stream) == [] and fake_api.chat_requests() == []
+    assert stream.result is not None and not stream.result.billable  # recorded: nothing to bill
 
 
 def test_sequential_calls_reuse_one_connection(client: ChatClient, fake_api: FakeAPI) -> None:
+    before = fake_api.connections  # the catalogue's, through the Session
     for _ in range(5):
         ask(client)
-    assert fake_api.connections == 1
+    assert fake_api.connections - before == 1
 
 
 def test_many_simultaneous_chats_share_the_session(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
@@ -464,7 +468,7 @@ def test_a_gzip_stream_with_content_length_or_a_closed_connection_is_decoded(
     headers = {"Content-Encoding": "gzip"}
     fake_api.script(
         Reply(body=stream, content_type="text/event-stream", headers=headers),
-        Reply(body=stream, content_type="text/event-stream", headers=headers, close_delimited=True),
+        Reply(body=stream, content_type="text/event-stream", headers=headers, shape="http1.0"),
     )
     for _ in range(2):
         result = ask(client)
@@ -515,3 +519,20 @@ def test_a_line_too_long_is_a_clear_error_without_the_key(fake_api: FakeAPI, cap
                 ask(chat_client)
             assert "longer than 2 MiB" in caught.value.user_message
             assert not [f for f in fragments(CANARY) if f in f"{caught.value} {caplog.text}"]
+
+
+def test_a_retry_after_of_zero_retries_at_once(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(status=429, headers={"Retry-After": "0"}), Reply(status=503, headers={"Retry-After": "0"}))
+    started = time.monotonic()
+    assert ask(client).text == "Hello from the stand-in."
+    assert time.monotonic() - started < 0.3 and len(fake_api.chat_requests()) == 3  # no back-off of our own
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("7", 7.0), ("0", 0.0), ("soon", None), ("", None), (None, None)])
+def test_retry_after_reads_seconds_and_ignores_nonsense(value: str | None, seconds: float | None) -> None:
+    assert retry_after(value) == seconds
+
+
+def test_retry_after_reads_an_http_date() -> None:
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= (retry_after(later) or 0) <= 30

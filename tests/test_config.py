@@ -8,7 +8,7 @@ import pytest
 
 from chat_backend.config import Settings, load_settings, resolve_key
 from chat_backend.errors import REDACTED, ConfigError, InvalidKey, InvalidSettings, MissingKey, redact
-from chat_backend.retry import MAX_RETRY_DELAY, backoff_delay
+from chat_backend.transport import MAX_RETRY_DELAY, backoff_delay
 from chat_backend.visitor_settings import ChatSettings
 
 
@@ -117,14 +117,14 @@ def test_backoff_doubles_with_jitter_and_a_cap(attempt: int) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "Authorization: Bearer sk-abc123XYZ",
-        'echo {"api_key": "sk-abc123XYZ"}',
-        "token=sk-abc123XYZ&x=1",
-        "plain sk-abc123XYZ in a sentence",
+        "Authorization: Bearer sk-abc123XYZ456def",
+        'echo {"api_key": "sk-abc123XYZ456def"}',
+        "token=sk-abc123XYZ456def&x=1",
+        "plain sk-abc123XYZ456def in a sentence",
     ],
 )
 def test_redact_removes_the_key_and_bearer_tokens(text: str) -> None:
-    cleaned = redact(text, "sk-abc123XYZ")
+    cleaned = redact(text, "sk-abc123XYZ456def")
     assert "abc123" not in cleaned and REDACTED in cleaned
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from gradio_client import Client, handle_file
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chat_backend.config import load_settings
 from chat_backend.errors import Busy, Throttled
 from chat_backend.quotas import Guard, visitor_address
 from tests.app_process import AppProcess
@@ -164,21 +169,63 @@ def test_addresses_are_normalised_and_ipv6_grouped_by_64() -> None:
 # --- The Guard ------------------------------------------------------------------------------------------------
 
 
+async def send(guard: Guard, session: str, address: str) -> None:
+    """One message through `guard`: admitted, and done at once."""
+    async with guard.admit(session, address):
+        pass
+
+
 def test_a_refusal_never_uses_up_the_rate() -> None:
-    guard = Guard(per_session=2, per_address=3, max_upstream=1)
-    with guard.admit("busy-holder", "198.51.100.1"):
-        for _ in range(5):  # "send again in a moment", five times, while the server is busy
-            with pytest.raises(Busy), guard.admit("patient", "198.51.100.2"):
-                pass
-    for _ in range(2):
-        with guard.admit("patient", "198.51.100.2"):
-            pass
-    with pytest.raises(Throttled, match="this chat: at most 2"), guard.admit("patient", "198.51.100.2"):
-        pass
-    with guard.admit("other tab", "198.51.100.2"):  # the refusal above did not count for the address either
-        pass
-    with pytest.raises(Throttled, match="network address: at most 3"), guard.admit("third tab", "198.51.100.2"):
-        pass
+    async def visit() -> None:
+        guard = Guard(per_session=2, per_address=3, max_upstream=1)
+        async with guard.admit("busy-holder", "198.51.100.1"):
+            for _ in range(5):  # "send again in a moment", five times, while the server is busy
+                with pytest.raises(Busy):
+                    await send(guard, "patient", "198.51.100.2")
+        for _ in range(2):
+            await send(guard, "patient", "198.51.100.2")
+        with pytest.raises(Throttled, match="this chat: at most 2"):
+            await send(guard, "patient", "198.51.100.2")
+        await send(guard, "other tab", "198.51.100.2")  # the refusal above did not count for the address either
+        with pytest.raises(Throttled, match="network address: at most 3"):
+            await send(guard, "third tab", "198.51.100.2")
+
+    asyncio.run(visit())
+
+
+def test_one_address_and_one_session_hold_only_their_share_of_the_upstream_slots() -> None:
+    guard = Guard(per_session=0, per_address=0, max_upstream=4, upstream_per_address=2, upstream_per_session=1)
+
+    async def visit() -> None:
+        async with AsyncExitStack() as held:
+            for session in ("a1", "a2"):
+                await held.enter_async_context(guard.admit(session, "198.51.100.1"))
+            with pytest.raises(Busy, match="Your network address already has 2 replies"):
+                await send(guard, "a3", "198.51.100.1")
+            await held.enter_async_context(guard.admit("b1", "198.51.100.2"))  # another address is served
+            with pytest.raises(Busy, match="This chat already has 1 reply in progress"):
+                await send(guard, "b1", "198.51.100.2")
+            await held.enter_async_context(guard.admit("a1", "198.51.100.3"))  # the same id elsewhere: another chat
+            with pytest.raises(Busy, match="maximum of 4 messages at once"):
+                await send(guard, "d1", "198.51.100.4")
+        async with AsyncExitStack() as held:  # every slot came back
+            for session in ("a1", "a2"):
+                await held.enter_async_context(guard.admit(session, "198.51.100.1"))
+            for address in ("198.51.100.2", "198.51.100.3"):
+                await held.enter_async_context(guard.admit("x", address))
+
+    asyncio.run(visit())
+
+
+def test_an_address_may_hold_half_the_upstream_slots_unless_set() -> None:
+    for env, expected in (
+        ({}, 64),  # a class of 50 behind one address is answered at once
+        ({"MAX_UPSTREAM_CALLS": "4"}, 2),
+        ({"MAX_UPSTREAM_CALLS": "1"}, 1),
+        ({"MAX_UPSTREAM_CALLS": "0", "CHAT_CONCURRENCY": "10"}, 5),
+        ({"MAX_UPSTREAM_CALLS": "4", "MAX_UPSTREAM_PER_ADDRESS": "0"}, 0),
+    ):
+        assert load_settings(env, dotenv_path=None).max_upstream_per_address == expected, env
 
 
 @pytest.fixture
@@ -193,17 +240,15 @@ def test_replicas_share_the_address_rate_through_redis_and_fall_back_when_it_sto
 ) -> None:
     one, two = (Guard(per_session=0, per_address=3, max_upstream=0, storage_url=redis_server.url) for _ in range(2))
     for guard in (one, two, one):
-        with guard.admit("s", "192.0.2.7"):
-            pass
-    with pytest.raises(Throttled), two.admit("s", "192.0.2.7"):
-        pass
+        asyncio.run(send(guard, "s", "192.0.2.7"))
+    with pytest.raises(Throttled):
+        asyncio.run(send(two, "s", "192.0.2.7"))
     redis_server.stop()
     with caplog.at_level(logging.WARNING, logger="chat_backend.quotas"):
         for _ in range(3):  # per-replica memory now: a fresh window, still enforced
-            with two.admit("s", "192.0.2.7"):
-                pass
-        with pytest.raises(Throttled), two.admit("s", "192.0.2.7"):
-            pass
+            asyncio.run(send(two, "s", "192.0.2.7"))
+        with pytest.raises(Throttled):
+            asyncio.run(send(two, "s", "192.0.2.7"))
     warnings = [r.getMessage() for r in caplog.records if r.name == "chat_backend.quotas"]
     assert len(warnings) == 1 and "fall back" in warnings[0] and redis_server.url not in warnings[0]
 
@@ -253,6 +298,38 @@ def test_a_spoofed_forwarded_for_does_not_escape_the_per_address_limit(shared_ap
     assert all(STAND_IN_REPLY in answer for answer in answers[:3])
     assert "your network address: at most 3" in answers[3]
     assert STAND_IN_REPLY in other  # a different visitor behind the same proxy is not affected
+
+
+def test_one_address_cannot_take_every_upstream_slot(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """The reproduction: four stalled chats from one address took all of MAX_UPSTREAM_CALLS=4, and a visitor from
+    another address got "Server busy"."""
+    shared_api.reset()
+    app = start_app(
+        shared_api,
+        tmp_path,
+        MAX_UPSTREAM_CALLS="4",
+        TRUSTED_PROXY_HOPS="1",
+        RATE_LIMIT_PER_SESSION="0",
+        RATE_LIMIT_PER_ADDRESS="0",
+    )
+    shared_api.script_for("stalled", *[Reply(text="held " * 20, stall_after=1) for _ in range(4)])
+    hog = {"X-Forwarded-For": "203.0.113.5"}
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            jobs = [pool.submit(raw_chat, app.url, f"stalled {n}", headers=hog) for n in range(4)]
+            deadline = time.monotonic() + 30
+            while sum(job.done() for job in jobs) + len(shared_api.chat_requests()) < 4:  # each took a slot or not
+                assert time.monotonic() < deadline, "the four chats neither reached the API nor were answered"
+                concurrent.futures.wait(jobs, timeout=0.05, return_when=concurrent.futures.FIRST_COMPLETED)
+            other = raw_chat(app.url, "someone else", headers={"X-Forwarded-For": "198.51.100.8"})
+            shared_api.release()
+            hogged = [job.result(30) for job in jobs]
+    finally:
+        shared_api.release()
+        app.stop()
+    assert STAND_IN_REPLY in other
+    refused = [answer for answer in hogged if "Your network address already has 2 replies" in answer]
+    assert len(refused) == 2 and sum("held" in answer for answer in hogged) == 2
 
 
 def test_messages_are_answered_while_redis_is_down(shared_api: FakeAPI, tmp_path: Path) -> None:

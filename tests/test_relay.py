@@ -1,14 +1,16 @@
-"""relay: a blocking iterator read in its own thread and awaited from asyncio code."""
+"""relay: a blocking iterator read in its own thread and awaited from asyncio code, woken only by what the
+thread hands over or by a timer while something is held back."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from chat_backend.relay import newest_in_thread
+from chat_backend.relay import Due, newest_in_thread
 
 
 async def collect(produce: object) -> list[object]:
@@ -72,27 +74,55 @@ def test_cancelling_the_awaiting_side_returns_at_once_while_the_thread_blocks() 
     assert finished.wait(2)
 
 
-def test_while_the_producer_is_quiet_the_loop_asks_for_what_it_holds_back() -> None:
-    first_seen, paused, resume = threading.Event(), threading.Event(), threading.Event()
+def test_while_the_producer_is_quiet_the_loop_asks_for_what_it_holds_back_when_it_falls_due() -> None:
+    first_seen, released = threading.Event(), threading.Event()
     held = ["The answer is 42."]
 
-    def produce() -> Iterator[str]:
+    def produce() -> Iterator[str | Due]:
         yield "The answer"
         first_seen.wait(5)
-        paused.set()
-        resume.wait(5)  # the model pauses; " is 42." already arrived but the pacer holds it back
+        yield Due(time.monotonic() + 0.05)  # " is 42." arrived, but is held back for 50 ms
+        released.wait(5)  # the model pauses: only the loop can send the held text now
         yield "The answer is 42. Done."
 
-    def on_quiet() -> str | None:
-        if not paused.is_set() or not held:
-            return None
-        resume.set()  # the held-back text went out during the pause: let the stream go on
-        return held.pop()
+    def release() -> str | None:
+        if held:
+            released.set()
+            return held.pop()
+        return None
 
     async def main() -> list[str]:
-        relay = newest_in_thread(produce, quiet=0.01, on_quiet=on_quiet)
+        relay = newest_in_thread(produce, release=release)
         first = await anext(relay)
         first_seen.set()
         return [first] + [item async for item in relay]
 
     assert asyncio.run(main()) == ["The answer", "The answer is 42.", "The answer is 42. Done."]
+
+
+def test_items_wake_the_loop_with_no_task_and_no_timer_of_their_own() -> None:
+    """Issue 23: `asyncio.wait_for` per item and every 100 ms made a task, a timer and a cancel each time."""
+
+    async def main() -> tuple[int, int, list[int]]:
+        loop = asyncio.get_running_loop()
+        timers = []
+        call_later = loop.call_later
+        loop.call_later = lambda *args, **kwargs: timers.append(args) or call_later(*args, **kwargs)  # type: ignore[method-assign]
+        asked = threading.Event()
+
+        def produce() -> Iterator[int]:
+            for n in range(20):
+                yield n
+                asked.wait(5)  # one item per turn of the loop
+                asked.clear()
+                time.sleep(0.01)  # the model is slow: the loop waits through a quiet spell
+
+        seen, tasks = [], 0
+        async for item in newest_in_thread(produce, release=lambda: None):  # pacing, idle
+            seen.append(item)
+            tasks = max(tasks, len(asyncio.all_tasks()))
+            asked.set()
+        return len(timers), tasks, seen
+
+    timers, tasks, seen = asyncio.run(main())
+    assert seen == list(range(20)) and timers == 0 and tasks == 1

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import html.parser
+import itertools
 import json
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -89,9 +93,9 @@ def test_the_snapshot_holds_what_was_seen_and_no_key_prompt_or_file() -> None:
 
 def test_create_load_delete_and_the_id_is_long_and_random(tmp_path: Path) -> None:
     shares = make_shares(tmp_path, Clock())
-    made = {shares.create(HISTORY, model="m", session="s").id for _ in range(5)}
+    made = {shares.create(HISTORY, model="m", address="198.51.100.1").id for _ in range(5)}
     assert len(made) == 5 and all(re.fullmatch(ID_PATTERN, share_id) for share_id in made)  # 24 chars: 144 bits
-    shared = shares.create(HISTORY, model="m", session="t")
+    shared = shares.create(HISTORY, model="m", address="198.51.100.1")
     assert shares.load(shared.id)["messages"][1]["text"].startswith("Sure.")
     assert not shares.delete(shared.id, "wrong-token") and shares.load(shared.id)
     assert shares.delete(shared.id, shared.delete_token) and shares.load(shared.id) is None
@@ -102,7 +106,10 @@ def test_links_expire_after_the_ttl_and_never_with_zero(tmp_path: Path) -> None:
     clock = Clock()
     shares = make_shares(tmp_path / "a", clock, SHARE_TTL_DAYS="2")
     forever = make_shares(tmp_path / "b", clock, SHARE_TTL_DAYS="0")
-    expiring, kept = shares.create(HISTORY, model="m", session="s"), forever.create(HISTORY, model="m", session="s")
+    expiring, kept = (
+        shares.create(HISTORY, model="m", address="198.51.100.1"),
+        forever.create(HISTORY, model="m", address="198.51.100.1"),
+    )
     clock.now += 2 * 86400 - 1
     assert shares.load(expiring.id) is not None
     clock.now += 2
@@ -114,18 +121,46 @@ def test_links_expire_after_the_ttl_and_never_with_zero(tmp_path: Path) -> None:
 def test_limits_refuse_with_a_clear_message(tmp_path: Path) -> None:
     clock = Clock(3600 * 500_000 + 60)
     shares = make_shares(tmp_path, clock, SHARE_PER_HOUR="2", SHARE_MAX_KB="4")
-    shares.create(HISTORY, model="m", session="s")
-    shares.create(HISTORY, model="m", session="s")
+    shares.create(HISTORY, model="m", address="198.51.100.1")
+    shares.create(HISTORY, model="m", address="198.51.100.1")
     with pytest.raises(ShareRefused, match="shared 2 conversations this hour.*59 minutes"):
-        shares.create(HISTORY, model="m", session="s")
-    shares.create(HISTORY, model="m", session="another browser")
+        shares.create(HISTORY, model="m", address="198.51.100.1")
+    shares.create(HISTORY, model="m", address="198.51.100.2")
     clock.now += 3600
-    shares.create(HISTORY, model="m", session="s")
+    shares.create(HISTORY, model="m", address="198.51.100.1")
     long_reply = [*HISTORY, {"role": "assistant", "content": "x" * 5_000}]
     with pytest.raises(ShareRefused, match="at most 4 KB"):
-        shares.create(long_reply, model="m", session="t")
+        shares.create(long_reply, model="m", address="198.51.100.1")
     with pytest.raises(ShareRefused, match="nothing to share"):
-        shares.create([], model="m", session="t")
+        shares.create([], model="m", address="198.51.100.1")
+
+
+BIG_REPLY = [*HISTORY, {"role": "assistant", "content": "x" * 9_000}]  # about 10 KB stored
+
+
+def test_a_full_store_refuses_new_links_and_removes_nobody_elses(tmp_path: Path) -> None:
+    shares = make_shares(tmp_path, Clock(), SHARE_STORE_MB="0.03", SHARE_PER_HOUR="3")
+    someone_elses = shares.create(HISTORY, model="m", address="198.51.100.7")
+    made = []
+    with pytest.raises(ShareRefused, match="space for shared links is full"):
+        for number in range(5):
+            made.append(shares.create(BIG_REPLY, model="m", address=f"203.0.113.{number}"))
+    assert len(made) >= 2 and shares.load(someone_elses.id) and all(shares.load(link.id) for link in made)
+    for _ in range(4):  # more than the hourly limit: a refusal does not count
+        with pytest.raises(ShareRefused, match="space for shared links is full"):
+            shares.create(BIG_REPLY, model="m", address="203.0.113.99")
+    assert shares.delete(made[0].id, made[0].delete_token)
+    shares.create(BIG_REPLY, model="m", address="203.0.113.99")
+
+
+def test_one_address_may_fill_only_its_share_of_the_store(tmp_path: Path) -> None:
+    shares = make_shares(tmp_path, Clock(), SHARE_PER_ADDRESS_MB="0.025", SHARE_PER_HOUR="0")
+    mine = [shares.create(BIG_REPLY, model="m", address="2001:db8:1:2::/64") for _ in range(2)]
+    with pytest.raises(ShareRefused, match="Links shared from your network address already hold 25 KB"):
+        shares.create(BIG_REPLY, model="m", address="2001:db8:1:2::/64")
+    shares.create(BIG_REPLY, model="m", address="2001:db8:9:9::/64")
+    assert shares.delete(mine[0].id, mine[0].delete_token)
+    shares.create(BIG_REPLY, model="m", address="2001:db8:1:2::/64")
 
 
 def test_a_failing_store_refuses_the_share_and_the_page_says_try_later(tmp_path: Path) -> None:
@@ -135,7 +170,7 @@ def test_a_failing_store_refuses_the_share_and_the_page_says_try_later(tmp_path:
 
     shares = Shares(Broken(tmp_path / "x.sqlite3"), load_settings({}, dotenv_path=None))
     with pytest.raises(ShareRefused, match="storage is not responding"):
-        shares.create(HISTORY, model="m", session="s")
+        shares.create(HISTORY, model="m", address="198.51.100.1")
     with pytest.raises(StoreUnavailable):
         shares.load("A" * 24)
     page = TestClient(Starlette(routes=share_page.routes(shares))).get("/share/" + "A" * 24)
@@ -145,7 +180,7 @@ def test_a_failing_store_refuses_the_share_and_the_page_says_try_later(tmp_path:
 def test_any_process_can_serve_and_delete_a_link(tmp_path: Path) -> None:
     """Two Shares on one store file stand for two replicas: no link lives in process memory."""
     maker, server = make_shares(tmp_path, Clock()), make_shares(tmp_path, Clock())
-    shared = maker.create(HISTORY, model="MiniMax-Text-01", session="s")
+    shared = maker.create(HISTORY, model="MiniMax-Text-01", address="198.51.100.1")
     client = TestClient(Starlette(routes=share_page.routes(server)))
     page = client.get(f"/share/{shared.id}")
     assert page.status_code == 200 and "Summarise this." in page.text and "MiniMax-Text-01" in page.text
@@ -167,7 +202,7 @@ def test_any_process_can_serve_and_delete_a_link(tmp_path: Path) -> None:
 @pytest.mark.parametrize("header", ["zh-CN,zh;q=0.9", "en-US,en;q=0.9"])
 def test_the_page_speaks_the_readers_language_and_the_conversation_stays_as_shared(tmp_path: Path, header: str) -> None:
     shares = make_shares(tmp_path, Clock())
-    shared = shares.create(HISTORY, model="MiniMax-Text-01", session="s")
+    shared = shares.create(HISTORY, model="MiniMax-Text-01", address="198.51.100.1")
     client = TestClient(Starlette(routes=share_page.routes(shares)))
     lang = i18n.language(header)
     for path, status in ((f"/share/{shared.id}", 200), ("/share/" + "B" * 24, 404)):
@@ -188,9 +223,9 @@ def test_redis_serves_links_to_every_replica_and_counts_shares(tmp_path: Path) -
     try:
         settings = load_settings({"REDIS_URL": server.url, "SHARE_PER_HOUR": "1"}, dotenv_path=None)
         maker, reader = Shares(open_store(settings), settings), Shares(open_store(settings), settings)
-        shared = maker.create(HISTORY, model="m", session="s")
+        shared = maker.create(HISTORY, model="m", address="198.51.100.1")
         with pytest.raises(ShareRefused, match="shared 1 conversation this hour"):
-            maker.create(HISTORY, model="m", session="s")
+            maker.create(HISTORY, model="m", address="198.51.100.1")
         assert reader.load(shared.id)["title"].startswith("Summarise")
         assert 29 * 86400 < redis.Redis.from_url(server.url).ttl(f"chat:share:{shared.id}") <= 30 * 86400
         assert reader.delete(shared.id, shared.delete_token) and maker.load(shared.id) is None
@@ -201,7 +236,7 @@ def test_redis_serves_links_to_every_replica_and_counts_shares(tmp_path: Path) -
 def test_the_browser_keeps_a_bounded_list_of_its_links(tmp_path: Path) -> None:
     shares, links = make_shares(tmp_path, Clock(), SHARE_PER_HOUR="0"), {}
     for _ in range(55):
-        links = remember(links, shares.create(HISTORY, model="m", session="s"))
+        links = remember(links, shares.create(HISTORY, model="m", address="198.51.100.1"))
     assert len(links) == 50 and link_choices(links)[0][0].startswith("Summarise this.")
     newest = next(iter(links))
     left, note = shares.delete_own(links, newest)
@@ -277,6 +312,87 @@ def test_share_off_hides_the_button_and_serves_no_page(tmp_path: Path) -> None:
     assert not [route for route in options["app_kwargs"]["routes"] if route.path.startswith("/share")]
 
 
+def test_first_visits_to_a_new_page_render_it_once_and_wait_without_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """50 people open a just-shared link at once: one render (the others wait for it, holding no thread), not 50
+    renders queued in the thread pool that the chat's own work needs too."""
+    shares = make_shares(tmp_path, Clock())
+    shared = shares.create(HISTORY, model="m", address="198.51.100.1")
+    visits, arrivals, everyone_in = 50, itertools.count(1), threading.Event()
+    read = shares.load
+
+    def load(share_id: str) -> dict[str, Any] | None:
+        if next(arrivals) == visits:
+            everyone_in.set()
+        return read(share_id)
+
+    renders: list[int] = []
+    render = share_page._render_conversation
+
+    def counted_render(snapshot: dict[str, Any], lang: str) -> str:
+        everyone_in.wait(10)  # every visitor has arrived and is waiting for this page
+        renders.append(sum(not t.name.startswith("visitor") for t in threading.enumerate()))
+        return render(snapshot, lang)
+
+    monkeypatch.setattr(shares, "load", load)
+    monkeypatch.setattr(share_page, "_render_conversation", counted_render)
+    with TestClient(Starlette(routes=share_page.routes(shares))) as client:
+        server_threads = sum(not t.name.startswith("visitor") for t in threading.enumerate())
+        with ThreadPoolExecutor(visits, thread_name_prefix="visitor") as pool:
+            pages = list(pool.map(lambda _: client.get(f"/share/{shared.id}"), range(visits)))
+    assert everyone_in.is_set() and len(renders) == 1, f"{len(renders)} renders of one page"
+    assert renders[0] - server_threads <= 10, f"{renders[0] - server_threads} threads held by waiting visitors"
+    assert {page.status_code for page in pages} == {200} and len({page.text for page in pages}) == 1
+
+
+def chatbot_value(question: str, answer: str) -> list[dict[str, Any]]:
+    """A conversation as the page sends the Chatbot's value: each message's content a list of typed parts."""
+    return [
+        {"role": role, "content": [{"type": "text", "text": text}]}
+        for role, text in (("user", question), ("assistant", answer))
+    ]
+
+
+def share_over_http(url: str, history: list[dict[str, Any]], session: str, address: str) -> tuple[str, str]:
+    """The Share button's call as a script makes it: (the link's path or "", the note shown beside it)."""
+    dependencies = requests.get(url + "config", timeout=10).json()["dependencies"]
+    fn_index = next(index for index, dep in enumerate(dependencies) if dep.get("api_name") == "share")
+    answer = requests.post(
+        url + "gradio_api/run/predict",
+        json={"data": [history, "m", "", False, {}, ""], "fn_index": fn_index, "session_hash": session},
+        headers={"X-Forwarded-For": address},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    link, note = answer.json()["data"][:2]
+    return (link.get("value") or "") if link.get("visible") else "", note.get("value") or ""
+
+
+def test_rotating_sessions_neither_escape_the_hourly_limit_nor_evict_another_visitors_link(
+    shared_api: FakeAPI, tmp_path: Path
+) -> None:
+    """The reproduction: with SHARE_STORE_MB=2, ~950 KB shares from new sessions deleted someone else's link."""
+    app = app_on(shared_api, tmp_path, DATA_DIR=str(tmp_path / "data"), SHARE_STORE_MB="2", SHARE_PER_HOUR="3")
+    app.env["TRUSTED_PROXY_HOPS"] = "1"
+    app.start()
+    huge = chatbot_value("big question", "x" * 940_000)
+    small = chatbot_value("small question", "small answer")
+    try:
+        visitors, _ = share_over_http(app.url, small, "visitor", "198.51.100.7")
+        assert visitors.startswith("share/")
+        results = [share_over_http(app.url, huge, f"rotating-{n}", "203.0.113.9") for n in range(4)]
+        assert [bool(path) for path, _ in results] == [True, True, False, False]
+        assert all("space for shared links is full" in note for _, note in results[2:])
+        assert requests.get(app.url + visitors, timeout=10).status_code == 200  # never evicted
+        assert share_over_http(app.url, small, "rotating-5", "203.0.113.9")[0]  # refusals did not count
+        path, note = share_over_http(app.url, small, "rotating-6", "203.0.113.9")
+        assert not path and "Your network address has shared 3 conversations this hour" in note
+        assert share_over_http(app.url, small, "visitor", "198.51.100.7")[0]  # another address is not affected
+    finally:
+        app.stop()
+
+
 # The whole flow in Chromium, against `python app.py` and the stand-in API.
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
@@ -289,7 +405,14 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 @pytest.fixture(scope="module")
 def share_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     folder = tmp_path_factory.mktemp("share-app")
-    app = app_on(shared_api, folder, DATA_DIR=str(folder / "data"), SHARE_PER_HOUR="2", SHARE_MAX_KB="40").start()
+    app = app_on(
+        shared_api,
+        folder,
+        DATA_DIR=str(folder / "data"),
+        SHARE_PER_HOUR="2",
+        SHARE_MAX_KB="40",
+        TRUSTED_PROXY_HOPS="1",  # each test's browser comes from an address of its own (see `page`)
+    ).start()
     yield app
     app.stop()
 
@@ -301,9 +424,16 @@ def api(shared_api: FakeAPI, share_app: AppProcess) -> Iterator[FakeAPI]:
     shared_api.release()
 
 
+BROWSER_ADDRESSES = itertools.count(10)
+
+
 @pytest.fixture
 def page(browser: Browser, share_app: AppProcess, api: FakeAPI) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    """The app in a new browser, from an address of its own: the share limits count per address."""
+    address = f"198.51.100.{next(BROWSER_ADDRESSES)}"
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, extra_http_headers={"X-Forwarded-For": address}
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(share_app.url)
@@ -427,7 +557,7 @@ def test_each_refusal_says_why(page: Page, api: FakeAPI) -> None:
     expect(page.locator("#share-link").locator("input, textarea")).not_to_have_value(first)
     assert shared_link(page) != first
     page.get_by_role("button", name="Share conversation").click()
-    expect(page.locator("#share-note")).to_contain_text("This browser has shared 2 conversations this hour")
+    expect(page.locator("#share-note")).to_contain_text("Your network address has shared 2 conversations this hour")
     expect(page.locator("#share-link")).to_be_hidden()
     send(page, "two", replies=2)
     page.get_by_role("button", name="Share conversation").click()
@@ -444,7 +574,7 @@ def test_past_the_pages_markdown_budget_messages_show_as_plain_text(tmp_path: Pa
         {"role": "assistant", "content": flood},
         {"role": "user", "content": "**after**"},
     ]
-    shared = shares.create(history, model="m", session="s")
+    shared = shares.create(history, model="m", address="198.51.100.1")
     page = TestClient(Starlette(routes=share_page.routes(shares))).get(f"/share/{shared.id}").text
     assert "<strong>first</strong>" in page and "<strong>after</strong>" in page
     [plain] = re.findall(r'<pre class="plain">(.*?)</pre>', page, re.DOTALL)

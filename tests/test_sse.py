@@ -162,3 +162,23 @@ def test_any_event_stream_cut_anywhere_decodes_to_its_events(
 @given(st.binary(max_size=300), st.lists(st.integers(0, 10**6), max_size=12))
 def test_any_bytes_decode_without_error_and_the_same_however_cut(data: bytes, points: list[int]) -> None:
     assert events(*cut(data, points)) == events(data)
+
+
+def test_a_lone_lf_after_a_cr_ends_only_that_line() -> None:
+    """Issue 24, defect 3: the LF that completes a CRLF arrived alone, and the blank line after it was lost."""
+    assert events(b"data: 1\r", b"\n", b"\n", b"data: 2\n\n") == [ServerSentEvent("1"), ServerSentEvent("2")]
+
+
+PIECES = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"", b"data: 1", b":"]))
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(PIECES, st.lists(st.integers(0, 10**6), max_size=12))
+def test_any_split_into_chunks_gives_the_events_of_one_chunk(pieces: list[bytes], points: list[int]) -> None:
+    """Streams made mostly of line ends, where a lone CR or LF at a chunk's edge decides: fed as the pieces they
+    were made of (empty ones included), a byte at a time, and cut anywhere, they decode as the whole does."""
+    stream = b"".join(pieces)
+    whole = events(stream)
+    assert events(*pieces) == whole
+    assert events(*(stream[i : i + 1] for i in range(len(stream)))) == whole
+    assert events(*cut(stream, points)) == whole

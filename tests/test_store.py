@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chat_backend.config import load_settings
-from chat_backend.store import RedisStore, SQLiteStore, Store, StoreUnavailable, open_store
+from chat_backend.store import RedisStore, SQLiteStore, Store, StoreFull, StoreUnavailable, open_store
 from tests.redis_server import RedisServer
 
 
@@ -69,6 +70,67 @@ def test_trim_drops_the_oldest_first(store: Store) -> None:
     assert store.get("elsewhere", "k0") is not None
 
 
+def put_100(store: Store, key: str, owner: str, max_bytes: int = 300, max_owner_bytes: int = 0, **ttl: float) -> None:
+    """100 bytes (the key's 4 included) into the capped namespace "links"."""
+    value = b"x" * (100 - len(key))
+    store.put_capped("links", key, value, owner=owner, max_bytes=max_bytes, max_owner_bytes=max_owner_bytes, **ttl)
+
+
+def test_a_full_namespace_refuses_new_entries_and_never_drops_one(store: Store) -> None:
+    for key in ("k001", "k002", "k003"):
+        put_100(store, key, owner=f"owner of {key}")
+    with pytest.raises(StoreFull) as full:
+        put_100(store, "k004", owner="newcomer")
+    assert not full.value.owner_only
+    assert [store.get("links", key) is not None for key in ("k001", "k002", "k003", "k004")] == [True] * 3 + [False]
+    store.put("elsewhere", "big", b"x" * 1000)  # other namespaces do not count
+    assert store.delete("links", "k002")
+    put_100(store, "k004", owner="newcomer")  # a deleted entry's room is free again
+    with pytest.raises(StoreFull):
+        put_100(store, "k005", owner="newcomer")
+
+
+def test_each_owner_has_a_share_of_the_namespace(store: Store) -> None:
+    put_100(store, "a001", owner="one", max_bytes=1000, max_owner_bytes=200)
+    put_100(store, "a002", owner="one", max_bytes=1000, max_owner_bytes=200)
+    with pytest.raises(StoreFull) as full:
+        put_100(store, "a003", owner="one", max_bytes=1000, max_owner_bytes=200)
+    assert full.value.owner_only
+    put_100(store, "b001", owner="two", max_bytes=1000, max_owner_bytes=200)
+    assert store.delete("links", "a001")
+    put_100(store, "a003", owner="one", max_bytes=1000, max_owner_bytes=200)
+
+
+def test_expired_entries_make_room(store: Store) -> None:
+    put_100(store, "t001", owner="one", max_bytes=200, ttl=0.05)
+    put_100(store, "t002", owner="one", max_bytes=200, ttl=0.05)
+    deadline = time.monotonic() + 5
+    while store.get("links", "t001") is not None and time.monotonic() < deadline:
+        time.sleep(0.01)  # expiry is wall-clock time: nothing to wait on
+    put_100(store, "t003", owner="two", max_bytes=200, max_owner_bytes=100)
+    put_100(store, "t004", owner="one", max_bytes=200, max_owner_bytes=100)
+
+
+def test_capped_puts_never_overshoot_under_concurrency(store: Store) -> None:
+    stored: list[str] = []
+
+    def putter(number: int) -> None:
+        for attempt in range(10):
+            key = f"{number}-{attempt:02d}"
+            try:
+                put_100(store, key, owner=str(number % 3), max_bytes=1000)
+            except StoreFull:
+                continue
+            stored.append(key)
+
+    threads = [threading.Thread(target=putter, args=(number,)) for number in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(stored) == 10 and all(store.get("links", key) is not None for key in stored)
+
+
 def test_add_is_atomic_across_threads(store: Store) -> None:
     def adder() -> None:
         for _ in range(50):
@@ -117,8 +179,26 @@ def test_a_broken_backend_raises_store_unavailable(tmp_path: Path, unused_port: 
         ("delete", ("a", "b")),
         ("trim", ("a", 0)),
     ]
+    capped = {"owner": "o", "max_bytes": 10, "max_owner_bytes": 0}
     for broken in (broken_sqlite, broken_redis):
         for name, args in calls:
             with pytest.raises(StoreUnavailable) as caught:
                 getattr(broken, name)(*args)
             assert "hunter2" not in str(caught.value)
+        with pytest.raises(StoreUnavailable):
+            broken.put_capped("a", "b", b"c", **capped)
+
+
+def test_a_sqlite_file_from_before_owners_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE entries (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
+            " expires REAL, created REAL NOT NULL, PRIMARY KEY (namespace, key))"
+        )
+        db.execute("INSERT INTO entries VALUES ('links', 'old1', ?, NULL, 1.0)", (b"x" * 96,))
+    store = SQLiteStore(path)
+    assert store.get("links", "old1") == b"x" * 96
+    put_100(store, "new1", owner="one", max_bytes=200)
+    with pytest.raises(StoreFull):
+        put_100(store, "new2", owner="one", max_bytes=200)  # the old entry counts too

@@ -1,7 +1,8 @@
 """stream: property tests of reading a reply from whatever bytes the network hands over.
 
-The answers here are built in memory (a real `requests.Response` over a byte buffer) so that hypothesis can
-try thousands of them; the HTTP behaviour itself is tested against the stand-in in test_client.py.
+The answers here are built in memory (a real urllib3 response over a byte buffer, handed over by a `Call` that
+sends nothing) so that hypothesis can try thousands of them; the HTTP behaviour itself is tested against the
+stand-in in test_client.py and test_stop.py.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ import requests
 import urllib3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from urllib3.response import HTTPResponse
 
 from chat_backend import errors
 from chat_backend.catalogue import Catalogue
 from chat_backend.config import Settings
-from chat_backend.errors import ChatError
-from chat_backend.failures import Failures
+from chat_backend.errors import MIN_SECRET_CHARS, ChatError
 from chat_backend.stream import ChatStream
+from chat_backend.transport import Call, Connections
+from chat_backend.upstream_errors import UpstreamErrors
 
 KEY = "Zx9Qw2Er7Ty5Ui3Op8As"
 BASE_URL = "http://127.0.0.1:9/v1"  # never asked: everything here is read from memory
-FAILURES = Failures(Settings(base_url=BASE_URL), Catalogue(requests.Session(), BASE_URL, 60))
+EXPLAIN = UpstreamErrors(Settings(base_url=BASE_URL), Catalogue(requests.Session(), BASE_URL, 60))
+CONNECTIONS = Connections(f"{BASE_URL}/chat/completions", requests.Session(), keep=1, on_retry=lambda: None)
 
 TEXT = st.text(max_size=12) | st.builds(lambda a, b: a + KEY + b, st.text(max_size=300), st.text(max_size=5))
 SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
@@ -52,15 +56,22 @@ CHUNK = st.fixed_dictionaries(
 )
 
 
-def read(data: bytes, content_type: str = "text/event-stream") -> ChatStream:
-    def post(body: dict[str, Any], key: str, request_id: str, on_socket: object) -> requests.Response:
-        response = requests.Response()
-        response.status_code = 200
-        response.headers["Content-Type"] = content_type
-        response.raw = urllib3.HTTPResponse(body=io.BytesIO(data), status=200, preload_content=False)
-        return response
+class MemoryCall(Call):
+    """A call whose answer is `data`, read from memory."""
 
-    return ChatStream(post, FAILURES, {"model": "minimax/m1"}, 0, KEY)
+    def __init__(self, data: bytes, content_type: str) -> None:
+        super().__init__(CONNECTIONS, Settings(base_url=BASE_URL), b"", {})
+        self.answer = urllib3.HTTPResponse(
+            body=io.BytesIO(data), status=200, headers={"Content-Type": content_type}, preload_content=False
+        )
+
+    def _attempt(self) -> HTTPResponse | None:
+        self._response = self.answer
+        return self.answer
+
+
+def read(data: bytes, content_type: str = "text/event-stream") -> ChatStream:
+    return ChatStream(MemoryCall(data, content_type), EXPLAIN, {"model": "minimax/m1"}, KEY, "request-id")
 
 
 def expected_text(chunks: list[Any]) -> str | None:
@@ -119,7 +130,7 @@ def test_the_log_line_of_a_failure_never_holds_the_key(caplog: pytest.LogCapture
     ]
 
 
-SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=8, max_size=40)
+SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=MIN_SECRET_CHARS, max_size=40)
 
 
 @given(SECRETS, st.data())

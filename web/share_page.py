@@ -8,6 +8,8 @@ from Gradio's own frontend bundle (no CDN); if a Gradio release moves it, maths 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import html
 import importlib.util
@@ -24,8 +26,9 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from chat_backend.i18n import language, t
+from chat_backend.off_loop import store_calls
 from chat_backend.shared_links import ID_PATTERN, Shares
-from chat_backend.store import StoreUnavailable
+from chat_backend.store import REDIS_TIMEOUT_S, StoreUnavailable
 
 from .markdown import code_css, render
 
@@ -47,33 +50,43 @@ RENDERED_PAGES = 32  # big conversations cost seconds to render; the most recent
 # "[") costs markdown-it about 25 µs a character, so a 1 MB snapshot took 20 s of CPU per visit; this bounds a
 # page to about a second while a real conversation (a few thousand words) renders in full.
 MARKDOWN_CHARS = 50_000
-_rendering = threading.Lock()  # one page renders at a time: a burst of visits to new links uses one core
+STORE_WAIT_S = REDIS_TIMEOUT_S + 1  # a visit waits this long for the store, then gets the "try later" page
+# One page renders at a time, in a thread of its own: a burst of visits to new links uses one core, and no
+# thread of the pool that the chat's own work needs. Visits to a page being rendered wait for that render.
+_renderer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="share-render")
+_rendering: dict[tuple[str, str], asyncio.Future[str]] = {}
 _rendered: OrderedDict[tuple[str, str], str] = OrderedDict()
 LANGUAGE_TAGS = {"en": "en", "zh": "zh-CN"}  # chat_backend.i18n's catalogues, as HTML names them
 _rendered_lock = threading.Lock()
 
 
 def routes(shares: Shares) -> list[BaseRoute]:
-    """`GET /share/<id>`, `DELETE /share/<id>` (with `Authorization: Bearer <delete token>`), and static files."""
+    """`GET /share/<id>`, `DELETE /share/<id>` (with `Authorization: Bearer <delete token>`), and static files.
 
-    def page(request: Request) -> Response:
+    The two share routes run on the event loop and hand the store and the rendering to threads of their own.
+    """
+
+    async def page(request: Request) -> Response:
         share_id = request.path_params["share_id"]
         lang = language(request.headers.get("accept-language"))  # the page's own words follow the reader
         try:
-            snapshot = shares.load(share_id) if re.fullmatch(ID_PATTERN, share_id) else None
+            found = re.fullmatch(ID_PATTERN, share_id)
+            snapshot = await store_calls(STORE_WAIT_S, shares.load, share_id) if found else None
         except StoreUnavailable:
             log.warning("shared page %s… could not be read: the store is unavailable", share_id[:4])
             return _shell(t("sharepage_trouble_title", lang), _message("sharepage_trouble", lang), 503, lang)
         if snapshot is None:
             return _shell(t("sharepage_missing_title", lang), _message("sharepage_missing", lang), 404, lang)
         title = str(snapshot.get("title") or t("sharepage_title", lang))
-        return _shell(title, _conversation(share_id, snapshot, lang), 200, lang)
+        return _shell(title, await _conversation(share_id, snapshot, lang), 200, lang)
 
-    def delete(request: Request) -> Response:
+    async def delete(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         share_id = request.path_params["share_id"]
         try:
-            deleted = scheme.lower() == "bearer" and shares.delete(share_id, token.strip())
+            deleted = scheme.lower() == "bearer" and await store_calls(
+                STORE_WAIT_S, shares.delete, share_id, token.strip()
+            )
         except StoreUnavailable:
             return Response("The server's storage is not responding; try again.", 503, headers=HEADERS)
         return Response(status_code=204 if deleted else 404, headers=HEADERS)
@@ -157,20 +170,32 @@ def _message(key: str, lang: str) -> str:
     return f'<main class="missing"><h1>{heading}</h1><p>{text}</p></main>'
 
 
-def _conversation(share_id: str, snapshot: dict[str, Any], lang: str) -> str:
-    """Rendered once per id and language and kept for the next visits: an id never names a different snapshot."""
+async def _conversation(share_id: str, snapshot: dict[str, Any], lang: str) -> str:
+    """Rendered once per id and language and kept for the next visits: an id never names a different snapshot.
+    Visits that arrive while it renders wait for that one render (holding no thread)."""
     cache_key = (share_id, lang)
     with _rendered_lock:
         if cache_key in _rendered:
             _rendered.move_to_end(cache_key)
             return _rendered[cache_key]
-    with _rendering:
-        body = _render_conversation(snapshot, lang)
+    loop = asyncio.get_running_loop()
+    render = _rendering.get(cache_key)
+    if render is None or render.get_loop() is not loop:
+        render = _rendering[cache_key] = loop.run_in_executor(_renderer, _render_conversation, snapshot, lang)
+        render.add_done_callback(lambda done: _keep(cache_key, done))
+    return await asyncio.shield(render)  # a visitor who leaves does not cancel the others' render
+
+
+def _keep(cache_key: tuple[str, str], render: asyncio.Future[str]) -> None:
+    """A finished render: kept for the next visits (a failed one is not, so the next visit tries again)."""
+    if _rendering.get(cache_key) is render:
+        del _rendering[cache_key]
+    if render.cancelled() or render.exception():
+        return
     with _rendered_lock:
-        _rendered[cache_key] = body
+        _rendered[cache_key] = render.result()
         while len(_rendered) > RENDERED_PAGES:
             _rendered.popitem(last=False)
-    return body
 
 
 def _render_conversation(snapshot: dict[str, Any], lang: str) -> str:

@@ -7,7 +7,7 @@ Run `python -m tests.fake_api --help` for manual use and benchmarks.
 """
 
 from tests.fake_api.contract import CHAT_MODELS, CHAT_PATH, MESSAGES, MODELS_PATH, OTHER_MODELS, SCHEMA_DIR
-from tests.fake_api.scripting import CHAOS, Headers, Recorded, Reply
+from tests.fake_api.scripting import CHAOS, SHAPES, Headers, Recorded, Reply
 from tests.fake_api.server import FakeAPI, _Handler, _Server
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Headers",
     "Recorded",
     "Reply",
+    "SHAPES",
     "_Handler",
     "_Server",
 ]

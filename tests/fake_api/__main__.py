@@ -8,7 +8,7 @@ import signal
 import threading
 from typing import Any
 
-from tests.fake_api.scripting import Reply
+from tests.fake_api.scripting import SHAPES, Reply
 from tests.fake_api.server import FakeAPI
 
 
@@ -28,15 +28,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--deprecated", action="append", default=[], help="model id to answer with 404")
     parser.add_argument("--chaos", type=float, default=0.0, help="share of chat requests given a random fault")
     parser.add_argument("--seed", type=int, default=0, help="seed for --chaos")
+    parser.add_argument("--shape", choices=SHAPES, default="keep-alive", help="how every answer is framed")
     args = parser.parse_args(argv)
     api = FakeAPI(args.host, args.port, deprecated_models=args.deprecated)
     api.chaos, api._rng = args.chaos, random.Random(args.seed)
     delay = 1.0 / args.rate if args.rate > 0 else 0.0
     if args.tokens is not None:
         chunks = [f"{' ' if i else ''}tok{i}" for i in range(args.tokens)]
-        api.default = Reply(text="".join(chunks), chunks=chunks, ttft=args.ttft, delay=delay)
+        api.default = Reply(text="".join(chunks), chunks=chunks, ttft=args.ttft, delay=delay, shape=args.shape)
     else:
-        api.default = Reply(ttft=args.ttft, delay=delay)
+        api.default = Reply(ttft=args.ttft, delay=delay, shape=args.shape)
     signal.signal(signal.SIGTERM, _interrupt)  # `timeout`/`kill` exit as cleanly as Ctrl-C
     api.start()
     print(api.base_url, flush=True)

@@ -31,7 +31,13 @@ class Reply:
     usage: bool = True  # send the usage chunk when the request asked for stream_options.include_usage
     done: bool = True  # end with `data: [DONE]`; False: a plain end of stream
     abort: bool = False  # reset the connection before any response, as a refused or crashed upstream looks
-    close_delimited: bool = False  # send `body` without Content-Length and end it by closing the connection
+    shape: str = "keep-alive"  # how the body is framed and the connection used: one of SHAPES
+
+
+# How servers and proxies answer: "keep-alive" (HTTP/1.1, chunked or Content-Length, the connection stays open),
+# "close" (the same with `Connection: close`), "http1.0" (an HTTP/1.0 answer with no length: the body ends when
+# the connection closes) and "gzip" (keep-alive, the body gzip-compressed although the client asked for identity).
+SHAPES = ("keep-alive", "close", "http1.0", "gzip")
 
 
 class Headers(dict):
@@ -75,7 +81,9 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     schema_errors: list[str] = field(default_factory=list)
-    client_disconnected: threading.Event = field(default_factory=threading.Event)
+    client_disconnected: threading.Event = field(default_factory=threading.Event)  # left while being answered
+    headers_sent: threading.Event = field(default_factory=threading.Event)  # the answer's status line and headers
+    connection_closed: threading.Event = field(default_factory=threading.Event)  # its connection ended, either side
 
 
 def _pieces(reply: Reply, max_tokens: Any) -> tuple[list[str], str]:

@@ -9,6 +9,7 @@ import json
 import random
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -29,6 +30,13 @@ class _Handler(_Writer):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # stay quiet
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if rec := getattr(self, "rec", None):  # the connection's last request
+                rec.connection_closed.set()
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -83,7 +91,7 @@ class _Handler(_Writer):
             if not self._pause(reply.ttft):
                 return self._hang_up()
             payload = reply.body if reply.body is not None else self._error(status)
-            return self._send(status, payload, reply.content_type, reply.headers, reply.close_delimited)
+            return self._send(status, payload, reply.content_type, reply.headers, reply.shape)
         pieces, finish = _pieces(reply, body.get("max_tokens"))
         usage, meta = _usage(body, len(pieces))
         if body.get("stream"):
@@ -106,7 +114,7 @@ class _Handler(_Writer):
             "x-aimlapi-credits-used": str(meta["usage"]["credits_used"]),
             "x-aimlapi-usd-spent": f"{meta['usage']['usd_spent']:.8f}".rstrip("0").rstrip("."),
         }
-        self._send(status, payload, reply.content_type, {**cost, **reply.headers})
+        self._send(status, payload, reply.content_type, {**cost, **reply.headers}, reply.shape)
 
     def _models(self, query: str) -> None:
         api, reply, extra = self.server.api, self.server.api.models_reply, {}
@@ -163,8 +171,14 @@ class _Server(ThreadingHTTPServer):
 class FakeAPI:
     """The stand-in server. Use `with FakeAPI() as api:` or start()/close()."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, deprecated_models: Iterable[str] = frozenset()) -> None:
-        self.host, self.port = host, port
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        deprecated_models: Iterable[str] = frozenset(),
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host, self.port, self.tls = host, port, tls  # tls: answer over https with this server context
         self.deprecated_models = frozenset(deprecated_models)  # 404 for these; may be reassigned
         self.refusal_status = 404  # 400: refuse deprecated and unknown models as a body validation error instead
         self.default = Reply()
@@ -189,7 +203,9 @@ class FakeAPI:
         self._server = _Server((self.host, self.port), _Handler)
         self._server.api = self
         self.port = self._server.server_address[1]
-        self.base_url = f"http://{self.host}:{self.port}/v1"
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
+        self.base_url = f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/v1"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-api-{self.port}", daemon=True
         )

@@ -1,5 +1,6 @@
 """How the stand-in writes a response: whole bodies, SSE streams with their scripted faults (cuts, drops,
-resets, stalls), vendor error bodies, and waiting that notices a client that left."""
+resets, stalls), vendor error bodies, and waiting that notices a client that left; each in one of the shapes
+servers and proxies answer in (`SHAPES`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 import struct
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tests.fake_api.contract import MESSAGES
-from tests.fake_api.scripting import Recorded, Reply
+from tests.fake_api.scripting import SHAPES, Recorded, Reply
 
 if TYPE_CHECKING:
     from tests.fake_api.server import _Server
@@ -38,15 +40,14 @@ class _Writer(BaseHTTPRequestHandler):
         self, reply: Reply, status: int, model: str, pieces: list[str], finish: str, usage: tuple[dict, dict] | None
     ) -> None:
         release_gen = self.server.api._release_gen  # a release() from now on ends this stream's stall
-        self.send_response(status)
+        self._begin(status, reply.shape, length=None)
         self.send_header("Content-Type", reply.content_type or "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
         if not self._end_headers(reply.headers) or not self._pause(reply.ttft):
             return self._hang_up()
         if reply.raw_stream is not None:
             if self._chunk(reply.raw_stream, reply.cut) and not self._cut_short(reply, 0, True, release_gen):
-                self._write(b"0\r\n\r\n")
+                self._end_body()
             return
         base = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -78,7 +79,41 @@ class _Writer(BaseHTTPRequestHandler):
             if reply.done:
                 tail.append(b"data: [DONE]\n\n")
         if all(self._chunk(data, reply.cut) for data in tail):
+            self._end_body()
+
+    def _begin(self, status: int, shape: str, length: int | None) -> None:
+        """The status line and the headers that frame the body in `shape`; `length` for a whole body."""
+        if shape not in SHAPES:
+            raise ValueError(f"unknown response shape {shape!r}; one of {SHAPES}")
+        self._shape = shape
+        self._gzip = zlib.compressobj(wbits=31) if shape == "gzip" else None
+        if shape == "http1.0":  # no framing at all: the body ends when the connection closes
+            self.protocol_version = "HTTP/1.0"
+        self.close_connection = shape in ("http1.0", "close")
+        self.send_response(status)
+        if shape == "close":
+            self.send_header("Connection", "close")
+        if shape == "gzip":
+            self.send_header("Content-Encoding", "gzip")
+        if shape != "http1.0" and length is not None:
+            self.send_header("Content-Length", str(length))
+        elif shape != "http1.0":
+            self.send_header("Transfer-Encoding", "chunked")
+
+    def _end_body(self) -> None:
+        """End a streamed body as its shape does: the last (compressed) bytes, the last chunk, or closing."""
+        if self._gzip is not None and not self._frame(self._gzip.flush(zlib.Z_FINISH)):
+            return
+        if self._shape == "http1.0":
+            self._hang_up()
+        else:
             self._write(b"0\r\n\r\n")
+
+    def _frame(self, data: bytes) -> bool:
+        """Write `data` as one piece of a streamed body: an HTTP chunk, or as it is when nothing frames it."""
+        if not data:
+            return True
+        return self._write(data if self._shape == "http1.0" else b"%x\r\n%s\r\n" % (len(data), data))
 
     def _cut_short(self, reply: Reply, sent: int, last: bool, release_gen: int) -> bool:
         """Apply a drop/reset/stall due after `sent` content chunks; True when the stream must stop."""
@@ -115,21 +150,20 @@ class _Writer(BaseHTTPRequestHandler):
         payload: bytes | str | dict | list,
         content_type: str | None = None,
         headers: dict[str, str] | None = None,
-        close_delimited: bool = False,
+        shape: str = "keep-alive",
     ) -> None:
-        """Send a complete response: with Content-Length, or ended by closing the connection."""
+        """Send a complete response in `shape`: with Content-Length, or ended by closing the connection."""
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
         data = payload.encode() if isinstance(payload, str) else payload
-        self.send_response(status)
+        if shape == "gzip":
+            compress = zlib.compressobj(wbits=31)
+            data = compress.compress(data) + compress.flush()
+        self._begin(status, shape, length=len(data))
+        self._gzip = None  # compressed already
         self.send_header("Content-Type", content_type or "application/json; charset=utf-8")
-        if close_delimited:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        else:
-            self.send_header("Content-Length", str(len(data)))
-        if self._end_headers(headers):
-            self._write(data)
+        if self._end_headers(headers) and self._write(data) and shape == "http1.0":
+            self._hang_up()
 
     def _end_headers(self, extra: dict[str, str] | None) -> bool:
         """Add the per-response headers and send the header block."""
@@ -140,16 +174,17 @@ class _Writer(BaseHTTPRequestHandler):
             self.send_header(name, value)
         try:
             self.end_headers()
-            return True
         except OSError:
             return self._gone()
+        self.rec.headers_sent.set()
+        return True
 
     def _chunk(self, data: bytes, cut: int | None) -> bool:
-        """Write `data` as HTTP chunks (of `cut` bytes each, if given)."""
+        """Write `data` as pieces of the body (of `cut` bytes each, if given), compressed if the shape says so."""
+        if self._gzip is not None:
+            data = self._gzip.compress(data) + self._gzip.flush(zlib.Z_SYNC_FLUSH)  # decodable at once
         step = cut or len(data) or 1
-        return all(
-            self._write(b"%x\r\n%s\r\n" % (len(p), p)) for p in (data[i : i + step] for i in range(0, len(data), step))
-        )
+        return all(self._frame(data[i : i + step]) for i in range(0, len(data), step))
 
     def _write(self, data: bytes) -> bool:
         try:
@@ -197,6 +232,7 @@ class _Writer(BaseHTTPRequestHandler):
         """True when the client has closed its end (peeks without consuming)."""
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            # socket.socket's own recv: under TLS it peeks at the TCP stream, where the client's FIN shows
+            return bool(readable) and socket.socket.recv(self.connection, 1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
             return True

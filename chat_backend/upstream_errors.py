@@ -1,18 +1,19 @@
-"""failures: the one place where transport failures and error answers of the API become `ChatError`s.
+"""upstream_errors: what went wrong upstream (a transport failure, an error answer) as the `ChatError` a visitor reads.
 
-`ChatClient` (sending) and `ChatStream` (reading) both hand what went wrong to `Failures`, so imports run one
-way: client -> stream -> failures. Everything quoted from an answer is redacted before it is cut, so a key
-that falls across a cut can never leave half of itself behind.
+`ChatStream` hands every failure of its call here, so this is the one place that knows urllib3's and the socket's
+exceptions and the vendor's error bodies. Everything quoted from an answer is redacted before it is cut, so a
+key that falls across a cut can never leave half of itself behind.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 import urllib3.exceptions
+from urllib3.response import HTTPResponse
 
 from . import errors
 from .catalogue import Catalogue
@@ -22,9 +23,6 @@ from .i18n import Msg
 
 MAX_ERROR_BODY = 64_000
 MAX_DETAIL = 300  # characters of an answer kept in `ChatError.detail` (and so in the log)
-TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
-
-
 MAX_REQUEST_ID = 100  # characters of an id the API or a gateway gave, shown in notices (it can echo anything)
 
 
@@ -35,7 +33,7 @@ def quote(text: str, limit: int, *secrets: str | None) -> str:
     return cut.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-class Failures:
+class UpstreamErrors:
     """Knows enough of the settings and the catalogue to tell the user what a failure means."""
 
     def __init__(self, settings: Settings, catalogue: Catalogue) -> None:
@@ -43,7 +41,7 @@ class Failures:
         self.catalogue = catalogue
 
     def transport(self, exc: Exception, key: str, *, streaming: bool) -> ChatError:
-        """Turn a requests/urllib3/socket failure into a ChatError that tells the user what happened."""
+        """Turn a urllib3, http.client or socket failure into a ChatError that tells the user what happened."""
         chain = _causes(exc)
 
         def caused_by(*types: type[BaseException]) -> bool:
@@ -58,13 +56,13 @@ class Failures:
             message = "net_dns"
         elif caused_by(ConnectionRefusedError):
             message = "net_refused"
-        elif caused_by(requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
+        elif caused_by(urllib3.exceptions.ConnectTimeoutError) and not caused_by(urllib3.exceptions.NewConnectionError):
             kind = errors.TimedOut
             message, params = "net_connect_timeout", {"host": host, "seconds": f"{settings.connect_timeout:g}"}
-        elif caused_by(urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError):
+        elif caused_by(urllib3.exceptions.ReadTimeoutError, TimeoutError):
             kind = errors.TimedOut
             message, params = "net_read_timeout", {"seconds": f"{settings.read_timeout:g}", "kept": kept}
-        elif isinstance(exc, requests.exceptions.SSLError):
+        elif caused_by(ssl.SSLError, urllib3.exceptions.SSLError):
             message = "net_tls"
         elif streaming:
             kind = errors.StreamBroken
@@ -74,10 +72,14 @@ class Failures:
         detail = quote(" <- ".join(f"{type(link).__name__}: {link}" for link in chain), 500, key)
         return kind(key=message, params=params, detail=detail)
 
-    def status(self, response: requests.Response, model: str, request_id: str, key: str) -> ChatError:
-        """The ChatError for a non-2xx answer, with the vendor's message where it helps."""
-        status = response.status_code
-        text = response.content[:MAX_ERROR_BODY].decode("utf-8", errors="replace")
+    def answer(self, response: HTTPResponse, model: str, request_id: str, key: str) -> ChatError:
+        """The ChatError for a non-2xx answer, with the vendor's message where it helps (at most `MAX_ERROR_BODY`
+        of its body is read)."""
+        status = response.status
+        try:
+            text = response.read(MAX_ERROR_BODY).decode("utf-8", errors="replace")
+        except (urllib3.exceptions.HTTPError, OSError):  # the status says enough; the body is a courtesy
+            text = ""
         body = _parse_json(text)
         vendor = _vendor_message(body)
         vendor_id = body.get("requestId") if isinstance(body, dict) else None
@@ -111,18 +113,33 @@ class Failures:
         return not self.catalogue.is_available(model) or model in vendor
 
 
+def stream_error(payload: Any, key: str, *, kept: bool) -> ChatError:
+    """The ChatError for an error object inside a stream (`kept`: text came before it and stays)."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    error = error if isinstance(error, dict) else {"message": str(error or payload)}
+    status = _status(error.get("status") or error.get("statusCode") or error.get("code"))
+    said = error.get("message")
+    vendor = quote(str(said), MAX_VENDOR_MESSAGE, key) if said else Msg("unspecified_error")
+    detail = quote(json.dumps(error, ensure_ascii=False, default=str), MAX_DETAIL, key)
+    params = {"vendor": vendor, "kept": errors.KEPT if kept else ""}
+    return errors.UpstreamError(key="stream_error", params=params, status=status, detail=detail)
+
+
+def bad_response(problem: Msg, raw: str, key: str) -> ChatError:
+    """The ChatError for an answer that is not what the API sends: `problem` says how, `raw` is logged."""
+    return errors.BadResponse(key="bad_response", params={"problem": problem}, detail=quote(raw, MAX_DETAIL, key))
+
+
+def _status(value: Any) -> int | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599 else None
+
+
 def _causes(exc: BaseException) -> list[BaseException]:
-    """`exc` and what lies behind it (MaxRetryError.reason, wrapped args, __cause__), outermost first."""
+    """`exc` and what caused it (`raise … from`, or raised while handling it), outermost first."""
     chain = [exc]
-    while len(chain) < 8:
-        seen = chain[-1]
-        inner = getattr(seen, "reason", None)
-        if not isinstance(inner, BaseException) and seen.args and isinstance(seen.args[0], BaseException):
-            inner = seen.args[0]
-        if not isinstance(inner, BaseException):
-            inner = seen.__cause__ or seen.__context__
-        if not isinstance(inner, BaseException) or inner in chain:
-            break
+    while len(chain) < 8 and (inner := chain[-1].__cause__ or chain[-1].__context__) and inner not in chain:
         chain.append(inner)
     return chain
 
