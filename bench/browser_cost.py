@@ -157,7 +157,7 @@ def run_per_message(args: argparse.Namespace) -> None:
                 RATE_LIMIT_PER_SESSION="0",
             )
             app.cwd = tree
-            apps.append((name, label, app.start()))
+            apps.append((name, label, app.start(timeout=300)))
         rows: list[dict[str, Any]] = []
         try:
             with sync_playwright() as playwright:

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import io
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -270,6 +271,7 @@ def main(args: argparse.Namespace) -> None:
     base_url = f"http://{HOST}:{fake_port}/v1"
     unlimited = {"RATE_LIMIT_PER_SESSION": "0", "RATE_LIMIT_PER_ADDRESS": "0"}  # all load comes from one address
     sides: list[Side] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))  # so that the servers below are stopped
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
         try:
             for name, revision in zip(("A", "B"), args.compare, strict=True):
