@@ -47,7 +47,11 @@ from chat_backend.store import open_store
 from chat_backend.visitor_settings import FIELDS, Field, read
 from chat_ui import ChatInterface
 from web import health, share_page
-from web.guard import LoginThrottle, RequestGuard, inside
+from web.guard import RequestGuard, inside
+from web.login import LoginThrottle
+from web.page_policy import PagePolicy
+from web.sessions import SessionExpiry
+from web.volume import VolumeQuota
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
@@ -375,9 +379,17 @@ def build(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
     return blocks(ChatApp(settings))
 
 
+def trust_no_forwarding_proxy() -> None:
+    """Gradio builds uvicorn's Config without `forwarded_allow_ips`, so uvicorn would take the client address from
+    X-Forwarded-For for every connection from 127.0.0.1 (an ssh tunnel, a sidecar): switch that off for this
+    process, so that `scope_address` (TRUSTED_PROXY_HOPS) is the one reader of the header."""
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
+
+
 def blocks(app: ChatApp) -> tuple[gr.Blocks, dict[str, Any]]:
     """The page for `app`, and the keyword arguments for its `launch`."""
     settings = app.settings
+    trust_no_forwarding_proxy()  # before any launch: the server this app runs on must not rewrite addresses
     i18n = gr.I18n(**browser_translations())
     cache_seconds = int(settings.cache_clear_minutes * 60)
     with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(cache_seconds, cache_seconds)) as demo:
@@ -491,6 +503,8 @@ def launch_options(app: ChatApp, i18n: gr.I18n) -> dict[str, Any]:
         "footer_links": ["gradio", "settings"] if settings.hide_api else None,
         "run_history": False,  # it would keep every input, visitors' own keys included, in their browser
         "blocked_paths": private_paths(settings),
+        "enable_monitoring": settings.monitoring,  # Gradio's default (None) opens /monitoring to anyone
+        "state_session_capacity": settings.state_sessions,
         "app_kwargs": {
             "routes": [
                 *health.routes(app.replies, settings.metrics_token),
@@ -510,20 +524,35 @@ def private_paths(settings: Settings) -> list[str]:
 
 
 def middleware(settings: Settings) -> list[Middleware]:
-    """Body limits and file-path checks on every request, and the failed-login throttle (see web/guard.py)."""
+    """The edge, outermost first (see web/): page headers, bytes a minute per address, the request guard, the
+    failed-login throttle, and the expiry of idle sessions' state."""
+    uploads = gr.utils.get_upload_folder()
     return [
+        Middleware(PagePolicy),
+        Middleware(
+            VolumeQuota,
+            body_per_minute=settings.body_per_minute,
+            upload_per_minute=settings.upload_per_minute,
+            upload_folder=uploads,
+            upload_store=settings.upload_store_bytes,
+            trusted_hops=settings.trusted_proxy_hops,
+            storage_url=settings.redis_url,
+        ),
         Middleware(
             RequestGuard,
             body_limit=settings.max_request_bytes,
-            upload_folder=gr.utils.get_upload_folder(),
+            upload_folder=uploads,
             upload_limit=upload_limit(settings),
+            served_folders=[str(Path(gr.utils.get_icon_path("plus.svg")).parent)],  # Gradio's own icons
         ),
         Middleware(
             LoginThrottle,
             max_failures=settings.login_max_failures,
             window=settings.login_window,
             trusted_hops=settings.trusted_proxy_hops,
+            storage_url=settings.redis_url,
         ),
+        Middleware(SessionExpiry, max_idle=settings.session_idle),
     ]
 
 

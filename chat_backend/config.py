@@ -66,6 +66,15 @@ DEFAULT_LOGIN_MAX_FAILURES = 5
 DEFAULT_LOGIN_WINDOW = 60.0  # seconds
 DEFAULT_DRAIN_SECONDS = 30.0  # on SIGTERM, how long replies in flight may take to finish
 DEFAULT_REPLICAS = 2  # app processes behind HAProxy in deploy/ (python app.py alone is one)
+# The edge (web/), issue 20: what one address may make the server keep. A class of 50 behind one NAT sends about
+# 150 messages a minute; the page sends each message's history twice and the saved conversations once (~120 KB
+# a message mid-lesson), so 60 MB a minute leaves room for long chats; one accepted 4.5 MB value keeps ~5 MB of
+# session state, so 60 MB a minute is also what one address can pile up in a minute.
+DEFAULT_BODY_MB_PER_MINUTE = 60.0  # request bodies but uploads, per address
+DEFAULT_UPLOAD_MB_PER_MINUTE = 60.0  # uploads per address: a dozen students attaching a 5 MB PDF at once
+DEFAULT_UPLOAD_STORE_MB = 2000.0  # Gradio's upload folder, all visitors together (emptied every CACHE_CLEAR_MINUTES)
+DEFAULT_STATE_SESSIONS = 1000  # sessions whose state Gradio keeps (its default: 10,000); the oldest go first
+DEFAULT_SESSION_IDLE_MINUTES = 60.0  # a session unused this long is forgotten
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,13 @@ class Settings:
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     metrics_token: str | None = field(default=None, repr=False)  # /metrics answers 404 without it
     replicas: int = DEFAULT_REPLICAS
+    # The edge (web/): what one address may send, and what Gradio may keep or show (issue 20).
+    monitoring: bool = False  # Gradio's /monitoring pages
+    body_per_minute: int = int(DEFAULT_BODY_MB_PER_MINUTE * 1_000_000)  # 0 = no limit
+    upload_per_minute: int = int(DEFAULT_UPLOAD_MB_PER_MINUTE * 1_000_000)  # 0 = no limit
+    upload_store_bytes: int = int(DEFAULT_UPLOAD_STORE_MB * 1_000_000)  # 0 = no cap
+    state_sessions: int = DEFAULT_STATE_SESSIONS
+    session_idle: float = DEFAULT_SESSION_IDLE_MINUTES * 60  # seconds; 0 = never
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -190,6 +206,13 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         drain_seconds=_number(env, "DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, minimum=0),
         metrics_token=env.get("METRICS_TOKEN"),
         replicas=int(_number(env, "REPLICAS", DEFAULT_REPLICAS, minimum=1, whole=True)),
+        # The edge (web/), issue 20.
+        monitoring=_flag(env, "MONITORING"),
+        body_per_minute=_megabytes(env, "BODY_MB_PER_MINUTE", DEFAULT_BODY_MB_PER_MINUTE),
+        upload_per_minute=_megabytes(env, "UPLOAD_MB_PER_MINUTE", DEFAULT_UPLOAD_MB_PER_MINUTE),
+        upload_store_bytes=_megabytes(env, "UPLOAD_STORE_MB", DEFAULT_UPLOAD_STORE_MB),
+        state_sessions=int(_number(env, "STATE_SESSIONS", DEFAULT_STATE_SESSIONS, minimum=1, whole=True)),
+        session_idle=_number(env, "SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES, minimum=0) * 60,
     )
 
 
@@ -245,6 +268,11 @@ def _number(
 def _count(env: Mapping[str, str], name: str, default: int) -> int:
     """A whole number of at least 0, where 0 switches the limit off."""
     return int(_number(env, name, default, minimum=0, whole=True))
+
+
+def _megabytes(env: Mapping[str, str], name: str, default: float) -> int:
+    """A size in MB as bytes; 0 switches the bound off."""
+    return int(_number(env, name, default, minimum=0) * 1_000_000)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

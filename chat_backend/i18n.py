@@ -275,6 +275,18 @@ EN: dict[str, str] = {
     "ui_share_link": "Read-only link",
     "ui_share_links": "Your shared links",
     "ui_unshare": "Delete this link",
+    # The edge (web/): requests refused before Gradio sees them, answered as {"detail": ...}.
+    "edge_unreadable": "This request could not be checked, so it was refused.",
+    "edge_forged": "This request names a file that was not uploaded here.",
+    "edge_too_deep": "This request is nested too deeply.",
+    "edge_too_complex": "This request has too many parts to check.",
+    "edge_too_large": "Request too large: this server accepts at most {mb} MB here.",
+    "edge_login_throttled": "Too many failed logins from your address. Try again in {seconds} s.",
+    "edge_body_budget": "Too much data from your network address in the last minute (at most {mb} MB a minute). "
+    "Try again in {seconds} s.",
+    "edge_upload_budget": "Too many uploads from your network address in the last minute (at most {mb} MB a minute). "
+    "Try again in {seconds} s.",
+    "edge_upload_full": "The server's space for uploads is full (at most {mb} MB for everyone). Try again later.",
 }
 
 ZH: dict[str, str] = {
@@ -504,6 +516,16 @@ ZH: dict[str, str] = {
     "ui_share_link": "只读链接",
     "ui_share_links": "你分享的链接",
     "ui_unshare": "删除此链接",
+    # The edge (web/): requests refused before Gradio sees them, answered as {"detail": ...}.
+    "edge_unreadable": "无法检查此请求，因此已拒绝。",
+    "edge_forged": "此请求指向一个并非在此上传的文件。",
+    "edge_too_deep": "此请求嵌套层级过深。",
+    "edge_too_complex": "此请求包含的部分过多，无法检查。",
+    "edge_too_large": "请求过大：此处最多接受 {mb} MB。",
+    "edge_login_throttled": "你的网络地址登录失败次数过多。请 {seconds} 秒后再试。",
+    "edge_body_budget": "你的网络地址在过去一分钟内发送的数据过多（每分钟最多 {mb} MB）。请 {seconds} 秒后再试。",
+    "edge_upload_budget": "你的网络地址在过去一分钟内上传过多（每分钟最多 {mb} MB）。请 {seconds} 秒后再试。",
+    "edge_upload_full": "服务器的上传空间已满（所有人合计最多 {mb} MB）。请稍后再试。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

@@ -29,7 +29,7 @@ from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
 
 from .config import Settings
 from .errors import BadInput, Busy, ChatError, InvalidKey, InvalidSettings, Throttled
@@ -45,6 +45,9 @@ MAX_KEY_CHARS = 100  # a session id is client-chosen: never let it grow a storag
 # `Windows` answers from memory by itself, so only a store that holds every store thread that long refuses.
 WINDOWS_WAIT_S = 2 * REDIS_TIMEOUT_S + 1
 REFUSED_INPUT = (InvalidKey, InvalidSettings, BadInput)  # refused for what the sender sent, not for the server's state
+# One warning per Redis for all the windows of a process (the message rates, the edge's budgets, the login limit):
+# a failing Redis is one piece of news.
+_FALLBACK_WARNINGS: dict[str, WarnEvery] = {}
 
 
 def visitor_address(forwarded_for: str, peer: str, trusted_hops: int) -> str:
@@ -76,11 +79,15 @@ def scope_address(scope: Mapping[str, Any], trusted_hops: int) -> str:
 
 
 class Windows:
-    """Per-minute moving windows, shared through Redis when given, else (and while Redis fails) in memory."""
+    """Rate windows for keys, shared through Redis when given, else (and while Redis fails) in memory.
 
-    def __init__(self, storage_url: str | None = None) -> None:
-        self._local = MovingWindowRateLimiter(MemoryStorage())
-        self._shared: MovingWindowRateLimiter | None = None
+    Moving windows by default (exact, one entry per event); `SlidingWindowCounterRateLimiter` for amounts such as
+    bytes, where an event costs thousands (two counters per key, whatever the cost).
+    """
+
+    def __init__(self, storage_url: str | None = None, strategy: type[RateLimiter] = MovingWindowRateLimiter) -> None:
+        self._local = strategy(MemoryStorage())
+        self._shared: RateLimiter | None = None
         self._errors: tuple[type[BaseException], ...] = ()
         if storage_url:
             storage = cast(
@@ -89,33 +96,41 @@ class Windows:
                     _limits_url(storage_url), socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
                 ),
             )
-            self._shared = MovingWindowRateLimiter(storage)
+            self._shared = strategy(storage)
+            self._warn = _FALLBACK_WARNINGS.setdefault(storage_url, WarnEvery(log))
             self._errors = (*_as_tuple(storage.base_exceptions), OSError)
         self._shared_down_until = 0.0
-        self._warn = WarnEvery(log)
 
-    def _limiter(self) -> MovingWindowRateLimiter:
+    @property
+    def shared(self) -> bool:
+        """Whether calls may wait on Redis (blocking I/O: an event loop makes them from a thread)."""
+        return self._shared is not None
+
+    def _limiter(self) -> RateLimiter:
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             return self._shared
         return self._local
 
-    def wait_needed(self, item: RateLimitItem, *key: str) -> float:
-        """Seconds until one more event fits under `item` for `key` (0 if it fits now); records nothing."""
+    def wait_needed(self, item: RateLimitItem, *key: str, cost: int = 1) -> float:
+        """Seconds until `cost` more fits under `item` for `key` (0 if it fits now, else at least 1); records
+        nothing. The wait is the window's own estimate: for a sliding counter, when it next has room."""
         limiter = self._limiter()
         try:
-            if limiter.test(item, *key):
+            if limiter.test(item, *key, cost=cost):
                 return 0.0
             reset = limiter.get_window_stats(item, *key).reset_time
         except self._errors as error:
-            return self._fail_over(error).wait_needed(item, *key)
+            return self._fail_over(error).wait_needed(item, *key, cost=cost)
         return max(reset - time.time(), 1.0)
 
-    def hit(self, item: RateLimitItem, *key: str) -> None:
+    def hit(self, item: RateLimitItem, *key: str, cost: int = 1) -> bool:
+        """Count `cost` against `item` for `key` unless that would go over it; whether it was counted. Testing and
+        counting are one step (a Lua script in Redis), so parallel hits cannot pass the limit together."""
         limiter = self._limiter()
         try:
-            limiter.hit(item, *key)
+            return limiter.hit(item, *key, cost=cost)
         except self._errors as error:
-            self._fail_over(error).hit(item, *key)
+            return self._fail_over(error).hit(item, *key, cost=cost)
 
     def _fail_over(self, error: BaseException) -> Windows:
         self._shared_down_until = time.monotonic() + SHARED_RETRY_S

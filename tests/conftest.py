@@ -42,13 +42,15 @@ def shared_api() -> Iterator[FakeAPI]:
 
 def app_on(api: FakeAPI, folder: Path, **env: str) -> AppProcess:
     """`python app.py` (not started) talking to `api` with the server key, its Gradio files in `folder`, and no
-    message limits; `env` adds or overrides settings."""
+    message or volume limits (every test sends from 127.0.0.1); `env` adds or overrides settings."""
     defaults = {
         "GRADIO_TEMP_DIR": str(folder / "gradio"),
         "AIMLAPI_BASE_URL": api.base_url,
         "AIMLAPI_KEY": SERVER_KEY,
         "RATE_LIMIT_PER_SESSION": "0",
         "RATE_LIMIT_PER_ADDRESS": "0",
+        "BODY_MB_PER_MINUTE": "0",
+        "UPLOAD_MB_PER_MINUTE": "0",
     }
     return AppProcess(folder / "app.log", **{**defaults, **env})
 

@@ -41,9 +41,10 @@ SLOW = " ".join(f"w{i}" for i in range(60))  # 60 chunks, 3 s at 0.05 s each
 
 
 class Cluster:
-    """`python deploy/cluster.py --replicas 2` and handles on what runs under it."""
+    """`python deploy/cluster.py --replicas 2` (with `settings` over the defaults below) and handles on what runs
+    under it."""
 
-    def __init__(self, folder: Path, api: FakeAPI) -> None:
+    def __init__(self, folder: Path, api: FakeAPI, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.first = free_ports(2)
@@ -71,6 +72,7 @@ class Cluster:
             RUN_DIR=str(self.run_dir),
             HAPROXY_REQUEST_TIMEOUT="2s",
         )
+        env.update(settings)  # a test's own settings over the ones above
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "deploy/cluster.py", "--replicas", "2"],

@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chat_backend import config
-from chat_backend.config import MAX_KEY_LENGTH, ChatSettings, check_key
+from chat_backend.config import check_key
 from chat_backend.errors import BadInput, Busy, InvalidKey, InvalidSettings, MissingKey, Throttled
 from chat_backend.quotas import Guard
+from chat_backend.visitor_settings import MAX_KEY_CHARS, ChatSettings, defaults
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
 from tests.raw_queue import chat_fn_index, raw_chat
@@ -52,7 +53,7 @@ def test_a_huge_pasted_key_is_refused_by_its_length_alone(counted: CountingUnico
     """A 4.9 MB "key" cost about a second of CPU: every character was looked up before the length was."""
     problem, _ = check_key("a" * HUGE)
     assert problem is not None and problem.key == "key_too_long" and problem.params["length"] == f"{HUGE:,}"
-    assert counted.looked_at <= 4 * MAX_KEY_LENGTH
+    assert counted.looked_at <= 4 * MAX_KEY_CHARS
 
 
 KEY_LIKE = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=600)
@@ -71,9 +72,9 @@ def test_any_pasted_key_is_judged_with_bounded_work(raw: str) -> None:
         problem, key = check_key(raw)
     finally:
         config.unicodedata = real
-    assert counting.looked_at <= 4 * MAX_KEY_LENGTH
+    assert counting.looked_at <= 4 * MAX_KEY_CHARS
     if problem is None:  # what is sent in a header: visible ASCII, short
-        assert len(key) <= MAX_KEY_LENGTH and all("!" <= char <= "~" for char in key)
+        assert len(key) <= MAX_KEY_CHARS and all("!" <= char <= "~" for char in key)
 
 
 def test_a_model_name_longer_than_any_model_is_refused_before_anything_is_sent() -> None:
@@ -120,7 +121,7 @@ def test_an_address_whose_messages_keep_being_refused_is_refused_at_once(
         return raw_chat(refusing_app.url, text, headers={"X-Forwarded-For": address}, **fields)
 
     refused = [send(f"bad key {n}", "203.0.113.5", user_key="a" * HUGE) for n in range(3)]
-    assert all("keys are much shorter" in answer for answer in refused)
+    assert all("characters long; at most 512 are accepted" in answer for answer in refused)  # by its length
     after = send("a good message", "203.0.113.5")
     assert "Too many refused messages from your network address: at most 3 a minute" in after
     assert STAND_IN_REPLY in send("someone else", "198.51.100.8")
@@ -129,7 +130,7 @@ def test_an_address_whose_messages_keep_being_refused_is_refused_at_once(
 
 def test_a_huge_model_name_is_never_sent(refusing_app: AppProcess, shared_api: FakeAPI) -> None:
     """A 4.9 MB model name went upstream (and came back as the Model setting) in about a minute."""
-    data: list[Any] = [{"text": "hi", "files": []}, [], "m" * HUGE, "", 1.0, 0.95, 256, 0.0, 0.0, 0, ""]
+    data: list[Any] = [{"text": "hi", "files": []}, [], *{**defaults(), "model": "m" * HUGE}.values()]
     session_hash = uuid.uuid4().hex[:11]
     with requests.Session() as http:
         http.post(
@@ -140,4 +141,5 @@ def test_a_huge_model_name_is_never_sent(refusing_app: AppProcess, shared_api: F
         events = http.get(
             refusing_app.url + "gradio_api/queue/data", params={"session_hash": session_hash}, timeout=60
         ).text
-    assert "The model name is" in events and len(events) < 100_000 and shared_api.chat_requests() == []
+    assert "characters long; at most 200 are accepted" in events and len(events) < 100_000
+    assert shared_api.chat_requests() == []

@@ -24,7 +24,7 @@ from chat_backend.attachments import PATH_MAX, Attachments, Forged
 from tests.app_process import ROOT, AppProcess
 from tests.conftest import app_on
 from tests.fake_api import FakeAPI
-from web.guard import file_paths, inside
+from web.guard import MAX_JSON_DEPTH, inside, path_values
 
 
 def event_index(app: AppProcess, name: str) -> int:
@@ -179,14 +179,14 @@ def test_a_long_but_plausible_chat_is_still_accepted(live_app: AppProcess) -> No
     assert reply.ok, reply.text[:300]
 
 
-@pytest.mark.parametrize("depth", [5_000, 100])
-def test_json_nested_thousands_deep_is_refused_not_a_server_error(live_app: AppProcess, depth: int) -> None:
-    """A plain 400 for what no page sends (it was a 500 and a traceback in the log); shallow nesting passes the
-    guard (Gradio then refuses this value itself)."""
+@pytest.mark.parametrize("depth", [5_000, MAX_JSON_DEPTH, MAX_JSON_DEPTH - 10])
+def test_json_nested_too_deep_to_judge_is_refused_not_a_server_error(live_app: AppProcess, depth: int) -> None:
+    """A plain 400 for what no page sends (5,000 deep was a 500 and a traceback in the log, and any depth the guard
+    would not walk would go unjudged); shallower nesting passes the guard (Gradio then refuses this value itself)."""
     nested = "[" * depth + "]" * depth
     body = b'{"data": [%s], "fn_index": %d, "session_hash": "deep"}' % (nested.encode(), chat_step(live_app))
     status = raw_post(live_app, "/gradio_api/run/predict", body, chunked=False)
-    assert status == 400 if depth > 1000 else status != 400
+    assert status == 400 if depth + 2 > MAX_JSON_DEPTH else status != 400
 
 
 def test_the_refusal_says_what_the_limit_is(live_app: AppProcess) -> None:
@@ -273,21 +273,25 @@ JSON = st.recursive(
 
 
 @given(JSON)
-def test_file_paths_finds_every_path_string_at_any_depth(data: Any) -> None:
-    def every(value: Any) -> list[str]:
+def test_path_values_finds_every_path_value_at_any_depth(data: Any) -> None:
+    def every(value: Any) -> list[Any]:
         if isinstance(value, dict):
-            own = [value["path"]] if isinstance(value.get("path"), str) else []
+            own = [value["path"]] if "path" in value else []
             return own + [path for item in value.values() for path in every(item)]
         return [path for item in value for path in every(item)] if isinstance(value, list) else []
 
-    assert sorted(file_paths(data)) == sorted(every(json.loads(json.dumps(data))))
+    assert sorted(map(repr, path_values(data))) == sorted(map(repr, every(json.loads(json.dumps(data)))))
 
 
 def test_a_symlink_in_the_upload_folder_does_not_lead_out(tmp_path: Path) -> None:
     (tmp_path / "uploads").mkdir()
     (tmp_path / "uploads" / "link").symlink_to(ROOT / "app.py")
     assert not inside(str(tmp_path / "uploads" / "link"), str(tmp_path / "uploads"))
-    assert list(file_paths({"a": [{"path": "x"}, {"file": {"path": "y"}}], "path": 3})) == ["x", "y"]
+    assert sorted(map(repr, path_values({"a": [{"path": "x"}, {"file": {"path": "y"}}], "path": 3}))) == [
+        "'x'",
+        "'y'",
+        "3",
+    ]
 
 
 def login(app: AppProcess, password: str, source: str = "127.0.0.2", forwarded: str = "") -> tuple[int, str]:
@@ -364,3 +368,18 @@ def test_a_path_longer_than_any_file_can_have_is_refused_unresolved(live_app: Ap
         Attachments.under([uploads]).resolve(path)
     conversation = [{"role": "user", "content": {"path": path}}]
     assert run(live_app, "_load_conversation", [0, [conversation]]).status_code == 400
+
+
+@pytest.mark.parametrize("page", ["monitoring", "monitoring/summary", "monitoring/not-the-key"])
+def test_gradios_monitoring_pages_are_closed_by_default(live_app: AppProcess, page: str) -> None:
+    """Gradio opens /monitoring to anyone unless told otherwise: its summary lists every event's timings."""
+    reply = requests.get(f"{live_app.url}{page}", timeout=10)
+    assert reply.status_code == 403 and "functions" not in reply.text, reply.text[:200]
+
+
+def test_the_owner_can_open_the_monitoring_pages(shared_api: FakeAPI, tmp_path: Path) -> None:
+    app = app_on(shared_api, tmp_path, MONITORING="1").start()
+    try:
+        assert requests.get(f"{app.url}monitoring/summary", timeout=10).json() == {"functions": {}}
+    finally:
+        app.stop()

@@ -1,105 +1,236 @@
-"""guard: what a request must pass before Gradio sees it.
+"""guard: what a request must be before Gradio sees it, as an allow-list that refuses whatever it cannot judge.
 
-Gradio's routes take bodies of any size, and a chat value the client made up may name any file: given
-`{"path": "/any/file"}`, Gradio copies that file into its cache and serves it. `RequestGuard` bounds every
-request body (413) and refuses JSON naming a file outside Gradio's upload folder (400); `LoginThrottle`
-answers 429 to an address after too many failed logins. Both are plain ASGI, so streamed replies pass
-through untouched.
+Gradio's routes take bodies of any size and shape, and a chat value the client made up may name any file: given
+`{"path": "/any/file"}`, Gradio copies that file into its cache and serves it. `RequestGuard` lets a request
+through only once it has read it whole and found it harmless, and answers anything else with 400 (413 when too
+large), its own errors included:
+
+- the URL is UTF-8 without control characters; `/gradio_api/file=` names a file under the uploads (or the page's
+  own icons), never a URL, which Gradio would fetch and pass on; `/gradio_api/proxy=` is closed (no app is loaded);
+- a body comes only with a method that takes one, never content-encoded (nothing here decodes it);
+- uploads (`/gradio_api/upload`) are multipart forms, the login a form, every other body JSON: UTF-8 without a
+  BOM, no key twice, no NaN, at most MAX_JSON_DEPTH deep, and every `"path"` in it a string naming something
+  under Gradio's upload folder. Gradio then reads the very bytes that were checked, with the same `json.loads`.
+
+Plain ASGI, so streamed replies pass through untouched.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import logging
 import os
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from chat_backend.attachments import PATH_MAX
-from chat_backend.quotas import scope_address
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from .asgi import (
+    ASGIApp,
+    Message,
+    Receive,
+    Refused,
+    Scope,
+    Send,
+    header,
+    header_values,
+    pass_counted,
+    refuse,
+    too_large,
+)
 
+log = logging.getLogger(__name__)
+UPLOAD_PATH = "/gradio_api/upload"
+LOGIN_PATHS = frozenset({"/login", "/login/"})
+FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/")
+CLOSED_ROUTES = ("/gradio_api/proxy=",)
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_TRACKED_ADDRESSES = 100_000  # beyond this the idlest addresses are forgotten, so memory stays bounded
+FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+MAX_JSON_DEPTH = 64  # the page's deepest value (saved conversations of typed parts with files) is about 10
+# Values in one body (about: commas, brackets and braces outside strings). Each costs a microsecond or more to
+# build and judge (5 MB of `[]` or `1,` held the event loop for seconds); the page's saved conversations need
+# about ten per message, so this leaves room for 10,000 messages.
+MAX_JSON_ITEMS = 100_000
+LOGIN_BODY_LIMIT = 64_000  # a user name and a password
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def inside(path: str, folder: str) -> bool:
-    """Whether `path` names something under `folder` once `..` and symlinks are resolved; URLs never do."""
-    if not path or "://" in path or len(path) > PATH_MAX:
+    """Whether `path` names something under `folder` once `..` and symlinks are resolved. Whatever cannot be
+    resolved (a NUL, a lone surrogate, longer than PATH_MAX) names no file there, and a URL never does."""
+    if not path or "://" in path or len(path) > PATH_MAX or "\x00" in path:
         return False
-    root = os.path.realpath(folder)
-    return os.path.commonpath([os.path.realpath(path), root]) == root
+    try:
+        path.encode("utf-8")
+        root = os.path.realpath(folder)
+        return os.path.commonpath([os.path.realpath(path), root]) == root
+    except (ValueError, OSError):  # UnicodeEncodeError is a ValueError
+        return False
 
 
-def file_paths(data: Any) -> Iterator[str]:
-    """Every `"path"` a JSON value holds, at any depth: the shape Gradio reads as a file, with or without meta."""
-    if isinstance(data, dict):
-        if isinstance(data.get("path"), str):
-            yield data["path"]
-        for value in data.values():
-            yield from file_paths(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from file_paths(value)
+def path_values(data: Any) -> Iterator[Any]:
+    """Every value under a `"path"` key at any depth, whatever its type: what Gradio may read as a file.
+
+    Walks without recursion and refuses (`Refused`) past MAX_JSON_DEPTH, so any parsed value can be judged.
+    """
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise Refused(400, "edge_too_deep")
+        if isinstance(value, dict):
+            if "path" in value:
+                yield value["path"]
+            items: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            items = value
+        else:
+            continue
+        stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
 
 
-def _header(scope: Scope, name: str) -> str:
-    wanted = name.encode("latin-1")
-    return next((value.decode("latin-1") for key, value in scope["headers"] if key.lower() == wanted), "")
+def read_json(body: bytes) -> Any:
+    """The body as Starlette reads it (`json.loads`), or `Refused` for what two readers might take differently:
+    not UTF-8 (`json.loads` would guess UTF-16 or -32), a BOM, a key twice, NaN or Infinity, or nesting deeper
+    than the parser goes."""
+    if json_items(body) > MAX_JSON_ITEMS:
+        raise Refused(400, "edge_too_complex")
+    try:
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_one_of_each, parse_constant=_not_a_number)
+    except (ValueError, RecursionError):
+        raise Refused(400, "edge_unreadable") from None
 
 
-async def _answer(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-    """A small JSON reply: `{"detail": ...}`, the shape Gradio's own errors use."""
-    body = json.dumps({"detail": detail}).encode()
-    extra = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in (headers or {}).items()]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
-        }
+def json_items(body: bytes, limit: int = MAX_JSON_ITEMS) -> int:
+    """About how many values a JSON text holds, without parsing it: its commas, brackets and braces outside
+    strings, which is exact whenever it decides anything (over `limit` or not). Counted at C speed with strings
+    included, and again without them only when that is over the limit; a text with more strings than the limit
+    allows is over it anyway (a value has at most two: a key and itself)."""
+    rough = body.count(b",") + body.count(b"[") + body.count(b"{")
+    if rough <= limit:
+        return rough
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")  # no escaped quote is left to end a string
+    if plain.count(b'"') > 4 * (limit + 1):
+        return rough
+    outside = b"".join(plain.split(b'"')[::2])
+    return outside.count(b",") + outside.count(b"[") + outside.count(b"{")
+
+
+def _one_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("a key appears twice")
+    return value
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    """`type/subtype` in lower case and the parameters, names in lower case (a boundary keeps its case)."""
+    kind, *params = content_type.split(";")
+    parsed = {}
+    for param in params:
+        name, equals, value = param.partition("=")
+        if not equals:
+            raise Refused(400, "edge_unreadable")
+        parsed[name.strip().lower()] = value.strip().strip('"')
+    return kind.strip().lower(), parsed
+
+
+def _is_json(content_type: str) -> bool:
+    kind, params = media_type(content_type)
+    return kind == "application/json" and all(
+        name == "charset" and value.lower() in ("utf-8", "utf8") for name, value in params.items()
     )
-    await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    """The client sent more than the limit; the request is answered with 413."""
+def _decoded(raw: bytes) -> str:
+    """A URL part percent-decoded as UTF-8, or `Refused` if it is not UTF-8 or holds a control character."""
+    try:
+        text = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused(400, "edge_unreadable") from None
+    if _CONTROL.search(text):
+        raise Refused(400, "edge_unreadable")
+    return text
 
 
 class RequestGuard:
-    """Bounds every request body and refuses client JSON that names a file Gradio did not receive as an upload.
+    """The allow-list in the module docstring. Uploads may be up to `upload_limit` bytes, other bodies up to
+    `body_limit`: a declared Content-Length over the limit is refused before a byte is read, a chunked body is
+    counted as it streams. `served_folders` are served at `/gradio_api/file=` besides `upload_folder`."""
 
-    Uploads (`…/upload`, multipart) may be up to `upload_limit` bytes; any other body up to `body_limit`. A
-    declared Content-Length over the limit is refused before a byte is read; a chunked body is counted as it
-    streams. JSON bodies are read whole (they are bounded) and every `"path"` in them must lie inside
-    `upload_folder`: the browser only ever sends back paths of files it uploaded or the app returned there.
-    """
-
-    def __init__(self, app: ASGIApp, *, body_limit: int, upload_limit: int, upload_folder: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        body_limit: int,
+        upload_limit: int,
+        upload_folder: str,
+        served_folders: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.body_limit = body_limit
         self.upload_limit = upload_limit
         self.upload_folder = upload_folder
+        self.served_folders = [upload_folder, *served_folders]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS:
+        if scope["type"] == "lifespan":
             return await self.app(scope, receive, send)
-        limit = self.upload_limit if scope["path"].rstrip("/").endswith("/upload") else self.body_limit
-        declared = _header(scope, "content-length")
-        if declared.isdigit() and int(declared) > limit:
-            return await _too_large(send, limit)
-        content_type = _header(scope, "content-type").lower()  # media types are case-insensitive, as FastAPI reads them
-        if not content_type or "json" in content_type:  # FastAPI reads a body without a type as JSON too
+        if scope["type"] != "http":  # Gradio serves no websockets; nothing else is judged here
+            return await send({"type": "websocket.close", "code": 1008})
+        try:
+            self._check_target(scope)
+            expected = self._expected_body(scope)
+        except Refused as refusal:
+            return await refuse(scope, send, refusal)
+        if expected is None:
+            return await self.app(scope, receive, send)
+        kind, limit = expected
+        if kind == "json":
             return await self._checked_json(scope, receive, send, limit)
         await self._counted(scope, receive, send, limit)
+
+    def _check_target(self, scope: Scope) -> None:
+        path = _decoded(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape"))
+        _decoded(scope.get("query_string", b"").replace(b"+", b" "))
+        if path.startswith(CLOSED_ROUTES):
+            raise Refused(400, "edge_unreadable")
+        route = next((route for route in FILE_ROUTES if path.startswith(route)), None)
+        if route and not any(inside(path[len(route) :], folder) for folder in self.served_folders):
+            raise Refused(400, "edge_forged")
+
+    def _expected_body(self, scope: Scope) -> tuple[str, int] | None:
+        """None for a method without a body, else how to read the body ("json" or "form") and its size limit."""
+        lengths = header_values(scope, "content-length")
+        framed = bool(header_values(scope, "transfer-encoding")) or any(length.strip() != "0" for length in lengths)
+        if scope["method"] in BODYLESS_METHODS:
+            if framed:
+                raise Refused(400, "edge_unreadable")
+            return None
+        if len(lengths) > 1 or len(header_values(scope, "content-type")) > 1:
+            raise Refused(400, "edge_unreadable")
+        if any(coding.strip().lower() != "identity" for coding in header_values(scope, "content-encoding")):
+            raise Refused(400, "edge_unreadable")
+        path = scope["path"]
+        kind, limit = "json", self.body_limit
+        if path == UPLOAD_PATH:
+            kind, limit = "upload", self.upload_limit
+        elif path in LOGIN_PATHS:
+            kind, limit = "login", LOGIN_BODY_LIMIT
+        if lengths and lengths[0].strip().isdigit() and int(lengths[0]) > limit:
+            raise too_large(limit)
+        if kind == "json":
+            return kind, limit  # its type is judged with the body: an empty one may come with any
+        allowed = {"multipart/form-data"} if kind == "upload" else FORMS
+        if media_type(header(scope, "content-type"))[0] not in allowed:
+            raise Refused(400, "edge_unreadable")
+        return "form", limit
 
     async def _checked_json(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         chunks: list[bytes] = []
@@ -111,17 +242,13 @@ class RequestGuard:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > limit:
-                return await _too_large(send, limit)
+                return await refuse(scope, send, too_large(limit))
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
-            forged = any(not inside(path, self.upload_folder) for path in file_paths(json.loads(body)))
-        except ValueError:
-            forged = False  # not JSON after all: Gradio answers that itself
-        except RecursionError:  # nested thousands deep: no page sends that, and it would fail further on anyway
-            return await _answer(send, 400, "This request is nested too deeply.")
-        if forged:
-            return await _answer(send, 400, "This request names a file that was not uploaded here.")
+            self._judge(header(scope, "content-type"), body)
+        except Refused as refusal:
+            return await refuse(scope, send, refusal)
         replayed = False
 
         async def replay() -> Message:
@@ -133,115 +260,27 @@ class RequestGuard:
 
         await self.app(scope, replay, send)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """Pass the body through while counting; past the limit the app sees a disconnect and the client a 413."""
-        size, over, started = 0, False, False
-
-        async def counting() -> Message:
-            nonlocal size, over
-            message = await receive()
-            size += len(message.get("body", b""))
-            if size > limit and not started:
-                over = True
-                return {"type": "http.disconnect"}
-            return message
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            if over:
-                return  # the app's answer to a request cut short; the 413 below replaces it
-            started = True
-            await send(message)
-
+    def _judge(self, content_type: str, body: bytes) -> None:
+        """Refuses (`Refused`) unless `body` is JSON whose every `"path"` names an upload; an empty body names
+        nothing. Any error of its own refuses too: a guard that cannot judge a request never lets it through."""
+        if not body:
+            return
         try:
-            await self.app(scope, counting, sending)
+            if not _is_json(content_type):
+                raise Refused(400, "edge_unreadable")
+            for path in path_values(read_json(body)):
+                if not (isinstance(path, str) and inside(path, self.upload_folder)):
+                    raise Refused(400, "edge_forged")
+        except Refused:
+            raise
         except Exception:
-            if not over:
-                raise
-        if over:
-            await _too_large(send, limit)
+            log.exception("the request guard failed on a body; refused")
+            raise Refused(400, "edge_unreadable") from None
 
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Pass a form through while counting: past the limit the app sees a disconnect and the client a 413."""
 
-async def _too_large(send: Send, limit: int) -> None:
-    await _answer(send, 413, f"Request too large: this server accepts at most {limit / 1_000_000:g} MB here.")
+        async def within(size: int) -> Refused | None:
+            return too_large(limit) if size > limit else None
 
-
-class _Failures:
-    """Login attempts per address in the last `window` seconds. An attempt counts from the moment it starts, so
-    parallel guesses cannot slip past the limit together, and is forgotten again when it succeeds."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._times: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def attempt(self, key: str) -> tuple[float, float]:
-        """(seconds to wait, 0) when `key` is over the limit; else (0, a token for `succeeded`)."""
-        now = self._clock()
-        with self._lock:
-            times = self._times.setdefault(key, deque())
-            self._times.move_to_end(key)
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) >= self.limit:
-                return times[0] + self.window - now, 0.0
-            times.append(now)
-            if len(self._times) > MAX_TRACKED_ADDRESSES:
-                self._times.popitem(last=False)
-            return 0.0, now
-
-    def succeeded(self, key: str, token: float) -> None:
-        with self._lock:
-            times = self._times.get(key)
-            if times and token in times:
-                times.remove(token)
-
-
-class LoginThrottle:
-    """After `max_failures` failed logins from one address within `window` seconds, POST /login answers 429
-    until the oldest of them is `window` seconds old. Other addresses and successful logins are unaffected."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_failures: int,
-        window: float,
-        trusted_hops: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.app = app
-        self.trusted_hops = trusted_hops
-        self._attempts = _Failures(max_failures, window, clock) if max_failures > 0 else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self._attempts is None
-            or scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"].rstrip("/") != "/login"
-        ):
-            return await self.app(scope, receive, send)
-        address = scope_address(scope, self.trusted_hops)
-        wait, token = self._attempts.attempt(address)
-        if wait:
-            seconds = str(math.ceil(wait))
-            return await _answer(
-                send,
-                429,
-                f"Too many failed logins from your address. Try again in {seconds} s.",
-                {"retry-after": seconds},
-            )
-        status = 0
-
-        async def watching(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        await self.app(scope, receive, watching)
-        if status < 400:
-            self._attempts.succeeded(address, token)
+        await pass_counted(self.app, scope, receive, send, within)

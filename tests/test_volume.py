@@ -1,0 +1,256 @@
+"""What one address may make the server keep (issue 20, items 2 and 3): session state in memory, uploads on disk.
+Reproduced through the launched app with its default bounds; the bounds leave a class of 50 behind one NAT served."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import gradio as gr
+import pytest
+import requests
+from gradio.state_holder import StateHolder
+from gradio_client import Client
+from playwright.sync_api import Browser, expect
+
+from chat_backend.config import DEFAULT_BODY_MB_PER_MINUTE, DEFAULT_UPLOAD_MB_PER_MINUTE, Settings
+from tests.app_process import CHROMIUM, ROOT, AppProcess
+from tests.asgi_driver import Recorder, request
+from tests.conftest import app_on
+from tests.fake_api import FakeAPI, Reply
+from tests.redis_server import RedisServer
+from tests.test_app_api import chat
+from tests.test_security import cache_bytes, chat_value, copy_step, raw_post, rss_mb
+from web.guard import RequestGuard
+from web.sessions import SessionExpiry, forget_idle
+from web.volume import VolumeQuota
+
+ARTIFACTS = ROOT / "test-artifacts"
+VOLUME_DEFAULTS = {  # app_on turns the volume budgets off for other tests: these tests keep the defaults
+    "BODY_MB_PER_MINUTE": f"{DEFAULT_BODY_MB_PER_MINUTE:g}",
+    "UPLOAD_MB_PER_MINUTE": f"{DEFAULT_UPLOAD_MB_PER_MINUTE:g}",
+}
+
+
+@pytest.fixture(scope="module")
+def default_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """The app with every bound at its default (message rates off, as in the other attack tests)."""
+    app = app_on(shared_api, tmp_path_factory.mktemp("volume"), **VOLUME_DEFAULTS).start()
+    yield app
+    app.stop()
+
+
+def test_forty_big_chat_values_from_fresh_sessions_leave_memory_within_100_mb(default_app: AppProcess) -> None:
+    """Each accepted value stays in its session's state (Gradio keeps up to 10,000 sessions): 40 of 4.5 MB kept
+    200-370 MB. The address's budget of accepted bytes refuses the rest before reading them."""
+    index = copy_step(default_app)
+    chat = json.dumps(chat_value(4_500_000)).encode()
+    before = rss_mb(default_app)
+    statuses = [
+        raw_post(
+            default_app,
+            "/gradio_api/run/predict",
+            b'{"data": [%s], "fn_index": %d, "session_hash": "fill-%d"}' % (chat, index, number),
+        )
+        for number in range(40)
+    ]
+    grown = rss_mb(default_app) - before
+    print(f"RSS {before:.0f} MB -> +{grown:.0f} MB; statuses {statuses}")
+    assert grown < 100 and 200 in statuses and set(statuses) <= {200, 429}
+    refusal = requests.post(
+        f"{default_app.url}gradio_api/run/predict",
+        data=b'{"data": [%s], "fn_index": %d, "session_hash": "one-more"}' % (chat, index),
+        headers={"content-type": "application/json", "accept-language": "zh-CN"},
+        timeout=30,
+    )
+    assert refusal.status_code == 429 and "每分钟最多 60 MB" in refusal.json()["detail"], refusal.text
+    assert int(refusal.headers["retry-after"]) >= 1
+
+
+def upload(app: AppProcess, number: int, size: int) -> requests.Response:
+    content = os.urandom(size)  # distinct contents: Gradio stores identical files once
+    return requests.post(f"{app.url}gradio_api/upload", files={"files": (f"{number}.bin", content)}, timeout=60)
+
+
+def test_ten_uploads_of_ten_megabytes_at_once_store_at_most_60_mb(shared_api: FakeAPI, tmp_path: Path) -> None:
+    app = app_on(shared_api, tmp_path, MAX_ATTACHMENT_MB="10", **VOLUME_DEFAULTS).start()
+    try:
+        before = cache_bytes(app)
+        with ThreadPoolExecutor(10) as pool:
+            replies = list(pool.map(lambda n: upload(app, n, 9_900_000), range(10)))
+        stored = (cache_bytes(app) - before) / 1_000_000
+    finally:
+        app.stop()
+    print(f"stored {stored:.1f} MB; statuses {[reply.status_code for reply in replies]}")
+    assert stored <= 60 and any(reply.ok for reply in replies)
+    refused = [reply for reply in replies if not reply.ok]
+    assert refused and all(reply.status_code == 429 for reply in refused)
+    assert all("uploads" in reply.json()["detail"] and "a minute" in reply.json()["detail"] for reply in refused)
+
+
+def test_a_full_upload_folder_refuses_uploads_with_a_message(shared_api: FakeAPI, tmp_path: Path) -> None:
+    app = app_on(shared_api, tmp_path, UPLOAD_STORE_MB="3", MAX_ATTACHMENT_MB="2").start()
+    try:
+        first, second = upload(app, 1, 1_900_000), upload(app, 2, 1_900_000)
+        stored = cache_bytes(app)
+    finally:
+        app.stop()
+    assert first.ok and second.status_code == 413 and stored < 3_000_000
+    assert "full" in second.json()["detail"] and "3 MB" in second.json()["detail"]
+
+
+def test_session_state_is_bounded_by_the_session_capacity(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """With STATE_SESSIONS=2, a third session pushes the first one's state out: its next message comes without the
+    earlier history (what any restart does too). The default keeps thousands."""
+    shared_api.reset()
+    app = app_on(shared_api, tmp_path, STATE_SESSIONS="2").start()
+    try:
+        first = Client(app.url, verbose=False)
+        shared_api.script(Reply(text="Paris."))
+        chat(first, "Capital of France?")
+        for other in range(2):
+            chat(Client(app.url, verbose=False), f"other visitor {other}")
+        chat(first, "Population?")
+    finally:
+        app.stop()
+    sent = [m["content"] for m in shared_api.chat_requests()[-1].body["messages"]]
+    assert "Population?" in sent and "Capital of France?" not in sent
+
+
+# --- In-process: the defaults serve a class, replicas share the budgets, Gradio keeps sessions as assumed ---------
+
+ROOM_ADDRESS = "203.0.113.7"
+
+
+def volume(storage_url: str | None = None, **bounds: int) -> tuple[VolumeQuota, Recorder]:
+    defaults = Settings()
+    downstream = Recorder()
+    settings = {
+        "body_per_minute": defaults.body_per_minute,
+        "upload_per_minute": defaults.upload_per_minute,
+        "upload_store": defaults.upload_store_bytes,
+        **bounds,
+    }
+    quota = VolumeQuota(
+        downstream, upload_folder=tempfile.mkdtemp(), trusted_hops=0, storage_url=storage_url, **settings
+    )
+    return quota, downstream
+
+
+async def post(app: VolumeQuota, path: str, size: int, declared: bool = True) -> int:
+    headers = {"content-type": "application/json", **({"content-length": str(size)} if declared else {})}
+    return (await request(app, path, b"x" * size, headers, client=ROOM_ADDRESS)).status
+
+
+def test_a_class_of_50_behind_one_address_fits_the_default_budgets() -> None:
+    """150 messages in a minute, each as the page sends it mid-lesson: the textbox, the history twice (40 KB, then
+    with the reply), the queue's join and the saved conversations (120 KB); and a dozen 4 MB attachments."""
+    quota, _ = volume()
+
+    async def lesson() -> list[int]:
+        message = [1_000, 40_000, 2_000, 44_000, 120_000]
+        statuses = [await post(quota, "/gradio_api/run/predict", size) for _ in range(150) for size in message]
+        return statuses + [await post(quota, "/gradio_api/upload", 4_000_000) for _ in range(12)]
+
+    assert set(asyncio.run(lesson())) == {200}
+
+
+def test_replicas_share_the_budget_through_redis(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    try:
+        (one, _), (two, _) = (volume(server.url, body_per_minute=1_000_000) for _ in range(2))
+
+        async def burst() -> list[int]:
+            return [await post(one, "/x", 600_000), await post(two, "/x", 600_000), await post(one, "/x", 300_000)]
+
+        assert asyncio.run(burst()) == [200, 429, 200]
+    finally:
+        server.stop()
+
+
+def test_a_streamed_body_is_counted_as_it_arrives() -> None:
+    """Without a Content-Length the budget is spent a megabyte at a time; past it the app sees a disconnect."""
+    quota, downstream = volume(body_per_minute=2_500_000)
+
+    async def streams() -> list[int]:
+        return [await post(quota, "/x", 1_500_000, declared=False) for _ in range(2)]
+
+    assert asyncio.run(streams()) == [200, 429] and len(downstream.bodies[0]) == 1_500_000
+    assert len(downstream.bodies) == 2 and len(downstream.bodies[1]) < 1_500_000  # cut short, then refused
+
+
+def test_gradio_keeps_sessions_in_order_of_use_and_idle_ones_are_forgotten() -> None:
+    with gr.Blocks() as demo:
+        state = gr.State([])
+    holder = StateHolder()
+    holder.set_blocks(demo)
+    for session in ("a", "b", "c"):
+        holder[session][state._id] = ["a chat"]
+    now = datetime.datetime.now()
+    holder.time_last_used["a"] = now - datetime.timedelta(minutes=90)
+    holder.time_last_used["b"] = now - datetime.timedelta(minutes=61)
+    assert forget_idle(holder, 3600, now) == 2 and list(holder.session_data) == ["c"]
+    holder["a"]  # a visitor coming back gets a fresh session, at the end
+    assert list(holder.session_data) == ["c", "a"] and holder.time_last_used["a"] > now
+
+
+def test_a_body_the_guard_refuses_unread_costs_nothing() -> None:
+    """Volume is counted as the body is read: 30 declared 20 MB bodies refused by the guard's size limit (413,
+    unread) leave the address's whole budget, so its next message goes through."""
+    downstream = Recorder()
+    guard = RequestGuard(downstream, body_limit=5_000_000, upload_limit=6_000_000, upload_folder=tempfile.mkdtemp())
+    quota = VolumeQuota(
+        guard, body_per_minute=10_000_000, upload_per_minute=0, upload_folder="", upload_store=0, trusted_hops=0
+    )
+
+    async def attempts() -> list[int]:
+        big = {"content-type": "application/json", "content-length": "20000000"}
+        statuses = [(await request(quota, "/x", b"", big)).status for _ in range(30)]
+        fits = {"content-type": "application/json", "content-length": "4000000"}
+        return statuses + [(await request(quota, "/x", b"[" + b" " * 3_999_998 + b"]", fits)).status]
+
+    assert asyncio.run(attempts()) == [413] * 30 + [200]
+
+
+def test_the_expiry_sweeps_the_apps_sessions_as_requests_arrive() -> None:
+    with gr.Blocks() as demo:
+        state = gr.State([])
+    gradio_app = type("GradioApp", (), {"state_holder": StateHolder()})()
+    gradio_app.state_holder.set_blocks(demo)
+    for session in ("idle", "recent"):
+        gradio_app.state_holder[session][state._id] = ["a chat"]
+    gradio_app.state_holder.time_last_used["idle"] -= datetime.timedelta(minutes=61)
+    expiry = SessionExpiry(Recorder(), max_idle=3600)
+    assert asyncio.run(request(expiry, "/", method="GET", app_state=gradio_app)).status == 200
+    assert list(gradio_app.state_holder.session_data) == ["recent"]
+
+
+# Last in this file: Playwright's sync API keeps an event loop running in this thread until the module ends.
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
+def test_the_page_shows_why_an_upload_was_refused(
+    browser: Browser, shared_api: FakeAPI, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    notes, more = tmp_path / "notes.txt", tmp_path / "more.txt"
+    notes.write_bytes(b"tide tables\n" * 125_000)  # 1.5 MB each
+    more.write_bytes(b"wind tables\n" * 125_000)
+    app = app_on(shared_api, tmp_path, UPLOAD_MB_PER_MINUTE="2").start()
+    page = browser.new_page()
+    try:
+        page.goto(app.url)
+        attach = page.locator('#chat-input input[data-testid="file-upload"]')
+        attach.set_input_files(str(notes))
+        expect(page.locator("#chat-input").get_by_role("listitem", name="File thumbnail")).to_be_visible()
+        attach.set_input_files(str(more))
+        toast = page.get_by_text("Too many uploads from your network address")
+        expect(toast).to_be_visible(timeout=15_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    finally:
+        page.close()
+        app.stop()
