@@ -269,7 +269,11 @@ def main(args: argparse.Namespace) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     fake, fake_port = start_fake_api(ttft=args.ttft, tokens=args.tokens, rate=args.rate)
     base_url = f"http://{HOST}:{fake_port}/v1"
-    unlimited = {"RATE_LIMIT_PER_SESSION": "0", "RATE_LIMIT_PER_ADDRESS": "0"}  # all load comes from one address
+    unlimited = {  # all load comes from one address
+        "RATE_LIMIT_PER_SESSION": "0",
+        "RATE_LIMIT_PER_ADDRESS": "0",
+        "MAX_UPSTREAM_PER_ADDRESS": "100000",
+    }
     sides: list[Side] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))  # so that the servers below are stopped
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:

@@ -40,6 +40,7 @@ MODEL = "abab6.5s-chat"
 QUESTION = "Tell me something."
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 OPEN_LOOP_HEADING = "## Open loop"
+PER_MESSAGE_HEADING = "## Per message"  # written by hand from `--compare` runs; kept after the open loop
 
 
 @dataclass
@@ -262,7 +263,11 @@ def main() -> None:
     base_url = f"http://{HOST}:{fake_port}/v1"
     logs = args.out / "bench-logs"
     logs.mkdir(exist_ok=True)
-    unlimited = {"RATE_LIMIT_PER_SESSION": "0", "RATE_LIMIT_PER_ADDRESS": "0"}  # all load comes from one address
+    unlimited = {  # all load comes from one address
+        "RATE_LIMIT_PER_SESSION": "0",
+        "RATE_LIMIT_PER_ADDRESS": "0",
+        "MAX_UPSTREAM_PER_ADDRESS": "100000",
+    }
     app = AppProcess(logs / "app.log", AIMLAPI_BASE_URL=base_url, AIMLAPI_KEY="bench", **unlimited)
     # The same app sending only the first and the last update of each reply: the floor of Gradio's own costs.
     floor = (
@@ -308,8 +313,10 @@ def run_open_loop(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     section = openloop.main(args)
     report = args.out / "bench.md"
-    before = report.read_text(encoding="utf-8").split(OPEN_LOOP_HEADING)[0] if report.exists() else ""
-    report.write_text(before.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+    text = report.read_text(encoding="utf-8") if report.exists() else ""
+    before, after = text.split(OPEN_LOOP_HEADING)[0], text.partition(PER_MESSAGE_HEADING)
+    kept = f"\n{after[1]}{after[2]}" if after[1] else ""  # the hand-written per-message section stays
+    report.write_text(before.rstrip("\n") + "\n\n" + section + kept, encoding="utf-8")
     print(section)
 
 
