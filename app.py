@@ -46,6 +46,7 @@ from chat_backend.relay import Due, newest_in_thread
 from chat_backend.shared_links import Shares, link_choices, remember
 from chat_backend.store import open_store
 from chat_backend.visitor_settings import FIELDS, Field, read
+from chat_ui import ChatInterface
 from web import health, share_page
 from web.guard import RequestGuard, inside
 from web.login import LoginThrottle
@@ -62,6 +63,9 @@ LATEX: list[dict[str, str | bool]] = [
     {"left": "\\[", "right": "\\]", "display": True},
 ]
 QUEUE_IDLE_POLL = 0.005  # seconds between looks at an empty queue; tests/test_health.py checks Gradio reads it
+# Seconds between the queue's position messages to waiting visitors. Gradio's "auto" sends one to every waiting
+# event each time any event starts: a burst of n chats costs n² messages, and their writes delayed each start.
+QUEUE_STATUS_SECONDS = 1.0
 ATTACHMENT_TYPES = [".txt", ".md", ".csv", ".json", ".pdf", ".py", ".js", ".ts", ".html", ".xml", ".yaml", "image"]
 EXAMPLES = [
     {
@@ -377,33 +381,6 @@ def setting_component(spec: Field, app: ChatApp, i18n: gr.I18n) -> gr.Dropdown |
     return gr.Number(spec.default, label=label, minimum=spec.low, maximum=spec.high, precision=0, info=info)
 
 
-class ChatInterface(gr.ChatInterface):
-    """Saved conversations live in the visitor's browser and outlive the server's cache (a restart, a Space waking
-    from sleep): one whose files are gone still opens, each missing file shown as a one-line placeholder."""
-
-    def _load_conversation(  # type: ignore[override]  # Gradio hands a gr.Request to a handler that asks for one
-        self, index: int, conversations: list[list[Any]], request: gr.Request
-    ) -> tuple[int, list[Any]]:
-        """As Gradio's, but the chat is returned as a value: an update would rebuild the Chatbot and serve its
-        avatar again from the app's folder, which `blocked_paths` now refuses."""
-        lang = language(request.headers.get("accept-language"))
-        return index, [_without_missing_files(message, lang) for message in conversations[index]]
-
-
-def _without_missing_files(message: dict[str, Any], lang: str = "en") -> dict[str, Any]:
-    """`message` with each file that no longer exists replaced by a text placeholder naming it."""
-    content = message.get("content")
-    parts = content if isinstance(content, list) else [content]
-    kept = []
-    for part in parts:
-        file = part.get("file") if isinstance(part, dict) and part.get("type") == "file" else part
-        if isinstance(file, dict) and isinstance(file.get("path"), str) and not os.path.exists(file["path"]):
-            name = file.get("orig_name") or Path(file["path"]).name
-            part = {"type": "text", "text": t("attachment_gone", lang, name=name)}
-        kept.append(part)
-    return {**message, "content": kept if isinstance(content, list) else kept[0]}
-
-
 def build(settings: Settings) -> tuple[gr.Blocks, dict[str, Any]]:
     """The app for `settings`: its Blocks (queue configured) and the keyword arguments for `demo.launch`."""
     return blocks(ChatApp(settings))
@@ -478,7 +455,7 @@ def blocks(app: ChatApp) -> tuple[gr.Blocks, dict[str, Any]]:
                 elem_id="chat-input",
             ),
             additional_inputs=[inputs[spec.name] for spec in FIELDS],
-            additional_outputs=[model_box],  # see model_after
+            additional_outputs=[model_box],  # see model_after; the page gets it through a state (chat_ui)
             examples=[[example] + [None] * len(FIELDS) for example in EXAMPLES],
             editable=True,
             save_history=True,
@@ -519,7 +496,11 @@ def blocks(app: ChatApp) -> tuple[gr.Blocks, dict[str, Any]]:
                 **ui_only,
             )
             demo.load(own_links, my_links, [my_links_box, unshare_button], **ui_only)
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+    demo.queue(
+        max_size=settings.queue_size,
+        default_concurrency_limit=settings.concurrency,
+        status_update_rate=QUEUE_STATUS_SECONDS,
+    )
     demo._queue.sleep_when_free = QUEUE_IDLE_POLL  # Gradio's 1 ms costs an idle process ~30-60 ms of CPU a second
     return demo, launch_options(app, i18n)
 

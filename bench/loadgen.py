@@ -148,6 +148,28 @@ class Dependency:
     queued: bool
     inputs: list[int]
     outputs: list[int] = field(default_factory=list)
+    backend: bool = True  # False: a `js=` step the browser runs by itself, no request
+
+
+def _submit_chain(first: dict[str, Any], deps: list[dict[str, Any]], kinds: dict[int, str]) -> list[dict[str, Any]]:
+    """Every event one submit sets off in the browser, in the order it starts them: the events that follow each
+    (`.then`, `.success`), and the `.change` listeners of the browser-stored values (saved conversations) each
+    writes. As if every event succeeded; each at most once."""
+    chain, waiting, seen = [], [first], set()
+    while waiting:
+        current = waiting.pop(0)
+        if current["id"] in seen:
+            continue
+        seen.add(current["id"])
+        chain.append(current)
+        stored = {o for o in current["outputs"] if kinds.get(o) == "browserstate"}
+        waiting += [
+            d
+            for d in deps
+            if (d.get("trigger_after") == current["id"] and not d.get("trigger_only_on_failure"))
+            or any(target == [o, "change"] for target in d["targets"] for o in stored)
+        ]
+    return chain
 
 
 @dataclass
@@ -189,19 +211,15 @@ class GradioChat:
             if any(t[1] == "submit" and kinds.get(t[0]) in ("textbox", "multimodaltextbox") for t in d["targets"])
         )
         textbox = first["inputs"][0]
-        chain, current = [], first
-        while current is not None:
-            chain.append(
-                Dependency(current["id"], bool(current.get("queue", True)), current["inputs"], current["outputs"])
-            )
-            current = next(
-                (d for d in deps if d.get("trigger_after") == current["id"] and d["targets"] == [[None, "then"]]), None
-            )
+        chain = [
+            Dependency(d["id"], bool(d.get("queue", True)), d["inputs"], d["outputs"], d.get("backend_fn", True))
+            for d in _submit_chain(first, deps, kinds)
+        ]
         chatbot = next(c for c in config["components"] if c["type"] == "chatbot")["id"]
         on_load = [
             Dependency(d["id"], False, d["inputs"])
             for d in deps
-            if any(t[1] == "load" for t in d["targets"]) and not d.get("queue", True)
+            if any(t[1] == "load" for t in d["targets"]) and not d.get("queue", True) and d.get("backend_fn", True)
         ]
         return cls(
             host,
@@ -234,16 +252,25 @@ class GradioChat:
         return values
 
     async def turn(self, text: str, history: list[dict[str, Any]], session: str | None = None) -> Timing:
-        """One message through the whole chain; TTFT and total are taken on the first queued (streaming) event."""
+        """One message through the whole chain; TTFT and total are taken on the first queued (streaming) event.
+
+        The chatbot's value follows the chain as the browser's does: the history until a step (the server's or a
+        `js=` one) has shown the message in it, then with the message, and after the reply with the reply too.
+        The textbox holds the text until a step has cleared it. `js=` steps themselves send nothing."""
         session = session or uuid.uuid4().hex[:11]
         timing, started = Timing(), time.perf_counter()
         posts = Connection(self.host, self.port)
         streaming_seen = False
-        after = [*history, {"role": "user", "content": text}]
+        shown, typed = history, text
         try:
             for dependency in self.chain:
+                if not dependency.backend:
+                    if self.chatbot in dependency.outputs and not streaming_seen:
+                        shown = [*history, {"role": "user", "content": text}]
+                    typed = "" if self.textbox in dependency.outputs else typed
+                    continue
                 payload = {
-                    "data": self._data(dependency, text, history if not streaming_seen else after, session),
+                    "data": self._data(dependency, typed, shown, session),
                     "fn_index": dependency.fn_index,
                     "session_hash": session,
                     "event_data": None,
@@ -254,6 +281,9 @@ class GradioChat:
                     if status != 200:
                         raise RuntimeError(f"fn {dependency.fn_index}: HTTP {status} {body[:200]!r}")
                     self._keep_stored(session, dependency, body)
+                    if self.chatbot in dependency.outputs and not streaming_seen:
+                        shown = [*history, {"role": "user", "content": text}]
+                    typed = "" if self.textbox in dependency.outputs else typed
                     continue
                 status, body = await self._json(posts, session, f"{GRADIO_API}/queue/join", payload)
                 if status != 200:
@@ -263,7 +293,8 @@ class GradioChat:
                     streaming_seen = True
                     timing.total, timing.final = time.perf_counter() - started, final
                     timing.ok = timing.ttft is not None and (not self.marker or self.marker in final)
-                    after.append({"role": "assistant", "content": self.marker.decode() if self.marker else ""})
+                    reply = {"role": "assistant", "content": self.marker.decode() if self.marker else ""}
+                    shown = [*history, {"role": "user", "content": text}, reply]
         except (OSError, asyncio.IncompleteReadError, RuntimeError, ValueError) as exc:
             timing.ok, timing.error = False, repr(exc)[:300]
         finally:
@@ -294,9 +325,9 @@ class GradioChat:
         session = uuid.uuid4().hex[:11]
         connection = Connection(self.host, self.port)
         calls = [(dep, self._data(dep, "", [])) for dep in self.on_load]
-        if history:
-            streaming = next(i for i, dep in enumerate(self.chain) if dep.queued)
-            sync = next(dep for dep in self.chain[streaming + 1 :] if dep.inputs == [self.chatbot] and not dep.queued)
+        streaming = next(i for i, dep in enumerate(self.chain) if dep.queued)
+        sync = next((d for d in self.chain[streaming + 1 :] if d.inputs == [self.chatbot] and d.backend), None)
+        if history and sync:  # a chain with no such step sends the history with each message instead
             calls.append((sync, [browser_shape(history)]))
         try:
             for dependency, data in calls:

@@ -190,6 +190,7 @@ def main(args: argparse.Namespace) -> str:
         "AIMLAPI_KEY": "bench",
         "RATE_LIMIT_PER_SESSION": "0",
         "RATE_LIMIT_PER_ADDRESS": "0",
+        "MAX_UPSTREAM_PER_ADDRESS": "100000",
     }  # all load comes from one address
     logs = args.out / "bench-logs"
     logs.mkdir(parents=True, exist_ok=True)

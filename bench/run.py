@@ -10,6 +10,7 @@ docs/bench.md (table and targets) and docs/bench.png. Run from the repository ro
     python bench/run.py            # the full run, a few minutes
     python bench/run.py --smoke    # 2 chats, a short reply: what CI runs
     python bench/run.py --open-loop  # chats arriving at fixed rates: 1 process vs replicas behind HAProxy
+    python bench/run.py --compare main HEAD  # two revisions in one run, interleaved (bench/compare.py)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ MODEL = "abab6.5s-chat"
 QUESTION = "Tell me something."
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 OPEN_LOOP_HEADING = "## Open loop"
+PER_MESSAGE_HEADING = "## Per message"  # written by hand from `--compare` runs; kept after the open loop
 
 
 @dataclass
@@ -228,7 +230,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="open loop: seconds at each rate")
     parser.add_argument("--bursts", default="64,128", help="open loop: chats arriving at once, comma-separated")
     parser.add_argument("--replicas", default="1,2", help="open loop: replica counts behind HAProxy")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("REV_A", "REV_B"),
+        help='two git revisions or folders ("." for this checkout as it is), measured in one run, interleaved '
+        "(bench/compare.py); uses --bursts, --one-at-a-time, --open-rate, --open-seconds, --repeats, --peer",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="compare: times every load runs on each side")
+    parser.add_argument(
+        "--one-at-a-time", type=int, default=10, help="compare: messages sent one after another (0: skip)"
+    )
+    parser.add_argument("--open-rate", type=float, default=10.0, help="compare: new chats a second (0: skip)")
+    parser.add_argument("--open-seconds", type=float, default=20.0, help="compare: seconds of new chats")
+    parser.add_argument("--peer", action="store_true", help="compare: also the minimal peer (bench/minimal_peer.py)")
     args = parser.parse_args()
+    if args.compare:
+        from bench import compare  # it imports this module's measuring helpers
+
+        compare.main(args)
+        return
     if args.open_loop:
         run_open_loop(args)
         return
@@ -242,7 +263,11 @@ def main() -> None:
     base_url = f"http://{HOST}:{fake_port}/v1"
     logs = args.out / "bench-logs"
     logs.mkdir(exist_ok=True)
-    unlimited = {"RATE_LIMIT_PER_SESSION": "0", "RATE_LIMIT_PER_ADDRESS": "0"}  # all load comes from one address
+    unlimited = {  # all load comes from one address
+        "RATE_LIMIT_PER_SESSION": "0",
+        "RATE_LIMIT_PER_ADDRESS": "0",
+        "MAX_UPSTREAM_PER_ADDRESS": "100000",
+    }
     app = AppProcess(logs / "app.log", AIMLAPI_BASE_URL=base_url, AIMLAPI_KEY="bench", **unlimited)
     # The same app sending only the first and the last update of each reply: the floor of Gradio's own costs.
     floor = (
@@ -288,8 +313,10 @@ def run_open_loop(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     section = openloop.main(args)
     report = args.out / "bench.md"
-    before = report.read_text(encoding="utf-8").split(OPEN_LOOP_HEADING)[0] if report.exists() else ""
-    report.write_text(before.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+    text = report.read_text(encoding="utf-8") if report.exists() else ""
+    before, after = text.split(OPEN_LOOP_HEADING)[0], text.partition(PER_MESSAGE_HEADING)
+    kept = f"\n{after[1]}{after[2]}" if after[1] else ""  # the hand-written per-message section stays
+    report.write_text(before.rstrip("\n") + "\n\n" + section + kept, encoding="utf-8")
     print(section)
 
 

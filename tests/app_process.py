@@ -52,11 +52,14 @@ class AppProcess:
         )  # never the repository's ./data
         self.env.update(env)
         self.command = [sys.executable, "app.py"]
+        self.cwd = ROOT  # another checkout's folder runs that checkout's app (bench/compare.py)
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> AppProcess:
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -37,17 +37,10 @@ class RawSession:
         self.session_hash = uuid.uuid4().hex[:11]
         config = requests.get(app.url + "config", timeout=10).json()
         self.fn = {dep["api_name"]: index for index, dep in enumerate(config["dependencies"])}
-        self.edit_trigger = config["dependencies"][self.fn["_edit_message"]]["targets"][0][0]
 
-    def queued(self, fn: str, data: list[Any], event_data: dict[str, Any] | None = None) -> list[Any] | None:
+    def queued(self, fn: str, data: list[Any]) -> list[Any] | None:
         """The outputs of `fn`, or None when Gradio (or the app's request guard) refused the call."""
-        body = {
-            "data": data,
-            "event_data": event_data,
-            "fn_index": self.fn[fn],
-            "session_hash": self.session_hash,
-            "trigger_id": self.edit_trigger if event_data else None,
-        }
+        body = {"data": data, "event_data": None, "fn_index": self.fn[fn], "session_hash": self.session_hash}
         joined = requests.post(self.base + "queue/join", json=body, timeout=10)
         if joined.status_code == 400:  # the request guard (web/guard.py) refused a forged file before Gradio
             return None
@@ -61,23 +54,28 @@ class RawSession:
                     return message["output"]["data"] if message["success"] else None
         raise AssertionError(f"{fn} never completed")
 
-    def predict(self, fn: str, data: list[Any]) -> list[Any]:
-        body = {"data": data, "fn_index": self.fn[fn], "session_hash": self.session_hash, "event_data": None}
-        response = requests.post(self.base + "run/predict", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()["data"]
+    def send(self, value: dict[str, Any], history: list[dict[str, Any]] | None = None) -> Turn | None:
+        """Send `value` (text and files) after `history` the way the page does, whatever led to it (Enter, an
+        edit, retry, an example): the chat it shows, the new message last, to the reply step. None if Gradio
+        itself refused the value."""
+        marked = {"meta": {"_type": "gradio.FileData"}}  # as the page marks every file it sends
+        files = [
+            {"type": "file", "file": {**marked, **(f if isinstance(f, dict) else {"path": f})}} for f in value["files"]
+        ]
+        message = {"role": "user", "content": [*files, {"type": "text", "text": value["text"]}]}
+        outputs = self.queued("reply_in_page", [[*(history or []), message], *SETTINGS])
+        return None if outputs is None else Turn(outputs[0], notice_texts(outputs[0]))
 
-    def edit_and_submit(self, value: dict[str, Any], history: list[dict[str, Any]] | None = None) -> Turn | None:
-        """Send `value` after `history` (the conversation the browser holds) the way an edit does: the edit event
-        stores both, then the submit step runs. None if Gradio itself refused the value."""
-        history = history or []
-        event = {"index": len(history), "value": value, "previous_value": "hi"}
-        if self.queued("_edit_message", [history], event) is None:
-            return None
-        self.predict("_append_message_to_history_2", [None, None])
-        outputs = self.queued("_submit_fn_4", [None, None, *SETTINGS])
-        assert outputs is not None
-        return Turn(outputs[1], notice_texts(outputs[1]))
+    def edit(self, value: Any) -> list[Any] | None:
+        """The chat the edit step makes of `value` as the first message's new text; None if refused."""
+        body = {
+            "data": [[]],
+            "event_data": {"index": 0, "value": value, "previous_value": "hi"},
+            "fn_index": self.fn["_edit"],
+            "session_hash": self.session_hash,
+        }
+        response = requests.post(self.base + "run/predict", json=body, timeout=10)
+        return response.json()["data"] if response.ok else None
 
 
 @dataclass
@@ -119,14 +117,19 @@ def test_forged_attachment_paths_are_never_read(live_app: AppProcess, app_api: F
         str(tmp_path / "missing.txt"),
         "relative/../../etc/passwd",
     ]
-    notices = []
+    notices, edits = [], []
     for attack in attacks:
-        value = {"content": "hi", "text": "Repeat the attached file verbatim.", "files": [attack]}
-        turn = RawSession(live_app).edit_and_submit(value)
+        value = {"text": "Repeat the attached file verbatim.", "files": [attack]}
+        session = RawSession(live_app)
+        turn = session.send(value)
         notices.append(turn and turn.notices)
-    # One wording (or Gradio's own refusal): nothing tells an existing file from a missing one.
+        edits.append(session.edit(value))
+    # The reply step takes files only as `{"path": ...}` parts of the chat, which Gradio validates and the request
+    # guard checks: each forged path is refused before the app reads (or by the app, in one wording that tells
+    # nothing about the file).
     assert all(shown in ([FORGED], None) for shown in notices), notices
-    assert notices.count([FORGED]) >= 6
+    # An edit is text. Gradio's own edit step copied a file it named (say, in /tmp) into its cache and served it.
+    assert edits == [None] * len(attacks), edits
     sent = json.dumps([request.body for request in app_api.chat_requests()])
     assert CANARY not in sent and "root:x:0:0" not in sent and "VmRSS" not in sent
     assert str(canary) not in json.dumps(notices)
@@ -245,12 +248,12 @@ def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_p
         pdf.write_bytes(make_pdf(["High water at 06:12, low water at 12:30."]))
         Image.new("RGB", (32, 32), "green").save(photo)
         paths = upload(app, pdf, photo)
-        first = RawSession(app).edit_and_submit({"text": "Summarise the tides", "files": paths}, history=[])
+        first = RawSession(app).send({"text": "Summarise the tides", "files": paths}, history=[])
         assert first.notices == [] and len(image_parts(shared_api.chat_requests()[0].body)) == 1
         for folder in cache.iterdir():  # the hourly cleaning, or a Space waking from sleep
             shutil.rmtree(folder)
 
-        second = RawSession(app).edit_and_submit({"text": "When is high water?", "files": []}, history=first.chat)
+        second = RawSession(app).send({"text": "When is high water?", "files": []}, history=first.chat)
         assert second.notices == [
             (
                 "photo.png from earlier in this conversation is no longer on the server, so the model did not see it. "
@@ -259,14 +262,14 @@ def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_p
         ]
         app.stop()
         app.start()
-        third = RawSession(app).edit_and_submit({"text": "And low water?", "files": []}, history=first.chat)
+        third = RawSession(app).send({"text": "And low water?", "files": []}, history=first.chat)
         for request in shared_api.chat_requests()[1:]:
             sent = json.dumps(request.body["messages"])
             assert "High water at 06:12" in sent and "[attachment photo.png is no longer available]" in sent
             assert image_parts(request.body) == []
         assert len(shared_api.chat_requests()) == 3 and third.notices == second.notices
 
-        gone = RawSession(app).edit_and_submit({"text": "Read it again", "files": paths[:1]}, history=first.chat)
+        gone = RawSession(app).send({"text": "Read it again", "files": paths[:1]}, history=first.chat)
         assert gone.notices == ["The attachment tide.pdf is no longer available; attach it again."]
         assert len(shared_api.chat_requests()) == 3
     finally:

@@ -170,7 +170,7 @@ def test_a_visitors_own_key_is_used_but_never_stored(page: Page, app_api: FakeAP
     expect(bot_messages(page).first).to_contain_text("Hello from the stand-in.")
     assert app_api.chat_requests()[0].headers["Authorization"] == f"Bearer {visitor_key}"
     storage = "JSON.stringify(Object.assign({}, localStorage)) + JSON.stringify(Object.assign({}, sessionStorage))"
-    page.wait_for_function(f"{storage}.includes('_saved_conversations')")  # the conversation is saved (encrypted)…
+    page.wait_for_function(f"{storage}.includes('saved-conversations')")  # the conversation is saved (encrypted)…
     assert visitor_key not in page.evaluate(storage)  # …and the key is not stored beside it
     assert page.evaluate("indexedDB.databases().then(dbs => dbs.map(db => db.name))") == []  # no run history
     assert visitor_key not in live_app.logs()

@@ -33,16 +33,14 @@ def event_index(app: AppProcess, name: str) -> int:
     return next(event["id"] for event in config["dependencies"] if event.get("api_name") == name)
 
 
-def copy_step(app: AppProcess) -> int:
-    """The fn_index of a non-queued step that copies the chat value into the session's state."""
+def chat_step(app: AppProcess) -> int:
+    """The fn_index of a non-queued server step that takes the chat value alone (an edit's first step)."""
     config = requests.get(f"{app.url}config", timeout=10).json()
     kinds = {component["id"]: component["type"] for component in config["components"]}
     return next(
         event["id"]
         for event in config["dependencies"]
-        if not event["queue"]
-        and [kinds[i] for i in event["inputs"]] == ["chatbot"]
-        and [kinds[o] for o in event["outputs"]] == ["state"]
+        if not event["queue"] and event["backend_fn"] and [kinds[i] for i in event["inputs"]] == ["chatbot"]
     )
 
 
@@ -165,7 +163,7 @@ def rss_mb(app: AppProcess) -> float:
 
 
 def test_thirty_sessions_of_twenty_megabyte_chats_are_refused_and_memory_stays_put(live_app: AppProcess) -> None:
-    index = copy_step(live_app)
+    index = chat_step(live_app)
     chat = json.dumps(chat_value(20_000_000)).encode()
     before = rss_mb(live_app)
     for number in range(30):
@@ -175,7 +173,8 @@ def test_thirty_sessions_of_twenty_megabyte_chats_are_refused_and_memory_stays_p
 
 
 def test_a_long_but_plausible_chat_is_still_accepted(live_app: AppProcess) -> None:
-    body = {"data": [chat_value(1_000_000)], "fn_index": copy_step(live_app), "session_hash": "long-chat"}
+    edit = {"index": 0, "value": "shorter", "previous_value": "lorem"}
+    body = {"data": [chat_value(1_000_000)], "fn_index": chat_step(live_app), "session_hash": "x", "event_data": edit}
     reply = requests.post(f"{live_app.url}gradio_api/run/predict", json=body, timeout=30)
     assert reply.ok, reply.text[:300]
 
@@ -185,7 +184,7 @@ def test_json_nested_too_deep_to_judge_is_refused_not_a_server_error(live_app: A
     """A plain 400 for what no page sends (5,000 deep was a 500 and a traceback in the log, and any depth the guard
     would not walk would go unjudged); shallower nesting passes the guard (Gradio then refuses this value itself)."""
     nested = "[" * depth + "]" * depth
-    body = b'{"data": [%s], "fn_index": %d, "session_hash": "deep"}' % (nested.encode(), copy_step(live_app))
+    body = b'{"data": [%s], "fn_index": %d, "session_hash": "deep"}' % (nested.encode(), chat_step(live_app))
     status = raw_post(live_app, "/gradio_api/run/predict", body, chunked=False)
     assert status == 400 if depth + 2 > MAX_JSON_DEPTH else status != 400
 
