@@ -456,6 +456,7 @@ def blocks(app: ChatApp) -> tuple[gr.Blocks, dict[str, Any]]:
             ),
             additional_inputs=[inputs[spec.name] for spec in FIELDS],
             additional_outputs=[model_box],  # see model_after; the page gets it through a state (chat_ui)
+            after_stop=after_stop,
             examples=[[example] + [None] * len(FIELDS) for example in EXAMPLES],
             editable=True,
             save_history=True,
@@ -466,18 +467,6 @@ def blocks(app: ChatApp) -> tuple[gr.Blocks, dict[str, Any]]:
         )
         chat.new_chat_button.elem_id = "new-chat"  # so that the phone layout can fold the saved-chats column
         ui_only: dict[str, Any] = {"queue": False, "api_visibility": "undocumented"}
-        # Stop leaves a reply's last update on the page: a thought still growing is marked cut off there, and the
-        # chat is then kept and saved as Gradio does when a reply ends.
-        stopped = chat.textbox.stop(after_stop, chat.chatbot, chat.chatbot, **ui_only)
-        kept = stopped.then(
-            lambda chat_: (chat_, chat_), chat.chatbot, [chat.chatbot_state, chat.chatbot_value], **ui_only
-        )
-        kept.then(
-            chat._save_conversation,
-            [chat.conversation_id, chat.chatbot_state, chat.saved_conversations],
-            [chat.conversation_id, chat.saved_conversations],
-            **ui_only,
-        )
         more_button.click(None, js="() => window.toggleMore && window.toggleMore()", **ui_only)
         model_box.change(app.temperature_for, [model_box, inputs["temperature"]], inputs["temperature"], **ui_only)
         export_button.click(app.export, chat.chatbot, [markdown_download, json_download], **ui_only)

@@ -60,7 +60,12 @@ class ChatInterface(gr.ChatInterface):
     `additional_outputs`), for the page and for the API alike. Supports what this app uses: a streaming `fn`,
     examples run on click and not cached, no flagging, no validator."""
 
-    def __init__(self, fn: Callable[..., Any], **options: Any) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], *, after_stop: Callable[[Chat, gr.Request], Chat] | None = None, **options: Any
+    ) -> None:
+        """`after_stop(chat, request)` settles what a stopped reply left on the page (and in a saved chat opened
+        later): the reply can no longer update it itself."""
+        self.after_stop = after_stop
         if options.get("cache_examples") or options.get("validator") or options.get("flagging_mode") == "manual":
             raise ValueError("chat_ui.ChatInterface does not wire cached examples, validators or flagging")
         if not inspect.isasyncgenfunction(fn):
@@ -148,6 +153,8 @@ class ChatInterface(gr.ChatInterface):
             # Stop, and that late message).
             event.failure(_nothing, None, None, show_progress="hidden", show_progress_on=[self.chatbot], **ui)
         self.textbox.stop(None, None, None, cancels=replies, **ui)  # the page then runs `done`, as after a reply
+        if self.after_stop:  # one call, then saved in the page like a finished reply
+            self.textbox.stop(self.after_stop, [self.chatbot], [self.chatbot], **ui).then(**done)
 
         self.chatbot.undo(
             None,
@@ -284,8 +291,10 @@ class ChatInterface(gr.ChatInterface):
         self, index: int, conversations: list[list[Any]], request: gr.Request
     ) -> tuple[int, list[Any]]:
         """As Gradio's, but the chat is returned as a value (an update would rebuild the Chatbot and serve its
-        avatar again from the app's folder, which `blocked_paths` refuses) with missing files named."""
-        return index, [_without_missing_files(message, _lang(request)) for message in conversations[index]]
+        avatar again from the app's folder, which `blocked_paths` refuses) with missing files named, and settled
+        as after a Stop (a chat saved while a reply streamed must not look as if it still did)."""
+        chat = [_without_missing_files(message, _lang(request)) for message in conversations[index]]
+        return index, self.after_stop(chat, request) if self.after_stop else chat
 
 
 def _text(value: Any, request: gr.Request) -> str:
