@@ -27,9 +27,8 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from deploy.cluster import cluster_env, free_ports
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
-from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
-from tests.test_app_api import DEFAULTS, notices
+from tests.helpers import DEFAULTS, SERVER_KEY, notices
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("haproxy", "redis-server")) and not os.environ.get("CI"),

@@ -21,9 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat_backend.attachments import PATH_MAX, Attachments, Forged
-from tests.app_process import ROOT, AppProcess
-from tests.conftest import app_on
+from tests.app_process import ROOT, AppProcess, make_app
 from tests.fake_api import FakeAPI
+from tests.helpers import app_on
 from web.guard import file_paths, inside
 
 
@@ -306,7 +306,7 @@ def login(app: AppProcess, password: str, source: str = "127.0.0.2", forwarded: 
 
 
 def test_failed_logins_are_throttled_per_address(shared_api: FakeAPI, tmp_path: Path) -> None:
-    app = AppProcess(
+    app = make_app(
         tmp_path / "app.log",
         APP_USERNAME="ada",
         APP_PASSWORD="lovelace-1815",

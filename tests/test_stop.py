@@ -10,9 +10,8 @@ import pytest
 from gradio_client import Client
 
 from tests.app_process import AppProcess
-from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
-from tests.test_app_api import DEFAULTS, chat
+from tests.helpers import DEFAULTS, app_on, chat
 
 PARTIAL = "one two three four five six seven eight"
 
