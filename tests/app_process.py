@@ -130,7 +130,7 @@ class AppInProcess:
 
         chat_app = app.ChatApp(load_settings(self.env, None))
         demo, options = app.blocks(chat_app)
-        self.running = demo, chat_app, _log_to(self.log_path)
+        self.running = demo, chat_app, APP_LOGS.add(self.log_path)
         chat_app.client.catalogue.refresh_in_background()  # as `main` does
         options |= {"server_name": "127.0.0.1", "server_port": self.port}
         demo.launch(prevent_thread_lock=True, quiet=True, **options)
@@ -147,26 +147,45 @@ class AppInProcess:
             demo, chat_app, log = self.running
             demo.close()
             chat_app.client.close()
-            logging.getLogger().removeHandler(log)
-            log.close()
+            APP_LOGS.remove(log)
             self.running = None
 
 
-def _log_to(path: Path) -> logging.Handler:
-    """A handler writing this process's log records to `path` from now on, as `python app.py`'s
-    `logging.basicConfig(level=INFO)` writes them to its output (Gradio's own HTTP client kept to warnings)."""
-    path.write_bytes(b"")  # a new log for each start, as AppProcess's
-    # Appending, so that the file opens again after uvicorn's logging set-up closes every handler in the process,
-    # as it does when any app here launches.
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    if root.getEffectiveLevel() > logging.INFO:
-        root.setLevel(logging.INFO)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    root.addHandler(handler)
-    return handler
+class _AppLogs:
+    """The log files of the apps served in this process. While any runs, this process logs at INFO, as
+    `python app.py` does (Gradio's HTTP client kept to warnings, as there); once the last stops, the levels are
+    what they were, so that a test reading `caplog` sees what it would without an app."""
+
+    def __init__(self) -> None:
+        self.files: list[logging.Handler] = []
+        self.levels: dict[str, int] = {}
+
+    def add(self, path: Path) -> logging.Handler:
+        path.write_bytes(b"")  # a new log for each start, as AppProcess's
+        # Appending, so that the file opens again after uvicorn's logging set-up closes every handler in the
+        # process, as it does whenever an app here launches.
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setLevel(logging.INFO)
+        if not self.files:
+            self.levels = {name: logging.getLogger(name).level for name in ("", "httpx")}
+            if logging.getLogger().getEffectiveLevel() > logging.INFO:
+                logging.getLogger().setLevel(logging.INFO)
+            logging.getLogger("httpx").setLevel(logging.WARNING)
+        self.files.append(handler)
+        logging.getLogger().addHandler(handler)
+        return handler
+
+    def remove(self, handler: logging.Handler) -> None:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        self.files.remove(handler)
+        if not self.files:
+            for name, level in self.levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+APP_LOGS = _AppLogs()
 
 
 # What only a process of its own can have: variables Gradio or app.py read from the process's environment
