@@ -1,18 +1,49 @@
-"""Shared pytest fixtures: the stand-in API, the app running against it, and awkward ports."""
+"""Shared pytest fixtures: the stand-in API, the app running against it, Chromium, and awkward ports.
+(Shared functions live in tests/helpers.py.)"""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
 from tests.fake_api import FakeAPI
+from tests.helpers import app_on
 
-SERVER_KEY = "canary-key-7d1e5b2a9c"  # recognisable, so leak tests can search for it
+# The test files that take longest, longest first: each starts processes (app.py, a cluster, a venv, Chromium).
+LONGEST_FIRST = (
+    "test_cluster.py",
+    "test_serving.py",
+    "test_quotas.py",
+    "test_bench.py",
+    "test_browser.py",
+    "test_reach.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`LONGEST_FIRST`, then the rest as collected: the two workers take whole files in this order (pyproject's
+    addopts), so that neither ends the run waiting on the other's long file."""
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gradio_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What Gradio reads from this process's environment, for the apps served in it: no analytics calls, and one
+    upload folder for the session (never the system's shared /tmp/gradio). Child processes get their own."""
+    saved = {name: os.environ.get(name) for name in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_TEMP_DIR")}
+    os.environ.update(GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio")))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name)
+        else:
+            os.environ[name] = value
 
 
 def _fail_on_schema_errors(api: FakeAPI) -> None:
@@ -40,25 +71,14 @@ def shared_api() -> Iterator[FakeAPI]:
         yield api
 
 
-def app_on(api: FakeAPI, folder: Path, **env: str) -> AppProcess:
-    """`python app.py` (not started) talking to `api` with the server key, its Gradio files in `folder`, and no
-    message or volume limits (every test sends from 127.0.0.1); `env` adds or overrides settings."""
-    defaults = {
-        "GRADIO_TEMP_DIR": str(folder / "gradio"),
-        "AIMLAPI_BASE_URL": api.base_url,
-        "AIMLAPI_KEY": SERVER_KEY,
-        "RATE_LIMIT_PER_SESSION": "0",
-        "RATE_LIMIT_PER_ADDRESS": "0",
-        "BODY_MB_PER_MINUTE": "0",
-        "UPLOAD_MB_PER_MINUTE": "0",
-    }
-    return AppProcess(folder / "app.log", **{**defaults, **env})
-
-
 @pytest.fixture(scope="session")
 def live_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
-    """`python app.py` with a server key, talking to the shared stand-in API."""
-    app = app_on(shared_api, tmp_path_factory.mktemp("app"), AIMLAPI_READ_TIMEOUT="3", AIMLAPI_RETRY_BUDGET="1")
+    """`python app.py` with a server key, talking to the shared stand-in API. A process of its own, as tests
+    measure its memory, and so that it never waits for the test process's interpreter lock."""
+    app = app_on(
+        shared_api, tmp_path_factory.mktemp("app"), process=True, AIMLAPI_READ_TIMEOUT="3", AIMLAPI_RETRY_BUDGET="1"
+    )
+    assert isinstance(app, AppProcess)
     yield app.start()
     app.stop()
 

@@ -2,47 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from gradio_client import Client
 
-from chat_backend.messages import NOTICE_ID
-from chat_backend.visitor_settings import DEFAULT_MAX_TOKENS, defaults
+from chat_backend.visitor_settings import DEFAULT_MAX_TOKENS
 from tests.app_process import AppProcess
-from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
-
-DEFAULTS: dict[str, Any] = {**defaults(), "max_tokens": 256}  # the page's settings, in the API's order
+from tests.helpers import DEFAULTS, SERVER_KEY, app_on, chat, notices
+from tests.raw_queue import raw_chat
 
 
 @pytest.fixture
 def client(live_app: AppProcess) -> Iterator[Client]:
     """A fresh API session: its own conversation history on the server."""
     yield Client(live_app.url, verbose=False)
-
-
-def chat(client: Client, text: str, **settings: Any) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Send one message; return every streamed output and the final list of messages."""
-    outputs, final, _ = chat_with_model(client, text, **settings)
-    return outputs, final
-
-
-def chat_with_model(client: Client, text: str, **settings: Any) -> tuple[list[Any], list[dict[str, Any]], Any]:
-    """Send one message; return every streamed reply, the final list of messages, and the Model output
-    (an update naming the new model when the fallback answered)."""
-    values = {**DEFAULTS, **settings}
-    job = client.submit({"text": text, "files": []}, *values.values(), api_name="/chat")
-    final, model = job.result(timeout=30)
-    outputs = [reply for reply, _ in job.outputs()]
-    return outputs, final if isinstance(final, list) else [{"role": "assistant", "content": final}], model
-
-
-def notices(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [m for m in messages if str((m.get("metadata") or {}).get("id", "")).startswith(NOTICE_ID)]
 
 
 def test_reply_streams_in_growing_updates_and_ends_with_facts(client: Client, app_api: FakeAPI) -> None:
@@ -126,7 +104,7 @@ def test_a_visitor_key_is_used_instead_of_the_servers(client: Client, app_api: F
 
 
 def test_without_any_key_the_first_message_says_how_to_set_one(shared_api: FakeAPI, tmp_path: Path) -> None:
-    app = AppProcess(tmp_path / "app.log", AIMLAPI_BASE_URL=shared_api.base_url).start()
+    app = app_on(shared_api, tmp_path, AIMLAPI_KEY="").start()
     try:
         _, final = chat(Client(app.url, verbose=False), "Hello?")
     finally:
@@ -162,3 +140,20 @@ def test_text_before_a_pause_is_shown_during_the_pause(client: Client, app_api: 
     final, _ = job.result(timeout=30)
     assert "The answer is 42." in shown, shown
     assert final[0]["content"] == "The answer is 42. Done."
+
+
+def test_a_character_split_between_two_events_as_json_escapes_does_not_break_the_page(
+    live_app: AppProcess, app_api: FakeAPI
+) -> None:
+    """A gateway that cuts UTF-16 strings (JavaScript) may send an emoji's surrogate halves in two events. Gradio
+    then fails to encode the update ("str is not valid UTF-8: surrogates not allowed") and the visitor's event
+    stream ends: no reply, no notice."""
+    app_api.script(
+        Reply(
+            raw_stream=b'data: {"choices":[{"delta":{"content":"smile \\ud83d"}}]}\n\n'
+            b'data: {"choices":[{"delta":{"content":"\\ude00 and a lone \\udc00 half"}}]}\n\n'
+            b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+        )
+    )
+    answer = raw_chat(live_app.url, "an emoji please")
+    assert json.loads(answer)["data"][0][0]["content"] == "smile \U0001f600 and a lone \ufffd half", answer

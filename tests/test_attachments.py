@@ -23,7 +23,7 @@ from chat_backend.messages import NOTICE_ID
 from chat_backend.visitor_settings import defaults
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
-from tests.test_messages import make_pdf
+from tests.helpers import app_on, make_pdf
 
 CANARY = "FAKE-KEY-sk-canary-0b7e4f19d2"
 SETTINGS = list({**defaults(), "max_tokens": 256}.values())  # the settings fields, in the table's order
@@ -235,14 +235,7 @@ def upload(app: AppProcess, *paths: Path) -> list[str]:
 
 def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_path: Path) -> None:
     shared_api.reset()
-    cache = tmp_path / "gradio"
-    app = AppProcess(
-        tmp_path / "app.log",
-        GRADIO_TEMP_DIR=str(cache),
-        DATA_DIR=str(tmp_path / "data"),
-        AIMLAPI_BASE_URL=shared_api.base_url,
-        AIMLAPI_KEY="test-key",
-    ).start()
+    app = app_on(shared_api, tmp_path).start()
     try:
         pdf, photo = tmp_path / "tide.pdf", tmp_path / "photo.png"
         pdf.write_bytes(make_pdf(["High water at 06:12, low water at 12:30."]))
@@ -250,8 +243,8 @@ def test_a_conversation_outlives_its_attachment_files(shared_api: FakeAPI, tmp_p
         paths = upload(app, pdf, photo)
         first = RawSession(app).send({"text": "Summarise the tides", "files": paths}, history=[])
         assert first.notices == [] and len(image_parts(shared_api.chat_requests()[0].body)) == 1
-        for folder in cache.iterdir():  # the hourly cleaning, or a Space waking from sleep
-            shutil.rmtree(folder)
+        for path in paths:  # the hourly cleaning, or a Space waking from sleep: each upload has a folder of its own
+            shutil.rmtree(Path(path).parent)
 
         second = RawSession(app).send({"text": "When is high water?", "files": []}, history=first.chat)
         assert second.notices == [

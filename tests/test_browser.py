@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.app_process import CHROMIUM, ROOT, AppProcess
-from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
+from tests.helpers import SERVER_KEY
 
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -16,7 +16,7 @@ from chat_backend.budget import BudgetExhausted, DailyBudget, cost_of, host_pays
 from chat_backend.config import Settings
 from chat_backend.store import RedisStore, SQLiteStore, StoreUnavailable
 from chat_backend.stream import ChatResult, Usage
-from tests.app_process import AppProcess
+from tests.app_process import AppProcess, make_app
 from tests.fake_api import FakeAPI
 from tests.raw_queue import raw_chat
 from tests.redis_server import RedisServer
@@ -223,7 +223,7 @@ def test_the_launched_app_stops_at_the_budget_keeps_it_over_a_restart_and_serves
     shared_api.reset()
 
     def start() -> AppProcess:
-        return AppProcess(
+        return make_app(
             tmp_path / "app.log",
             AIMLAPI_BASE_URL=shared_api.base_url,
             AIMLAPI_KEY="host-key",

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.cluster import Cluster, needs_haproxy_and_redis
 from tests.fake_api import FakeAPI
-from tests.test_cluster import Cluster
-from tests.test_cluster import pytestmark as needs_haproxy_and_redis
 
 pytestmark = needs_haproxy_and_redis
 PASSWORD = "lovelace-1815"

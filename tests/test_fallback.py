@@ -22,9 +22,8 @@ from chat_backend.errors import ModelUnavailable
 from chat_backend.fallback import FallbackStream, Switch, known_refused, moved_to, with_notice
 from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import AppProcess
-from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import FakeAPI, Reply
-from tests.test_app_api import chat_with_model, notices
+from tests.helpers import SERVER_KEY, app_on, chat_with_model, notices
 
 OLD, NEW = "abab6.5s-chat", "MiniMax-Text-01"
 UNCHANGED = {"__type__": "update"}  # the Model output when the setting stays as it is
@@ -115,6 +114,24 @@ def test_a_model_the_live_catalogue_leaves_out_gets_no_call(fake_api: FakeAPI, t
     assert models_asked(fake_api) == [NEW]
     assert final[0]["content"] == "Hello from the stand-in." and f"{OLD} is retired" in switch_notice(final)["content"]
     assert model == {"__type__": "update", "value": NEW}
+
+
+def test_a_fallback_call_that_fails_is_not_announced_as_having_answered(fake_api: FakeAPI, tmp_path: Path) -> None:
+    """The chosen model is refused, the fallback's own call fails (a 500): the chat said "🔁 Answered by
+    MiniMax-Text-01 … so MiniMax-Text-01 answered" right above the error notice, though nothing answered."""
+    fake_api.models_reply = Reply(status=503)  # the built-in list, which does not know abab7-chat: it is sent
+    fake_api.script(Reply(status=500))  # for the fallback's call, and no retry of it
+    app = start_app(fake_api, tmp_path, AIMLAPI_MAX_RETRIES="0")
+    try:
+        _, final, _ = chat_with_model(Client(app.url, verbose=False), "fallback fails", model="abab7-chat")
+    finally:
+        app.stop()
+    assert models_asked(fake_api) == ["abab7-chat", NEW]
+    titles = [m["metadata"]["title"] for m in final if m.get("metadata")]
+    assert any(title.startswith("⚠️") for title in titles), final
+    assert not any(
+        "answered" in m["content"] or "Answered" in (m.get("metadata") or {}).get("title", "") for m in final
+    ), final
 
 
 def answer(api: FakeAPI, settings: ChatSettings, fallback: str = NEW, live: bool = True) -> FallbackStream:

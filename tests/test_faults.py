@@ -11,7 +11,7 @@ from gradio_client import Client
 
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.test_app_api import chat, notices
+from tests.helpers import chat, notices
 
 PARTIAL = "one two three four five six seven eight"
 BYSTANDER = " ".join(f"calm{i}" for i in range(40))

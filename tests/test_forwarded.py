@@ -14,9 +14,8 @@ import pytest
 import requests
 
 from tests.app_process import AppProcess
-from tests.conftest import app_on
 from tests.fake_api import FakeAPI
-from tests.test_security import chat_value
+from tests.helpers import app_on, chat_value
 
 PASSWORD = "lovelace-1815"
 

@@ -23,8 +23,7 @@ from chat_backend.attachments import PATH_MAX
 from tests.app_process import AppProcess
 from tests.asgi_driver import Recorder, request
 from tests.fake_api import FakeAPI
-from tests.test_app_api import DEFAULTS
-from tests.test_security import event_index, served_urls
+from tests.helpers import DEFAULTS, event_index, served_urls
 from web.guard import MAX_JSON_ITEMS, RequestGuard, inside, json_items
 
 SECRET_TEXT = b"another program's temporary file: do not serve"

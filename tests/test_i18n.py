@@ -13,13 +13,15 @@ from gradio_client import Client
 
 import chat_backend
 from chat_backend import errors, i18n, transcript
+from chat_backend.client import ChatClient
+from chat_backend.config import Settings
 from chat_backend.i18n import EN, ZH, language, placeholders, t
 from chat_backend.messages import ERROR_NOTICE_ID
 from chat_backend.stream import ChatResult
+from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import AppProcess
-from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
-from tests.test_app_api import chat, notices
+from tests.helpers import app_on, chat, notices
 
 
 def test_every_key_exists_in_both_languages_with_the_same_placeholders() -> None:
@@ -144,3 +146,17 @@ def test_every_visitor_facing_error_in_chat_backend_is_raised_with_a_message_key
             ):
                 english.append(f"{path.name}:{node.lineno} {name}")
     assert not english, english
+
+
+def test_the_vendors_words_end_their_sentence_before_the_advice_in_both_languages(fake_api: FakeAPI) -> None:
+    """A 429 or 500 notice quotes the API and then advises: "It said: “Too Many Requests” Wait a minute" ran the
+    quote into the next sentence (in Chinese: “Too Many Requests”请等待…, with no full stop at all)."""
+    settings = Settings(api_key="k", base_url=fake_api.base_url, max_retries=0)
+    fake_api.script(Reply(status=429), Reply(status=500))
+    with ChatClient(settings) as client:
+        for _ in range(2):
+            with pytest.raises(errors.ChatError) as caught:
+                client.complete([{"role": "user", "content": "hi"}], ChatSettings(model="MiniMax-Text-01"))
+            english, chinese = caught.value.message("en"), caught.value.message("zh")
+            assert "”." in english and "” " not in english.replace("”.", ""), english
+            assert "”。" in chinese, chinese

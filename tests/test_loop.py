@@ -19,8 +19,8 @@ import requests
 
 from chat_backend.store import SQLITE_FILE
 from tests.app_process import AppProcess
-from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
+from tests.helpers import app_on
 from tests.raw_queue import chat_fn_index, raw_chat
 
 STAND_IN_REPLY = "Hello from the stand-in."

@@ -28,6 +28,7 @@ from chat_backend.messages import (
     to_api_messages,
 )
 from chat_backend.store import SQLiteStore, StoreUnavailable
+from tests.helpers import make_pdf
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "chat_request.abab6.5s-chat.json").read_text())
 
@@ -302,31 +303,6 @@ def test_fit_drops_oldest_whole_turns_keeping_system_and_newest() -> None:
 def test_fit_refuses_a_newest_message_that_can_never_fit() -> None:
     with pytest.raises(BadInput, match="does not fit"):
         fit_to_context([{"role": "user", "content": "word " * 3_000}], 2_000, 500)
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    """A minimal valid PDF with one line of Helvetica text per page."""
-    objects = ["<< /Type /Catalog /Pages 2 0 R >>", ""]
-    kids = []
-    for page_text in pages:
-        stream = f"BT /F1 12 Tf 72 720 Td ({page_text}) Tj ET"
-        page_number = len(objects) + 1
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {page_number + 1} 0 R "
-            "/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>"
-        )
-        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
-        kids.append(f"{page_number} 0 R")
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(pages)} >>"
-    out, offsets = b"%PDF-1.4\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return out
 
 
 @settings(deadline=None)  # a loaded CI machine; nothing here is slow by design

@@ -21,18 +21,17 @@ from hypothesis import strategies as st
 from chat_backend.config import load_settings
 from chat_backend.errors import Busy, Throttled
 from chat_backend.quotas import Guard, visitor_address
-from tests.app_process import AppProcess
+from tests.app_process import AppProcess, make_app
 from tests.fake_api import FakeAPI, Reply
+from tests.helpers import DEFAULTS, chat, make_pdf, notices
 from tests.raw_queue import raw_chat
 from tests.redis_server import RedisServer
-from tests.test_app_api import DEFAULTS, chat, notices
-from tests.test_messages import make_pdf
 
 STAND_IN_REPLY = "Hello from the stand-in."
 
 
 def start_app(shared_api: FakeAPI, folder: Path, **env: str) -> AppProcess:
-    return AppProcess(folder / "app.log", AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY="limits", **env).start()
+    return make_app(folder / "app.log", AIMLAPI_BASE_URL=shared_api.base_url, AIMLAPI_KEY="limits", **env).start()
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,16 @@ Screenshots of every state go to test-artifacts/reach-*.png for a person to look
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import FakeAPI, Reply
+from tests.helpers import serious_violations
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -38,7 +37,6 @@ WIDE_REPLY = (
     + "0f" * 32
     + "`"
 )
-AXE = Axe()
 
 
 def open_page(
@@ -62,16 +60,6 @@ def open_page(
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"reach-{name}.png"))
-
-
-def serious_violations(page: Page) -> list[str]:
-    """axe-core's serious and critical findings on the page as it is now."""
-    results: Any = AXE.run(page)
-    return [
-        f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def send(page: Page, text: str) -> None:

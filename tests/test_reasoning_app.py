@@ -11,7 +11,7 @@ from gradio_client import Client
 from chat_backend.messages import THOUGHT_ID
 from tests.app_process import AppProcess
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
-from tests.test_app_api import DEFAULTS, chat, notices
+from tests.helpers import DEFAULTS, chat, notices
 
 THOUGHT = "The user asks for the capital of France. That is Paris; say so briefly."
 ANSWER = "The capital of France is Paris."

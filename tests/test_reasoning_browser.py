@@ -22,7 +22,7 @@ from chat_backend.shared_links import Shares
 from chat_backend.store import SQLITE_FILE, SQLiteStore
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
-from tests.test_reach import serious_violations
+from tests.helpers import serious_violations
 from web import share_page
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):

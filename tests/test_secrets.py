@@ -7,15 +7,15 @@ reader could. (Exports and the visitor's own key are checked in a real browser, 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import requests
 from gradio_client import Client
 
 from chat_backend.errors import REDACTED, StreamRedactor, redact
 from tests.app_process import AppProcess
-from tests.conftest import SERVER_KEY
 from tests.fake_api import FakeAPI, Reply
-from tests.test_app_api import chat, notices
+from tests.helpers import SERVER_KEY, app_on, chat, notices
 
 ECHO = f'{{"message": "Invalid header Authorization: Bearer {SERVER_KEY}", "key": "{SERVER_KEY}"}}'
 
@@ -49,6 +49,21 @@ def test_the_key_is_not_in_the_logs(live_app: AppProcess, app_api: FakeAPI) -> N
     chat(client, "work")
     logs = live_app.logs()
     assert "chat_backend.client" in logs or "chat " in logs  # the log is being written
+    assert SERVER_KEY not in logs
+
+
+def test_the_key_is_not_in_the_log_of_an_app_served_in_the_test_process(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """Most tests serve their app from the test process (tests/app_process.py): its log must hold what the app
+    logged, the failure that echoed the key included, or the check above would pass on an empty log."""
+    shared_api.reset()
+    app = app_on(shared_api, tmp_path).start()
+    try:
+        shared_api.script(Reply(status=401, body=ECHO))
+        chat(Client(app.url, verbose=False), "fail")
+        logs = app.logs()
+    finally:
+        app.stop()
+    assert "chat_backend.client" in logs or "chat " in logs, logs[-2000:]
     assert SERVER_KEY not in logs
 
 

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,51 +20,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat_backend.attachments import PATH_MAX, Attachments, Forged
-from tests.app_process import ROOT, AppProcess
-from tests.conftest import app_on
+from tests.app_process import ROOT, AppProcess, make_app
 from tests.fake_api import FakeAPI
+from tests.helpers import app_on, cache_bytes, chat_step, chat_value, event_index, raw_post, rss_mb, served_urls
 from web.guard import MAX_JSON_DEPTH, inside, path_values
-
-
-def event_index(app: AppProcess, name: str) -> int:
-    """The fn_index of the UI event Gradio names `name` (the undocumented functions the page calls)."""
-    config = requests.get(f"{app.url}config", timeout=10).json()
-    return next(event["id"] for event in config["dependencies"] if event.get("api_name") == name)
-
-
-def chat_step(app: AppProcess) -> int:
-    """The fn_index of a non-queued server step that takes the chat value alone (an edit's first step)."""
-    config = requests.get(f"{app.url}config", timeout=10).json()
-    kinds = {component["id"]: component["type"] for component in config["components"]}
-    return next(
-        event["id"]
-        for event in config["dependencies"]
-        if not event["queue"] and event["backend_fn"] and [kinds[i] for i in event["inputs"]] == ["chatbot"]
-    )
 
 
 def run(app: AppProcess, name: str, data: list[Any], session: str = "attacker", **kwargs: Any) -> requests.Response:
     """POST /gradio_api/run/predict for a non-queued UI event, as the page does."""
     body = {"data": data, "fn_index": event_index(app, name), "session_hash": session}
     return requests.post(f"{app.url}gradio_api/run/predict", json=body, timeout=30, **kwargs)
-
-
-def served_urls(response: requests.Response) -> list[str]:
-    """Every /gradio_api/file= URL in a reply."""
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("url"), str) and "/file=" in value["url"]:
-                found.append(value["url"])
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(response.json() if response.headers.get("content-type", "").startswith("application/json") else None)
-    return found
 
 
 def secret_files(tmp_path: Path) -> dict[str, Path]:
@@ -124,44 +88,6 @@ def test_a_saved_conversation_with_an_upload_still_opens(live_app: AppProcess) -
     assert [requests.get(url, timeout=10).content for url in served_urls(reply)] == [b"tide tables"]
 
 
-def chat_value(size: int) -> list[dict[str, Any]]:
-    """A well-formed chat value of about `size` bytes, as the page sends it."""
-    text = "lorem ipsum " * (size // 12)
-    return [
-        {"role": "user", "content": [{"type": "text", "text": text}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
-    ]
-
-
-def raw_post(app: AppProcess, path: str, body: bytes, chunked: bool = False) -> int:
-    """POST `body` over a plain socket and return the status; the server may answer (and close) before the
-    body is all sent, as it should for a body over the limit, so a reset while sending is expected."""
-    head = [
-        f"POST {path} HTTP/1.1",
-        f"Host: 127.0.0.1:{app.port}",
-        "Content-Type: application/json",
-        "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}",
-        "Connection: close",
-    ]
-    with socket.create_connection(("127.0.0.1", app.port), timeout=30) as sock:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        try:
-            for start in range(0, len(body), 1 << 20):
-                piece = body[start : start + (1 << 20)]
-                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-            sock.sendall(b"0\r\n\r\n" if chunked else b"")
-        except OSError:
-            pass  # answered and closed early
-        reply = sock.makefile("rb").readline()
-    return int(reply.split()[1])
-
-
-def rss_mb(app: AppProcess) -> float:
-    assert app.process is not None
-    status = Path(f"/proc/{app.process.pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1000
-
-
 def test_thirty_sessions_of_twenty_megabyte_chats_are_refused_and_memory_stays_put(live_app: AppProcess) -> None:
     index = chat_step(live_app)
     chat = json.dumps(chat_value(20_000_000)).encode()
@@ -203,10 +129,6 @@ def export_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) ->
     ).start()
     yield app
     app.stop()
-
-
-def cache_bytes(app: AppProcess) -> int:
-    return sum(path.stat().st_size for path in Path(app.env["GRADIO_TEMP_DIR"]).rglob("*") if path.is_file())
 
 
 def exported_paths(reply: requests.Response) -> list[Path]:
@@ -309,7 +231,7 @@ def login(app: AppProcess, password: str, source: str = "127.0.0.2", forwarded: 
 
 
 def test_failed_logins_are_throttled_per_address(shared_api: FakeAPI, tmp_path: Path) -> None:
-    app = AppProcess(
+    app = make_app(
         tmp_path / "app.log",
         APP_USERNAME="ada",
         APP_PASSWORD="lovelace-1815",

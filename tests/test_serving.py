@@ -19,6 +19,7 @@ from gradio_client import Client
 
 from tests.app_process import ROOT, AppProcess, free_port
 from tests.fake_api import FakeAPI
+from tests.helpers import app_on, run_event
 
 SPACE_HOST = "someone-minimax-chat.hf.space"
 PROXY_HEADERS = {
@@ -55,18 +56,33 @@ def test_as_on_a_space_it_binds_every_interface_and_links_files_through_the_prox
 
 def test_a_saved_conversation_still_opens_after_a_restart_emptied_the_cache(live_app: AppProcess) -> None:
     """A Space that slept wakes with an empty cache while the browser kept its conversations and their links."""
-    config = requests.get(f"{live_app.url}config", timeout=10).json()
-    loader = next(e["id"] for e in config["dependencies"] if e.get("api_name") == "_load_conversation")
     gone = str(Path(live_app.env["GRADIO_TEMP_DIR"]) / ("0" * 64) / "tide.pdf")
     conversation = [
         {"role": "user", "content": [{"type": "file", "file": {"path": gone}}]},
         {"role": "user", "content": [{"type": "text", "text": "Summarise it"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "It is about tides."}]},
     ]
-    body = {"data": [0, [conversation]], "fn_index": loader, "session_hash": "woke-up"}
-    reply = requests.post(f"{live_app.url}gradio_api/run/predict", json=body, timeout=30)
+    reply = run_event(live_app.url, "_load_conversation", [0, [conversation]], session="woke-up")
     assert reply.ok, reply.text[:300]
     assert "It is about tides." in reply.text and "[attachment tide.pdf is no longer available]" in reply.text
+
+
+def test_a_saved_conversations_missing_file_is_named_in_the_visitors_language(live_app: AppProcess) -> None:
+    """Reproduced in Chromium with locale zh-CN: a saved chat whose upload is gone shows
+    "[attachment notes.txt is no longer available]" in English on an otherwise Chinese page."""
+    uploaded = requests.post(
+        f"{live_app.url}gradio_api/upload", files={"files": ("notes.txt", b"tide tables")}, timeout=30
+    ).json()[0]
+    Path(uploaded).unlink()  # the cache was emptied since (CACHE_CLEAR_MINUTES, a restart)
+    conversation = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": uploaded, "orig_name": "notes.txt"}}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]},
+    ]
+    reply = run_event(
+        live_app.url, "_load_conversation", [0, [conversation]], "zh-visitor", headers={"Accept-Language": "zh-CN"}
+    )
+    assert reply.ok, reply.text[:300]
+    assert "notes.txt" in reply.text and "no longer available" not in reply.text, reply.text[:300]
 
 
 def test_the_front_matter_declares_the_python_that_runs_the_tests() -> None:
@@ -143,9 +159,7 @@ def test_the_readmes_javascript_example_runs_as_written(live_app: AppProcess, ap
 
 
 def test_login_is_required_when_a_username_and_password_are_set(shared_api: FakeAPI, tmp_path: Path) -> None:
-    app = AppProcess(
-        tmp_path / "app.log", APP_USERNAME="ada", APP_PASSWORD="lovelace-1815", AIMLAPI_BASE_URL=shared_api.base_url
-    ).start()
+    app = app_on(shared_api, tmp_path, APP_USERNAME="ada", APP_PASSWORD="lovelace-1815").start()
     try:
         with requests.Session() as browser:
             assert browser.get(f"{app.url}config").status_code == 401
@@ -190,13 +204,28 @@ def _answers(url: str) -> bool:
         return False
 
 
+def project_files() -> list[str]:
+    """The project as a commit of its working tree would hold it (what a clone gets): tracked files and new ones
+    git does not ignore, so never `.env`, data, caches, or what tests running beside this one write."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]  # not those deleted since
+
+
 @pytest.mark.timeout(600)
 def test_the_readmes_commands_work_in_order_in_a_fresh_environment(tmp_path: Path) -> None:
     """Every bash block of the README, in order, from a fresh copy of the project in a new virtual environment.
     The venv sees the system's packages (--system-site-packages): a plain one installs Gradio from scratch,
     which took over 8 minutes on the 2-core test machine; pip still checks every requirement is met."""
     project = tmp_path / "project"
-    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".git", ".env", "data", "__pycache__", ".*cache"))
+    for name in project_files():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, project / name)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
     env = {

@@ -36,8 +36,8 @@ from chat_backend.shared_links import (
 )
 from chat_backend.store import SQLITE_FILE, SQLiteStore, StoreUnavailable, open_store
 from tests.app_process import CHROMIUM, AppProcess
-from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import FakeAPI, Reply
+from tests.helpers import SERVER_KEY, app_on
 from tests.redis_server import RedisServer
 from web import share_page
 from web.markdown import render

@@ -23,10 +23,9 @@ from chat_backend.config import Settings
 from chat_backend.stream import ChatResult, ChatStream
 from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import ROOT, AppProcess
-from tests.conftest import SERVER_KEY, app_on
 from tests.fake_api import SHAPES, FakeAPI, Recorded, Reply
 from tests.fake_api.proxy import ForwardProxy
-from tests.test_app_api import DEFAULTS, chat
+from tests.helpers import DEFAULTS, SERVER_KEY, app_on, chat
 
 PARTIAL = "one two three four five six seven eight"
 LONG = " ".join(f"w{i}" for i in range(400))

@@ -22,11 +22,9 @@ from playwright.sync_api import Browser, expect
 from chat_backend.config import DEFAULT_BODY_MB_PER_MINUTE, DEFAULT_UPLOAD_MB_PER_MINUTE, Settings
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.asgi_driver import Recorder, request
-from tests.conftest import app_on
 from tests.fake_api import FakeAPI, Reply
+from tests.helpers import app_on, cache_bytes, chat, chat_step, chat_value, raw_post, rss_mb
 from tests.redis_server import RedisServer
-from tests.test_app_api import chat
-from tests.test_security import cache_bytes, chat_value, copy_step, raw_post, rss_mb
 from web.guard import RequestGuard
 from web.sessions import SessionExpiry, forget_idle
 from web.volume import VolumeQuota
@@ -49,7 +47,7 @@ def default_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -
 def test_forty_big_chat_values_from_fresh_sessions_leave_memory_within_100_mb(default_app: AppProcess) -> None:
     """Each accepted value stays in its session's state (Gradio keeps up to 10,000 sessions): 40 of 4.5 MB kept
     200-370 MB. The address's budget of accepted bytes refuses the rest before reading them."""
-    index = copy_step(default_app)
+    index = chat_step(default_app)
     chat = json.dumps(chat_value(4_500_000)).encode()
     before = rss_mb(default_app)
     statuses = [
