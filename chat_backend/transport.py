@@ -59,7 +59,7 @@ class Connections:
 
     def __init__(self, url: str, session: requests.Session, keep: int, on_retry: Callable[[], None]) -> None:
         self.keep = keep
-        self.on_retry = on_retry  # told before each retry goes out (metrics)
+        self.on_retry = on_retry  # told as each retry's back-off begins (metrics)
         self._idle: list[HTTPConnection] = []  # only connections nobody uses
         self._lock = threading.Lock()
         found = session.merge_environment_settings(url, {}, None, None, None)
@@ -177,10 +177,10 @@ class Call:
                 if waited + wait > self.settings.retry_budget:
                     return response  # the visitor is told how long to wait instead
                 self._end(whole=False)  # the refusal is not read: its connection is closed, not reused
+            self.connections.on_retry()
             if self._stopped.wait(wait):  # a Stop ends the back-off at once
                 return None
             waited, retries = waited + wait, retries + 1
-            self.connections.on_retry()
         return None
 
     def _attempt(self) -> HTTPResponse | None:

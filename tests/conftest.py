@@ -8,11 +8,17 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
 from tests.fake_api import FakeAPI
 from tests.helpers import app_on
+
+# Two workers on two shared cores: an example's time says nothing about the code under test, so no deadline
+# (Hypothesis's 200 ms failed a correct redaction test under load).
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 # The test files that take longest, longest first: each starts processes (app.py, a cluster, a venv, Chromium).
 LONGEST_FIRST = (

@@ -34,6 +34,8 @@ def app_on(api: FakeAPI, folder: Path, *, process: bool = False, **env: str) -> 
         "AIMLAPI_KEY": SERVER_KEY,
         "RATE_LIMIT_PER_SESSION": "0",
         "RATE_LIMIT_PER_ADDRESS": "0",
+        "BODY_MB_PER_MINUTE": "0",
+        "UPLOAD_MB_PER_MINUTE": "0",
     }
     return make_app(folder / "app.log", process=process, **{**defaults, **env})
 
@@ -108,7 +110,8 @@ def event_index(app: AppProcess, name: str) -> int:
 
 
 def chat_step(app: AppProcess) -> int:
-    """The fn_index of a non-queued server step that takes the chat value alone (an edit's first step)."""
+    """The fn_index of a non-queued server step that takes the chat value alone: an edit's first step, told of the
+    edit by the body's `event_data` (`{"index": 0, "value": "shorter", "previous_value": "lorem"}`)."""
     config = requests.get(f"{app.url}config", timeout=10).json()
     kinds = {component["id"]: component["type"] for component in config["components"]}
     return next(

@@ -46,15 +46,19 @@ def too_large(limit: int) -> Refused:
 
 
 async def refuse(scope: Scope, send: Send, refusal: Refused) -> None:
-    """`{"detail": ...}` (the shape of Gradio's own errors, which the page shows) in the visitor's language."""
+    """The refusal in the visitor's language, in the shape the page shows: `{"detail": ...}` as Gradio's own
+    errors, except for an upload, whose error the page shows as the body's text ("HTTP 429: <text>")."""
     detail = t(refusal.key, language(header(scope, "accept-language")), **refusal.params)
-    body = json.dumps({"detail": detail}).encode()
+    if scope["path"].endswith("/upload"):
+        body, kind = detail.encode(), b"text/plain; charset=utf-8"
+    else:
+        body, kind = json.dumps({"detail": detail}).encode(), b"application/json"
     extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in refusal.headers.items()]
     await send(
         {
             "type": "http.response.start",
             "status": refusal.status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+            "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()), *extra],
         }
     )
     await send({"type": "http.response.body", "body": body})
