@@ -18,21 +18,29 @@ _SECRET_PATTERNS = (
 )
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 16  # no API key is shorter; a shorter "key" (the offline stand-in's, a pasted "abc") is a word
+FRAGMENT = 8  # this many characters of a key in a row are hidden too: a key split in two is two such pieces
 MAX_VENDOR_MESSAGE = 300  # characters of the API's own error text quoted to the user
 KEPT = Msg("kept")  # appended to a failure notice when part of the reply arrived
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Return `text` with every given secret and anything shaped like a bearer token replaced.
+    """Return `text` with every given secret, any long piece of one (`FRAGMENT`), and anything shaped like a
+    bearer token replaced.
 
     Error bodies from proxies sometimes echo request headers back, so everything that may reach a user or a
     log goes through here first. Only strings that can be keys are replaced (see `can_be_key`).
     """
-    for secret in secrets:
-        if secret and can_be_key(secret):
-            text = text.replace(secret, REDACTED)
+    text = hide(text, *secrets)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+    return text
+
+
+def hide(text: str, *secrets: str | None) -> str:
+    """Return `text` with every given secret, and any long piece of one (`FRAGMENT`), replaced."""
+    for secret in secrets:
+        if secret and can_be_key(secret):
+            text = _hide(text, secret, final=True)[0]
     return text
 
 
@@ -41,11 +49,35 @@ def can_be_key(secret: str) -> bool:
     return len(secret) >= MIN_SECRET_CHARS
 
 
-class StreamRedactor:
-    """A reply's pieces in, the same text out with `secret` replaced, for a model or gateway that repeats the key.
+def _hide(text: str, secret: str, final: bool) -> tuple[str, str]:
+    """`text` with every run of `FRAGMENT` or more characters that occurs in `secret` replaced, and the tail to
+    hold back: unless `final`, a run that reaches the end may grow with the next piece, so it is not shown yet.
 
-    A tail that could be the start of the secret is held back until the next piece (or the end) settles it, so
-    no update ever carries part of a key that arrives split across pieces.
+    Pieces, not only the whole key: a key split between the thinking and the answer, or around a tag, is two
+    pieces, each hidden where it is shown. A run shorter than `FRAGMENT` is text (and at most a few characters
+    of a key)."""
+    shown: list[str] = []
+    plain = start = 0  # `text[plain:start]` is shown as it is; a run of the secret begins at `start`, or none
+    while start < len(text):
+        end = start
+        while end < len(text) and text[start : end + 1] in secret:
+            end += 1
+        if end == len(text) and end > start and not final:
+            return "".join([*shown, text[plain:start]]), text[start:]
+        if end - start >= FRAGMENT:
+            shown += [text[plain:start], REDACTED]
+            plain = start = end
+        else:
+            start += 1
+    return "".join([*shown, text[plain:]]), ""
+
+
+class StreamRedactor:
+    """A reply's pieces in, the same text out with `secret` replaced (see `_hide`), for a model or gateway that
+    repeats the key.
+
+    A tail that could be part of the secret is held back until the next piece (or the end) settles it, so no
+    update ever carries part of a key that arrives split across pieces.
     """
 
     def __init__(self, secret: str | None) -> None:
@@ -60,22 +92,14 @@ class StreamRedactor:
 
     def add(self, piece: str) -> str:
         """The part of the text, up to and including `piece`, that can be shown now (may be empty)."""
-        text = self._held + piece
-        if self.secret:
-            text = text.replace(self.secret, REDACTED)
-        cut = len(text)  # the earliest place from which the rest of `text` could begin the secret
-        if self.secret:
-            start = text.find(self.secret[0], max(0, len(text) - len(self.secret) + 1))
-            while start != -1 and not self.secret.startswith(text[start:]):
-                start = text.find(self.secret[0], start + 1)
-            cut = len(text) if start == -1 else start
-        out, self._held = text[:cut], text[cut:]
-        self._shown.append(out)
-        return out
+        return self._let_out(self._held + piece, final=False)
 
     def release(self) -> str:
-        """At the end of the reply: the held-back tail, which turned out not to be the secret."""
-        out, self._held = self._held, ""
+        """At the end of the reply: the held-back tail, hidden if it turned out to be part of the secret."""
+        return self._let_out(self._held, final=True)
+
+    def _let_out(self, text: str, final: bool) -> str:
+        out, self._held = _hide(text, self.secret, final) if self.secret else (text, "")
         self._shown.append(out)
         return out
 

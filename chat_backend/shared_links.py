@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Settings
-from .errors import REDACTED, ChatError, can_be_key
+from .errors import ChatError, hide
 from .i18n import DEFAULT, count_of, t
 from .messages import describe_content, is_notice, is_thought
 from .store import Store, StoreFull, StoreUnavailable
@@ -85,12 +85,10 @@ def build_snapshot(
     Notices and thoughts keep their title, so the page can fold them as the chat does; attachments keep only
     their name.
     """
-    secret_texts = [secret for secret in hidden if secret and can_be_key(secret)]
+    secrets = list(hidden)
 
     def clean(text: str) -> str:
-        for secret in secret_texts:
-            text = text.replace(secret, REDACTED)
-        return text
+        return hide(text, *secrets)
 
     messages, left_out = [], []
     for message in history:

@@ -265,6 +265,9 @@ class ChatStream:
                 self._high_surrogates[thought] = ""
                 self._show("\ufffd", thought)
         split = self._split
+        if not self._call.stopped:  # a failure shows what was held back with its notice; a Stop keeps what was shown
+            split.reasoning(self._thought_text.release())
+            split.content(self._text.release())
         split.end(self._complete)
 
         def since_start(moment: float | None) -> float | None:

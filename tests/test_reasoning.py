@@ -252,8 +252,25 @@ def test_stop_while_thinking_keeps_the_thought_marked_cut(fake_api: FakeAPI) -> 
         with chat:
             for piece in chat:  # Stop at the first piece of thinking
                 assert isinstance(piece, Thought) and chat.shown().thinking
+                shown = chat.shown().thought
                 break
-    assert chat.result is not None and chat.result.thought == "The" and chat.result.thought_cut
+    assert chat.result is not None and chat.result.thought == shown and chat.result.thought_cut
+    assert shown and THOUGHT.startswith(shown)
+
+
+@pytest.mark.parametrize("shape", THINKING_SHAPES)
+def test_a_key_split_between_the_thought_and_the_answer_shows_in_neither(fake_api: FakeAPI, shape: str) -> None:
+    """Each half alone is not the key (an adversarial review showed one in the thought, the other in the answer):
+    a long piece of the key is hidden wherever it is shown."""
+    half = len(KEY) // 2
+    fake_api.script(Reply(text=KEY[half:] + " tail", thinking="head " + KEY[:half], thinking_shape=shape))
+    with reasoning_client(fake_api) as client:
+        chat = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings(model="minimax/m2"))
+        with chat:
+            seen = [chat.shown() for _ in chat]
+    assert chat.result is not None
+    assert (chat.result.thought, chat.result.text) == (f"head {REDACTED}", f"{REDACTED} tail")
+    assert not any(KEY[:half] in moment.thought or KEY[half:] in moment.answer for moment in seen)
 
 
 def test_the_key_is_never_shown_in_a_thought(fake_api: FakeAPI) -> None:

@@ -134,20 +134,24 @@ SECRETS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=MI
 
 
 @given(SECRETS, st.data())
-def test_a_reply_that_repeats_the_key_never_shows_it_whole_or_begun(secret: str, data: st.DataObject) -> None:
-    """Pieces cut anywhere, the key whole, begun and abandoned, or back to back: every update is free of it."""
-    parts = data.draw(
-        st.lists(st.one_of(st.text(max_size=12), st.just(secret), st.integers(1, len(secret) - 1)), max_size=12)
-    )
-    text = "".join(secret[:part] if isinstance(part, int) else part for part in parts)
+def test_a_reply_that_repeats_the_key_never_shows_it_whole_begun_or_in_pieces(secret: str, data: st.DataObject) -> None:
+    """Pieces cut anywhere; the key whole, begun, ended, cut from its middle, or back to back: no update shows
+    `FRAGMENT` characters of it in a row, each update only adds to the last, and the end is what the whole text
+    redacted at once is."""
+    slices = st.tuples(st.integers(0, len(secret)), st.integers(0, len(secret))).map(lambda ab: secret[slice(*ab)])
+    parts = data.draw(st.lists(st.one_of(st.text(max_size=12), st.just(secret), slices), max_size=12))
+    text = "".join(parts)
     cuts = sorted(data.draw(st.sets(st.integers(0, len(text)), max_size=8)))
-    whole = text.replace(secret, errors.REDACTED)
+    whole = errors.hide(text, secret)
     redactor = errors.StreamRedactor(secret)
     for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True):
         redactor.add(text[start:end])
         assert whole.startswith(redactor.shown)  # so no character of a key that later completes was let out
     redactor.release()
     assert redactor.shown == whole
+    shown = whole.replace(errors.REDACTED, "\n")  # the marker apart, no run of the key is left
+    assert not any(shown[i : i + errors.FRAGMENT] in secret for i in range(len(shown) - errors.FRAGMENT + 1))
+    assert secret not in text or errors.REDACTED in whole
 
 
 def test_the_stream_shows_the_key_nowhere_when_the_reply_splits_it() -> None:
