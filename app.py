@@ -47,7 +47,7 @@ from chat_backend.shared_links import Shares, link_choices, remember
 from chat_backend.store import open_store
 from chat_backend.visitor_settings import FIELDS, Field, read
 from chat_ui import ChatInterface
-from web import health, share_page
+from web import health, icons, share_page
 from web.guard import RequestGuard, inside
 from web.login import LoginThrottle
 from web.page_policy import PagePolicy
@@ -56,6 +56,7 @@ from web.volume import VolumeQuota
 
 log = logging.getLogger("app")
 ASSETS = Path(__file__).parent / "assets"
+FAVICON = ASSETS / "favicon.png"
 LATEX: list[dict[str, str | bool]] = [
     {"left": "$$", "right": "$$", "display": True},
     {"left": "$", "right": "$", "display": False},
@@ -503,7 +504,7 @@ def launch_options(app: ChatApp, i18n: gr.I18n) -> dict[str, Any]:
         "auth": settings.login,
         "max_threads": settings.concurrency + 32,
         "max_file_size": settings.max_attachment_bytes,
-        "favicon_path": str(ASSETS / "favicon.png"),
+        "favicon_path": str(FAVICON),
         "theme": THEME,
         "head": f"<style>{(ASSETS / 'reach.css').read_text(encoding='utf-8')}</style>",  # as written: unscoped
         "js": (ASSETS / "reach.js").read_text(encoding="utf-8"),  # folding on phones, names for unnamed buttons
@@ -516,6 +517,7 @@ def launch_options(app: ChatApp, i18n: gr.I18n) -> dict[str, Any]:
         "app_kwargs": {
             "routes": [
                 *health.routes(app.replies, settings.metrics_token),
+                *icons.routes(FAVICON),
                 *(share_page.routes(app.shares) if settings.share_links else []),
             ],
             "middleware": middleware(settings),

@@ -288,6 +288,7 @@ EN: dict[str, str] = {
     # The edge (web/): requests refused before Gradio sees them, answered as {"detail": ...}.
     "edge_unreadable": "This request could not be checked, so it was refused.",
     "edge_forged": "This request names a file that was not uploaded here.",
+    "edge_foreign": "This request holds something the page never sends, so it was refused.",
     "edge_too_deep": "This request is nested too deeply.",
     "edge_too_complex": "This request has too many parts to check.",
     "edge_too_large": "Request too large: this server accepts at most {mb} MB here.",
@@ -538,6 +539,7 @@ ZH: dict[str, str] = {
     # The edge (web/): requests refused before Gradio sees them, answered as {"detail": ...}.
     "edge_unreadable": "无法检查此请求，因此已拒绝。",
     "edge_forged": "此请求指向一个并非在此上传的文件。",
+    "edge_foreign": "此请求包含页面从不发送的内容，因此已拒绝。",
     "edge_too_deep": "此请求嵌套层级过深。",
     "edge_too_complex": "此请求包含的部分过多，无法检查。",
     "edge_too_large": "请求过大：此处最多接受 {mb} MB。",

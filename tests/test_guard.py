@@ -24,7 +24,7 @@ from tests.app_process import AppProcess
 from tests.asgi_driver import Recorder, request
 from tests.fake_api import FakeAPI
 from tests.helpers import DEFAULTS, event_index, served_urls
-from web.guard import MAX_JSON_ITEMS, RequestGuard, inside, json_items
+from web.guard import COMPONENT_KEYS, MAX_JSON_ITEMS, RequestGuard, inside, json_items
 
 SECRET_TEXT = b"another program's temporary file: do not serve"
 POISONS: list[Any] = ["\u0000", "\ud800", "/tmp/a\u0000b", "\udfff/etc", 7, None, ["/etc/hostname"], {"a": 1}]
@@ -97,6 +97,35 @@ def test_a_path_the_guard_cannot_judge_refuses_the_whole_request(
     conversation = [{"role": "user", "content": {"path": str(secret)}}]
     body = loader_body(live_app, route, conversation, {"x": {"path": POISONS[poison]}})
     assert_refused(live_app, send(live_app, route, json.dumps(body).encode()), secret)
+
+
+def component_part(secret: Path) -> dict[str, Any]:
+    """A chat part Gradio builds as a component on the server, with the client's arguments: a Button whose icon is
+    any file in the temp folder, which Gradio then copied into the folder it serves (review 8, F2)."""
+    return {"type": "component", "component": "button", "value": "x", "constructor_args": {"icon": str(secret)}}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("drop", ["", "type", "component", "constructor_args"])
+def test_a_component_part_is_refused_whatever_key_gradio_would_know_it_by(
+    live_app: AppProcess, secret: Path, route: str, drop: str
+) -> None:
+    """Without its "type", Gradio still reads a part with the component's fields as one (the type has a default)."""
+    part = {key: value for key, value in component_part(secret).items() if key != drop} | {"props": {}}
+    body = loader_body(live_app, route, [{"role": "user", "content": [part]}])
+    assert_refused(live_app, send(live_app, route, json.dumps(body).encode()), secret)
+
+
+def test_an_edit_of_a_chat_holding_a_component_part_copies_nothing(live_app: AppProcess, secret: Path) -> None:
+    """The reviewer's reproduction: the edit step preprocesses the chat, which built the Button and copied the file."""
+    chat = [{"role": "user", "content": [component_part(secret) | {"props": {}}], "metadata": None, "options": None}]
+    body = {
+        "data": [chat],
+        "fn_index": event_index(live_app, "_edit"),
+        "session_hash": uuid.uuid4().hex[:10],
+        "event_data": {"index": [1, 0], "value": "t", "previous_value": "o"},
+    }
+    assert_refused(live_app, send(live_app, "run/predict", json.dumps(body).encode()), secret)
 
 
 def encodings(body: dict[str, Any], text: str) -> dict[str, tuple[bytes, dict[str, str]]]:
@@ -220,6 +249,14 @@ def every_path(value: Any) -> Iterator[Any]:
             yield from every_path(item)
 
 
+def is_component(value: Any) -> bool:
+    """Whether any object in `value` is a part Gradio may build as a component (written apart from the guard's)."""
+    if isinstance(value, dict):
+        own = value.get("type") == "component" or any(key in value for key in ("component", "constructor_args"))
+        return own or any(is_component(item) for item in value.values())
+    return isinstance(value, list) and any(is_component(item) for item in value)
+
+
 def judged_safe(path: Any) -> bool:
     try:
         return isinstance(path, str) and inside(path, str(UPLOADS))
@@ -242,7 +279,11 @@ JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(["path", "file", "data", "x", "meta"]), inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["path", "file", "data", "x", "meta", "type", *sorted(COMPONENT_KEYS)]),
+            inner | st.sampled_from(["component", "text", "file"]),
+            max_size=3,
+        )
         | st.builds(lambda p, rest: {"path": p, **rest}, PATH_VALUES, st.dictionaries(st.sampled_from(["x"]), inner))
     ),
     max_leaves=12,
@@ -251,19 +292,21 @@ JSON_VALUES = st.recursive(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=JSON_VALUES, ascii_only=st.booleans())
-def test_only_bodies_whose_every_path_is_an_upload_reach_gradio(value: Any, ascii_only: bool) -> None:
+def test_only_bodies_whose_every_path_is_an_upload_and_without_components_reach_gradio(
+    value: Any, ascii_only: bool
+) -> None:
     try:
         raw = json.dumps({"data": [value]}, ensure_ascii=ascii_only).encode()
     except UnicodeEncodeError:  # a lone surrogate cannot be written as UTF-8: the \u escape is the only spelling
         raw = json.dumps({"data": [value]}).encode()
     status, downstream = through_guard(raw, {"content-type": "application/json"})
-    paths = list(every_path(value))
-    if all(judged_safe(path) for path in paths):
+    if all(judged_safe(path) for path in every_path(value)) and not is_component(value):
         assert status == 200 and downstream.bodies == [raw]
     else:
         assert status == 400 and not downstream.bodies
-    for body in downstream.bodies:  # whatever passed, read as Gradio reads it, names only uploads
-        assert all(judged_safe(path) for path in every_path(json.loads(body)))
+    for body in downstream.bodies:  # whatever passed, read as Gradio reads it, names only uploads, builds nothing
+        passed = json.loads(body)
+        assert all(judged_safe(path) for path in every_path(passed)) and not is_component(passed)
 
 
 @settings(max_examples=300, deadline=None)
@@ -276,7 +319,8 @@ def test_bytes_that_are_not_plain_json_never_reach_gradio(raw: bytes) -> None:
     except (ValueError, RecursionError):
         assert (status == 400 and not downstream.bodies) or raw == b""
     for body in filter(None, downstream.bodies):
-        assert all(judged_safe(path) for path in every_path(json.loads(body)))
+        passed = json.loads(body)
+        assert all(judged_safe(path) for path in every_path(passed)) and not is_component(passed)
 
 
 LIVE_VALUES = st.one_of(JSON_VALUES, PATH_VALUES.map(lambda path: {"path": path}), st.lists(JSON_VALUES, max_size=3))
@@ -318,6 +362,9 @@ def test_no_body_with_a_forged_path_gets_a_file_read_served_or_sent(
         ("/gradio_api/queue/data", b"session_hash=%ff"),
         ("/gradio_api/heartbeat/a%0Ab", b""),
         ("/gradio_api/proxy=http://127.0.0.1/", b""),
+        ("/gradio_api/dev/reload", b""),  # polled every 50 ms per open request: 300 held a third of a core
+        ("/gradio_api/deep_link", b"session_hash=abc"),  # writes a session's state to disk
+        ("/gradio_api/custom_component/a/client/b/c", b""),  # printed to the log, each request
     ],
 )
 def test_a_url_the_guard_cannot_read_is_refused(path: str, query: bytes) -> None:
@@ -362,3 +409,23 @@ def test_the_count_of_values_decides_like_a_parse(value: Any, limit: int, ascii_
 )
 def test_a_body_of_too_many_values_is_refused_before_it_is_parsed(body: bytes, status: int) -> None:
     assert through_guard(body, {"content-type": "application/json"})[0] == status
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("bytes=0-", 200),
+        ("bytes=10-20", 200),
+        ("bytes=-500", 200),
+        ("bytes=" + "9" * 5000 + "-1", 400),  # Gradio's int() gave up at 4,300 digits: a 500 and a traceback
+        ("bytes=\u00b2-3", 400),  # a digit to `isnumeric`, not to `int`
+        ("bytes=0-1,2-3", 400),  # the page asks for one range at most
+        ("items=0-1", 400),
+    ],
+)
+def test_a_range_is_one_plain_byte_range(value: str, status: int) -> None:
+    downstream = Recorder()
+    guard = RequestGuard(downstream, body_limit=1000, upload_limit=1000, upload_folder=str(UPLOADS))
+    header = {"range": value.encode("utf-8").decode("latin-1")}  # as the server hands the bytes on
+    answer = asyncio.run(request(guard, f"/gradio_api/file={UPLOADED}", method="GET", headers=header))
+    assert answer.status == status

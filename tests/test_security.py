@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import PIL.Image
 import pytest
 import requests
 from hypothesis import given
@@ -24,6 +26,7 @@ from tests.app_process import ROOT, AppProcess, make_app
 from tests.fake_api import FakeAPI
 from tests.helpers import app_on, cache_bytes, chat_step, chat_value, event_index, raw_post, rss_mb, served_urls
 from web.guard import MAX_JSON_DEPTH, inside, path_values
+from web.icons import MANIFEST_SIZES
 
 
 def run(app: AppProcess, name: str, data: list[Any], session: str = "attacker", **kwargs: Any) -> requests.Response:
@@ -303,5 +306,24 @@ def test_the_owner_can_open_the_monitoring_pages(shared_api: FakeAPI, tmp_path: 
     app = app_on(shared_api, tmp_path, MONITORING="1").start()
     try:
         assert requests.get(f"{app.url}monitoring/summary", timeout=10).json() == {"functions": {}}
+    finally:
+        app.stop()
+
+
+def test_the_install_icons_are_the_manifests_sizes_only(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """Gradio resized the favicon to any size asked, on the event loop: /pwa_icon/4000 held every visitor 3 s, and
+    0 or -1 was a 500 with a traceback (review 8, F1). The sizes its manifest names still load, as PNGs."""
+    app = app_on(shared_api, tmp_path).start()
+    try:
+        manifest = requests.get(f"{app.url}manifest.json", timeout=10).json()
+        assert [icon["src"] for icon in manifest["icons"]] == [f"/pwa_icon/{size}" for size in MANIFEST_SIZES]
+        for size in MANIFEST_SIZES:
+            for _ in range(2):  # drawn once, then from memory
+                reply = requests.get(f"{app.url}pwa_icon/{size}", timeout=10)
+                assert reply.ok and PIL.Image.open(io.BytesIO(reply.content)).size == (int(size), int(size))
+        for size in ["4000", "50000", "0", "-1", "193", "abc"]:
+            assert requests.get(f"{app.url}pwa_icon/{size}", timeout=10).status_code == 404
+        assert requests.get(f"{app.url}pwa_icon", timeout=10).ok  # the favicon as it is
+        assert "Traceback" not in app.logs()
     finally:
         app.stop()

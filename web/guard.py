@@ -6,11 +6,17 @@ through only once it has read it whole and found it harmless, and answers anythi
 large), its own errors included:
 
 - the URL is UTF-8 without control characters; `/gradio_api/file=` names a file under the uploads (or the page's
-  own icons), never a URL, which Gradio would fetch and pass on; `/gradio_api/proxy=` is closed (no app is loaded);
+  own icons), never a URL, which Gradio would fetch and pass on; a `Range` is one plain byte range (Gradio's own
+  reading of it failed on 5,000 digits); the routes the page never calls and that cost the server without bound
+  are closed: `proxy=` (no app is loaded), `dev/reload` (polls every 50 ms per open request), `deep_link` (copies
+  a session's state to disk) and `custom_component/` (no custom components here, and each is printed to the log);
 - a body comes only with a method that takes one, never content-encoded (nothing here decodes it);
 - uploads (`/gradio_api/upload`) are multipart forms, the login a form, every other body JSON: UTF-8 without a
   BOM, no key twice, no NaN, at most MAX_JSON_DEPTH deep, and every `"path"` in it a string naming something
-  under Gradio's upload folder. Gradio then reads the very bytes that were checked, with the same `json.loads`.
+  under Gradio's upload folder, and no object in it a chat "component" part (`"type": "component"`, or a
+  `"component"` or `"constructor_args"` key): given one, Gradio builds that component on the server with the
+  client's arguments (a Button's `icon` copied any file in the temp folder into the served cache); the page
+  sends only text and file parts. Gradio then reads the very bytes that were checked, with the same `json.loads`.
 
 Plain ASGI, so streamed replies pass through untouched.
 """
@@ -45,7 +51,15 @@ log = logging.getLogger(__name__)
 UPLOAD_PATH = "/gradio_api/upload"
 LOGIN_PATHS = frozenset({"/login", "/login/"})
 FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/")
-CLOSED_ROUTES = ("/gradio_api/proxy=",)
+CLOSED_ROUTES = (
+    "/gradio_api/proxy=",
+    "/gradio_api/dev/reload",
+    "/gradio_api/deep_link",
+    "/gradio_api/custom_component/",
+)
+# Keys of a chat "component" part, whichever Gradio reads it by: its type, or (the type has a default) its fields.
+COMPONENT_KEYS = frozenset({"component", "constructor_args"})
+_RANGE = re.compile(r"bytes=(\d{1,18}-\d{0,18}|-\d{1,18})")
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 MAX_JSON_DEPTH = 64  # the page's deepest value (saved conversations of typed parts with files) is about 10
@@ -70,25 +84,32 @@ def inside(path: str, folder: str) -> bool:
         return False
 
 
-def path_values(data: Any) -> Iterator[Any]:
-    """Every value under a `"path"` key at any depth, whatever its type: what Gradio may read as a file.
-
-    Walks without recursion and refuses (`Refused`) past MAX_JSON_DEPTH, so any parsed value can be judged.
-    """
+def objects(data: Any) -> Iterator[dict[str, Any]]:
+    """Every object at any depth. Walks without recursion and refuses (`Refused`) past MAX_JSON_DEPTH, so any
+    parsed value can be judged."""
     stack = [(data, 0)]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             raise Refused(400, "edge_too_deep")
         if isinstance(value, dict):
-            if "path" in value:
-                yield value["path"]
+            yield value
             items: Iterable[Any] = value.values()
         elif isinstance(value, list):
             items = value
         else:
             continue
         stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
+
+
+def path_values(data: Any) -> Iterator[Any]:
+    """Every value under a `"path"` key at any depth, whatever its type: what Gradio may read as a file."""
+    return (value["path"] for value in objects(data) if "path" in value)
+
+
+def is_component(value: dict[str, Any]) -> bool:
+    """Whether Gradio may read `value` as a chat "component" part, which it builds with the client's arguments."""
+    return value.get("type") == "component" or not COMPONENT_KEYS.isdisjoint(value)
 
 
 def read_json(body: bytes) -> Any:
@@ -201,6 +222,8 @@ class RequestGuard:
         _decoded(scope.get("query_string", b"").replace(b"+", b" "))
         if path.startswith(CLOSED_ROUTES):
             raise Refused(400, "edge_unreadable")
+        if any(not _RANGE.fullmatch(value) for value in header_values(scope, "range")):
+            raise Refused(400, "edge_unreadable")
         route = next((route for route in FILE_ROUTES if path.startswith(route)), None)
         if route and not any(inside(path[len(route) :], folder) for folder in self.served_folders):
             raise Refused(400, "edge_forged")
@@ -261,21 +284,27 @@ class RequestGuard:
         await self.app(scope, replay, send)
 
     def _judge(self, content_type: str, body: bytes) -> None:
-        """Refuses (`Refused`) unless `body` is JSON whose every `"path"` names an upload; an empty body names
-        nothing. Any error of its own refuses too: a guard that cannot judge a request never lets it through."""
+        """Refuses (`Refused`) unless `body` is JSON whose every `"path"` names an upload and that holds no
+        component part; an empty body names nothing. Any error of its own refuses too: a guard that cannot judge a
+        request never lets it through."""
         if not body:
             return
         try:
             if not _is_json(content_type):
                 raise Refused(400, "edge_unreadable")
-            for path in path_values(read_json(body)):
-                if not (isinstance(path, str) and inside(path, self.upload_folder)):
+            for value in objects(read_json(body)):
+                if is_component(value):
+                    raise Refused(400, "edge_foreign")
+                if "path" in value and not self._uploaded(value["path"]):
                     raise Refused(400, "edge_forged")
         except Refused:
             raise
         except Exception:
             log.exception("the request guard failed on a body; refused")
             raise Refused(400, "edge_unreadable") from None
+
+    def _uploaded(self, path: Any) -> bool:
+        return isinstance(path, str) and inside(path, self.upload_folder)
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """Pass a form through while counting: past the limit the app sees a disconnect and the client a 413."""
