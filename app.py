@@ -125,7 +125,7 @@ class ChatApp:
             store=self.store,
             text_ttl=settings.attachment_text_ttl,
         )
-        self.shares = Shares(self.store, settings)
+        self.shares = Shares(self.store, settings, to_page=share_page.prerender)
         self.exports, self.export_rate = Windows(settings.redis_url), RateLimitItemPerMinute(EXPORTS_PER_MINUTE)
         self.replies = Replies()
 
