@@ -51,7 +51,7 @@ from web import health, share_page
 from web.guard import RequestGuard, inside
 from web.login import LoginThrottle
 from web.page_policy import PagePolicy
-from web.sessions import SessionExpiry
+from web.sessions import SessionExpiry, SessionsPerAddress
 from web.volume import VolumeQuota
 
 log = logging.getLogger("app")
@@ -561,6 +561,9 @@ def middleware(settings: Settings) -> list[Middleware]:
             storage_url=settings.redis_url,
         ),
         Middleware(SessionExpiry, max_idle=settings.session_idle),
+        Middleware(
+            SessionsPerAddress, limit=settings.state_sessions_per_address, trusted_hops=settings.trusted_proxy_hops
+        ),
     ]
 
 
