@@ -51,7 +51,7 @@ from web import health, icons, share_page
 from web.guard import RequestGuard, inside
 from web.login import LoginThrottle
 from web.page_policy import PagePolicy
-from web.sessions import SessionExpiry
+from web.sessions import SessionExpiry, SessionsPerAddress
 from web.volume import VolumeQuota
 
 log = logging.getLogger("app")
@@ -126,7 +126,7 @@ class ChatApp:
             store=self.store,
             text_ttl=settings.attachment_text_ttl,
         )
-        self.shares = Shares(self.store, settings)
+        self.shares = Shares(self.store, settings, to_page=share_page.prerender)
         self.exports, self.export_rate = Windows(settings.redis_url), RateLimitItemPerMinute(EXPORTS_PER_MINUTE)
         self.replies = Replies()
 
@@ -563,6 +563,9 @@ def middleware(settings: Settings) -> list[Middleware]:
             storage_url=settings.redis_url,
         ),
         Middleware(SessionExpiry, max_idle=settings.session_idle),
+        Middleware(
+            SessionsPerAddress, limit=settings.state_sessions_per_address, trusted_hops=settings.trusted_proxy_hops
+        ),
     ]
 
 

@@ -75,6 +75,7 @@ DEFAULT_UPLOAD_MB_PER_MINUTE = 60.0  # uploads per address: a dozen students att
 DEFAULT_UPLOAD_STORE_MB = 2000.0  # Gradio's upload folder, all visitors together (emptied every CACHE_CLEAR_MINUTES)
 DEFAULT_STATE_SESSIONS = 1000  # sessions whose state Gradio keeps (its default: 10,000); the oldest go first
 DEFAULT_SESSION_IDLE_MINUTES = 60.0  # a session unused this long is forgotten
+DEFAULT_STATE_SESSIONS_PER_ADDRESS = 200  # of those, one address's: a class of 50 with a few tabs each
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class Settings:
     upload_store_bytes: int = int(DEFAULT_UPLOAD_STORE_MB * 1_000_000)  # 0 = no cap
     state_sessions: int = DEFAULT_STATE_SESSIONS
     session_idle: float = DEFAULT_SESSION_IDLE_MINUTES * 60  # seconds; 0 = never
+    state_sessions_per_address: int = DEFAULT_STATE_SESSIONS_PER_ADDRESS  # 0 = no cap
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env") -> Settings:
@@ -213,6 +215,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         upload_store_bytes=_megabytes(env, "UPLOAD_STORE_MB", DEFAULT_UPLOAD_STORE_MB),
         state_sessions=int(_number(env, "STATE_SESSIONS", DEFAULT_STATE_SESSIONS, minimum=1, whole=True)),
         session_idle=_number(env, "SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES, minimum=0) * 60,
+        state_sessions_per_address=int(
+            _number(env, "STATE_SESSIONS_PER_ADDRESS", DEFAULT_STATE_SESSIONS_PER_ADDRESS, minimum=0, whole=True)
+        ),
     )
 
 

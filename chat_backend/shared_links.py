@@ -5,7 +5,9 @@ A snapshot holds what the person saw: their messages, the replies, the model's t
 never holds a key (the server's and the visitor's are replaced wherever they appear), the system prompt
 unless the person ticked the box, or any attachment's bytes: attachments are listed by name as left out.
 Snapshots live in the Store, so any replica can serve any link; none is kept in process memory. The delete
-token goes back to the sharer's browser only; the snapshot keeps its SHA-256.
+token goes back to the sharer's browser only; the snapshot keeps its SHA-256. A snapshot is stored as its page
+will show it (`Shares`' `to_page`, the web layer's renderer): the costly rendering is paid once, by the sharer,
+within the sharer's limits, and never by a visit, which no limit counts.
 
 Stored links are other people's: a full store refuses a new link and never removes one. The limits are keyed by
 the client address (`chat_backend.quotas.visitor_address`), never by the session id a client chooses: links an
@@ -43,6 +45,7 @@ TITLE_CHARS = 80
 REMEMBERED_LINKS = 50  # links one browser keeps delete tokens for
 HOUR = 3600.0
 DAY = 86400.0
+Snapshot = dict[str, Any]  # a conversation's stored form: plain JSON values
 
 
 class ShareRefused(ChatError):
@@ -79,8 +82,9 @@ def build_snapshot(
     system_prompt: str = "",
     hidden: Iterable[str | None] = (),
     now: float,
-) -> dict[str, Any]:
-    """The stored form of a conversation: plain text records, with `hidden` strings replaced everywhere.
+) -> Snapshot:
+    """A conversation as plain text records (`Shares`' `to_page` makes its stored form), with `hidden` strings
+    replaced everywhere.
 
     Notices and thoughts keep their title, so the page can fold them as the chat does; attachments keep only
     their name.
@@ -119,12 +123,21 @@ def build_snapshot(
 
 
 class Shares:
-    """Create, load and delete shared snapshots in a Store, within the limits in Settings."""
+    """Create, load and delete shared snapshots in a Store, within the limits in Settings; `to_page` turns a
+    snapshot into the form stored (its texts as the page's HTML)."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        *,
+        to_page: Callable[[Snapshot], Snapshot],
+    ) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._to_page = to_page
 
     def create(
         self,
@@ -136,7 +149,8 @@ class Shares:
         hidden: Iterable[str | None] = (),
     ) -> Shared:
         """Store a snapshot for a visitor at client `address`; return its link's id and delete token, or raise
-        `ShareRefused` saying why not. A link refused for lack of room does not count against the hour."""
+        `ShareRefused` saying why not. A link refused for lack of room does not count against the hour, nor one
+        whose text alone is over the size limit; one whose page is, does (its rendering was paid for)."""
         settings, now = self._settings, self._clock()
         snapshot = build_snapshot(history, model=model, system_prompt=system_prompt, hidden=hidden, now=now)
         if not any(message["role"] == "user" for message in snapshot["messages"]):
@@ -145,14 +159,11 @@ class Shares:
         ttl = settings.share_ttl_days * DAY if settings.share_ttl_days > 0 else None
         snapshot["expires"] = now + ttl if ttl else None
         snapshot["delete_hash"] = _digest(token)
-        data = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode()
-        if len(data) > settings.share_max_bytes:
-            raise ShareRefused(
-                key="share_too_big", params={"size": _size(len(data)), "limit": _size(settings.share_max_bytes)}
-            )
+        self._encoded(snapshot)  # the text must fit before anything is counted or rendered
         share_id = secrets.token_urlsafe(ID_BYTES)
         try:
             self._count(address, now, 1)
+            data = self._encoded(self._to_page(snapshot))
             try:
                 self._store.put_capped(
                     NAMESPACE,
@@ -174,6 +185,14 @@ class Shares:
             raise ShareRefused(key="share_unavailable", detail=str(error)) from error
         return Shared(share_id, token, snapshot["title"], tuple(snapshot["left_out"]), snapshot["expires"])
 
+    def _encoded(self, snapshot: Snapshot) -> bytes:
+        """The snapshot's stored bytes, or `ShareRefused` when they are over SHARE_MAX_KB."""
+        data = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")).encode()
+        limit = self._settings.share_max_bytes
+        if len(data) > limit:
+            raise ShareRefused(key="share_too_big", params={"size": _size(len(data)), "limit": _size(limit)})
+        return data
+
     def _count(self, address: str, now: float, step: int) -> None:
         """One more (`step` 1) or one fewer (-1) share from this address in this clock hour, refused beyond the
         limit."""
@@ -188,7 +207,7 @@ class Shares:
                 params={"count": count_of(limit, "conversations"), "wait": count_of(minutes, "minutes")},
             )
 
-    def load(self, share_id: str) -> dict[str, Any] | None:
+    def load(self, share_id: str) -> Snapshot | None:
         """The snapshot behind a link, or None if it never existed, expired or was deleted.
 
         `StoreUnavailable` propagates: the page says "try later" rather than "not found".

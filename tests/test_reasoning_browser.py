@@ -208,7 +208,7 @@ def test_a_shared_page_shows_the_thought_folded_apart_from_the_answer(
     browser: Browser, tmp_path: Path, scheme: str
 ) -> None:
     settings = load_settings({"DATA_DIR": str(tmp_path)}, dotenv_path=None)
-    shares = Shares(SQLiteStore(tmp_path / SQLITE_FILE), settings)
+    shares = Shares(SQLiteStore(tmp_path / SQLITE_FILE), settings, to_page=share_page.prerender)
     history = [
         {"role": "user", "content": "Capital of France?"},
         {"role": "assistant", "content": THOUGHT, "metadata": {"id": "chat-thought-1", "title": "💭 Thought for 12 s"}},

@@ -8,9 +8,7 @@ import json
 import os
 import re
 import sqlite3
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +74,7 @@ class Clock:
 
 def make_shares(tmp_path: Path, clock: Clock, **env: str) -> Shares:
     settings = load_settings({"DATA_DIR": str(tmp_path), **env}, dotenv_path=None)
-    return Shares(SQLiteStore(tmp_path / SQLITE_FILE, clock=clock), settings, clock=clock)
+    return Shares(SQLiteStore(tmp_path / SQLITE_FILE, clock=clock), settings, clock=clock, to_page=share_page.prerender)
 
 
 def test_the_snapshot_holds_what_was_seen_and_no_key_prompt_or_file() -> None:
@@ -122,7 +120,7 @@ def test_create_load_delete_and_the_id_is_long_and_random(tmp_path: Path) -> Non
     made = {shares.create(HISTORY, model="m", address="198.51.100.1").id for _ in range(5)}
     assert len(made) == 5 and all(re.fullmatch(ID_PATTERN, share_id) for share_id in made)  # 24 chars: 144 bits
     shared = shares.create(HISTORY, model="m", address="198.51.100.1")
-    assert shares.load(shared.id)["messages"][1]["text"].startswith("Sure.")
+    assert shares.load(shared.id)["messages"][1]["html"].startswith("<p>Sure.")
     assert not shares.delete(shared.id, "wrong-token") and shares.load(shared.id)
     assert shares.delete(shared.id, shared.delete_token) and shares.load(shared.id) is None
     assert not shares.delete(shared.id, shared.delete_token)
@@ -194,7 +192,7 @@ def test_a_failing_store_refuses_the_share_and_the_page_says_try_later(tmp_path:
         def _connect(self) -> sqlite3.Connection:
             raise sqlite3.OperationalError("disk I/O error")
 
-    shares = Shares(Broken(tmp_path / "x.sqlite3"), load_settings({}, dotenv_path=None))
+    shares = Shares(Broken(tmp_path / "x.sqlite3"), load_settings({}, dotenv_path=None), to_page=share_page.prerender)
     with pytest.raises(ShareRefused, match="storage is not responding"):
         shares.create(HISTORY, model="m", address="198.51.100.1")
     with pytest.raises(StoreUnavailable):
@@ -248,7 +246,7 @@ def test_redis_serves_links_to_every_replica_and_counts_shares(tmp_path: Path) -
     server = RedisServer(tmp_path).start()
     try:
         settings = load_settings({"REDIS_URL": server.url, "SHARE_PER_HOUR": "1"}, dotenv_path=None)
-        maker, reader = Shares(open_store(settings), settings), Shares(open_store(settings), settings)
+        maker, reader = (Shares(open_store(settings), settings, to_page=share_page.prerender) for _ in range(2))
         shared = maker.create(HISTORY, model="m", address="198.51.100.1")
         with pytest.raises(ShareRefused, match="shared 1 conversation this hour"):
             maker.create(HISTORY, model="m", address="198.51.100.1")
@@ -338,38 +336,39 @@ def test_share_off_hides_the_button_and_serves_no_page(tmp_path: Path) -> None:
     assert not [route for route in options["app_kwargs"]["routes"] if route.path.startswith("/share")]
 
 
-def test_first_visits_to_a_new_page_render_it_once_and_wait_without_threads(
+def test_a_visit_renders_no_markdown_the_sharer_paid_for_it_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """50 people open a just-shared link at once: one render (the others wait for it, holding no thread), not 50
-    renders queued in the thread pool that the chat's own work needs too."""
+    """The reproduction (review 8, F3): 50,000 characters of `*[` cost markdown-it ~3 s a render, and visits, which
+    no limit counts, re-rendered every link past a cache of 32. Now the page is rendered when the link is made and
+    a visit only reads it: with the renderer gone, every visit in either language still shows the whole page."""
+    shares = make_shares(tmp_path, Clock())
+    hostile = "*[" * 1_000  # 50,000 characters of it took 3 s; a few suffice to show where the rendering happens
+    history = [{"role": "user", "content": "**bold** question"}, {"role": "assistant", "content": hostile}]
+    links = [shares.create(history, model="m", address="198.51.100.1").id for _ in range(3)]
+    stored = shares.load(links[0])
+    assert stored and "text" not in stored["messages"][0] and "<em>[</em>[" in stored["messages"][1]["html"]
+
+    def no_render(_text: str) -> str:
+        raise AssertionError("a visit rendered Markdown")
+
+    monkeypatch.setattr(share_page, "render", no_render)
+    client = TestClient(Starlette(routes=share_page.routes(shares)))
+    for share_id, header in itertools.product(links * 20, ("en", "zh")):  # more visits than any cache would hold
+        page = client.get(f"/share/{share_id}", headers={"Accept-Language": header})
+        assert page.status_code == 200 and "<strong>bold</strong>" in page.text and "<em>[</em>[" in page.text
+
+
+def test_a_link_stored_before_pages_were_rendered_at_share_time_shows_its_text_plain(tmp_path: Path) -> None:
     shares = make_shares(tmp_path, Clock())
     shared = shares.create(HISTORY, model="m", address="198.51.100.1")
-    visits, arrivals, everyone_in = 50, itertools.count(1), threading.Event()
-    read = shares.load
-
-    def load(share_id: str) -> dict[str, Any] | None:
-        if next(arrivals) == visits:
-            everyone_in.set()
-        return read(share_id)
-
-    renders: list[int] = []
-    render = share_page._render_conversation
-
-    def counted_render(snapshot: dict[str, Any], lang: str) -> str:
-        everyone_in.wait(10)  # every visitor has arrived and is waiting for this page
-        renders.append(sum(not t.name.startswith("visitor") for t in threading.enumerate()))
-        return render(snapshot, lang)
-
-    monkeypatch.setattr(shares, "load", load)
-    monkeypatch.setattr(share_page, "_render_conversation", counted_render)
-    with TestClient(Starlette(routes=share_page.routes(shares))) as client:
-        server_threads = sum(not t.name.startswith("visitor") for t in threading.enumerate())
-        with ThreadPoolExecutor(visits, thread_name_prefix="visitor") as pool:
-            pages = list(pool.map(lambda _: client.get(f"/share/{shared.id}"), range(visits)))
-    assert everyone_in.is_set() and len(renders) == 1, f"{len(renders)} renders of one page"
-    assert renders[0] - server_threads <= 10, f"{renders[0] - server_threads} threads held by waiting visitors"
-    assert {page.status_code for page in pages} == {200} and len({page.text for page in pages}) == 1
+    snapshot = build_snapshot(HISTORY, model="m", system_prompt="Be **brief**", now=Clock().now)
+    snapshot["delete_hash"] = shares.load(shared.id)["delete_hash"]
+    with sqlite3.connect(tmp_path / SQLITE_FILE) as db:  # the old stored form: texts, no HTML
+        db.execute("UPDATE entries SET value = ? WHERE key = ?", (json.dumps(snapshot).encode(), shared.id))
+    page = TestClient(Starlette(routes=share_page.routes(shares))).get(f"/share/{shared.id}").text
+    assert '<pre class="plain">Be **brief**</pre>' in page and "<strong>" not in page
+    assert '<pre class="plain">Summarise this. My key is' in page
 
 
 def chatbot_value(question: str, answer: str) -> list[dict[str, Any]]:

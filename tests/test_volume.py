@@ -23,7 +23,7 @@ from chat_backend.config import DEFAULT_BODY_MB_PER_MINUTE, DEFAULT_UPLOAD_MB_PE
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.asgi_driver import Recorder, request
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import app_on, cache_bytes, chat, chat_step, chat_value, raw_post, rss_mb
+from tests.helpers import app_on, cache_bytes, chat, chat_step, chat_value, raw_post, rss_mb, run_event
 from tests.redis_server import RedisServer
 from web.guard import RequestGuard
 from web.sessions import SessionExpiry, forget_idle
@@ -123,6 +123,32 @@ def test_session_state_is_bounded_by_the_session_capacity(shared_api: FakeAPI, t
         app.stop()
     sent = [m["content"] for m in shared_api.chat_requests()[-1].body["messages"]]
     assert "Population?" in sent and "Capital of France?" not in sent
+
+
+def test_one_address_opening_fresh_sessions_forgets_only_its_own(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """The reproduction (review 8, F7): cheap unqueued steps, each from a fresh session, pushed every other
+    visitor's state out of Gradio's one LRU of STATE_SESSIONS. Now one address holds at most
+    STATE_SESSIONS_PER_ADDRESS of them: its own oldest go, and another address's chat keeps its history."""
+    shared_api.reset()
+    env = {"STATE_SESSIONS": "6", "STATE_SESSIONS_PER_ADDRESS": "3", "TRUSTED_PROXY_HOPS": "1"}
+    app = app_on(shared_api, tmp_path, **env).start()
+    try:
+        visitor = Client(app.url, headers={"X-Forwarded-For": "198.51.100.20"}, verbose=False)
+        shared_api.script(Reply(text="Paris."))
+        chat(visitor, "Capital of France?")
+        for number in range(12):  # twice the whole capacity
+            step = run_event(app.url, "_apply_carried", [None], f"fresh-{number}", headers={"X-Forwarded-For": ROGUE})
+            assert step.ok, step.text[:300]
+        held = [session for session in app.running[0].state_holder.session_data if session.startswith("fresh-")]
+        chat(visitor, "Population?")
+    finally:
+        app.stop()
+    assert held == ["fresh-9", "fresh-10", "fresh-11"]
+    sent = [m["content"] for m in shared_api.chat_requests()[-1].body["messages"]]
+    assert "Population?" in sent and "Capital of France?" in sent
+
+
+ROGUE = "203.0.113.66"
 
 
 # --- In-process: the defaults serve a class, replicas share the budgets, Gradio keeps sessions as assumed ---------

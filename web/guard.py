@@ -18,6 +18,9 @@ large), its own errors included:
   client's arguments (a Button's `icon` copied any file in the temp folder into the served cache); the page
   sends only text and file parts. Gradio then reads the very bytes that were checked, with the same `json.loads`.
 
+The session a JSON body names (its top-level `session_hash`) is left in the scope under `asgi.SESSION_KEY` for
+the middleware inside, so no body is parsed twice.
+
 Plain ASGI, so streamed replies pass through untouched.
 """
 
@@ -34,6 +37,7 @@ from urllib.parse import unquote_to_bytes
 from chat_backend.attachments import PATH_MAX
 
 from .asgi import (
+    SESSION_KEY,
     ASGIApp,
     Message,
     Receive,
@@ -269,9 +273,12 @@ class RequestGuard:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
-            self._judge(header(scope, "content-type"), body)
+            data = self._judge(header(scope, "content-type"), body)
         except Refused as refusal:
             return await refuse(scope, send, refusal)
+        session = data.get("session_hash") if isinstance(data, dict) else None
+        if isinstance(session, str):
+            scope[SESSION_KEY] = session
         replayed = False
 
         async def replay() -> Message:
@@ -283,20 +290,22 @@ class RequestGuard:
 
         await self.app(scope, replay, send)
 
-    def _judge(self, content_type: str, body: bytes) -> None:
-        """Refuses (`Refused`) unless `body` is JSON whose every `"path"` names an upload and that holds no
-        component part; an empty body names nothing. Any error of its own refuses too: a guard that cannot judge a
+    def _judge(self, content_type: str, body: bytes) -> Any:
+        """The parsed body (None for an empty one); `Refused` unless it is JSON whose every `"path"` names an
+        upload and that holds no component part. Any error of its own refuses too: a guard that cannot judge a
         request never lets it through."""
         if not body:
-            return
+            return None
         try:
             if not _is_json(content_type):
                 raise Refused(400, "edge_unreadable")
-            for value in objects(read_json(body)):
+            data = read_json(body)
+            for value in objects(data):
                 if is_component(value):
                     raise Refused(400, "edge_foreign")
                 if "path" in value and not self._uploaded(value["path"]):
                     raise Refused(400, "edge_forged")
+            return data
         except Refused:
             raise
         except Exception:

@@ -1,19 +1,28 @@
-"""sessions: Gradio's per-session state, forgotten once idle.
+"""sessions: Gradio's per-session state, forgotten once idle, and at most so many sessions per client address.
 
 Gradio keeps each session's state in its process until `state_session_capacity` newer sessions push it out, and
 a script may open a fresh session with every request. The capacity is a launch option (STATE_SESSIONS);
 `SessionExpiry` adds the expiry Gradio lacks: sessions unused for `max_idle` seconds are dropped, oldest first.
 Gradio's StateHolder keeps sessions in order of use with the time of each use (`session_data`,
 `time_last_used`); tests/test_volume.py checks that Gradio still does.
+
+Gradio's capacity is one LRU for everyone, so a script opening fresh sessions (cheap unqueued steps, a few
+hundred bytes each) would push out every other visitor's state, the /chat API's kept history among it.
+`SessionsPerAddress` bounds the sessions each client address holds: past the bound, that address's own least
+recently used session is forgotten, never another address's.
 """
 
 from __future__ import annotations
 
 import datetime
 import time
+from collections import OrderedDict
 from typing import Any
+from urllib.parse import parse_qs
 
-from .asgi import ASGIApp, Receive, Scope, Send
+from chat_backend.quotas import scope_address
+
+from .asgi import SESSION_KEY, ASGIApp, Receive, Scope, Send
 
 SWEEP_EVERY_S = 30.0
 
@@ -32,10 +41,15 @@ def forget_idle(holder: Any, max_idle: float, now: datetime.datetime | None = No
             used = holder.time_last_used.get(oldest)
             if used is not None and used > cutoff:
                 break
-            holder.session_data.pop(oldest)
-            holder.time_last_used.pop(oldest, None)
+            _forget(holder, oldest)
             dropped += 1
     return dropped
+
+
+def _forget(holder: Any, session: str) -> None:
+    """Drop one session's state from Gradio's `holder`; the caller holds `holder.lock`."""
+    holder.session_data.pop(session, None)
+    holder.time_last_used.pop(session, None)
 
 
 class SessionExpiry:
@@ -54,3 +68,65 @@ class SessionExpiry:
             if holder is not None:
                 forget_idle(holder, self.max_idle)
         await self.app(scope, receive, send)
+
+
+def session_named(scope: Scope) -> str | None:
+    """The Gradio session a request names: its JSON body's `session_hash` (as the guard read it) or, for the
+    queue's stream, the query's."""
+    named = scope.get(SESSION_KEY)
+    if named is None:
+        found = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash")
+        named = found[0] if found else None
+    return named
+
+
+class SessionsPerAddress:
+    """Each client address holds at most `limit` sessions in Gradio's state (0: no cap); one more forgets that
+    address's own least recently used. A session belongs to the address that used it last.
+
+    Runs inside the guard (which reads the body's session) and on the event loop, as Gradio's own state calls do.
+    What it tracks of sessions Gradio has since forgotten is swept every SWEEP_EVERY_S; a session seen within the
+    last sweep is kept even before Gradio has made it (a queued event makes it when it runs).
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int, trusted_hops: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.trusted_hops = trusted_hops
+        self._owned: dict[str, OrderedDict[str, float]] = {}  # address → its sessions and when each was last seen
+        self._owner: dict[str, str] = {}  # session → the address that used it last
+        self._next = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        holder = getattr(scope.get("app"), "state_holder", None)
+        session = session_named(scope) if self.limit > 0 and scope["type"] == "http" else None
+        if session is not None and holder is not None:
+            self._sweep(holder)
+            self._seen(holder, scope_address(scope, self.trusted_hops), session)
+        await self.app(scope, receive, send)
+
+    def _seen(self, holder: Any, address: str, session: str) -> None:
+        previous = self._owner.get(session)
+        if previous is not None and previous != address:
+            self._owned[previous].pop(session, None)
+        self._owner[session] = address
+        owned = self._owned.setdefault(address, OrderedDict())
+        owned[session] = time.monotonic()
+        owned.move_to_end(session)
+        while len(owned) > self.limit:
+            oldest, _ = owned.popitem(last=False)
+            del self._owner[oldest]
+            with holder.lock:
+                _forget(holder, oldest)
+
+    def _sweep(self, holder: Any) -> None:
+        """Stop tracking sessions Gradio no longer holds and that were not seen since the last sweep."""
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next, since = now + SWEEP_EVERY_S, now - SWEEP_EVERY_S
+        for address, owned in list(self._owned.items()):
+            for session in [s for s, seen in owned.items() if seen < since and s not in holder.session_data]:
+                del owned[session], self._owner[session]
+            if not owned:
+                del self._owned[address]

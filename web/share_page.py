@@ -4,20 +4,22 @@ The page is server-rendered HTML with nothing of the app: no Gradio, no key, no 
 a strict Content-Security-Policy (scripts only from this server, no inline script, no frames, no forms) and
 `noindex`, and sends no Referer, so a link in a reply never tells its target the share id. KaTeX is served
 from Gradio's own frontend bundle (no CDN); if a Gradio release moves it, maths stays readable as TeX.
+
+The conversation's Markdown is rendered once, when the link is made (`prerender`, charged to the sharer, whose
+links are limited per address), and stored as HTML: a visit, which no limit counts, only joins stored HTML with
+the page's words in the reader's language. Hostile Markdown costs markdown-it up to 60 µs a character (50,000
+characters of `*[` took 3 s), and a visit must not be able to spend that.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import functools
 import html
 import importlib.util
 import logging
 import re
-import threading
 import time
-from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +47,19 @@ HEADERS = {
 PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}  # a deleted link must not live on in a cache
 ASSET_HEADERS = {**HEADERS, "Cache-Control": "public, max-age=86400"}
 FONT_NAME = re.compile(r"KaTeX_[A-Za-z0-9_-]+\.(?:woff2|woff|ttf)")
-RENDERED_PAGES = 32  # big conversations cost seconds to render; the most recent are kept rendered
-# Characters of one page rendered as Markdown; the rest shows as plain text. Hostile Markdown (runs of "![ " or
-# "[") costs markdown-it about 25 µs a character, so a 1 MB snapshot took 20 s of CPU per visit; this bounds a
-# page to about a second while a real conversation (a few thousand words) renders in full.
+# Characters of one conversation rendered as Markdown when it is shared; the rest shows as plain text. Hostile
+# Markdown (runs of "*[" or "![[") costs markdown-it up to 60 µs a character, so this bounds a share to about 3 s
+# of the sharer's CPU while a real conversation (a few thousand words, about 1 µs a character) renders in full.
 MARKDOWN_CHARS = 50_000
 STORE_WAIT_S = REDIS_TIMEOUT_S + 1  # a visit waits this long for the store, then gets the "try later" page
-# One page renders at a time, in a thread of its own: a burst of visits to new links uses one core, and no
-# thread of the pool that the chat's own work needs. Visits to a page being rendered wait for that render.
-_renderer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="share-render")
-_rendering: dict[tuple[str, str], asyncio.Future[str]] = {}
-_rendered: OrderedDict[tuple[str, str], str] = OrderedDict()
 LANGUAGE_TAGS = {"en": "en", "zh": "zh-CN"}  # chat_backend.i18n's catalogues, as HTML names them
-_rendered_lock = threading.Lock()
 
 
 def routes(shares: Shares) -> list[BaseRoute]:
     """`GET /share/<id>`, `DELETE /share/<id>` (with `Authorization: Bearer <delete token>`), and static files.
 
-    The two share routes run on the event loop and hand the store and the rendering to threads of their own.
+    The two share routes run on the event loop and hand the store to threads of their own; a page renders no
+    Markdown (see `prerender`).
     """
 
     async def page(request: Request) -> Response:
@@ -78,7 +74,7 @@ def routes(shares: Shares) -> list[BaseRoute]:
         if snapshot is None:
             return _shell(t("sharepage_missing_title", lang), _message("sharepage_missing", lang), 404, lang)
         title = str(snapshot.get("title") or t("sharepage_title", lang))
-        return _shell(title, await _conversation(share_id, snapshot, lang), 200, lang)
+        return _shell(title, _conversation(snapshot, lang), 200, lang)
 
     async def delete(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -170,35 +166,23 @@ def _message(key: str, lang: str) -> str:
     return f'<main class="missing"><h1>{heading}</h1><p>{text}</p></main>'
 
 
-async def _conversation(share_id: str, snapshot: dict[str, Any], lang: str) -> str:
-    """Rendered once per id and language and kept for the next visits: an id never names a different snapshot.
-    Visits that arrive while it renders wait for that one render (holding no thread)."""
-    cache_key = (share_id, lang)
-    with _rendered_lock:
-        if cache_key in _rendered:
-            _rendered.move_to_end(cache_key)
-            return _rendered[cache_key]
-    loop = asyncio.get_running_loop()
-    render = _rendering.get(cache_key)
-    if render is None or render.get_loop() is not loop:
-        render = _rendering[cache_key] = loop.run_in_executor(_renderer, _render_conversation, snapshot, lang)
-        render.add_done_callback(lambda done: _keep(cache_key, done))
-    return await asyncio.shield(render)  # a visitor who leaves does not cancel the others' render
+def prerender(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The snapshot as stored: the system prompt and each message's text replaced by their HTML (`system_prompt_html`,
+    `html`), rendered here once, in order, while MARKDOWN_CHARS last. Nothing else of the page is in it: the
+    words around the conversation follow each reader's language."""
+    markdown = _Markdown(MARKDOWN_CHARS)
+    stored = {key: value for key, value in snapshot.items() if key != "system_prompt"}
+    prompt = snapshot.get("system_prompt")
+    stored["system_prompt_html"] = markdown(str(prompt)) if prompt else None
+    stored["messages"] = [
+        {**{key: value for key, value in message.items() if key != "text"}, "html": markdown(str(message["text"]))}
+        for message in snapshot.get("messages") or []
+    ]
+    return stored
 
 
-def _keep(cache_key: tuple[str, str], render: asyncio.Future[str]) -> None:
-    """A finished render: kept for the next visits (a failed one is not, so the next visit tries again)."""
-    if _rendering.get(cache_key) is render:
-        del _rendering[cache_key]
-    if render.cancelled() or render.exception():
-        return
-    with _rendered_lock:
-        _rendered[cache_key] = render.result()
-        while len(_rendered) > RENDERED_PAGES:
-            _rendered.popitem(last=False)
-
-
-def _render_conversation(snapshot: dict[str, Any], lang: str) -> str:
+def _conversation(snapshot: dict[str, Any], lang: str) -> str:
+    """The stored HTML between the page's own words: string joins only, cheap enough for the event loop."""
     created = time.strftime(t("share_date_format", lang), time.gmtime(float(snapshot.get("created") or 0)))
     meta = t("sharepage_meta", lang, model=str(snapshot.get("model") or "?"), date=created)
     parts = [
@@ -208,11 +192,13 @@ def _render_conversation(snapshot: dict[str, Any], lang: str) -> str:
         "</header>",
         "<main>",
     ]
-    markdown = _Markdown(MARKDOWN_CHARS)
-    if snapshot.get("system_prompt"):
-        parts.append(_fold(t("sharepage_system_prompt", lang), markdown(str(snapshot["system_prompt"])), "system"))
+    prompt = _stored_html(snapshot, "system_prompt_html", "system_prompt")
+    if prompt:
+        parts.append(_fold(t("sharepage_system_prompt", lang), prompt, "system"))
+    you, assistant = (html.escape(t(key, lang)) for key in ("sharepage_you", "sharepage_assistant"))
+    not_included = html.escape(t("sharepage_not_included", lang))
     for message in snapshot.get("messages") or []:
-        parts.append(_message_html(message, lang, markdown))
+        parts.append(_message_html(message, you if message.get("role") == "user" else assistant, not_included))
     if snapshot.get("left_out"):
         names = ", ".join(str(name) for name in snapshot["left_out"])
         parts.append(f'<p class="left-out">{html.escape(t("sharepage_left_out", lang, names=names))}</p>')
@@ -228,25 +214,36 @@ class _Markdown:
 
     def __call__(self, text: str) -> str:
         if len(text) > self.left:
-            return f'<pre class="plain">{html.escape(text, quote=False)}</pre>'
+            return _plain(text)
         self.left -= len(text)
         return render(text)
 
 
-def _message_html(message: dict[str, Any], lang: str, markdown: _Markdown) -> str:
-    text = str(message.get("text") or "")
+def _plain(text: str) -> str:
+    return f'<pre class="plain">{html.escape(text, quote=False)}</pre>'
+
+
+def _stored_html(record: Mapping[str, Any], key: str, text_key: str) -> str:
+    """The HTML stored under `key`; a link made before pages were rendered at share time holds only its text
+    (under `text_key`), which shows plain rather than cost a visit a render."""
+    if key in record:
+        return str(record[key] or "")
+    text = str(record.get(text_key) or "")
+    return _plain(text) if text else ""
+
+
+def _message_html(message: Mapping[str, Any], label: str, not_included: str) -> str:
+    body = _stored_html(message, "html", "text")
     for kind in ("notice", "thought"):  # folded, as the chat shows them; a thought sits apart above its answer
         if kind in message:
-            return _fold(str(message[kind]), markdown(text), kind)
+            return _fold(str(message[kind]), body, kind)
     role = "user" if message.get("role") == "user" else "bot"
     names = message.get("files") or []
-    not_included = html.escape(t("sharepage_not_included", lang))
     files = "".join(f"<li>📎 {html.escape(str(name))} <em>{not_included}</em></li>" for name in names)
     files_html = f'<ul class="files">{files}</ul>' if files else ""
-    label = html.escape(t("sharepage_you" if role == "user" else "sharepage_assistant", lang))
     return (
         f'<article class="message {role}"><h2 class="visually-hidden">{label}</h2>{files_html}'
-        f'<div class="bubble md">{markdown(text)}</div></article>'
+        f'<div class="bubble md">{body}</div></article>'
     )
 
 
