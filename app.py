@@ -534,8 +534,8 @@ def private_paths(settings: Settings) -> list[str]:
 
 
 def middleware(settings: Settings) -> list[Middleware]:
-    """The edge, outermost first (see web/): page headers, bytes a minute per address, the request guard, the
-    failed-login throttle, and the expiry of idle sessions' state."""
+    """The edge, outermost first (see web/): page headers, bytes per address (a minute, and of uploads between two
+    clearings of the cache), the request guard, the failed-login throttle, and the expiry of idle sessions' state."""
     uploads = gr.utils.get_upload_folder()
     return [
         Middleware(PagePolicy),
@@ -545,6 +545,8 @@ def middleware(settings: Settings) -> list[Middleware]:
             upload_per_minute=settings.upload_per_minute,
             upload_folder=uploads,
             upload_store=settings.upload_store_bytes,
+            upload_per_address=settings.upload_address_bytes,
+            share_seconds=settings.cache_clear_minutes * 60,
             trusted_hops=settings.trusted_proxy_hops,
             storage_url=settings.redis_url,
         ),
@@ -553,6 +555,7 @@ def middleware(settings: Settings) -> list[Middleware]:
             body_limit=settings.max_request_bytes,
             upload_folder=uploads,
             upload_limit=upload_limit(settings),
+            files_per_upload=settings.max_attachments_per_message,  # the page uploads one message's files at once
             served_folders=[str(Path(gr.utils.get_icon_path("plus.svg")).parent)],  # Gradio's own icons
         ),
         Middleware(

@@ -73,6 +73,9 @@ DEFAULT_REPLICAS = 2  # app processes behind HAProxy in deploy/ (python app.py a
 DEFAULT_BODY_MB_PER_MINUTE = 60.0  # request bodies but uploads, per address
 DEFAULT_UPLOAD_MB_PER_MINUTE = 60.0  # uploads per address: a dozen students attaching a 5 MB PDF at once
 DEFAULT_UPLOAD_STORE_MB = 2000.0  # Gradio's upload folder, all visitors together (emptied every CACHE_CLEAR_MINUTES)
+# Of UPLOAD_STORE_MB, one address may upload this part between two clearings, so that no one fills it for everyone
+# (at 60 MB a minute one address filled the default in 34 minutes); 200 MB is still 40 attachments of 5 MB.
+UPLOAD_SHARE_PER_ADDRESS = 0.1
 DEFAULT_STATE_SESSIONS = 1000  # sessions whose state Gradio keeps (its default: 10,000); the oldest go first
 DEFAULT_SESSION_IDLE_MINUTES = 60.0  # a session unused this long is forgotten
 DEFAULT_STATE_SESSIONS_PER_ADDRESS = 200  # of those, one address's: a class of 50 with a few tabs each
@@ -136,6 +139,7 @@ class Settings:
     body_per_minute: int = int(DEFAULT_BODY_MB_PER_MINUTE * 1_000_000)  # 0 = no limit
     upload_per_minute: int = int(DEFAULT_UPLOAD_MB_PER_MINUTE * 1_000_000)  # 0 = no limit
     upload_store_bytes: int = int(DEFAULT_UPLOAD_STORE_MB * 1_000_000)  # 0 = no cap
+    upload_address_bytes: int = int(DEFAULT_UPLOAD_STORE_MB * UPLOAD_SHARE_PER_ADDRESS * 1_000_000)  # 0 = no cap
     state_sessions: int = DEFAULT_STATE_SESSIONS
     session_idle: float = DEFAULT_SESSION_IDLE_MINUTES * 60  # seconds; 0 = never
     state_sessions_per_address: int = DEFAULT_STATE_SESSIONS_PER_ADDRESS  # 0 = no cap
@@ -152,6 +156,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
     concurrency = int(_number(env, "CHAT_CONCURRENCY", DEFAULT_CONCURRENCY, 1, True, MAX_CONCURRENCY))
     max_upstream = _count(env, "MAX_UPSTREAM_CALLS", DEFAULT_CONCURRENCY)
     address_share = max(1, int((max_upstream or concurrency) * UPSTREAM_SHARE_PER_ADDRESS))
+    upload_store = _megabytes(env, "UPLOAD_STORE_MB", DEFAULT_UPLOAD_STORE_MB)
     return Settings(
         api_key=_server_key(env.get("AIMLAPI_KEY")),
         base_url=_url(env, "AIMLAPI_BASE_URL", DEFAULT_BASE_URL),
@@ -212,7 +217,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: str | P
         monitoring=_flag(env, "MONITORING"),
         body_per_minute=_megabytes(env, "BODY_MB_PER_MINUTE", DEFAULT_BODY_MB_PER_MINUTE),
         upload_per_minute=_megabytes(env, "UPLOAD_MB_PER_MINUTE", DEFAULT_UPLOAD_MB_PER_MINUTE),
-        upload_store_bytes=_megabytes(env, "UPLOAD_STORE_MB", DEFAULT_UPLOAD_STORE_MB),
+        upload_store_bytes=upload_store,
+        upload_address_bytes=_megabytes(env, "UPLOAD_PER_ADDRESS_MB", upload_store * UPLOAD_SHARE_PER_ADDRESS / 1e6),
         state_sessions=int(_number(env, "STATE_SESSIONS", DEFAULT_STATE_SESSIONS, minimum=1, whole=True)),
         session_idle=_number(env, "SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES, minimum=0) * 60,
         state_sessions_per_address=int(

@@ -298,6 +298,10 @@ EN: dict[str, str] = {
     "edge_upload_budget": "Too many uploads from your network address in the last minute (at most {mb} MB a minute). "
     "Try again in {seconds} s.",
     "edge_upload_full": "The server's space for uploads is full (at most {mb} MB for everyone). Try again later.",
+    "edge_upload_share": "Your network address has used its share of the server's space for uploads (at most {mb} MB "
+    "in {period}). Try again in {wait}.",
+    "edge_too_many_files": "Too many files in one upload: at most {limit} at a time, one message's attachments. "
+    "Attach the rest to another message.",
 }
 
 ZH: dict[str, str] = {
@@ -547,6 +551,8 @@ ZH: dict[str, str] = {
     "edge_body_budget": "你的网络地址在过去一分钟内发送的数据过多（每分钟最多 {mb} MB）。请 {seconds} 秒后再试。",
     "edge_upload_budget": "你的网络地址在过去一分钟内上传过多（每分钟最多 {mb} MB）。请 {seconds} 秒后再试。",
     "edge_upload_full": "服务器的上传空间已满（所有人合计最多 {mb} MB）。请稍后再试。",
+    "edge_upload_share": "你的网络地址已用完它在服务器上传空间中的份额（每 {period}最多 {mb} MB）。请 {wait}后再试。",
+    "edge_too_many_files": "一次上传的文件过多：每次最多 {limit} 个，即一条消息的附件。其余的请附在另一条消息中。",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

@@ -36,6 +36,7 @@ def app_on(api: FakeAPI, folder: Path, *, process: bool = False, **env: str) -> 
         "RATE_LIMIT_PER_ADDRESS": "0",
         "BODY_MB_PER_MINUTE": "0",
         "UPLOAD_MB_PER_MINUTE": "0",
+        "UPLOAD_PER_ADDRESS_MB": "0",
     }
     return make_app(folder / "app.log", process=process, **{**defaults, **env})
 

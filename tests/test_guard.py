@@ -429,3 +429,57 @@ def test_a_range_is_one_plain_byte_range(value: str, status: int) -> None:
     header = {"range": value.encode("utf-8").decode("latin-1")}  # as the server hands the bytes on
     answer = asyncio.run(request(guard, f"/gradio_api/file={UPLOADED}", method="GET", headers=header))
     assert answer.status == status
+
+
+# --- Files per upload (review 8, F5): each becomes a folder and a file on disk, so an upload carries at most one
+# message's attachments, counted as the body streams ---------------------------------------------------------------
+
+FORM_BOUNDARY = "----WebKitFormBoundaryF5"
+
+
+def upload_form(count: int) -> bytes:
+    """`count` one-line files in one multipart form, as the page (and the reviewer's script) sends them."""
+    parts = [
+        f'--{FORM_BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{n}"\r\n'
+        f"Content-Type: text/plain\r\n\r\n{n}\r\n".encode()
+        for n in range(count)
+    ]
+    return b"".join(parts) + f"--{FORM_BOUNDARY}--\r\n".encode()
+
+
+def upload_through_guard(body: bytes, content_type: str, language: str = "en") -> tuple[int, str, Recorder]:
+    """An upload through a RequestGuard that takes 10 files at once: the status, the answer's text, the app's view."""
+    downstream = Recorder()
+    guard = RequestGuard(
+        downstream, body_limit=1000, upload_limit=6_000_000, upload_folder=str(UPLOADS), files_per_upload=10
+    )
+    headers = {"content-type": content_type, "content-length": str(len(body)), "accept-language": language}
+    answer = asyncio.run(request(guard, "/gradio_api/upload", body, headers))
+    assert answer.status != 413 or answer.headers["content-type"].startswith("text/plain")  # the page shows it
+    return answer.status, answer.body.decode(), downstream
+
+
+@pytest.mark.parametrize("count", [1, 3, 10])
+def test_an_upload_of_one_messages_files_passes_whole(count: int) -> None:
+    body = upload_form(count)
+    status, _, downstream = upload_through_guard(body, f"multipart/form-data; boundary={FORM_BOUNDARY}")
+    assert status == 200 and downstream.bodies == [body]
+
+
+@pytest.mark.parametrize("count", [11, 1000])
+def test_a_file_past_the_limit_refuses_the_upload_before_gradio_reads_it(count: int) -> None:
+    body = upload_form(count)
+    status, text, downstream = upload_through_guard(body, f"multipart/form-data; boundary={FORM_BOUNDARY}")
+    assert status == 413 and "at most 10 at a time" in text
+    assert len(downstream.bodies) == 1 and len(downstream.bodies[0]) < body.index(b'filename="10"')  # 11th unread
+    _, chinese, _ = upload_through_guard(body, f"multipart/form-data; boundary={FORM_BOUNDARY}", "zh-CN")
+    assert "最多 10 个" in chinese
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["multipart/form-data", "multipart/form-data; boundary=", f"multipart/form-data; boundary={'b' * 71}"],
+)
+def test_an_upload_without_a_boundary_gradio_could_read_is_refused_unread(content_type: str) -> None:
+    status, _, downstream = upload_through_guard(upload_form(1), content_type)
+    assert status == 400 and not downstream.bodies

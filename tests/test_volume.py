@@ -19,21 +19,28 @@ from gradio.state_holder import StateHolder
 from gradio_client import Client
 from playwright.sync_api import Browser, expect
 
-from chat_backend.config import DEFAULT_BODY_MB_PER_MINUTE, DEFAULT_UPLOAD_MB_PER_MINUTE, Settings
+from chat_backend.config import (
+    DEFAULT_BODY_MB_PER_MINUTE,
+    DEFAULT_UPLOAD_MB_PER_MINUTE,
+    DEFAULT_UPLOAD_STORE_MB,
+    UPLOAD_SHARE_PER_ADDRESS,
+    Settings,
+)
 from tests.app_process import CHROMIUM, ROOT, AppProcess
-from tests.asgi_driver import Recorder, request
+from tests.asgi_driver import Answer, Recorder, request
 from tests.fake_api import FakeAPI, Reply
 from tests.helpers import app_on, cache_bytes, chat, chat_step, chat_value, raw_post, rss_mb, run_event
 from tests.redis_server import RedisServer
 from web.guard import RequestGuard
 from web.sessions import SessionExpiry, forget_idle
-from web.volume import VolumeQuota
+from web.volume import FILE_COST, VolumeQuota, folder_bytes
 
 ARTIFACTS = ROOT / "test-artifacts"
 EDIT = b'{"index": 0, "value": "shorter", "previous_value": "lorem"}'  # what the edit step (`chat_step`) is told
 VOLUME_DEFAULTS = {  # app_on turns the volume budgets off for other tests: these tests keep the defaults
     "BODY_MB_PER_MINUTE": f"{DEFAULT_BODY_MB_PER_MINUTE:g}",
     "UPLOAD_MB_PER_MINUTE": f"{DEFAULT_UPLOAD_MB_PER_MINUTE:g}",
+    "UPLOAD_PER_ADDRESS_MB": f"{DEFAULT_UPLOAD_STORE_MB * UPLOAD_SHARE_PER_ADDRESS:g}",
 }
 
 
@@ -156,17 +163,20 @@ ROGUE = "203.0.113.66"
 ROOM_ADDRESS = "203.0.113.7"
 
 
-def volume(storage_url: str | None = None, **bounds: int) -> tuple[VolumeQuota, Recorder]:
+def volume(storage_url: str | None = None, folder: str = "", **bounds: int) -> tuple[VolumeQuota, Recorder]:
+    """A VolumeQuota with the default bounds but `bounds`, in front of a `Recorder`; uploads land in `folder`."""
     defaults = Settings()
     downstream = Recorder()
     settings = {
         "body_per_minute": defaults.body_per_minute,
         "upload_per_minute": defaults.upload_per_minute,
         "upload_store": defaults.upload_store_bytes,
+        "upload_per_address": defaults.upload_address_bytes,
+        "share_seconds": defaults.cache_clear_minutes * 60,
         **bounds,
     }
     quota = VolumeQuota(
-        downstream, upload_folder=tempfile.mkdtemp(), trusted_hops=0, storage_url=storage_url, **settings
+        downstream, upload_folder=folder or tempfile.mkdtemp(), trusted_hops=0, storage_url=storage_url, **settings
     )
     return quota, downstream
 
@@ -213,6 +223,106 @@ def test_a_streamed_body_is_counted_as_it_arrives() -> None:
     assert len(downstream.bodies) == 2 and len(downstream.bodies[1]) < 1_500_000  # cut short, then refused
 
 
+def form(count: int, size: int = 1) -> tuple[bytes, dict[str, str]]:
+    """`count` files of `size` bytes in one multipart upload, as the page sends them, and its headers."""
+    parts = [
+        b'--%s\r\nContent-Disposition: form-data; name="files"; filename="%d"\r\n\r\n%s\r\n'
+        % (BOUNDARY, number, os.urandom(size))
+        for number in range(count)
+    ]
+    body = b"".join(parts) + b"--%s--\r\n" % BOUNDARY
+    return body, {
+        "content-type": f"multipart/form-data; boundary={BOUNDARY.decode()}",
+        "content-length": str(len(body)),
+    }
+
+
+BOUNDARY = b"----volume-form"
+
+
+def entries(folder: Path) -> int:
+    """Folders and files under `folder`: the inodes its uploads take."""
+    return sum(1 for _ in folder.rglob("*")) if folder.exists() else 0
+
+
+async def upload_from(app: VolumeQuota, address: str, count: int, size: int) -> Answer:
+    body, headers = form(count, size)
+    return await request(app, "/gradio_api/upload", body, headers, client=address)
+
+
+def test_each_file_of_an_upload_costs_its_folder_and_inodes() -> None:
+    """Review 8, F5: 1,000 one-byte files cost 131 KB of a budget and 2,000 inodes of disk. Each file now costs
+    FILE_COST besides its bytes: a megabyte a minute takes 30 tiny files, not 7,000."""
+    quota, _ = volume(upload_per_minute=1_000_000, upload_per_address=0, upload_store=0)
+
+    async def uploads() -> list[int]:
+        return [(await upload_from(quota, ROOM_ADDRESS, 10, 1)).status for _ in range(4)]
+
+    assert asyncio.run(uploads()) == [200, 200, 200, 429]  # 30 files: 983 KB; the 40th goes past the megabyte
+    assert 30 * FILE_COST < 1_000_000 < 40 * FILE_COST
+
+
+def test_the_folder_counts_each_file_as_uploads_are_charged(tmp_path: Path) -> None:
+    """30 one-byte files fill a megabyte of UPLOAD_STORE_MB, as walked and as let in."""
+    for number in range(30):
+        (tmp_path / str(number)).mkdir()
+        (tmp_path / str(number) / "file").write_bytes(b"x")
+    assert folder_bytes(str(tmp_path)) == 30 * (1 + FILE_COST)
+    quota, _ = volume(folder=str(tmp_path), upload_per_minute=0, upload_per_address=0, upload_store=1_000_000)
+    answer = asyncio.run(upload_from(quota, ROOM_ADDRESS, 1, 1))
+    assert answer.status == 413 and "full" in answer.body.decode()
+
+
+def test_one_address_gets_its_share_of_the_upload_folder_and_others_still_theirs() -> None:
+    """Review 8, F8: at 60 MB a minute one address filled the folder for everyone in 34 minutes. Its share over the
+    folder's clearing period is UPLOAD_PER_ADDRESS_MB; past it that address waits, and others upload."""
+    quota, _ = volume(upload_per_minute=0, upload_per_address=10_000_000, share_seconds=3600)
+
+    async def uploads() -> list[Answer]:
+        mine = [await upload_from(quota, ROOM_ADDRESS, 2, 2_000_000) for _ in range(3)]
+        return [*mine, await upload_from(quota, "198.51.100.20", 2, 2_000_000)]
+
+    *accepted, refused, other = asyncio.run(uploads())
+    assert [answer.status for answer in accepted] == [200, 200] and other.status == 200
+    assert refused.status == 429 and refused.headers["content-type"].startswith("text/plain")
+    assert "share" in refused.body.decode() and "10 MB in 60 minutes" in refused.body.decode()
+    assert 60 < int(refused.headers["retry-after"]) <= 3600  # the long window's wait, not a minute's
+
+
+def test_the_share_is_the_apps_setting_and_follows_the_forwarded_address(shared_api: FakeAPI, tmp_path: Path) -> None:
+    """Through the app behind one trusted proxy: each X-Forwarded-For is an address with its own share."""
+    app = app_on(shared_api, tmp_path, TRUSTED_PROXY_HOPS="1", UPLOAD_PER_ADDRESS_MB="1").start()
+
+    def upload_as(address: str) -> requests.Response:
+        files = [("files", (f"{n}.bin", os.urandom(300_000))) for n in range(2)]
+        headers = {"X-Forwarded-For": address, "accept-language": "zh-CN"}
+        return requests.post(f"{app.url}gradio_api/upload", files=files, headers=headers, timeout=30)
+
+    try:
+        replies = [upload_as("198.51.100.1"), upload_as("198.51.100.1"), upload_as("198.51.100.2")]
+    finally:
+        app.stop()
+    assert [reply.status_code for reply in replies] == [200, 429, 200]
+    assert "每 60 分钟最多 1 MB" in replies[1].text and replies[1].headers["content-type"].startswith("text/plain")
+
+
+def test_the_reviewers_thousand_file_upload_is_refused_and_stores_nothing(default_app: AppProcess) -> None:
+    """Review 8, F5, through the launched app: 1,000 tiny files in one request made 1,000 folders and 1,000 files.
+    Now the eleventh part refuses it (413, the page's text) before Gradio stores any; one message's files pass."""
+    folder = Path(default_app.env["GRADIO_TEMP_DIR"])
+    url, before = f"{default_app.url}gradio_api/upload", entries(folder)
+    files = [("files", (f"{n}", str(n).encode(), "text/plain")) for n in range(1000)]
+    refused = requests.post(url, files=files, timeout=60)
+    after_refusal = entries(folder)
+    assert refused.status_code == 413 and refused.headers["content-type"].startswith("text/plain")
+    assert "at most 10 at a time" in refused.text
+    assert after_refusal - before == 0, f"{after_refusal - before} new entries"
+    page = [("files", (f"notes{n}.txt", os.urandom(2_000), "text/plain")) for n in range(10)]
+    accepted = requests.post(url, files=page, timeout=60)
+    assert accepted.ok and len(accepted.json()) == 10
+    assert entries(folder) - before == 20  # a folder and a file each
+
+
 def test_gradio_keeps_sessions_in_order_of_use_and_idle_ones_are_forgotten() -> None:
     with gr.Blocks() as demo:
         state = gr.State([])
@@ -234,7 +344,14 @@ def test_a_body_the_guard_refuses_unread_costs_nothing() -> None:
     downstream = Recorder()
     guard = RequestGuard(downstream, body_limit=5_000_000, upload_limit=6_000_000, upload_folder=tempfile.mkdtemp())
     quota = VolumeQuota(
-        guard, body_per_minute=10_000_000, upload_per_minute=0, upload_folder="", upload_store=0, trusted_hops=0
+        guard,
+        body_per_minute=10_000_000,
+        upload_per_minute=0,
+        upload_folder="",
+        upload_store=0,
+        upload_per_address=0,
+        share_seconds=3600,
+        trusted_hops=0,
     )
 
     async def attempts() -> list[int]:
@@ -260,6 +377,29 @@ def test_the_expiry_sweeps_the_apps_sessions_as_requests_arrive() -> None:
 
 
 # Last in this file: Playwright's sync API keeps an event loop running in this thread until the module ends.
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
+def test_the_page_uploads_a_messages_files_at_once_and_says_why_more_are_refused(
+    browser: Browser, shared_api: FakeAPI, tmp_path: Path
+) -> None:
+    paths = []
+    for number in range(11):
+        paths.append(tmp_path / f"notes{number}.txt")
+        paths[-1].write_text(f"tide table {number}\n")
+    app = app_on(shared_api, tmp_path, **VOLUME_DEFAULTS).start()
+    page = browser.new_page()
+    try:
+        page.goto(app.url)
+        attach = page.locator('#chat-input input[data-testid="file-upload"]')
+        attach.set_input_files([str(path) for path in paths[:10]])  # one request, as Gradio's client sends them
+        thumbnails = page.locator("#chat-input").get_by_role("listitem", name="File thumbnail")
+        expect(thumbnails).to_have_count(10, timeout=15_000)
+        attach.set_input_files([str(path) for path in paths])
+        expect(page.get_by_text("Too many files in one upload: at most 10")).to_be_visible(timeout=15_000)
+    finally:
+        page.close()
+        app.stop()
+
+
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
 def test_the_page_shows_why_an_upload_was_refused(
     browser: Browser, shared_api: FakeAPI, tmp_path: Path, request: pytest.FixtureRequest

@@ -66,19 +66,21 @@ async def refuse(scope: Scope, send: Send, refusal: Refused) -> None:
 
 
 async def pass_counted(
-    app: ASGIApp, scope: Scope, receive: Receive, send: Send, check: Callable[[int], Awaitable[Refused | None]]
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, check: Callable[[int, bytes], Awaitable[Refused | None]]
 ) -> None:
-    """Pass the request on, asking `check` about the body's bytes so far as each piece arrives. Once it answers
-    with a refusal (before the app has begun its answer), the app sees the client disconnect and the client gets
-    the refusal instead: the body is never held whole here, and never reaches the app past the refusal."""
+    """Pass the request on, asking `check` about the body as each piece arrives (its bytes so far, and the piece).
+    Once it answers with a refusal (before the app has begun its answer), the app sees the client disconnect and
+    the client gets the refusal instead: the body is never held whole here, and never reaches the app past the
+    refusal."""
     size, refusal, started = 0, None, False
 
     async def counting() -> Message:
         nonlocal size, refusal
         message = await receive()
-        size += len(message.get("body", b""))
+        piece = message.get("body", b"")
+        size += len(piece)
         if refusal is None and not started:
-            refusal = await check(size)
+            refusal = await check(size, piece)
         return {"type": "http.disconnect"} if refusal is not None else message
 
     async def sending(message: Message) -> None:

@@ -11,10 +11,11 @@ large), its own errors included:
   are closed: `proxy=` (no app is loaded), `dev/reload` (polls every 50 ms per open request), `deep_link` (copies
   a session's state to disk) and `custom_component/` (no custom components here, and each is printed to the log);
 - a body comes only with a method that takes one, never content-encoded (nothing here decodes it);
-- uploads (`/gradio_api/upload`) are multipart forms, the login a form, every other body JSON: UTF-8 without a
-  BOM, no key twice, no NaN, at most MAX_JSON_DEPTH deep, and every `"path"` in it a string naming something
-  under Gradio's upload folder, and no object in it a chat "component" part (`"type": "component"`, or a
-  `"component"` or `"constructor_args"` key): given one, Gradio builds that component on the server with the
+- uploads (`/gradio_api/upload`) are multipart forms of at most `files_per_upload` parts (each becomes a folder
+  and a file on disk; counted as the body streams, by `web.multipart`), the login a form, every other body JSON:
+  UTF-8 without a BOM, no key twice, no NaN, at most MAX_JSON_DEPTH deep, and every `"path"` in it a string naming
+  something under Gradio's upload folder, and no object in it a chat "component" part (`"type": "component"`, or
+  a `"component"` or `"constructor_args"` key): given one, Gradio builds that component on the server with the
   client's arguments (a Button's `icon` copied any file in the temp folder into the served cache); the page
   sends only text and file parts. Gradio then reads the very bytes that were checked, with the same `json.loads`.
 
@@ -50,6 +51,7 @@ from .asgi import (
     refuse,
     too_large,
 )
+from .multipart import PartCounter, boundary_of
 
 log = logging.getLogger(__name__)
 UPLOAD_PATH = "/gradio_api/upload"
@@ -185,9 +187,10 @@ def _decoded(raw: bytes) -> str:
 
 
 class RequestGuard:
-    """The allow-list in the module docstring. Uploads may be up to `upload_limit` bytes, other bodies up to
-    `body_limit`: a declared Content-Length over the limit is refused before a byte is read, a chunked body is
-    counted as it streams. `served_folders` are served at `/gradio_api/file=` besides `upload_folder`."""
+    """The allow-list in the module docstring. Uploads may be up to `upload_limit` bytes and `files_per_upload`
+    parts (0: Gradio's own bound, 1,000), other bodies up to `body_limit`: a declared Content-Length over the limit
+    is refused before a byte is read, a chunked body is counted as it streams, and parts as they begin.
+    `served_folders` are served at `/gradio_api/file=` besides `upload_folder`."""
 
     def __init__(
         self,
@@ -196,11 +199,13 @@ class RequestGuard:
         body_limit: int,
         upload_limit: int,
         upload_folder: str,
+        files_per_upload: int = 0,
         served_folders: Sequence[str] = (),
     ) -> None:
         self.app = app
         self.body_limit = body_limit
         self.upload_limit = upload_limit
+        self.files_per_upload = files_per_upload
         self.upload_folder = upload_folder
         self.served_folders = [upload_folder, *served_folders]
 
@@ -219,7 +224,7 @@ class RequestGuard:
         kind, limit = expected
         if kind == "json":
             return await self._checked_json(scope, receive, send, limit)
-        await self._counted(scope, receive, send, limit)
+        await self._counted(scope, receive, send, limit, kind == "upload")
 
     def _check_target(self, scope: Scope) -> None:
         path = _decoded(scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape"))
@@ -233,7 +238,8 @@ class RequestGuard:
             raise Refused(400, "edge_forged")
 
     def _expected_body(self, scope: Scope) -> tuple[str, int] | None:
-        """None for a method without a body, else how to read the body ("json" or "form") and its size limit."""
+        """None for a method without a body, else how to read the body ("json", "upload" or "form") and its size
+        limit."""
         lengths = header_values(scope, "content-length")
         framed = bool(header_values(scope, "transfer-encoding")) or any(length.strip() != "0" for length in lengths)
         if scope["method"] in BODYLESS_METHODS:
@@ -254,10 +260,11 @@ class RequestGuard:
             raise too_large(limit)
         if kind == "json":
             return kind, limit  # its type is judged with the body: an empty one may come with any
+        content_type = header(scope, "content-type")
         allowed = {"multipart/form-data"} if kind == "upload" else FORMS
-        if media_type(header(scope, "content-type"))[0] not in allowed:
+        if media_type(content_type)[0] not in allowed or (kind == "upload" and boundary_of(content_type) is None):
             raise Refused(400, "edge_unreadable")
-        return "form", limit
+        return ("upload" if kind == "upload" else "form"), limit
 
     async def _checked_json(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         chunks: list[bytes] = []
@@ -315,10 +322,17 @@ class RequestGuard:
     def _uploaded(self, path: Any) -> bool:
         return isinstance(path, str) and inside(path, self.upload_folder)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """Pass a form through while counting: past the limit the app sees a disconnect and the client a 413."""
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int, upload: bool) -> None:
+        """Pass a form through while counting its bytes and, for an upload, its parts: past either limit the app
+        sees a disconnect (before the piece that went past it) and the client a 413."""
+        boundary = boundary_of(header(scope, "content-type")) if upload and self.files_per_upload else None
+        parts = PartCounter(boundary) if boundary else None
 
-        async def within(size: int) -> Refused | None:
-            return too_large(limit) if size > limit else None
+        async def within(size: int, piece: bytes) -> Refused | None:
+            if size > limit:
+                return too_large(limit)
+            if parts is not None and parts.feed(piece) > self.files_per_upload:
+                return Refused(413, "edge_too_many_files", limit=self.files_per_upload)
+            return None
 
         await pass_counted(self.app, scope, receive, send, within)

@@ -1,13 +1,15 @@
-"""volume: how many bytes one address may send a minute, and how much the upload folder may hold in all.
+"""volume: how many bytes one address may send a minute, how much it may upload between two clearings of the
+upload folder, and how much that folder may hold in all.
 
 Gradio keeps what it is sent: a chat value stays in the session's state (memory), an upload in its folder (disk),
-and a client chooses a fresh session id for every request. So every address gets a budget of body bytes a minute
-and one of upload bytes a minute, counted in `chat_backend.quotas.Windows` like the other limits (Redis with
-`REDIS_URL`, else memory), and the upload folder a cap on its total. A body is counted as its reader (the guard,
-then Gradio) takes its first piece: all of its Content-Length at once, so uploads sent together are let in or
-refused whole, or, without one, a megabyte ahead as it streams. What was read counts whatever became of it; a
-request refused before its body is read (by the guard, or here: 429, or 413 when the folder is full) costs
-nothing. `VolumeQuota` is plain ASGI.
+and a client chooses a fresh session id for every request. So every address gets a budget of body bytes a minute,
+one of upload bytes a minute and a share of the upload folder over its clearing period (so that no one address
+fills it for everyone), counted in `chat_backend.quotas.Windows` like the other limits (Redis with `REDIS_URL`,
+else memory), and the upload folder a cap on its total. A body is counted as its reader (the guard, then Gradio)
+takes its first piece: all of its Content-Length at once, so uploads sent together are let in or refused whole,
+or, without one, a megabyte ahead as it streams; each file of an upload costs FILE_COST more, counted as its part
+begins. What was read counts whatever became of it; a request refused before its body is read (by the guard, or
+here: 429, or 413 when the folder is full) costs nothing. `VolumeQuota` is plain ASGI.
 """
 
 from __future__ import annotations
@@ -16,27 +18,37 @@ import contextlib
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import anyio
-from limits import RateLimitItem, RateLimitItemPerMinute
+from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from chat_backend.i18n import count_of
 from chat_backend.quotas import Windows, scope_address
 
-from .asgi import ASGIApp, Receive, Refused, Scope, Send, WindowCalls, header_values, pass_counted
+from .asgi import ASGIApp, Receive, Refused, Scope, Send, WindowCalls, header, header_values, pass_counted
 from .guard import BODYLESS_METHODS, UPLOAD_PATH
+from .multipart import PartCounter, boundary_of
 
 STREAMED_STEP = 1_000_000  # a body without a Content-Length is counted a megabyte at a time as it arrives
 FOLDER_SCAN_S = 5.0  # the upload folder is walked at most this often; uploads let in since are added to its total
+# What each file of an upload costs on top of its bytes, against the address's budgets and the folder's cap. Gradio
+# gives every file a folder of its own, so a one-byte file takes two inodes and two 4 KiB blocks (1,000 of them in
+# one request: 131 KB sent, 8 MB of disk). 32 KiB is those two inodes at ext4's default of one inode per 16 KiB of
+# disk, which also covers the two blocks: a folder filled with tiny files then takes no larger share of the disk's
+# inodes than of its space.
+FILE_COST = 32_768
 
 
 def folder_bytes(folder: str) -> int:
-    """Bytes in the files under `folder` (0 if it does not exist); files that vanish meanwhile count nothing."""
+    """Bytes in the files under `folder`, each with FILE_COST as uploads are charged (0 if it does not exist);
+    files that vanish meanwhile count nothing."""
     total = 0
     for parent, _, names in os.walk(folder):
         for name in names:
             with contextlib.suppress(OSError):
-                total += os.stat(os.path.join(parent, name), follow_symlinks=False).st_size
+                total += os.stat(os.path.join(parent, name), follow_symlinks=False).st_size + FILE_COST
     return total
 
 
@@ -61,9 +73,32 @@ class FolderSize:
         self._since += size
 
 
+@dataclass(frozen=True)
+class Budget:
+    """Bytes one address may send in a window: the window's name (part of its key) and the message of a refusal."""
+
+    name: str
+    item: RateLimitItem
+    message: str
+
+    def refusal(self, wait: float) -> Refused:
+        """429 with the wait, in seconds and (for long windows) minutes."""
+        seconds = math.ceil(wait)
+        return Refused(
+            429,
+            self.message,
+            {"retry-after": str(seconds)},
+            mb=f"{self.item.amount / 1_000_000:g}",
+            seconds=str(seconds),
+            period=count_of(round(self.item.get_expiry() / 60), "minutes"),
+            wait=count_of(math.ceil(seconds / 60), "minutes"),
+        )
+
+
 class VolumeQuota:
-    """Bytes a minute per address: `body_per_minute` for request bodies, `upload_per_minute` for uploads (0 turns
-    either off), and at most `upload_store` bytes in `upload_folder` (0: no cap)."""
+    """Bytes per address: `body_per_minute` for request bodies, `upload_per_minute` for uploads and
+    `upload_per_address` of uploads in `share_seconds` (the folder's clearing period); 0 turns any of them off. At
+    most `upload_store` bytes in `upload_folder` (0: no cap)."""
 
     def __init__(
         self,
@@ -73,15 +108,25 @@ class VolumeQuota:
         upload_per_minute: int,
         upload_folder: str,
         upload_store: int,
+        upload_per_address: int,
+        share_seconds: float,
         trusted_hops: int,
         storage_url: str | None = None,
     ) -> None:
         self.app = app
         self.trusted_hops = trusted_hops
-        self._budgets: dict[str, RateLimitItem] = {
-            kind: RateLimitItemPerMinute(amount)
-            for kind, amount in (("body", body_per_minute), ("upload", upload_per_minute))
-            if amount > 0
+        windows = (  # (what it counts, the window's name, bytes, seconds, the refusal's message)
+            ("body", "body", body_per_minute, 60, "edge_body_budget"),
+            ("upload", "upload", upload_per_minute, 60, "edge_upload_budget"),
+            ("upload", "upload_share", upload_per_address, max(1, round(share_seconds)), "edge_upload_share"),
+        )
+        self._budgets = {
+            kind: [
+                Budget(name, RateLimitItemPerSecond(amount, seconds), message)
+                for counted, name, amount, seconds, message in windows
+                if counted == kind and amount > 0
+            ]
+            for kind in ("body", "upload")
         }
         self._windows = WindowCalls(Windows(storage_url, SlidingWindowCounterRateLimiter))
         self._store = upload_store
@@ -91,29 +136,33 @@ class VolumeQuota:
         if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS:
             return await self.app(scope, receive, send)
         kind = "upload" if scope["path"] == UPLOAD_PATH else "body"
-        budget = self._budgets.get(kind)
+        budgets = self._budgets[kind]
         folder = self._folder if kind == "upload" else None
-        if budget is None and folder is None:
+        if not budgets and folder is None:
             return await self.app(scope, receive, send)
         address = scope_address(scope, self.trusted_hops)
         lengths = header_values(scope, "content-length")
         declared = int(lengths[0]) if len(lengths) == 1 and lengths[0].strip().isdigit() else None
-        charged, seen = 0, 0  # bytes counted against the budget (ahead while streaming), and against the folder
+        boundary = boundary_of(header(scope, "content-type")) if kind == "upload" else None
+        parts = PartCounter(boundary) if boundary else None
+        charged, seen = 0, 0  # bytes counted against the budgets (ahead while streaming), and against the folder
 
-        async def within(size: int) -> Refused | None:
+        async def within(size: int, piece: bytes) -> Refused | None:
             """Counts the body as its reader takes the first piece (then all of a declared length) or the next ones
-            (a megabyte ahead), against the folder and the budget, each byte once; a refusal ends the reading."""
+            (a megabyte ahead), and each part as it begins, against the folder and the budgets, each byte once; a
+            refusal ends the reading."""
             nonlocal charged, seen
-            wanted = declared if declared is not None else size
+            files = parts.feed(piece) if parts is not None else 0
+            wanted = (declared if declared is not None else size) + files * FILE_COST
             if folder is not None and wanted > seen and await folder.total() + wanted - seen > self._store:
                 return Refused(413, "edge_upload_full", mb=f"{self._store / 1_000_000:g}")
-            if budget is not None and wanted > charged:
-                cost = wanted - charged if declared is not None else max(size - charged, STREAMED_STEP)
-                if not await self._windows(self._windows.windows.hit, budget, kind, address, cost=cost):
-                    wait = await self._windows(self._windows.windows.wait_needed, budget, kind, address, cost=cost)
-                    seconds = str(math.ceil(wait))
-                    mb = f"{budget.amount / 1_000_000:g}"
-                    return Refused(429, f"edge_{kind}_budget", {"retry-after": seconds}, mb=mb, seconds=seconds)
+            if budgets and wanted > charged:
+                cost = wanted - charged if declared is not None else max(wanted - charged, STREAMED_STEP)
+                for budget in budgets:  # the minute's first: a refusal there leaves the longer window untouched
+                    windows = self._windows.windows
+                    if not await self._windows(windows.hit, budget.item, budget.name, address, cost=cost):
+                        wait = await self._windows(windows.wait_needed, budget.item, budget.name, address, cost=cost)
+                        return budget.refusal(wait)
                 charged += cost
             if folder is not None and wanted > seen:
                 folder.admitted(wanted - seen)
