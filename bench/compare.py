@@ -28,12 +28,11 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import openloop
-from bench.loadgen import GradioChat, Timing, direct_turn
+from bench.loadgen import GradioChat, direct_turn
 from bench.run import HOST, MODEL, QUESTION, Row, direct_turns, gradio_turns, measure, median, p95
 from tests.app_process import ROOT, AppProcess, start_fake_api
 
@@ -152,7 +151,7 @@ async def measure_load(
             assert side.chat is not None and side.server.process is not None
             pid = side.server.process.pid
             if load.kind == "open":
-                result = await openloop.measure(side.name, arrivals, _new_chat(side.chat), pid)
+                result = await openloop.measure(side.name, arrivals, openloop.new_chat(side.chat), pid)
                 ttft, total, failed, cpu, errors = (
                     result.ttft,
                     result.total,
@@ -183,17 +182,6 @@ async def _running(side: Side, when: str, tokens: int) -> None:
     side.restarts.append(note)
     side.server.start()
     side.chat = await GradioChat.discover(HOST, side.server.port, f"tok{tokens - 1}".encode())
-
-
-def _new_chat(chat: GradioChat) -> Callable[[], asyncio.Future[Timing]]:
-    async def one() -> Timing:
-        try:
-            session = await chat.open_page()
-        except (OSError, asyncio.IncompleteReadError, RuntimeError) as exc:
-            return Timing(error=f"page load: {exc!r}"[:300])
-        return await chat.turn(QUESTION, [], session)
-
-    return one  # type: ignore[return-value]
 
 
 async def run_repeats(args: argparse.Namespace, sides: list[Side], loads: list[Load], fake_port: int) -> list[Sample]:

@@ -164,8 +164,8 @@ def idle_cost(root: int) -> float:
     return (tree_cpu(root) - before) * 1000 / IDLE_SECONDS
 
 
-async def run_setup(setup: str, port: int, root: int, loads: list[Load], marker: bytes) -> list[Result]:
-    chat = await GradioChat.discover(HOST, port, marker)
+def new_chat(chat: GradioChat) -> Callable[[], Coroutine[Any, Any, Timing]]:
+    """One new visitor: opens the page, then sends one message (a failed page load is that chat's error)."""
 
     async def one() -> Timing:
         try:
@@ -174,6 +174,12 @@ async def run_setup(setup: str, port: int, root: int, loads: list[Load], marker:
             return Timing(error=f"page load: {exc!r}"[:300])
         return await chat.turn(QUESTION, [], session)
 
+    return one
+
+
+async def run_setup(setup: str, port: int, root: int, loads: list[Load], marker: bytes) -> list[Result]:
+    chat = await GradioChat.discover(HOST, port, marker)
+    one = new_chat(chat)
     results = []
     for load in loads:
         print(f"{setup}: {load.label}", flush=True)
