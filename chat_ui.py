@@ -109,6 +109,18 @@ class ChatInterface(gr.ChatInterface):
             ),
             **ui,
         }
+        # A stopped reply's settled chat is saved without `done`'s re-enabling: the textbox waits for the cancel
+        # itself to finish (its `done` comes through the cancelled reply's `then`), because until then Gradio's page
+        # drops a new message's reply (the reply's step still counts as running, and it runs once at a time).
+        saved = {
+            **done,
+            "outputs": done["outputs"][1:],
+            "js": js(
+                "const [chat, index, saved] = values; return save(chat, index, saved);"
+                if self.save_history
+                else "return [values[1], values[2]];"
+            ),
+        }
         replies = []
 
         send = self.textbox.submit(
@@ -153,8 +165,8 @@ class ChatInterface(gr.ChatInterface):
             # Stop, and that late message).
             event.failure(_nothing, None, None, show_progress="hidden", show_progress_on=[self.chatbot], **ui)
         self.textbox.stop(None, None, None, cancels=replies, **ui)  # the page then runs `done`, as after a reply
-        if self.after_stop:  # one call, then saved in the page like a finished reply
-            self.textbox.stop(self.after_stop, [self.chatbot], [self.chatbot], **ui).then(**done)
+        if self.after_stop:  # one call, then saved in the page like a finished reply (`saved`, above)
+            self.textbox.stop(self.after_stop, [self.chatbot], [self.chatbot], **ui).then(**saved)
 
         self.chatbot.undo(
             None,

