@@ -171,14 +171,16 @@ def test_the_keyboard_alone_reaches_and_sends(browser: Browser, live_app: AppPro
     page.keyboard.type("first line")
     page.keyboard.press("Shift+Enter")
     page.keyboard.type("second line")
-    app_api.script(Reply(text=" ".join(f"slow{i}" for i in range(300)), delay=0.03), Reply(text="Short."))
+    app_api.script(Reply(text=" ".join(f"slow{i}" for i in range(700)), delay=0.03), Reply(text="Short."))
     page.keyboard.press("Enter")
     app_api.wait_for_requests(1)
     assert app_api.chat_requests()[0].body["messages"][-1]["content"] == "first line\nsecond line"
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
     tab_to(page, "button[aria-label='Stop'], button.stop-button", 5)
     page.keyboard.press("Enter")
-    assert app_api.chat_requests()[0].client_disconnected.wait(5)
+    # Stop's speed is measured in tests/test_stop.py and bench/; here, on a loaded CI machine with two browsers
+    # and apps at once, only that the keyboard's Stop ends the reply (21 s long) well before its end
+    assert app_api.chat_requests()[0].client_disconnected.wait(15)
     page.locator("#chat-input textarea").focus()
     tab_to(page, "[role=log] button[aria-label='Copy message']", 40, backwards=True)
     log = page.locator("[role=log]")
