@@ -74,8 +74,9 @@ DEFAULT_BODY_MB_PER_MINUTE = 60.0  # request bodies but uploads, per address
 DEFAULT_UPLOAD_MB_PER_MINUTE = 60.0  # uploads per address: a dozen students attaching a 5 MB PDF at once
 DEFAULT_UPLOAD_STORE_MB = 2000.0  # Gradio's upload folder, all visitors together (emptied every CACHE_CLEAR_MINUTES)
 # Of UPLOAD_STORE_MB, one address may upload this part between two clearings, so that no one fills it for everyone
-# (at 60 MB a minute one address filled the default in 34 minutes); 200 MB is still 40 attachments of 5 MB.
-UPLOAD_SHARE_PER_ADDRESS = 0.1
+# (at 60 MB a minute one address filled the default in 34 minutes). Files stay up to two periods, so one address
+# holds at most half of the folder; 500 MB still lets a class of 50 behind one address upload 10 MB each an hour.
+UPLOAD_SHARE_PER_ADDRESS = 0.25
 DEFAULT_STATE_SESSIONS = 1000  # sessions whose state Gradio keeps (its default: 10,000); the oldest go first
 DEFAULT_SESSION_IDLE_MINUTES = 60.0  # a session unused this long is forgotten
 DEFAULT_STATE_SESSIONS_PER_ADDRESS = 200  # of those, one address's: a class of 50 with a few tabs each

@@ -145,11 +145,11 @@ def test_a_bad_redis_url_is_refused_without_echoing_it(url: str) -> None:
     assert "pa55word" not in repr(load_settings({"REDIS_URL": "redis://:pa55word@host"}, None))
 
 
-def test_an_addresss_part_of_the_upload_folder_is_a_tenth_of_it_unless_set(tmp_path: Path) -> None:
+def test_an_addresss_part_of_the_upload_folder_is_a_quarter_of_it_unless_set(tmp_path: Path) -> None:
     def share(**env: str) -> int:
         return load_settings(env, tmp_path / ".env").upload_address_bytes
 
-    assert share() == Settings().upload_address_bytes == 200_000_000
-    assert share(UPLOAD_STORE_MB="500") == 50_000_000 and share(UPLOAD_STORE_MB="0") == 0
+    assert share() == Settings().upload_address_bytes == 500_000_000
+    assert share(UPLOAD_STORE_MB="500") == 125_000_000 and share(UPLOAD_STORE_MB="0") == 0
     assert share(UPLOAD_STORE_MB="500", UPLOAD_PER_ADDRESS_MB="80") == 80_000_000
     assert share(UPLOAD_PER_ADDRESS_MB="0") == 0
