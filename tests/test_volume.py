@@ -8,7 +8,7 @@ import datetime
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -132,10 +132,31 @@ def test_session_state_is_bounded_by_the_session_capacity(shared_api: FakeAPI, t
     assert "Population?" in sent and "Capital of France?" not in sent
 
 
-def test_one_address_opening_fresh_sessions_forgets_only_its_own(shared_api: FakeAPI, tmp_path: Path) -> None:
-    """The reproduction (review 8, F7): cheap unqueued steps, each from a fresh session, pushed every other
-    visitor's state out of Gradio's one LRU of STATE_SESSIONS. Now one address holds at most
-    STATE_SESSIONS_PER_ADDRESS of them: its own oldest go, and another address's chat keeps its history."""
+def fresh_step(url: str, number: int) -> str:
+    """One cheap unqueued step from a session of its own, named in the body: that session."""
+    step = run_event(url, "_apply_carried", [None], f"fresh-{number}", headers={"X-Forwarded-For": ROGUE})
+    assert step.ok, step.text[:300]
+    return f"fresh-{number}"
+
+
+def fresh_call(url: str, number: int) -> str:
+    """One `/call/chat` that names no session: Gradio makes its event's id the session (review 8's second look:
+    these were not counted). Run to its end (it fails, one input of eleven, but only after its state is made)."""
+    headers = {"X-Forwarded-For": ROGUE}
+    reply = requests.post(f"{url}gradio_api/call/chat", json={"data": [f"atk {number}"]}, headers=headers, timeout=30)
+    assert reply.ok, reply.text[:300]
+    event = reply.json()["event_id"]
+    requests.get(f"{url}gradio_api/call/chat/{event}", headers=headers, timeout=30)
+    return event
+
+
+@pytest.mark.parametrize("fresh", [fresh_step, fresh_call], ids=["unqueued steps", "calls naming no session"])
+def test_one_address_opening_fresh_sessions_forgets_only_its_own(
+    shared_api: FakeAPI, tmp_path: Path, fresh: Callable[[str, int], str]
+) -> None:
+    """The reproduction (review 8, F7): cheap requests, each from a fresh session, pushed every other visitor's
+    state out of Gradio's one LRU of STATE_SESSIONS. Now one address holds at most STATE_SESSIONS_PER_ADDRESS of
+    them: its own oldest go, and another address's chat keeps its history."""
     shared_api.reset()
     env = {"STATE_SESSIONS": "6", "STATE_SESSIONS_PER_ADDRESS": "3", "TRUSTED_PROXY_HOPS": "1"}
     app = app_on(shared_api, tmp_path, **env).start()
@@ -143,14 +164,12 @@ def test_one_address_opening_fresh_sessions_forgets_only_its_own(shared_api: Fak
         visitor = Client(app.url, headers={"X-Forwarded-For": "198.51.100.20"}, verbose=False)
         shared_api.script(Reply(text="Paris."))
         chat(visitor, "Capital of France?")
-        for number in range(12):  # twice the whole capacity
-            step = run_event(app.url, "_apply_carried", [None], f"fresh-{number}", headers={"X-Forwarded-For": ROGUE})
-            assert step.ok, step.text[:300]
-        held = [session for session in app.running[0].state_holder.session_data if session.startswith("fresh-")]
+        opened = [fresh(app.url, number) for number in range(12)]  # twice the whole capacity
+        held = [session for session in app.running[0].state_holder.session_data if session in opened]
         chat(visitor, "Population?")
     finally:
         app.stop()
-    assert held == ["fresh-9", "fresh-10", "fresh-11"]
+    assert held == opened[-3:]
     sent = [m["content"] for m in shared_api.chat_requests()[-1].body["messages"]]
     assert "Population?" in sent and "Capital of France?" in sent
 

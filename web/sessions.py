@@ -14,7 +14,9 @@ recently used session is forgotten, never another address's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 import time
 from collections import OrderedDict
 from typing import Any
@@ -22,9 +24,10 @@ from urllib.parse import parse_qs
 
 from chat_backend.quotas import scope_address
 
-from .asgi import SESSION_KEY, ASGIApp, Receive, Scope, Send
+from .asgi import SESSION_KEY, ASGIApp, Message, Receive, Scope, Send
 
 SWEEP_EVERY_S = 30.0
+MAX_CALL_ANSWER = 1024  # bytes of a `/call/<api>` answer read for its event id (Gradio's is ~50)
 
 
 def forget_idle(holder: Any, max_idle: float, now: datetime.datetime | None = None) -> int:
@@ -99,11 +102,33 @@ class SessionsPerAddress:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         holder = getattr(scope.get("app"), "state_holder", None)
-        session = session_named(scope) if self.limit > 0 and scope["type"] == "http" else None
-        if session is not None and holder is not None:
-            self._sweep(holder)
-            self._seen(holder, scope_address(scope, self.trusted_hops), session)
+        if self.limit <= 0 or scope["type"] != "http" or holder is None:
+            return await self.app(scope, receive, send)
+        self._sweep(holder)
+        address = scope_address(scope, self.trusted_hops)
+        session = session_named(scope)
+        if session is not None:
+            self._seen(holder, address, session)
+        elif scope["method"] == "POST" and "/call/" in scope["path"]:
+            send = self._session_in_answer(send, holder, address)
         await self.app(scope, receive, send)
+
+    def _session_in_answer(self, send: Send, holder: Any, address: str) -> Send:
+        """`send` for a `/call/<api>` request that names no session: Gradio makes its event's id the session
+        (every such call a new one), and answers with that id (`{"event_id": ...}`), which is counted here."""
+        answer = bytearray()
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.body" and len(answer) <= MAX_CALL_ANSWER:
+                answer.extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    with contextlib.suppress(ValueError, AttributeError):  # not Gradio's answer: no event made
+                        event = json.loads(answer).get("event_id")
+                        if isinstance(event, str):
+                            self._seen(holder, address, event)
+            await send(message)
+
+        return sending
 
     def _seen(self, holder: Any, address: str, session: str) -> None:
         previous = self._owner.get(session)
