@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
 from tests.fake_api import FakeAPI
-from tests.helpers import app_on
+from tests.helpers import Pages, app_on
 
 # Two workers on two shared cores: an example's time says nothing about the code under test, so no deadline
 # (Hypothesis's 200 ms failed a correct redaction test under load).
@@ -134,3 +134,18 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def kept_pages(browser: Browser) -> Iterator[Pages]:
+    pages = Pages(browser)
+    yield pages
+    pages.close()
+
+
+@pytest.fixture
+def pages(kept_pages: Pages) -> Iterator[Pages]:
+    """New pages for this test (`pages.new(**context_options)`), in the module's kept contexts; closed after it, with
+    what they stored cleared."""
+    yield kept_pages
+    kept_pages.forget()

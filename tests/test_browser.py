@@ -11,29 +11,27 @@ import pytest
 
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import SERVER_KEY
+from tests.helpers import SERVER_KEY, Pages
 
 ARTIFACTS = ROOT / "test-artifacts"
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, Route, expect  # noqa: E402
+from playwright.sync_api import Page, Route, expect  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError  # noqa: E402
 
 
 @pytest.fixture
-def page(browser: Browser, live_app: AppProcess, app_api: FakeAPI, request: pytest.FixtureRequest) -> Iterator[Page]:
+def page(pages: Pages, live_app: AppProcess, app_api: FakeAPI, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh page on the app; a screenshot of it is kept in test-artifacts/ for a person to look at."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
+    page = pages.new(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page.set_default_timeout(15_000)
     page.goto(live_app.url)
     page.locator("#chat-input textarea").wait_for()
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
-    context.close()
 
 
 def send(page: Page, text: str) -> None:

@@ -15,6 +15,7 @@ import requests
 from chat_backend import load_settings
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import FakeAPI, Reply
+from tests.helpers import Pages
 
 ARTIFACTS = ROOT / "test-artifacts"
 CALL = re.compile(r"/gradio_api/(run/predict|queue/join|cancel|reset)")  # one per Gradio call (streams aside)
@@ -23,7 +24,7 @@ OLD, NEW = "abab6.5s-chat", "MiniMax-Text-01"
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 
 class Calls:
@@ -49,14 +50,12 @@ class Calls:
 
 
 @pytest.fixture
-def page(browser: Browser, live_app: AppProcess, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
+def page(pages: Pages, live_app: AppProcess, request: pytest.FixtureRequest) -> Iterator[Page]:
+    page = pages.new(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(20_000)
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
-    context.close()
 
 
 def opened(page: Page, app: AppProcess) -> Calls:

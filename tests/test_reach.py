@@ -11,12 +11,12 @@ import pytest
 
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import serious_violations
+from tests.helpers import Pages, serious_violations
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 ARTIFACTS = ROOT / "test-artifacts"
 PHONES = {"phone": {"width": 390, "height": 844}, "small-phone": {"width": 360, "height": 740}}
@@ -40,17 +40,16 @@ WIDE_REPLY = (
 
 
 def open_page(
-    browser: Browser, app: AppProcess, viewport: dict[str, int], *, dark: bool = False, locale: str = "en-US"
+    pages: Pages, app: AppProcess, viewport: dict[str, int], *, dark: bool = False, locale: str = "en-US"
 ) -> Page:
     phone = viewport["width"] < 640
-    context = browser.new_context(
+    page = pages.new(
         viewport=viewport,
         locale=locale,
         has_touch=phone,
         is_mobile=phone,
         extra_http_headers={"Accept-Language": f"{locale},en;q=0.5"},
     )
-    page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(app.url + ("?__theme=dark" if dark else ""))
     page.locator("#chat-input textarea").wait_for()
@@ -89,11 +88,11 @@ TEXTS = {  # what each language shows: the input's placeholder, a notice title, 
     ],
 )
 def test_no_serious_axe_violations_in_either_language(
-    browser: Browser, live_app: AppProcess, app_api: FakeAPI, screen: str, theme: str, locale: str
+    pages: Pages, live_app: AppProcess, app_api: FakeAPI, screen: str, theme: str, locale: str
 ) -> None:
     """At load, then after a reply and an error notice with Settings open; the texts are the browser's language."""
     page = open_page(
-        browser, live_app, DESKTOP if screen == "desktop" else PHONES["phone"], dark=theme == "dark", locale=locale
+        pages, live_app, DESKTOP if screen == "desktop" else PHONES["phone"], dark=theme == "dark", locale=locale
     )
     placeholder, error_title, facts_word = TEXTS[locale]
     expect(page.locator("#chat-input textarea")).to_have_attribute("placeholder", placeholder)
@@ -114,7 +113,6 @@ def test_no_serious_axe_violations_in_either_language(
     )  # the panel has finished sliding in
     shot(page, f"{screen}-{theme}-{locale}-settings")
     found["reply, error and settings"] = serious_violations(page)
-    page.context.close()
     assert found == {"load": [], "reply, error and settings": []}
     sent = [m["content"] for m in app_api.chat_requests()[-1].body["messages"]]
     assert not any(error_title in text or facts_word in text for text in sent)  # the model never gets our notices
@@ -122,10 +120,10 @@ def test_no_serious_axe_violations_in_either_language(
 
 @pytest.mark.parametrize("size", list(PHONES))
 def test_the_phone_layout_gives_the_conversation_the_screen(
-    browser: Browser, live_app: AppProcess, app_api: FakeAPI, size: str
+    pages: Pages, live_app: AppProcess, app_api: FakeAPI, size: str
 ) -> None:
     viewport = PHONES[size]
-    page = open_page(browser, live_app, viewport)
+    page = open_page(pages, live_app, viewport)
     box = page.locator("#chat-input textarea")
     assert box.bounding_box()["y"] + box.bounding_box()["height"] <= viewport["height"]
     first_example = page.locator(".examples .example").first
@@ -152,7 +150,6 @@ def test_the_phone_layout_gives_the_conversation_the_screen(
     expect(page.locator("#app-description")).to_be_visible()
     expect(page.locator("#new-chat")).to_be_visible()
     expect(page.locator("#more-toggle")).to_have_attribute("aria-expanded", "true")
-    page.context.close()
 
 
 def tab_to(page: Page, selector: str, most: int, backwards: bool = False) -> None:
@@ -164,8 +161,8 @@ def tab_to(page: Page, selector: str, most: int, backwards: bool = False) -> Non
     pytest.fail(f"the keyboard never reached {selector}")
 
 
-def test_the_keyboard_alone_reaches_and_sends(browser: Browser, live_app: AppProcess, app_api: FakeAPI) -> None:
-    page = open_page(browser, live_app, DESKTOP)
+def test_the_keyboard_alone_reaches_and_sends(pages: Pages, live_app: AppProcess, app_api: FakeAPI) -> None:
+    page = open_page(pages, live_app, DESKTOP)
     page.locator("body").click(position={"x": 5, "y": 5})
     tab_to(page, "#chat-input textarea", 30)
     page.keyboard.type("first line")
@@ -185,4 +182,3 @@ def test_the_keyboard_alone_reaches_and_sends(browser: Browser, live_app: AppPro
     tab_to(page, "[role=log] button[aria-label='Copy message']", 40, backwards=True)
     log = page.locator("[role=log]")
     expect(log).to_have_attribute("aria-live", "polite")  # notices and replies inside are announced
-    page.context.close()

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,13 +21,13 @@ from chat_backend.shared_links import Shares
 from chat_backend.store import SQLITE_FILE, SQLiteStore
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
-from tests.helpers import serious_violations
+from tests.helpers import Pages, serious_violations
 from web import share_page
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
 THOUGHT = (
@@ -41,15 +40,8 @@ TAGS = ("<think>", "</think>", "<mm:think>", "</mm:think>")
 DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 
-def open_page(
-    browser: Browser, app: AppProcess, lang: str = "en", scheme: str = "light", viewport: dict = DESKTOP
-) -> Page:
-    context = browser.new_context(
-        viewport=viewport,
-        locale="zh-CN" if lang == "zh" else "en-US",
-        color_scheme=scheme,  # type: ignore[arg-type]
-    )
-    page = context.new_page()
+def open_page(pages: Pages, app: AppProcess, lang: str = "en", scheme: str = "light", viewport: dict = DESKTOP) -> Page:
+    page = pages.new(viewport=viewport, color_scheme=scheme, locale="zh-CN" if lang == "zh" else "en-US")
     page.set_default_timeout(15_000)
     page.goto(app.url)
     page.locator("#chat-input textarea").wait_for()
@@ -57,10 +49,8 @@ def open_page(
 
 
 @pytest.fixture
-def page(browser: Browser, live_app: AppProcess, app_api: FakeAPI) -> Iterator[Page]:
-    page = open_page(browser, live_app)
-    yield page
-    page.context.close()
+def page(pages: Pages, live_app: AppProcess, app_api: FakeAPI) -> Page:
+    return open_page(pages, live_app)
 
 
 def pick_model(page: Page, model: str) -> None:
@@ -101,31 +91,28 @@ def shot(page: Page, name: str) -> None:
     [("en", "light", DESKTOP), ("en", "dark", DESKTOP), ("zh", "light", DESKTOP), ("zh", "dark", PHONE)],
 )
 def test_the_thought_is_folded_above_the_answer_and_opens(
-    browser: Browser, live_app: AppProcess, app_api: FakeAPI, lang: str, scheme: str, viewport: dict
+    pages: Pages, live_app: AppProcess, app_api: FakeAPI, lang: str, scheme: str, viewport: dict
 ) -> None:
-    page = open_page(browser, live_app, lang, scheme, viewport)
-    try:
-        pick_model(page, "minimax/m2")
-        app_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape="think", delay=0.05))
-        send(page, "法国的首都是哪里？" if lang == "zh" else "Capital of France?")
-        expect(page.get_by_text(FACTS)).to_be_visible(timeout=30_000)
-        title = thought_title(page)
-        expect(title).to_have_text(re.compile(r"💭 (Thought for [\d.]+ s|已思考 [\d.]+ 秒)\s*$"))
-        expect(page.get_by_text("the city proper has")).to_be_hidden()  # folded
-        expect(bot(page).get_by_text("The capital of France is")).to_be_visible()
-        size = "phone" if viewport is PHONE else "desktop"
-        shot(page, f"folded-{lang}-{scheme}-{size}")
-        title.click()
-        expect(page.get_by_text("the city proper has")).to_be_visible()
-        page.wait_for_function("() => document.getAnimations().length === 0")  # the fold has finished opening
-        thought_box = thoughts(page).first.bounding_box()
-        answer_box = bot(page).get_by_text("The capital of France is").bounding_box()
-        assert thought_box and answer_box and thought_box["y"] + thought_box["height"] <= answer_box["y"]  # above
-        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
-        shot(page, f"opened-{lang}-{scheme}-{size}")
-        assert serious_violations(page) == []  # the open thought's text keeps its contrast, light and dark
-    finally:
-        page.context.close()
+    page = open_page(pages, live_app, lang, scheme, viewport)
+    pick_model(page, "minimax/m2")
+    app_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape="think", delay=0.05))
+    send(page, "法国的首都是哪里？" if lang == "zh" else "Capital of France?")
+    expect(page.get_by_text(FACTS)).to_be_visible(timeout=30_000)
+    title = thought_title(page)
+    expect(title).to_have_text(re.compile(r"💭 (Thought for [\d.]+ s|已思考 [\d.]+ 秒)\s*$"))
+    expect(page.get_by_text("the city proper has")).to_be_hidden()  # folded
+    expect(bot(page).get_by_text("The capital of France is")).to_be_visible()
+    size = "phone" if viewport is PHONE else "desktop"
+    shot(page, f"folded-{lang}-{scheme}-{size}")
+    title.click()
+    expect(page.get_by_text("the city proper has")).to_be_visible()
+    page.wait_for_function("() => document.getAnimations().length === 0")  # the fold has finished opening
+    thought_box = thoughts(page).first.bounding_box()
+    answer_box = bot(page).get_by_text("The capital of France is").bounding_box()
+    assert thought_box and answer_box and thought_box["y"] + thought_box["height"] <= answer_box["y"]  # above
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1
+    shot(page, f"opened-{lang}-{scheme}-{size}")
+    assert serious_violations(page) == []  # the open thought's text keeps its contrast, light and dark
 
 
 def test_stop_while_thinking_keeps_the_thought_and_says_it_was_cut(page: Page, app_api: FakeAPI) -> None:
@@ -205,7 +192,7 @@ def test_within_a_second_of_the_first_thought_the_visitor_sees_it_thinking(
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_a_shared_page_shows_the_thought_folded_apart_from_the_answer(
-    browser: Browser, tmp_path: Path, scheme: str
+    pages: Pages, tmp_path: Path, scheme: str
 ) -> None:
     settings = load_settings({"DATA_DIR": str(tmp_path)}, dotenv_path=None)
     shares = Shares(SQLiteStore(tmp_path / SQLITE_FILE), settings, to_page=share_page.prerender)
@@ -221,20 +208,16 @@ def test_a_shared_page_shows_the_thought_folded_apart_from_the_answer(
         answer = server.get(urlsplit(route.request.url).path)
         route.fulfill(status=answer.status_code, headers=dict(answer.headers), body=answer.content)
 
-    context = browser.new_context(viewport=DESKTOP, color_scheme=scheme)  # type: ignore[arg-type]
-    page = context.new_page()
-    try:
-        page.route("http://share.test/**", serve)
-        page.goto(f"http://share.test/share/{shared.id}")
-        fold = page.locator("details.thought")
-        expect(fold.locator("summary")).to_have_text("💭 Thought for 12 s")
-        expect(page.get_by_text("the city proper has")).to_be_hidden()
-        expect(page.locator("article.bot")).to_contain_text("The capital of France is Paris")
-        shot(page, f"share-folded-{scheme}")
-        fold.locator("summary").click()
-        expect(page.get_by_text("the city proper has")).to_be_visible()
-        assert fold.bounding_box()["y"] < page.locator("article.bot").bounding_box()["y"]  # type: ignore[index]
-        assert serious_violations(page) == []
-        shot(page, f"share-opened-{scheme}")
-    finally:
-        context.close()
+    page = pages.new(viewport=DESKTOP, color_scheme=scheme)
+    page.route("http://share.test/**", serve)
+    page.goto(f"http://share.test/share/{shared.id}")
+    fold = page.locator("details.thought")
+    expect(fold.locator("summary")).to_have_text("💭 Thought for 12 s")
+    expect(page.get_by_text("the city proper has")).to_be_hidden()
+    expect(page.locator("article.bot")).to_contain_text("The capital of France is Paris")
+    shot(page, f"share-folded-{scheme}")
+    fold.locator("summary").click()
+    expect(page.get_by_text("the city proper has")).to_be_visible()
+    assert fold.bounding_box()["y"] < page.locator("article.bot").bounding_box()["y"]  # type: ignore[index]
+    assert serious_violations(page) == []
+    shot(page, f"share-opened-{scheme}")

@@ -35,7 +35,7 @@ from chat_backend.shared_links import (
 from chat_backend.store import SQLITE_FILE, SQLiteStore, StoreUnavailable, open_store
 from tests.app_process import CHROMIUM, AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import SERVER_KEY, app_on
+from tests.helpers import SERVER_KEY, Pages, app_on
 from tests.redis_server import RedisServer
 from web import share_page
 from web.markdown import render
@@ -453,18 +453,14 @@ BROWSER_ADDRESSES = itertools.count(10)
 
 
 @pytest.fixture
-def page(browser: Browser, share_app: AppProcess, api: FakeAPI) -> Iterator[Page]:
-    """The app in a new browser, from an address of its own: the share limits count per address."""
-    address = f"198.51.100.{next(BROWSER_ADDRESSES)}"
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, extra_http_headers={"X-Forwarded-For": address}
-    )
-    page = context.new_page()
+def page(pages: Pages, share_app: AppProcess, api: FakeAPI) -> Page:
+    """The app in a new visitor's browser, from an address of its own: the share limits count per address."""
+    page = pages.new(viewport={"width": 1280, "height": 900})
+    page.set_extra_http_headers({"X-Forwarded-For": f"198.51.100.{next(BROWSER_ADDRESSES)}"})
     page.set_default_timeout(15_000)
     page.goto(share_app.url)
     page.locator("#chat-input textarea").wait_for()
-    yield page
-    context.close()
+    return page
 
 
 def chat_and_share(page: Page, text: str, *, system_prompt: str = "", key: str = "") -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 from gradio_client import Client
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
 from chat_backend.client import ChatClient
 from chat_backend.config import Settings
@@ -25,7 +25,7 @@ from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import ROOT, AppProcess
 from tests.fake_api import SHAPES, FakeAPI, Recorded, Reply
 from tests.fake_api.proxy import ForwardProxy
-from tests.helpers import DEFAULTS, SERVER_KEY, app_on, chat
+from tests.helpers import DEFAULTS, SERVER_KEY, Pages, app_on, chat
 
 PARTIAL = "one two three four five six seven eight"
 LONG = " ".join(f"w{i}" for i in range(400))
@@ -374,33 +374,29 @@ def test_gradios_cancel_through_an_http_proxy_closes_upstream(
     [("http1.0", "tokens-flowing"), ("http1.0", "silent-before-the-headers"), ("close", "tokens-flowing")],
 )
 def test_the_pages_stop_button_closes_upstream_at_once(
-    browser: Browser, one_slot_app: AppProcess, shared_api: FakeAPI, shape: str, case: str
+    pages: Pages, one_slot_app: AppProcess, shared_api: FakeAPI, shape: str, case: str
 ) -> None:
     shared_api.reset()
     shared_api.script_for("Tell me", *shaped(CASES[case].replies, shape))
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        page = context.new_page()
-        page.set_default_timeout(PATIENCE * 1000)
-        page.goto(one_slot_app.url)
-        box = page.locator("#chat-input textarea")
-        box.fill("Tell me a long story")
-        box.press("Enter")
-        shared_api.wait_for_message("Tell me", PATIENCE)
-        [request] = shared_api.chat_requests()
-        if case == "tokens-flowing":
-            expect(page.locator('[data-testid="bot"]').first).to_contain_text("w5", timeout=PATIENCE * 1000)
-        stop = page.get_by_role("button", name="Stop")
-        stop.wait_for()
-        started = time.monotonic()
-        stop.click()
-        assert request.client_disconnected.wait(APP_LEAVE_WITHIN + 1), "upstream request was not closed"
-        LATENCY[f"page, {shape}", case] = time.monotonic() - started
-        expect(box).to_be_enabled(timeout=PATIENCE * 1000)
-        box.fill("Something else")
-        box.press("Enter")
-        expect(page.get_by_text("Hello from the stand-in.")).to_be_visible(timeout=PATIENCE * 1000)
-        (ROOT / "test-artifacts").mkdir(exist_ok=True)
-        page.screenshot(path=str(ROOT / "test-artifacts" / f"stop-{shape}-{case}.png"))
-    finally:
-        context.close()
+    page = pages.new(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(PATIENCE * 1000)
+    page.goto(one_slot_app.url)
+    box = page.locator("#chat-input textarea")
+    box.fill("Tell me a long story")
+    box.press("Enter")
+    shared_api.wait_for_message("Tell me", PATIENCE)
+    [request] = shared_api.chat_requests()
+    if case == "tokens-flowing":
+        expect(page.locator('[data-testid="bot"]').first).to_contain_text("w5", timeout=PATIENCE * 1000)
+    stop = page.get_by_role("button", name="Stop")
+    stop.wait_for()
+    started = time.monotonic()
+    stop.click()
+    assert request.client_disconnected.wait(APP_LEAVE_WITHIN + 1), "upstream request was not closed"
+    LATENCY[f"page, {shape}", case] = time.monotonic() - started
+    expect(box).to_be_enabled(timeout=PATIENCE * 1000)
+    box.fill("Something else")
+    box.press("Enter")
+    expect(page.get_by_text("Hello from the stand-in.")).to_be_visible(timeout=PATIENCE * 1000)
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "test-artifacts" / f"stop-{shape}-{case}.png"))

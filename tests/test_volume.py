@@ -17,7 +17,7 @@ import pytest
 import requests
 from gradio.state_holder import StateHolder
 from gradio_client import Client
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
 from chat_backend.config import (
     DEFAULT_BODY_MB_PER_MINUTE,
@@ -29,7 +29,7 @@ from chat_backend.config import (
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.asgi_driver import Answer, Recorder, request
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import app_on, cache_bytes, chat, chat_step, chat_value, raw_post, rss_mb, run_event
+from tests.helpers import Pages, app_on, cache_bytes, chat, chat_step, chat_value, raw_post, rss_mb, run_event
 from tests.redis_server import RedisServer
 from web.guard import RequestGuard
 from web.sessions import SessionExpiry, forget_idle
@@ -398,14 +398,14 @@ def test_the_expiry_sweeps_the_apps_sessions_as_requests_arrive() -> None:
 # Last in this file: Playwright's sync API keeps an event loop running in this thread until the module ends.
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
 def test_the_page_uploads_a_messages_files_at_once_and_says_why_more_are_refused(
-    browser: Browser, shared_api: FakeAPI, tmp_path: Path
+    pages: Pages, shared_api: FakeAPI, tmp_path: Path
 ) -> None:
     paths = []
     for number in range(11):
         paths.append(tmp_path / f"notes{number}.txt")
         paths[-1].write_text(f"tide table {number}\n")
     app = app_on(shared_api, tmp_path, **VOLUME_DEFAULTS).start()
-    page = browser.new_page()
+    page = pages.new()
     try:
         page.goto(app.url)
         attach = page.locator('#chat-input input[data-testid="file-upload"]')
@@ -415,19 +415,18 @@ def test_the_page_uploads_a_messages_files_at_once_and_says_why_more_are_refused
         attach.set_input_files([str(path) for path in paths])
         expect(page.get_by_text("Too many files in one upload: at most 10")).to_be_visible(timeout=15_000)
     finally:
-        page.close()
         app.stop()
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="needs Debian's chromium")
 def test_the_page_shows_why_an_upload_was_refused(
-    browser: Browser, shared_api: FakeAPI, tmp_path: Path, request: pytest.FixtureRequest
+    pages: Pages, shared_api: FakeAPI, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     notes, more = tmp_path / "notes.txt", tmp_path / "more.txt"
     notes.write_bytes(b"tide tables\n" * 125_000)  # 1.5 MB each
     more.write_bytes(b"wind tables\n" * 125_000)
     app = app_on(shared_api, tmp_path, UPLOAD_MB_PER_MINUTE="2").start()
-    page = browser.new_page()
+    page = pages.new()
     try:
         page.goto(app.url)
         attach = page.locator('#chat-input input[data-testid="file-upload"]')
@@ -440,5 +439,4 @@ def test_the_page_shows_why_an_upload_was_refused(
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
     finally:
-        page.close()
         app.stop()
