@@ -137,6 +137,13 @@ def test_data_dir_is_spaces_storage_only_when_mounted(tmp_path: Path, monkeypatc
     assert load_settings({"SPACE_ID": "a/b"}, None).data_dir == tmp_path
 
 
+def test_on_a_space_one_proxy_is_trusted_by_default() -> None:
+    """A Space's own proxy appends the visitor's address to X-Forwarded-For; elsewhere nothing is trusted unless set."""
+    assert load_settings({"SPACE_ID": "a/b"}, None).trusted_proxy_hops == 1
+    assert load_settings({}, None).trusted_proxy_hops == 0
+    assert load_settings({"SPACE_ID": "a/b", "TRUSTED_PROXY_HOPS": "2"}, None).trusted_proxy_hops == 2
+
+
 @pytest.mark.parametrize("url", ["http://:pa55word@host", "redis://:pa55word@host:port/0", "redis://:pa55word@/0"])
 def test_a_bad_redis_url_is_refused_without_echoing_it(url: str) -> None:
     with pytest.raises(ConfigError, match="REDIS_URL") as caught:
