@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib.util
 import inspect
 import itertools
 import logging
@@ -394,10 +395,19 @@ def trust_no_forwarding_proxy() -> None:
     os.environ["FORWARDED_ALLOW_IPS"] = ""
 
 
+def fail_fast_without_matplotlib() -> None:
+    """Gradio imports matplotlib before and after every event it runs (to switch its backend). Without matplotlib
+    installed, each of those failed imports searches every folder of `sys.path` again: 6% of the app's CPU in a
+    burst of 64 chats. Marking it missing makes them fail at once; an installed matplotlib is left alone."""
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]  # Python's mark for "import fails"
+
+
 def blocks(app: ChatApp) -> tuple[gr.Blocks, dict[str, Any]]:
     """The page for `app`, and the keyword arguments for its `launch`."""
     settings = app.settings
     trust_no_forwarding_proxy()  # before any launch: the server this app runs on must not rewrite addresses
+    fail_fast_without_matplotlib()
     i18n = gr.I18n(**browser_translations())
     cache_seconds = int(settings.cache_clear_minutes * 60)
     with gr.Blocks(title="MiniMax Chat", fill_height=True, delete_cache=(cache_seconds, cache_seconds)) as demo:

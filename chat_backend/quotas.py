@@ -34,7 +34,7 @@ from limits.strategies import MovingWindowRateLimiter, RateLimiter
 from .config import Settings
 from .errors import BadInput, Busy, ChatError, InvalidKey, InvalidSettings, Throttled
 from .i18n import count_of
-from .off_loop import OffLoop, store_calls
+from .off_loop import OffLoop, StoreCalls, on_loop, store_calls
 from .store import REDIS_TIMEOUT_S, StoreUnavailable, WarnEvery
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class Guard:
         off_loop: OffLoop = store_calls,
     ) -> None:
         self._windows = Windows(storage_url)
-        self._off_loop = off_loop
+        self._off_loop: StoreCalls = off_loop if storage_url else on_loop  # Redis can hang; memory cannot
         self._refusals = RateLimitItemPerMinute(refused_per_address) if refused_per_address > 0 else None
         self._limits = [
             (RateLimitItemPerMinute(limit), scope)
