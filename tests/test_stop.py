@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 from gradio_client import Client
+from gradio_client.client import Job
 from playwright.sync_api import expect
 
 from chat_backend.client import ChatClient
@@ -277,6 +278,14 @@ def wait_for(condition: object, timeout: float) -> bool:
     return False
 
 
+def cancel(job: Job) -> None:
+    """gradio_client's cancel, once the client holds the job's event id. Cancelled before that, the client only
+    forgets the job and sends nothing to the app (its `check_for_cancel`): with three test workers on two cores,
+    the request reached the API before the client had read the id, and three tests failed that way."""
+    assert wait_for(lambda: job.communicator is not None and job.communicator.event_id, PATIENCE), "no event id"
+    job.cancel()
+
+
 APP_CASES = [("http1.0", case) for case in CASES] + [
     (shape, case)
     for shape in ("keep-alive", "close", "gzip")
@@ -302,7 +311,7 @@ def test_gradios_cancel_closes_upstream_at_once_and_frees_the_slot(
         assert ready(request, CASES[case].ready, timeout=PATIENCE)
     assert not request.client_disconnected.is_set()
     started = time.monotonic()
-    job.cancel()
+    cancel(job)
     if CASES[case].ready == "refused":  # the slot is free at once, and no retry ever goes out
         _, final = chat(Client(one_slot_app.url, verbose=False), "next visitor")
         assert time.monotonic() - started < PATIENCE and len(shared_api.chat_requests()) == 2, final
@@ -326,7 +335,7 @@ def test_stop_during_the_fallback_call_closes_it_at_once(one_slot_app: AppProces
         refused, fallback = shared_api.chat_requests()
         assert (refused.body["model"], fallback.body["model"]) == ("abab6.5s-chat", "MiniMax-Text-01")
         assert fallback.headers_sent.wait(PATIENCE) and not fallback.client_disconnected.is_set()
-        job.cancel()
+        cancel(job)
         assert fallback.client_disconnected.wait(APP_LEAVE_WITHIN), "upstream still open"
         shared_api.deprecated_models = frozenset()
         final, _ = (
@@ -359,7 +368,7 @@ def test_gradios_cancel_through_an_http_proxy_closes_upstream(
             shared_api.wait_for_message(case, PATIENCE)
             [request] = shared_api.chat_requests()
             assert request.headers_sent.wait(PATIENCE) if case == "tokens-flowing" else True
-            job.cancel()
+            cancel(job)
             assert request.client_disconnected.wait(APP_LEAVE_WITHIN), f"{case}: upstream still open"
         assert any("/chat/completions" in line for line in proxy.requests)
     finally:
