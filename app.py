@@ -53,6 +53,7 @@ from web.guard import RequestGuard, inside
 from web.login import LoginThrottle
 from web.page_policy import PagePolicy
 from web.sessions import SessionExpiry, SessionsPerAddress
+from web.stops import EarlyStops
 from web.volume import VolumeQuota
 
 log = logging.getLogger("app")
@@ -545,7 +546,8 @@ def private_paths(settings: Settings) -> list[str]:
 
 def middleware(settings: Settings) -> list[Middleware]:
     """The edge, outermost first (see web/): page headers, bytes per address (a minute, and of uploads between two
-    clearings of the cache), the request guard, the failed-login throttle, and the expiry of idle sessions' state."""
+    clearings of the cache), the request guard, a Stop sent before its event's id was known, the failed-login
+    throttle, and the expiry of idle sessions' state."""
     uploads = gr.utils.get_upload_folder()
     return [
         Middleware(PagePolicy),
@@ -568,6 +570,7 @@ def middleware(settings: Settings) -> list[Middleware]:
             files_per_upload=settings.max_attachments_per_message,  # the page uploads one message's files at once
             served_folders=[str(Path(gr.utils.get_icon_path("plus.svg")).parent)],  # Gradio's own icons
         ),
+        Middleware(EarlyStops),
         Middleware(
             LoginThrottle,
             max_failures=settings.login_max_failures,

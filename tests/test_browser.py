@@ -105,26 +105,38 @@ def test_the_textbox_waits_for_a_slow_cancel_so_the_next_message_is_answered(pag
     expect(page.get_by_text("Next reply.")).to_be_visible()
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="known, not fixed yet: Stop pressed before the page has its event id"
-)
+@pytest.mark.parametrize("first", ["cancel", "join"])
 def test_stop_pressed_before_the_server_acknowledged_the_message_still_stops_the_reply(
-    page: Page, app_api: FakeAPI
+    page: Page, app_api: FakeAPI, first: str
 ) -> None:
     """The page shows Stop as soon as a message is sent. On a slow network a visitor may press it before the answer
-    to the message's `queue/join` (the event's id) arrives: Gradio's client then sends a cancel with no event id,
-    which cancels nothing, and the reply streams into a page that says it stopped. Found while checking Stop's
-    neighbours for gradio_client's same race (tests/test_stop.py `cancel`). The join is held here."""
+    to the message's `queue/join` (the event's id) arrives: Gradio's page then sends a cancel that names no event,
+    which cancelled nothing: the reply streamed on into a page that said it stopped (web/stops.py). Found while
+    checking Stop's neighbours for gradio_client's same race (tests/test_stop.py `cancel`). The join and the cancel
+    are held here and let go in either order. The event is stopped before or after it calls the API: either way
+    nothing of it reaches the page, and the next message is answered."""
     app_api.script(Reply(text=" ".join(f"slow{i}" for i in range(400)), delay=0.05))
-    held: list[Route] = []
-    page.route("**/gradio_api/queue/join**", lambda route: held.append(route))
+    app_api.script_for("Something else", Reply(text="Next reply."))  # the stopped message has no reply to end it
+    held: dict[str, Route] = {}
+    page.route("**/gradio_api/queue/join**", lambda route: held.setdefault("join", route))
+    page.route("**/gradio_api/cancel", lambda route: held.setdefault("cancel", route))
     send(page, "Tell me a long story")
-    while not held:
+    while "join" not in held:
         page.wait_for_timeout(20)  # lets Playwright deliver the route
     page.get_by_role("button", name="Stop").click()
-    held[0].continue_()
-    app_api.wait_for_requests(1, timeout=15)
-    assert app_api.chat_requests()[0].client_disconnected.wait(5), "the reply went on after Stop"
+    while "cancel" not in held:
+        page.wait_for_timeout(20)
+    second = "join" if first == "cancel" else "cancel"
+    with page.expect_response(f"**/gradio_api/{'queue/join' if first == 'join' else 'cancel'}**"):
+        held[first].continue_()
+    held[second].continue_()
+    page.unroute_all()
+    expect(page.locator("#chat-input textarea")).to_be_enabled()
+    send(page, "Something else")
+    expect(page.get_by_text("Next reply.")).to_be_visible()
+    story = [r for r in app_api.chat_requests() if r.body["messages"][-1]["content"] == "Tell me a long story"]
+    assert all(request.client_disconnected.wait(5) for request in story), "the reply went on after Stop"
+    expect(page.get_by_text("slow3", exact=False)).to_have_count(0)
 
 
 def test_an_upstream_error_shows_inline_and_the_next_message_succeeds(page: Page, app_api: FakeAPI) -> None:

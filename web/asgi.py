@@ -21,6 +21,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 T = TypeVar("T")
 STORE_THREADS = 4  # per middleware: Redis calls at once while its answers are slow
 SESSION_KEY = "chat.session_hash"  # scope key: the session a JSON body names, as the guard read it
+JSON_KEY = "chat.json"  # scope key: a JSON body's value, as the guard read it
 
 
 def header_values(scope: Scope, name: str) -> list[str]:

@@ -19,8 +19,8 @@ large), its own errors included:
   client's arguments (a Button's `icon` copied any file in the temp folder into the served cache); the page
   sends only text and file parts. Gradio then reads the very bytes that were checked, with the same `json.loads`.
 
-The session a JSON body names (its top-level `session_hash`) is left in the scope under `asgi.SESSION_KEY` for
-the middleware inside, so no body is parsed twice.
+A JSON body's value, and the session it names (its top-level `session_hash`), are left in the scope under
+`asgi.JSON_KEY` and `asgi.SESSION_KEY` for the middleware inside, so no body is parsed twice.
 
 Plain ASGI, so streamed replies pass through untouched.
 """
@@ -38,6 +38,7 @@ from urllib.parse import unquote_to_bytes
 from chat_backend.attachments import PATH_MAX
 
 from .asgi import (
+    JSON_KEY,
     SESSION_KEY,
     ASGIApp,
     Message,
@@ -283,6 +284,7 @@ class RequestGuard:
             data = self._judge(header(scope, "content-type"), body)
         except Refused as refusal:
             return await refuse(scope, send, refusal)
+        scope[JSON_KEY] = data
         session = data.get("session_hash") if isinstance(data, dict) else None
         if isinstance(session, str):
             scope[SESSION_KEY] = session
