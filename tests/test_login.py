@@ -62,6 +62,29 @@ def test_replicas_share_the_failures_through_redis(redis_server: RedisServer) ->
     assert asyncio.run(scenario()) == [400] * 5 + [429, 429]
 
 
+def test_a_failure_is_counted_before_its_answer_leaves(redis_server: RedisServer) -> None:
+    """Seen in CI through the balancer: the sixth guess, sent as soon as the fifth's answer arrived, went to the
+    other replica and was let through. The fifth was counted only once its whole answer had been sent."""
+    two, _ = throttle(redis_server.url)
+    seen: list[int] = []
+
+    async def answering(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        seen.append((await attempt(two, "at once")).status)  # the visitor has its answer and tries elsewhere
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    one = LoginThrottle(answering, max_failures=5, window=60, trusted_hops=0, storage_url=redis_server.url)
+
+    async def scenario() -> None:
+        for n in range(4):
+            await attempt(two, f"guess-{n}")
+        await attempt(one, "the fifth")
+
+    asyncio.run(scenario())
+    assert seen == [429]
+
+
 def test_successes_never_count_and_other_addresses_are_unaffected() -> None:
     app, _ = throttle()
 

@@ -78,16 +78,18 @@ class LoginThrottle:
                 seconds = str(math.ceil(wait))
                 refusal = Refused(429, "edge_login_throttled", {"retry-after": seconds}, seconds=seconds)
                 return await refuse(scope, send, refusal)
-            status = 0
+            started = False
 
             async def watching(message: Message) -> None:
-                nonlocal status
+                nonlocal started
                 if message["type"] == "http.response.start":
-                    status = message["status"]
+                    started = True
+                    if not 200 <= message["status"] < 400:  # counted before the visitor can see it and try again,
+                        await self._failures(windows.hit, item, "login", address)  # on this replica or another
                 await send(message)
 
             try:
                 await self.app(scope, receive, watching)
             finally:
-                if not 200 <= status < 400:
+                if not started:  # no answer at all counts as a failure too
                     await self._failures(windows.hit, item, "login", address)
