@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,17 +28,30 @@ sys.path.insert(0, str(ROOT))
 from chat_backend.config import load_settings  # noqa: E402  (after the path insert: the root is not on it by default)
 
 MAX_REPLICAS = 8  # the APP_SERVER_i lines in deploy/haproxy.cfg
+FIRST_PICKED_PORT = 10000  # below: well-known services' ports
+PORT_PICKER = random.SystemRandom()  # not the seedable `random`: parallel test workers must not pick alike
 
 
 def free_ports(count: int) -> int:
-    """The first of `count` consecutive free loopback ports (supervisord numbers replicas by port)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count < 65536 and all(_free(port) for port in range(first, first + count)):
+    """The first of `count` consecutive free loopback ports, chosen outside the kernel's ephemeral range: a port
+    from that range can go to some program's outgoing connection before the process it was chosen for binds it."""
+    low, high = _ephemeral_ports()
+    below, above = (FIRST_PICKED_PORT, low - count), (high + 1, 65536 - count)
+    span = max(below, above, key=lambda bounds: bounds[1] - bounds[0])
+    for _ in range(100):
+        first = PORT_PICKER.randrange(*span)
+        if all(_free(port) for port in range(first, first + count)):
             return first
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1 from {span[0]} to {span[1]}")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' ports (Linux's default where it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def _free(port: int) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import requests
 
 from chat_backend.config import load_settings
+from deploy.cluster import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -31,9 +31,8 @@ CHROMIUM_ARGS = [
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free loopback port no outgoing connection can take before the process it is for binds it."""
+    return free_ports(1)
 
 
 class AppProcess:

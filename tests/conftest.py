@@ -11,7 +11,7 @@ import pytest
 from hypothesis import settings
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess
+from tests.app_process import CHROMIUM, CHROMIUM_ARGS, AppProcess, free_port
 from tests.fake_api import FakeAPI
 from tests.helpers import Pages, app_on
 
@@ -101,9 +101,7 @@ def app_api(shared_api: FakeAPI, live_app: AppProcess) -> Iterator[FakeAPI]:
 @pytest.fixture
 def unused_port() -> int:
     """A loopback port with nothing listening on it, so connecting is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture
