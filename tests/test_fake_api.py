@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -131,6 +133,21 @@ def test_stall_until_release_and_client_disconnect(fake_api: FakeAPI) -> None:
     ):
         list(resp.iter_content(chunk_size=None))
     assert fake_api.chat_requests()[1].client_disconnected.wait(2)
+
+
+def test_a_request_whose_body_never_arrives_whole_is_dropped_unanswered(fake_api: FakeAPI) -> None:
+    """A Stop while the app is still sending shuts its socket mid-body; a real server never sees a request there
+    (CI: such a half request was recorded with no body, and a test read its messages)."""
+    body = json.dumps(chat(stream=True)).encode()
+    address = urlsplit(fake_api.base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as client:
+        head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        client.sendall(f"{head}Authorization: {AUTH['Authorization']}\r\n\r\n".encode() + body[:10])
+        client.shutdown(socket.SHUT_WR)
+        assert client.recv(1024) == b""  # closed, unanswered
+    assert fake_api.chat_requests() == []
+    assert requests.post(f"{fake_api.base_url}/chat/completions", json=chat(), headers=AUTH, timeout=5).ok
+    assert len(fake_api.chat_requests()) == 1
 
 
 def test_error_reply_keeps_the_connection(fake_api: FakeAPI) -> None:

@@ -47,7 +47,11 @@ class _Handler(_Writer):
     def _dispatch(self) -> None:
         api, path = self.server.api, urlsplit(self.path).path
         self.request_id = uuid.uuid4().hex
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if len(raw) < length:  # the client left before its body arrived whole (a Stop while sending): as a real
+            self.close_connection = True  # server, nothing is recorded, answered or billed
+            return
         is_chat = self.command == "POST" and path == CHAT_PATH
         body, errors = None, []
         try:
