@@ -225,7 +225,9 @@ class ChatApp:
         try:
             with self.updates.share(weight_for(prompt_chars)):
                 for delta in stream:  # no final flush: the last message in `respond` has the whole text
-                    if pacer.add(delta) is not None:
+                    update = pacer.add(delta)
+                    stream.defer_reads(pacer.next_update_at())  # what comes sooner is read then, in one read
+                    if update is not None:
                         yield stream.shown()
                     elif pacer.hold_began and (at := pacer.held_until()) is not None:
                         yield Due(at)

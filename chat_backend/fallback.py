@@ -114,6 +114,9 @@ class FallbackStream:
             self._iterator = self._run()
         return self._iterator
 
+    def defer_reads(self, until: float) -> None:
+        self._stream.defer_reads(until)
+
     def close(self) -> None:
         """Stop whichever call is running; no fallback call starts after this. The reader's thread ends the
         iteration (the stopped stream ends at once); closing it from here could race that thread."""

@@ -82,6 +82,11 @@ class Pacer:
         with self._lock:
             return self._due_at() if self.pending else None
 
+    def next_update_at(self) -> float:
+        """When the next update may go out (on `clock`): text that arrives sooner waits for it."""
+        with self._lock:
+            return self._due_at()
+
     def _due_at(self) -> float:
         return self.last_sent + max(self.interval(), browser_interval(len(self.text) + self.pending_chars))
 

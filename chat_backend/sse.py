@@ -127,15 +127,14 @@ class SSEDecoder:
         self._data, self._event, self._retry = [], None, None
         return ServerSentEvent("\n".join(data), event, self._last_id, retry) if data else None
 
-    def iter_bytes(self, chunks: Iterable[bytes]) -> Iterator[ServerSentEvent]:
-        """Events from a byte stream; a stream that ends without a final blank line still dispatches."""
+    def batches(self, chunks: Iterable[bytes]) -> Iterator[list[ServerSentEvent]]:
+        """The events each chunk completes, as it arrives; then those the stream's end completes (a last event
+        without its blank line still dispatches)."""
         splitter = LineSplitter()
         for chunk in chunks:
-            for line in splitter.feed(chunk):
-                event = self.decode(line.decode("utf-8", errors="replace"))
-                if event is not None:
-                    yield event
-        for line in splitter.finish() + [b""]:
-            event = self.decode(line.decode("utf-8", errors="replace"))
-            if event is not None:
-                yield event
+            yield self._decode_lines(splitter.feed(chunk))
+        yield self._decode_lines(splitter.finish() + [b""])
+
+    def _decode_lines(self, lines: list[bytes]) -> list[ServerSentEvent]:
+        events = (self.decode(line.decode("utf-8", errors="replace")) for line in lines)
+        return [event for event in events if event is not None]

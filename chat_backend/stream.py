@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 from urllib3.response import HTTPResponse
@@ -24,7 +25,7 @@ from urllib3.response import HTTPResponse
 from . import errors, reasoning
 from .errors import ChatError, redact
 from .i18n import Msg
-from .sse import MAX_LINE_BYTES, LineTooLong, SSEDecoder
+from .sse import MAX_LINE_BYTES, LineTooLong, ServerSentEvent, SSEDecoder
 from .transport import TRANSPORT_ERRORS, Call
 from .upstream_errors import MAX_REQUEST_ID, UpstreamErrors, bad_response, quote, stream_error
 
@@ -121,6 +122,11 @@ class ChatStream:
         """The thought and the answer as they should be displayed now; safe to ask from another thread."""
         return self._split.shown()
 
+    def defer_reads(self, until: float) -> None:
+        """Leave what arrives in the socket there until `until` (on `time.monotonic()`), when one read takes it
+        all: the reader will not show it sooner (see `Call.body`)."""
+        self._call.read_after = until
+
     def close(self) -> None:
         """Stop, from any thread: the call ends at once (its socket shut down, a back-off cut short); a reader
         blocked on it wakes and ends the reply itself, otherwise it is ended here."""
@@ -194,20 +200,32 @@ class ChatStream:
         return self._split.content(self._text.add(text))
 
     def _read_events(self) -> Iterator[str]:
+        """What each read of the stream makes showable: the events one read brings are taken together, as one
+        piece of thought and one of answer, so that what is shown next holds all of them."""
         try:
-            for event in SSEDecoder().iter_bytes(self._call.body()):
-                if event.data == "[DONE]":
+            for events in SSEDecoder().batches(self._call.body()):
+                pieces, done = self._take(events)
+                yield from _runs(pieces)
+                if done:
                     self._call.drain()  # the reply is complete: finish now, whatever the server does next
                     return
-                try:
-                    payload = event.json()
-                except ValueError:
-                    raise bad_response(Msg("bad_garbled"), event.data, self._key) from None
-                if event.event == "error" or _is_error(payload):
-                    raise stream_error(payload, self._key, kept=self._first_token_at is not None)
-                yield from self._received(*self._absorb(payload))
         except LineTooLong as exc:
             raise bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start, self._key) from None
+
+    def _take(self, events: list[ServerSentEvent]) -> tuple[list[str], bool]:
+        """The pieces `events` make showable, and whether they ended the reply (`[DONE]`: nothing after it counts)."""
+        pieces: list[str] = []
+        for event in events:
+            if event.data == "[DONE]":
+                return pieces, True
+            try:
+                payload = event.json()
+            except ValueError:
+                raise bad_response(Msg("bad_garbled"), event.data, self._key) from None
+            if event.event == "error" or _is_error(payload):
+                raise stream_error(payload, self._key, kept=self._first_token_at is not None)
+            pieces += self._received(*self._absorb(payload))
+        return pieces, False
 
     def _read_json(self, response: HTTPResponse) -> Iterator[str]:
         self._cost = _float(response.headers.get("x-aimlapi-usd-spent"))
@@ -312,6 +330,13 @@ def _valid(text: str) -> str:
     if not _SURROGATE.search(text):  # per token: one regex scan, not a Python loop over its characters
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _runs(pieces: list[str]) -> Iterator[str]:
+    """Consecutive pieces of one kind (thought or answer) as one, of that kind."""
+    for thought, run in groupby(pieces, key=lambda piece: isinstance(piece, reasoning.Thought)):
+        text = "".join(run)
+        yield reasoning.Thought(text) if thought else text
 
 
 def _is_error(payload: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -117,6 +118,31 @@ def test_without_any_key_the_first_message_says_how_to_set_one(shared_api: FakeA
     [notice] = notices(final)
     assert all(way in notice["content"] for way in ("AIMLAPI_KEY", ".env", "Secret", "Settings"))
     assert notice["metadata"]["title"].endswith("No API key")
+
+
+def test_a_reply_reads_the_api_once_per_update_not_once_per_token(
+    shared_api: FakeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-thread CPU showed the reply threads at over half of the app's CPU in a burst: they read every token as
+    it came (about 100 µs of system calls each), though the page gets a few updates a second. The reply now leaves
+    the API's stream in the socket until its next update is due, and reads it then (`Call._pace_socket_reads`)."""
+    reads = []
+    read_into = socket.SocketIO.readinto
+    monkeypatch.setattr(socket.SocketIO, "readinto", lambda self, buffer: reads.append(1) or read_into(self, buffer))
+    words = [f"w{i}" for i in range(40)]
+    app = app_on(shared_api, tmp_path, STREAM_UPDATE_BUDGET="5").start()  # one reply: 5 updates a second
+    try:
+        shared_api.reset()
+        shared_api.script(Reply(text=" ".join(words), delay=0.02))  # 0.8 s of tokens
+        visitor = Client(app.url, verbose=False)
+        reads.clear()
+        started = time.monotonic()
+        outputs, final = chat(visitor, "Hi")
+        took = time.monotonic() - started  # longer on a loaded machine, and then more reads are right
+    finally:
+        app.stop()
+    assert final[0]["content"] == " ".join(words)
+    assert len(reads) <= 2 * took / 0.2 + 4, f"{len(reads)} reads of the API's socket in {took:.2f} s for 40 tokens"
 
 
 def test_a_pasted_key_is_cleaned_or_refused_with_a_reason(client: Client, app_api: FakeAPI) -> None:

@@ -6,9 +6,12 @@ import concurrent.futures
 import email.utils
 import gzip
 import json
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -16,9 +19,9 @@ from chat_backend import errors
 from chat_backend.client import ChatClient
 from chat_backend.config import Settings
 from chat_backend.stream import ChatResult
-from chat_backend.transport import retry_after
+from chat_backend.transport import MAX_READ_PAUSE, retry_after
 from chat_backend.visitor_settings import ChatSettings
-from tests.fake_api import FakeAPI, Reply
+from tests.fake_api import SHAPES, FakeAPI, Reply
 
 KEY = "test-key-4f1c9e2b7a"  # as long as a real key: shorter strings are not redacted
 ALLOWED_KEYS = {
@@ -354,6 +357,78 @@ def test_closing_the_stream_disconnects_upstream_at_once(client: ChatClient, fak
     request = fake_api.chat_requests()[0]
     assert request.client_disconnected.wait(2.0)
     assert stream.result is not None and stream.result.finish_reason is None
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_reader_that_defers_its_reads_takes_many_tokens_in_one_read_of_the_socket(
+    fake_api: FakeAPI, shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by measuring each thread's CPU: a reply's thread read every token as it came, about 100 µs of system
+    calls each, though the page is updated a few times a second at most. A reader that has no use for text before
+    its next update defers its reads: the socket keeps what comes, and one read then takes it all."""
+    reads: list[int | None] = []
+    read_into = socket.SocketIO.readinto
+
+    def counted(self: socket.SocketIO, buffer: Any) -> int | None:
+        reads.append(got := read_into(self, buffer))
+        return got
+
+    monkeypatch.setattr(socket.SocketIO, "readinto", counted)
+    words = [f"w{i}" for i in range(40)]
+    fake_api.script(Reply(text=" ".join(words), delay=0.02, shape=shape))  # 0.8 s of tokens
+    with make_client(fake_api) as chat_client:
+        stream = chat_client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+        started = time.monotonic()
+        with stream:
+            for _ in stream:
+                stream.defer_reads(time.monotonic() + 0.2)
+        took = time.monotonic() - started  # longer on a loaded machine, and then more reads are right
+    assert stream.text == " ".join(words) and stream.result is not None and stream.result.finish_reason == "stop"
+    # two reads an interval at most: one may find what came while the last was shown; then one after the wait
+    assert len(reads) <= 2 * took / 0.2 + 4, f"{len(reads)} reads of the socket in {took:.2f} s for {len(words)} tokens"
+
+
+def test_a_stream_faster_than_the_reads_is_read_as_fast_as_it_comes(client: ChatClient, fake_api: FakeAPI) -> None:
+    """A read that fills `http.client`'s buffer (8 KiB) leaves the rest in the socket: the next read follows at once,
+    however far off the reader's next update is, or a fast model would be shown slower than it writes."""
+    chunks = [f"{i:02d}" + "x" * 2000 for i in range(20)]  # 40 KB at once: five buffers and more
+    fake_api.script(Reply(chunks=chunks))
+    started = time.monotonic()
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    with stream:
+        for _ in stream:
+            stream.defer_reads(time.monotonic() + MAX_READ_PAUSE)
+    assert stream.text == "".join(chunks)
+    assert time.monotonic() - started < MAX_READ_PAUSE, "a read waited though the socket held more"
+
+
+def test_a_stop_ends_a_deferred_read_at_once(client: ChatClient, fake_api: FakeAPI) -> None:
+    fake_api.script(Reply(text=" ".join(f"w{i}" for i in range(200)), delay=0.01))
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    reader_thread: list[int] = []
+
+    def read() -> None:
+        reader_thread.append(threading.get_ident())
+        for _ in stream:
+            stream.defer_reads(time.monotonic() + 60)  # longer than MAX_READ_PAUSE: it waits that long at most
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reader = pool.submit(read)
+        deadline = time.monotonic() + 10
+        while not paused_in_read(reader_thread) and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling the reader's stack: nothing to wait on
+        assert paused_in_read(reader_thread), "the reader never deferred a read"
+        stream.close()
+        reader.result(timeout=MAX_READ_PAUSE / 2)  # ended by the Stop, not by the pause running out
+    assert fake_api.chat_requests()[0].client_disconnected.wait(2.0)
+
+
+def paused_in_read(thread: list[int]) -> bool:
+    """Whether the thread in `thread` waits before a read of the socket (`Call._pace_socket_reads`)."""
+    frame = sys._current_frames().get(thread[0]) if thread else None
+    while frame is not None and frame.f_code.co_name != "paced":
+        frame = frame.f_back
+    return frame is not None
 
 
 def test_closing_while_the_answer_has_not_begun_disconnects_at_once_and_ends_quietly(fake_api: FakeAPI) -> None:

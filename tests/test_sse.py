@@ -26,7 +26,7 @@ EXPECTED = [
 
 
 def events(*chunks: bytes) -> list[ServerSentEvent]:
-    return list(SSEDecoder().iter_bytes(chunks))
+    return [event for events in SSEDecoder().batches(chunks) for event in events]
 
 
 def test_recorded_stream_cut_at_every_byte_gives_the_same_events() -> None:
