@@ -136,13 +136,12 @@ def test_a_reply_reads_the_api_once_per_update_not_once_per_token(
         shared_api.script(Reply(text=" ".join(words), delay=0.02))  # 0.8 s of tokens
         visitor = Client(app.url, verbose=False)
         reads.clear()
-        started = time.monotonic()
-        outputs, final = chat(visitor, "Hi")
-        took = time.monotonic() - started  # longer on a loaded machine, and then more reads are right
+        _, final = chat(visitor, "Hi")
     finally:
         app.stop()
     assert final[0]["content"] == " ".join(words)
-    assert len(reads) <= 2 * took / 0.2 + 4, f"{len(reads)} reads of the API's socket in {took:.2f} s for 40 tokens"
+    # about 10 at five updates a second over 0.8 s; 44 to 48 when every token is read as it comes
+    assert len(reads) < len(words) / 2, f"{len(reads)} reads of the API's socket for {len(words)} tokens"
 
 
 def test_a_pasted_key_is_cleaned_or_refused_with_a_reason(client: Client, app_api: FakeAPI) -> None:

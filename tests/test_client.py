@@ -378,14 +378,13 @@ def test_a_reader_that_defers_its_reads_takes_many_tokens_in_one_read_of_the_soc
     fake_api.script(Reply(text=" ".join(words), delay=0.02, shape=shape))  # 0.8 s of tokens
     with make_client(fake_api) as chat_client:
         stream = chat_client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
-        started = time.monotonic()
         with stream:
             for _ in stream:
                 stream.defer_reads(time.monotonic() + 0.2)
-        took = time.monotonic() - started  # longer on a loaded machine, and then more reads are right
     assert stream.text == " ".join(words) and stream.result is not None and stream.result.finish_reason == "stop"
-    # two reads an interval at most: one may find what came while the last was shown; then one after the wait
-    assert len(reads) <= 2 * took / 0.2 + 4, f"{len(reads)} reads of the socket in {took:.2f} s for {len(words)} tokens"
+    # about 10: four waits, each with a read or two after it (one may find what came while the last was taken),
+    # and the head; 44 to 48 when every token is read as it comes
+    assert len(reads) < len(words) / 2, f"{len(reads)} reads of the socket for {len(words)} tokens"
 
 
 def test_a_stream_faster_than_the_reads_is_read_as_fast_as_it_comes(client: ChatClient, fake_api: FakeAPI) -> None:
