@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from chat_backend import errors
+from chat_backend import errors, transport
 from chat_backend.client import ChatClient
 from chat_backend.config import Settings
 from chat_backend.stream import ChatResult
-from chat_backend.transport import MAX_READ_PAUSE, retry_after
+from chat_backend.transport import retry_after
 from chat_backend.visitor_settings import ChatSettings
 from tests.fake_api import SHAPES, FakeAPI, Reply
 
@@ -387,21 +387,29 @@ def test_a_reader_that_defers_its_reads_takes_many_tokens_in_one_read_of_the_soc
     assert len(reads) < len(words) / 2, f"{len(reads)} reads of the socket for {len(words)} tokens"
 
 
-def test_a_stream_faster_than_the_reads_is_read_as_fast_as_it_comes(client: ChatClient, fake_api: FakeAPI) -> None:
+def test_a_stream_faster_than_the_reads_is_read_as_fast_as_it_comes(
+    client: ChatClient, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A read that fills `http.client`'s buffer (8 KiB) leaves the rest in the socket: the next read follows at once,
-    however far off the reader's next update is, or a fast model would be shown slower than it writes."""
-    chunks = [f"{i:02d}" + "x" * 2000 for i in range(20)]  # 40 KB at once: five buffers and more
+    however far off the reader's next update is, or a fast model would be shown slower than it writes. A read waits
+    only when it has caught up with the writer."""
+    monkeypatch.setattr(transport, "MAX_READ_PAUSE", 1.0)  # a wait that no slow machine explains away
+    chunks = [f"{i:02d}" + "x" * 4000 for i in range(40)]  # 160 KB as fast as the stand-in writes: 20 buffers
     fake_api.script(Reply(chunks=chunks))
     started = time.monotonic()
     stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
     with stream:
         for _ in stream:
-            stream.defer_reads(time.monotonic() + MAX_READ_PAUSE)
+            stream.defer_reads(time.monotonic() + 1.0)
+    took = time.monotonic() - started  # a wait each time the reader caught up; 20 s and more if it waited per buffer
     assert stream.text == "".join(chunks)
-    assert time.monotonic() - started < MAX_READ_PAUSE, "a read waited though the socket held more"
+    assert took < 10, f"{took:.1f} s: reads waited though the socket held more"
 
 
-def test_a_stop_ends_a_deferred_read_at_once(client: ChatClient, fake_api: FakeAPI) -> None:
+def test_a_stop_ends_a_deferred_read_at_once(
+    client: ChatClient, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport, "MAX_READ_PAUSE", 60.0)  # so that only the Stop can end the wait in time
     fake_api.script(Reply(text=" ".join(f"w{i}" for i in range(200)), delay=0.01))
     stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
     reader_thread: list[int] = []
@@ -409,7 +417,7 @@ def test_a_stop_ends_a_deferred_read_at_once(client: ChatClient, fake_api: FakeA
     def read() -> None:
         reader_thread.append(threading.get_ident())
         for _ in stream:
-            stream.defer_reads(time.monotonic() + 60)  # longer than MAX_READ_PAUSE: it waits that long at most
+            stream.defer_reads(time.monotonic() + 60)
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         reader = pool.submit(read)
@@ -418,7 +426,7 @@ def test_a_stop_ends_a_deferred_read_at_once(client: ChatClient, fake_api: FakeA
             time.sleep(0.01)  # polling the reader's stack: nothing to wait on
         assert paused_in_read(reader_thread), "the reader never deferred a read"
         stream.close()
-        reader.result(timeout=MAX_READ_PAUSE / 2)  # ended by the Stop, not by the pause running out
+        reader.result(timeout=10)  # ended by the Stop: the wait had 60 s to run
     assert fake_api.chat_requests()[0].client_disconnected.wait(2.0)
 
 
