@@ -124,7 +124,7 @@ class ChatStream:
 
     def defer_reads(self, until: float) -> None:
         """Leave what arrives in the socket there until `until` (on `time.monotonic()`), when one read takes it
-        all: the reader will not show it sooner (see `Call.body`)."""
+        all: the reader will not show it sooner (see `Call._pace_socket_reads`)."""
         self._call.read_after = until
 
     def close(self) -> None:

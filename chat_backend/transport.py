@@ -42,8 +42,8 @@ INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 DRAIN_GRACE = 0.1  # seconds after `[DONE]` to wait for the end of the body, so the connection can be reused
 READ_SIZE = 65_536
-MAX_READ_PAUSE = 0.2  # seconds a read waits for the next update at most: the reply's end is seen that late at worst
-# (1 s cost 11% on the total time of a 64-chat burst, 0.2 s nothing measurable; docs/bench.md)
+MAX_READ_PAUSE = 0.1  # seconds a read waits for the next update at most: the reply's end is seen that late at worst
+# (at 64 chats, 1 s cost 11% on a reply's total time, 0.2 s up to 8%, 0.1 s nothing measurable; docs/bench.md)
 
 
 def backoff_delay(attempt: int, initial: float = INITIAL_RETRY_DELAY, cap: float = MAX_RETRY_DELAY) -> float:
