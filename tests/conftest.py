@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -147,3 +148,18 @@ def pages(kept_pages: Pages) -> Iterator[Pages]:
     what they stored cleared."""
     yield kept_pages
     kept_pages.forget()
+
+
+@pytest.fixture
+def socket_reads(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """What each read of a socket through a socket file (as `http.client` reads the API) brought, in this process
+    while the test runs: bytes, or None for a read that found nothing."""
+    reads: list[int | None] = []
+    read_into = socket.SocketIO.readinto
+
+    def counted(self: socket.SocketIO, buffer: Any) -> int | None:
+        reads.append(got := read_into(self, buffer))
+        return got
+
+    monkeypatch.setattr(socket.SocketIO, "readinto", counted)
+    return reads

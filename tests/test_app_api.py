@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -121,27 +120,24 @@ def test_without_any_key_the_first_message_says_how_to_set_one(shared_api: FakeA
 
 
 def test_a_reply_reads_the_api_once_per_update_not_once_per_token(
-    shared_api: FakeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared_api: FakeAPI, tmp_path: Path, socket_reads: list[int | None]
 ) -> None:
     """Per-thread CPU showed the reply threads at over half of the app's CPU in a burst: they read every token as
     it came (about 100 µs of system calls each), though the page gets a few updates a second. The reply now leaves
     the API's stream in the socket until its next update is due, and reads it then (`Call._pace_socket_reads`)."""
-    reads = []
-    read_into = socket.SocketIO.readinto
-    monkeypatch.setattr(socket.SocketIO, "readinto", lambda self, buffer: reads.append(1) or read_into(self, buffer))
     words = [f"w{i}" for i in range(40)]
     app = app_on(shared_api, tmp_path, STREAM_UPDATE_BUDGET="5").start()  # one reply: 5 updates a second
     try:
         shared_api.reset()
         shared_api.script(Reply(text=" ".join(words), delay=0.02))  # 0.8 s of tokens
         visitor = Client(app.url, verbose=False)
-        reads.clear()
+        socket_reads.clear()
         _, final = chat(visitor, "Hi")
     finally:
         app.stop()
     assert final[0]["content"] == " ".join(words)
     # about 10 at five updates a second over 0.8 s; 44 to 48 when every token is read as it comes
-    assert len(reads) < len(words) / 2, f"{len(reads)} reads of the API's socket for {len(words)} tokens"
+    assert len(socket_reads) < len(words) / 2, f"{len(socket_reads)} reads of the API's socket for {len(words)} tokens"
 
 
 def test_a_pasted_key_is_cleaned_or_refused_with_a_reason(client: Client, app_api: FakeAPI) -> None:

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -288,7 +287,6 @@ def test_refused_connection_is_retried_then_explained(unused_port: int) -> None:
 
 
 def test_unknown_host_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
 
     def no_such_host(host: str, *args: object, **kwargs: object) -> list:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -361,19 +359,11 @@ def test_closing_the_stream_disconnects_upstream_at_once(client: ChatClient, fak
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_reader_that_defers_its_reads_takes_many_tokens_in_one_read_of_the_socket(
-    fake_api: FakeAPI, shape: str, monkeypatch: pytest.MonkeyPatch
+    fake_api: FakeAPI, shape: str, socket_reads: list[int | None]
 ) -> None:
     """Found by measuring each thread's CPU: a reply's thread read every token as it came, about 100 µs of system
     calls each, though the page is updated a few times a second at most. A reader that has no use for text before
     its next update defers its reads: the socket keeps what comes, and one read then takes it all."""
-    reads: list[int | None] = []
-    read_into = socket.SocketIO.readinto
-
-    def counted(self: socket.SocketIO, buffer: Any) -> int | None:
-        reads.append(got := read_into(self, buffer))
-        return got
-
-    monkeypatch.setattr(socket.SocketIO, "readinto", counted)
     words = [f"w{i}" for i in range(40)]
     fake_api.script(Reply(text=" ".join(words), delay=0.02, shape=shape))  # 0.8 s of tokens
     with make_client(fake_api) as chat_client:
@@ -384,7 +374,7 @@ def test_a_reader_that_defers_its_reads_takes_many_tokens_in_one_read_of_the_soc
     assert stream.text == " ".join(words) and stream.result is not None and stream.result.finish_reason == "stop"
     # about 10: four waits, each with a read or two after it (one may find what came while the last was taken),
     # and the head; 44 to 48 when every token is read as it comes
-    assert len(reads) < len(words) / 2, f"{len(reads)} reads of the socket for {len(words)} tokens"
+    assert len(socket_reads) < len(words) / 2, f"{len(socket_reads)} reads of the socket for {len(words)} tokens"
 
 
 def test_a_stream_faster_than_the_reads_is_read_as_fast_as_it_comes(

@@ -55,11 +55,16 @@ async def refuse(scope: Scope, send: Send, refusal: Refused) -> None:
         body, kind = detail.encode(), b"text/plain; charset=utf-8"
     else:
         body, kind = json.dumps({"detail": detail}).encode(), b"application/json"
-    extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in refusal.headers.items()]
+    await answer(send, refusal.status, body, kind, refusal.headers)
+
+
+async def answer(send: Send, status: int, body: bytes, kind: bytes, headers: dict[str, str] | None = None) -> None:
+    """A whole answer from the edge itself: `status`, `body` of content type `kind`, and extra `headers`."""
+    extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
-            "status": refusal.status,
+            "status": status,
             "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()), *extra],
         }
     )

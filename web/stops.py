@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from .asgi import JSON_KEY, ASGIApp, Message, Receive, Scope, Send
+from .asgi import JSON_KEY, ASGIApp, Message, Receive, Scope, Send, answer
 
 KEPT_S = 30.0  # a join slower than this after its Stop is not paired with it
 MAX_KEPT = 10_000
@@ -50,19 +50,19 @@ class EarlyStops:
                 await self._cancel(scope, step, event)
             else:
                 self._remember(self._kept, step, time.monotonic())
-            return await _answer(send, {"success": True})
+            return await answer(send, 200, b'{"success": true}', b"application/json")
         if not path.endswith("/gradio_api/queue/join"):
             return await self.app(scope, receive, send)
-        answer = bytearray()
+        joined = bytearray()  # the join's answer, as far as its event id
 
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.body" and len(answer) <= MAX_JOIN_ANSWER:
-                answer.extend(message.get("body", b""))
+            if message["type"] == "http.response.body" and len(joined) <= MAX_JOIN_ANSWER:
+                joined.extend(message.get("body", b""))
             await send(message)
 
         await self.app(scope, receive, sending)
         with contextlib.suppress(ValueError, AttributeError):  # not an event's id: nothing was queued
-            event = json.loads(answer).get("event_id")
+            event = json.loads(joined).get("event_id")
             if isinstance(event, str):
                 if self._taken(step):
                     await self._cancel(scope, step, event)
@@ -118,10 +118,3 @@ def _step(body: object) -> tuple[str, int] | None:
     if isinstance(session, str) and isinstance(fn, int) and not isinstance(fn, bool):
         return session, fn
     return None
-
-
-async def _answer(send: Send, value: object) -> None:
-    payload = json.dumps(value).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
