@@ -37,9 +37,15 @@ ALLOWED_KEYS = {
 }
 
 
+# Long enough that a loaded CI machine never times a reply out (1 s did); tests of the timeout ask for SHORT_READ.
+PATIENT_READ, SHORT_READ = 10.0, 1.0
+
+
 def make_client(api: FakeAPI, **overrides: object) -> ChatClient:
     """A client on the stand-in whose catalogue is loaded, as the app's is once it has started."""
-    values: dict = dict(api_key=KEY, base_url=api.base_url, connect_timeout=2.0, read_timeout=1.0, retry_budget=3.0)
+    values: dict = dict(
+        api_key=KEY, base_url=api.base_url, connect_timeout=2.0, read_timeout=PATIENT_READ, retry_budget=3.0
+    )
     values.update(overrides)
     chat_client = ChatClient(Settings(**values))
     assert chat_client.catalogue.refresh()
@@ -220,20 +226,21 @@ def test_a_retry_after_beyond_the_budget_fails_at_once_and_says_when(client: Cha
     ids=["drop", "reset", "stall"],
 )
 def test_mid_stream_failures_keep_the_text_and_are_not_retried(
-    client: ChatClient, fake_api: FakeAPI, reply: Reply, kind: type, words: str
+    fake_api: FakeAPI, reply: Reply, kind: type, words: str
 ) -> None:
     fake_api.script(reply)
-    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
-    with pytest.raises(kind) as caught, stream:
-        list(stream)
+    with make_client(fake_api, read_timeout=SHORT_READ) as client:
+        stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+        with pytest.raises(kind) as caught, stream:
+            list(stream)
     assert words in caught.value.user_message and "kept" in caught.value.user_message
     assert stream.result.text.startswith("a b")
     assert len(fake_api.chat_requests()) == 1
 
 
-def test_stall_before_any_text_times_out(client: ChatClient, fake_api: FakeAPI) -> None:
+def test_stall_before_any_text_times_out(fake_api: FakeAPI) -> None:
     fake_api.script(Reply(stall_after=0))
-    with pytest.raises(errors.TimedOut) as caught:
+    with make_client(fake_api, read_timeout=SHORT_READ) as client, pytest.raises(errors.TimedOut) as caught:
         ask(client)
     assert "kept" not in caught.value.user_message
 
@@ -459,9 +466,7 @@ def test_sequential_calls_reuse_one_connection(client: ChatClient, fake_api: Fak
 def test_many_simultaneous_chats_share_the_session(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
     fake_api.default = Reply(text="parallel reply here", delay=0.02)
     results: list[str] = []
-    # 24 readers and the stand-in share this process's interpreter lock with the other test worker's load: a
-    # chunk 1 s late timed out 4 of them in CI. This test is about sharing connections, not about timeouts.
-    with make_client(fake_api, concurrency=24, read_timeout=10.0) as chat_client:
+    with make_client(fake_api, concurrency=24) as chat_client:
         threads = [threading.Thread(target=lambda: results.append(ask(chat_client).text)) for _ in range(24)]
         for thread in threads:
             thread.start()
@@ -557,7 +562,7 @@ def test_the_reply_ends_at_done_even_if_the_body_stays_open(client: ChatClient, 
     fake_api.script(Reply(raw_stream=RAW_STREAMS["done-and-lf"].encode(), stall_after=0))
     started = time.monotonic()
     result = ask(client)
-    assert time.monotonic() - started < 0.5  # the read timeout is 1 s
+    assert time.monotonic() - started < PATIENT_READ / 2  # not ended by the read timeout
     assert result.text == "Grüße 世界 🎉" and result.finish_reason == "length"
     assert fake_api.chat_requests()[0].client_disconnected.wait(1.0)
 
@@ -589,7 +594,7 @@ def test_an_error_status_in_odd_digits_is_ignored(client: ChatClient, fake_api: 
 def test_a_line_too_long_is_a_clear_error_without_the_key(fake_api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
     pads = range(270, 300, 2)  # the excerpt is cut at 300 characters, after "data: "
     fake_api.script(*(Reply(raw_stream=b"data: " + b"x" * pad + CANARY.encode() + b"y" * 2**21) for pad in pads))
-    with make_client(fake_api, api_key=CANARY, max_retries=0, read_timeout=10.0) as chat_client:
+    with make_client(fake_api, api_key=CANARY, max_retries=0) as chat_client:
         for _ in pads:
             with pytest.raises(errors.BadResponse) as caught:
                 ask(chat_client)

@@ -196,7 +196,7 @@ THOUGHT, ANSWER = "The user greets me. A short friendly reply.", "Hello! How can
 
 
 def reasoning_client(api: FakeAPI) -> ChatClient:
-    client = ChatClient(Settings(api_key=KEY, base_url=api.base_url, read_timeout=2.0, retry_budget=1.0))
+    client = ChatClient(Settings(api_key=KEY, base_url=api.base_url, read_timeout=10.0, retry_budget=1.0))
     assert client.catalogue.refresh()
     return client
 
