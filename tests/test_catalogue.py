@@ -55,7 +55,7 @@ def test_models_never_waits_for_a_slow_catalogue(fake_api: FakeAPI) -> None:
     catalogue = catalogue_for(fake_api)
     started = time.monotonic()
     fallback = catalogue.models()
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 1.0  # the catalogue answers after 1.5 s
     assert [m.id for m in fallback] == [m.id for m in KNOWN_MODELS if not m.deprecated]
     fake_api.wait_for_requests(1)
 

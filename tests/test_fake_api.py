@@ -132,7 +132,7 @@ def test_stall_until_release_and_client_disconnect(fake_api: FakeAPI) -> None:
         requests.post(url, json=chat(stream=True), headers=AUTH, stream=True, timeout=(5, 0.3)) as resp,
     ):
         list(resp.iter_content(chunk_size=None))
-    assert fake_api.chat_requests()[1].client_disconnected.wait(2)
+    assert fake_api.chat_requests()[1].client_disconnected.wait(5)
 
 
 def test_a_request_whose_body_never_arrives_whole_is_dropped_unanswered(fake_api: FakeAPI) -> None:
@@ -166,7 +166,7 @@ def test_error_reply_keeps_the_connection(fake_api: FakeAPI) -> None:
     assert fake_api.connections == 1
     requests.get(f"{fake_api.base_url}/models", timeout=5)
     assert fake_api.connections == 2
-    fake_api.wait_for_requests(4, timeout=1)
+    fake_api.wait_for_requests(4, timeout=5)
 
 
 def test_models_catalogue_filter_and_etag(fake_api: FakeAPI) -> None:
