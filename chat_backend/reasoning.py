@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-TAGS = {"<think>": "</think>", "<mm:think>": "</mm:think>"}  # opening tag -> its closing tag
+TAGS = {"<think>": "</think>", "<mm:think>": "</mm:think>"}  # opening tag -> its closing tag; each opens with "<"
 CLOSERS = tuple(TAGS.values())
 FIELDS = ("reasoning_content", "reasoning", "reasoning_details")  # the first one present is read
 _START, _THINKING, _UNDECIDED, _ANSWER = "start", "thinking", "undecided", "answer"
@@ -217,14 +217,18 @@ class Split:
 
 def _find_first(text: str, tags: tuple[str, ...]) -> tuple[int, str]:
     """The earliest of `tags` in `text`: (index, tag), or (-1, "")."""
+    if "<" not in text:  # per token: one scan for the character every tag opens with
+        return -1, ""
     found = [(text.find(tag), tag) for tag in tags]
     return min(((at, tag) for at, tag in found if at >= 0), default=(-1, ""))
 
 
 def _tag_start(text: str, tags: tuple[str, ...]) -> int:
-    """How many characters at the end of `text` could begin one of `tags` (to be held until the next piece)."""
-    longest = max(len(tag) for tag in tags) - 1
-    for size in range(min(longest, len(text)), 0, -1):
-        if any(tag.startswith(text[-size:]) for tag in tags):
-            return size
+    """How many characters at the end of `text` could begin one of `tags` (to be held until the next piece).
+    Such a tail opens with "<", as every tag does, so only the last few "<" are tried."""
+    at = text.find("<", max(0, len(text) - max(len(tag) for tag in tags) + 1))
+    while at >= 0:
+        if any(tag.startswith(text[at:]) for tag in tags):
+            return len(text) - at
+        at = text.find("<", at + 1)
     return 0

@@ -12,7 +12,7 @@ from chat_backend import errors
 from chat_backend.client import ChatClient
 from chat_backend.config import Settings
 from chat_backend.errors import REDACTED
-from chat_backend.reasoning import CLOSERS, TAGS, Shown, Split, Thought, answer_of, field_text
+from chat_backend.reasoning import CLOSERS, TAGS, Shown, Split, Thought, _tag_start, answer_of, field_text
 from chat_backend.visitor_settings import ChatSettings
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
 
@@ -39,6 +39,15 @@ def feed(split: Split, pieces: list[str], *, complete: bool = True) -> list[str]
 
 def joined(pieces: list[str], thought: bool) -> str:
     return "".join(piece for piece in pieces if isinstance(piece, Thought) == thought)
+
+
+@given(TEXT, st.sampled_from([CLOSERS, tuple(TAGS), *((tag,) for tag in [*TAGS, *CLOSERS])]))
+def test_the_tail_held_as_a_possible_tag_is_the_longest_that_could_begin_one(text: str, tags: tuple[str, ...]) -> None:
+    """`_tag_start` looks only from a "<" (per token, one scan): the longest tail that begins a tag, found by trying
+    every length, is the same."""
+    every = [size for size in range(1, len(text) + 1) for tag in tags if tag.startswith(text[-size:])]
+    longest = max([size for size in every if size < max(map(len, tags))], default=0)
+    assert _tag_start(text, tags) == longest
 
 
 @settings(max_examples=300, deadline=None)
