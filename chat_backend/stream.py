@@ -183,12 +183,13 @@ class ChatStream:
         log.info("chat %s failed: %s", self._request_id, redact(str(error), self._key))
         return error
 
-    def _received(self, thought: str, text: str) -> list[str]:
+    def _received(self, parts: list[tuple[bool, str]]) -> list[str]:
         """Count the first token's time on arrival (of thinking or answer); return the pieces of thought and answer
-        that can be shown now (maybe none)."""
+        that `parts` (is it thought, its text) make showable now (maybe none). Consecutive parts of one kind are
+        taken as one: the split and the redactor work once per read, not once per token."""
         pieces: list[str] = []
-        for is_thought, raw in ((True, thought), (False, text)):
-            if whole := self._whole_characters(raw, is_thought):
+        for is_thought, run in groupby((part for part in parts if part[1]), key=lambda part: part[0]):
+            if whole := self._whole_characters("".join(text for _, text in run), is_thought):
                 pieces += self._show(whole, is_thought)
         return pieces
 
@@ -213,19 +214,23 @@ class ChatStream:
             raise bad_response(Msg("bad_long_line", {"mib": MAX_LINE_BYTES // 2**20}), exc.start, self._key) from None
 
     def _take(self, events: list[ServerSentEvent]) -> tuple[list[str], bool]:
-        """The pieces `events` make showable, and whether they ended the reply (`[DONE]`: nothing after it counts)."""
-        pieces: list[str] = []
+        """The pieces `events` make showable, and whether they ended the reply (`[DONE]`: nothing after it counts).
+        A bad event raises once what came before it is taken, so that it is kept."""
+        parts: list[tuple[bool, str]] = []
         for event in events:
             if event.data == "[DONE]":
-                return pieces, True
+                return self._received(parts), True
             try:
                 payload = event.json()
             except ValueError:
+                self._received(parts)
                 raise bad_response(Msg("bad_garbled"), event.data, self._key) from None
             if event.event == "error" or _is_error(payload):
+                self._received(parts)
                 raise stream_error(payload, self._key, kept=self._first_token_at is not None)
-            pieces += self._received(*self._absorb(payload))
-        return pieces, False
+            thought, text = self._absorb(payload)
+            parts += [(True, thought), (False, text)]
+        return self._received(parts), False
 
     def _read_json(self, response: HTTPResponse) -> Iterator[str]:
         self._cost = _float(response.headers.get("x-aimlapi-usd-spent"))
@@ -238,7 +243,7 @@ class ChatStream:
         thought, text = self._absorb(payload, key="message")
         if not isinstance(payload, dict) or not payload.get("choices"):
             raise bad_response(Msg("bad_no_reply"), raw, self._key)
-        yield from self._received(thought, text)
+        yield from self._received([(True, thought), (False, text)])
 
     def _whole_characters(self, text: str, thought: bool) -> str:
         """`text` as valid Unicode: a character whose UTF-16 halves (JSON escapes) came in two pieces (of the same

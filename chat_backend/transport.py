@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import os
 import random
 import select
@@ -149,6 +150,7 @@ class Call:
         self._response: HTTPResponse | None = None
         self._whole = False  # the answer was read to its end: its connection may serve another call
         self.read_after = 0.0  # no read of the socket before this (time.monotonic()): see `_pace_socket_reads`
+        self._has_more: Callable[[], bool] = lambda: False  # see `_pace_socket_reads`
 
     @property
     def stopped(self) -> bool:
@@ -215,27 +217,67 @@ class Call:
         arrives meanwhile, and one read then takes it all. A read costs system calls whatever it brings (about
         100 µs a token on the 2-core test machine, docs/bench.md), and a reader that shows text a few times a
         second needs no more reads than that. What is already there is read at once, so a stream is never read
-        slower than it comes."""
-        reader = getattr(getattr(response._fp, "fp", None), "raw", None)  # the socket's reader, under the buffer
-        if not isinstance(reader, socket.SocketIO):  # read as it is: pacing only saves work
-            return
+        slower than it comes.
+
+        Also sets `_has_more`, which `body` asks whether the next read returns at once with more of the answer:
+        the socket holds bytes, or the buffer holds more than the end of the HTTP chunk just read (its CRLF): the
+        next chunk's size line at least. A peek at the buffer must not read the socket, so its reads say "nothing
+        now" meanwhile, as a non-blocking socket does (the peek then returns what the buffer holds, or b"")."""
+        buffered = getattr(response._fp, "fp", None)
+        reader = getattr(buffered, "raw", None)  # the socket's reader, under the buffer
+        if not isinstance(buffered, io.BufferedReader) or not isinstance(reader, socket.SocketIO):
+            return  # read as it is: pacing and joining only save work
         read_into, poller = reader.readinto, select.poll()
         poller.register(sock, select.POLLIN)
+        peeking = False
+
+        def ready() -> bool:
+            return bool(_decrypted_bytes(sock) or poller.poll(0))
 
         def paced(buffer: Any) -> int | None:
+            if peeking:
+                return None
             pause = min(self.read_after - time.monotonic(), MAX_READ_PAUSE)
-            if pause > 0 and not (_decrypted_bytes(sock) or poller.poll(0)):
+            if pause > 0 and not ready():
                 self._stopped.wait(pause)
             return read_into(buffer)
 
+        def has_more() -> bool:
+            nonlocal peeking
+            if ready():
+                return True
+            if buffered.closed:  # `http.client` closes it once the answer has ended
+                return False
+            peeking = True
+            try:
+                held = buffered.peek(1)
+            finally:
+                peeking = False
+            return b"\n" in held[2:]
+
         reader.readinto = paced  # type: ignore[method-assign,assignment]  # this response's own reader, not the class
+        self._has_more = has_more
 
     def body(self) -> Iterator[bytes]:
-        """The answer's body as it arrives, decompressed: what one read of the socket brings (an HTTP chunk, or
-        whatever came of an unchunked body; a proxy may compress even an event stream)."""
+        """The answer's body as it arrives, decompressed: each time, all that is already here (`http.client` hands
+        out one HTTP chunk, a token, per read; the rest of what one read of the socket brought is joined to it,
+        so that the reader handles it, and shows it, at once). A proxy may compress even an event stream.
+
+        A chunk whose start is here but not its end is waited for; if the wait fails, what came before it is
+        handed out first, then the failure."""
         assert self._response is not None, "open() first"
-        while chunk := self._response.read1(READ_SIZE):
-            yield chunk
+        read1 = _read1(self._response)
+        while chunk := read1(READ_SIZE):
+            pieces = [chunk]
+            try:
+                while self._has_more() and (chunk := read1(READ_SIZE)):
+                    pieces.append(chunk)
+            except Exception:
+                yield b"".join(pieces)
+                raise
+            yield b"".join(pieces)
+            if not chunk:
+                break
         self._whole = True
 
     def drain(self) -> None:
@@ -246,7 +288,7 @@ class Call:
         self._conn.sock.settimeout(DRAIN_GRACE)
         self.read_after = 0.0  # the end is read at once, not when the next update would be due
         with contextlib.suppress(*TRANSPORT_ERRORS):
-            self._whole = any(not self._response.read1(READ_SIZE) for _ in range(3))
+            self._whole = any(not _read1(self._response)(READ_SIZE) for _ in range(3))
 
     def close(self) -> None:
         """The reader is done: the connection goes back for reuse if its answer was read whole, else it is closed."""
@@ -266,6 +308,14 @@ class Call:
                 self.connections.give_back(conn)
             else:
                 conn.close()
+
+
+def _read1(response: HTTPResponse) -> Callable[[int], bytes]:
+    """What reads the body a piece at a time: `http.client`'s own reader when nothing is to be decompressed, as
+    urllib3's adds about 40 µs a call on the 2-core test machine, and a stream is read a token a call."""
+    if response.headers.get("Content-Encoding", "identity").strip().lower() == "identity":
+        return response._fp.read1  # type: ignore[union-attr]  # urllib3 keeps http.client's answer there
+    return response.read1
 
 
 def _decrypted_bytes(sock: socket.socket) -> int:

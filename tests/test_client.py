@@ -63,7 +63,7 @@ def ask(client: ChatClient, text: str = "Hi", **settings: object) -> ChatResult:
 
 
 def test_streamed_reply_arrives_in_pieces_with_all_the_facts(client: ChatClient, fake_api: FakeAPI) -> None:
-    fake_api.script(Reply(text="Hello there, streaming world.", ttft=0.15))
+    fake_api.script(Reply(text="Hello there, streaming world.", ttft=0.15, delay=0.05))  # apart: not read as one
     stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
     with stream:
         pieces = list(stream)
@@ -148,6 +148,19 @@ def test_error_object_inside_the_stream_keeps_the_partial_text(client: ChatClien
         list(stream)
     assert "Model overloaded" in caught.value.user_message and "kept" in caught.value.user_message
     assert stream.result.text == "one two three four"
+
+
+
+def test_an_error_object_in_the_same_read_as_text_keeps_that_text(client: ChatClient, fake_api: FakeAPI) -> None:
+    """What one read brings is taken together: text before an error in it is kept, not dropped with the read."""
+    deltas = [{"choices": [{"index": 0, "delta": {"content": word}}]} for word in ("one", " two")]
+    events = [*deltas, {"error": {"message": "Model overloaded", "status": 503}}]
+    fake_api.script(Reply(raw_stream=b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events)))
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    with pytest.raises(errors.UpstreamError) as caught, stream:
+        list(stream)
+    assert "Model overloaded" in caught.value.user_message and "kept" in caught.value.user_message
+    assert stream.result.text == "one two"
 
 
 STATUS_CASES = [
@@ -365,23 +378,40 @@ def test_closing_the_stream_disconnects_upstream_at_once(client: ChatClient, fak
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_a_reader_that_defers_its_reads_takes_many_tokens_in_one_read_of_the_socket(
+def test_a_reader_that_defers_its_reads_takes_many_tokens_in_one_read_of_the_socket_and_one_piece(
     fake_api: FakeAPI, shape: str, socket_reads: list[int | None]
 ) -> None:
     """Found by measuring each thread's CPU: a reply's thread read every token as it came, about 100 µs of system
     calls each, though the page is updated a few times a second at most. A reader that has no use for text before
-    its next update defers its reads: the socket keeps what comes, and one read then takes it all."""
+    its next update defers its reads: the socket keeps what comes, and one read then takes it all. What one read
+    brought is then handed on as one piece, not a token at a time (`http.client` gives out one HTTP chunk a call),
+    so that it is all shown at the next update and the reader's work is per read."""
     words = [f"w{i}" for i in range(40)]
     fake_api.script(Reply(text=" ".join(words), delay=0.02, shape=shape))  # 0.8 s of tokens
     with make_client(fake_api) as chat_client:
         stream = chat_client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+        pieces = []
         with stream:
-            for _ in stream:
+            for piece in stream:
+                pieces.append(piece)
                 stream.defer_reads(time.monotonic() + 0.2)
     assert stream.text == " ".join(words) and stream.result is not None and stream.result.finish_reason == "stop"
     # about 10: four waits, each with a read or two after it (one may find what came while the last was taken),
     # and the head; 44 to 48 when every token is read as it comes
     assert len(socket_reads) < len(words) / 2, f"{len(socket_reads)} reads of the socket for {len(words)} tokens"
+    assert len(pieces) < len(words) / 2, f"{len(pieces)} pieces for {len(words)} tokens"  # 40 when one a chunk
+
+
+@pytest.mark.parametrize("shape", [shape for shape in SHAPES if shape != "http1.0"])  # which has no chunks
+def test_what_came_before_a_chunk_whose_end_never_comes_is_kept(fake_api: FakeAPI, shape: str) -> None:
+    """The tokens that one read brought are handed on together; the last of them is followed by a chunk whose
+    size line came but not its data, and waiting for the data times out: those tokens are shown, then the error."""
+    fake_api.script(Reply(text="a b c d e f", stall_after=3, stall_in_chunk=True, shape=shape))
+    with make_client(fake_api, read_timeout=SHORT_READ) as chat_client:
+        stream = chat_client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+        with pytest.raises(errors.TimedOut) as caught, stream:
+            list(stream)
+    assert stream.text == "a b c" and "kept" in caught.value.user_message
 
 
 def test_a_stream_faster_than_the_reads_is_read_as_fast_as_it_comes(

@@ -27,6 +27,7 @@ class Reply:
     drop_after: int | None = None  # after this many content chunks, close (FIN) without ending the body
     reset_after: int | None = None  # after this many content chunks, send a TCP RST
     stall_after: int | None = None  # after this many content chunks, go silent until release() or close()
+    stall_in_chunk: bool = False  # the stall begins inside an HTTP chunk: its size line sent, not its data (no more)
     stream_error: dict | None = None  # after the content chunks send `data: {"error": ...}` and end
     usage: bool = True  # send the usage chunk when the request asked for stream_options.include_usage
     done: bool = True  # end with `data: [DONE]`; False: a plain end of stream

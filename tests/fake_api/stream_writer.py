@@ -130,9 +130,11 @@ class _Writer(BaseHTTPRequestHandler):
         if due(reply.drop_after) or due(reply.reset_after):
             self._hang_up(reset=due(reply.reset_after) and not due(reply.drop_after))
             return True
-        if due(reply.stall_after) and not self._pause(None, release_gen):
-            self._hang_up()
-            return True
+        if due(reply.stall_after):
+            torn = reply.stall_in_chunk and self._shape != "http1.0"  # a chunk begun cannot be followed by more
+            if (torn and not self._write(b"10\r\n")) or not self._pause(None, release_gen) or torn:
+                self._hang_up()
+                return True
         return False
 
     def _error(self, status: int, message: str | None = None, details: list[str] | None = None) -> dict:
