@@ -150,7 +150,6 @@ def test_error_object_inside_the_stream_keeps_the_partial_text(client: ChatClien
     assert stream.result.text == "one two three four"
 
 
-
 def test_an_error_object_in_the_same_read_as_text_keeps_that_text(client: ChatClient, fake_api: FakeAPI) -> None:
     """What one read brings is taken together: text before an error in it is kept, not dropped with the read."""
     deltas = [{"choices": [{"index": 0, "delta": {"content": word}}]} for word in ("one", " two")]
