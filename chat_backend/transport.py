@@ -261,17 +261,19 @@ class Call:
     def body(self) -> Iterator[bytes]:
         """The answer's body as it arrives, decompressed: each time, all that is already here (`http.client` hands
         out one HTTP chunk, a token, per read; the rest of what one read of the socket brought is joined to it,
-        so that the reader handles it, and shows it, at once). A proxy may compress even an event stream.
+        so that the reader handles it, and shows it, at once), up to `READ_SIZE` bytes at a time however fast the
+        answer comes. A proxy may compress even an event stream.
 
         A chunk whose start is here but not its end is waited for; if the wait fails, what came before it is
         handed out first, then the failure."""
         assert self._response is not None, "open() first"
         read1 = _read1(self._response)
         while chunk := read1(READ_SIZE):
-            pieces = [chunk]
+            pieces, size = [chunk], len(chunk)
             try:
-                while self._has_more() and (chunk := read1(READ_SIZE)):
+                while size < READ_SIZE and self._has_more() and (chunk := read1(READ_SIZE)):
                     pieces.append(chunk)
+                    size += len(chunk)
             except Exception:
                 yield b"".join(pieces)
                 raise

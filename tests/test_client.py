@@ -432,6 +432,22 @@ def test_a_stream_faster_than_the_reads_is_read_as_fast_as_it_comes(
     assert took < 10, f"{took:.1f} s: reads waited though the socket held more"
 
 
+def test_what_is_already_here_is_handed_on_a_bounded_amount_at_a_time(
+    client: ChatClient, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However much of the answer waits in the socket, the reader takes it `READ_SIZE` at a time (and at most one
+    HTTP chunk more), so a server that streams faster than the reader works costs it bounded memory."""
+    monkeypatch.setattr(transport, "READ_SIZE", 8192)
+    monkeypatch.setattr(transport, "MAX_READ_PAUSE", 1.0)  # time for the whole answer to arrive before a read
+    fake_api.script(Reply(chunks=["x" * 100] * 2000))  # 200 KB of text, as fast as the stand-in writes it
+    stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
+    stream.defer_reads(time.monotonic() + 1.0)
+    with stream:
+        pieces = list(stream)
+    assert "".join(pieces) == "x" * 200_000
+    assert max(map(len, pieces)) < 2 * 8192, f"a piece of {max(map(len, pieces))} characters"
+
+
 def test_a_stop_ends_a_deferred_read_at_once(
     client: ChatClient, fake_api: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
