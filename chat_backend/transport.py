@@ -150,7 +150,7 @@ class Call:
         self._response: HTTPResponse | None = None
         self._whole = False  # the answer was read to its end: its connection may serve another call
         self.read_after = 0.0  # no read of the socket before this (time.monotonic()): see `_pace_socket_reads`
-        self._has_more: Callable[[], bool] = lambda: False  # see `_pace_socket_reads`
+        self._has_more: Callable[[], bool] = _nothing_more  # see `_pace_socket_reads`
 
     @property
     def stopped(self) -> bool:
@@ -219,11 +219,11 @@ class Call:
         second needs no more reads than that. What is already there is read at once, so a stream is never read
         slower than it comes.
 
-        Also sets `_has_more`, which `body` asks whether the next read returns at once with more of the answer:
-        the socket holds bytes, or the buffer holds more than the end of the HTTP chunk just read (its CRLF): the
-        next chunk's size line at least. A peek at the buffer must not read the socket, so its reads say "nothing
-        now" meanwhile, as a non-blocking socket does (the peek then returns what the buffer holds, or b"")."""
-        buffered = getattr(response._fp, "fp", None)
+        Also sets `_has_more`, which `body` asks whether `http.client` can hand out more of an uncompressed answer
+        without waiting (see `_more_here`). It looks at what the buffer holds, first filled from the socket if the
+        buffer is empty and the socket has bytes; its reads of the socket meanwhile say "nothing now" rather than
+        wait, as a non-blocking socket does."""
+        answer, buffered = response._fp, getattr(response._fp, "fp", None)
         reader = getattr(buffered, "raw", None)  # the socket's reader, under the buffer
         if not isinstance(buffered, io.BufferedReader) or not isinstance(reader, socket.SocketIO):
             return  # read as it is: pacing and joining only save work
@@ -244,34 +244,31 @@ class Call:
 
         def has_more() -> bool:
             nonlocal peeking
-            if ready():
-                return True
             if buffered.closed:  # `http.client` closes it once the answer has ended
                 return False
-            peeking = True
+            peeking = not ready()
             try:
                 held = buffered.peek(1)
             finally:
                 peeking = False
-            return b"\n" in held[2:]
+            return _more_here(answer, held)
 
         reader.readinto = paced  # type: ignore[method-assign,assignment]  # this response's own reader, not the class
-        self._has_more = has_more
+        if _identity(response):  # a decoder may need more than is here to give anything
+            self._has_more = has_more
 
     def body(self) -> Iterator[bytes]:
         """The answer's body as it arrives, decompressed: each time, all that is already here (`http.client` hands
         out one HTTP chunk, a token, per read; the rest of what one read of the socket brought is joined to it,
         so that the reader handles it, and shows it, at once), up to `READ_SIZE` bytes at a time however fast the
-        answer comes. A proxy may compress even an event stream.
-
-        A chunk whose start is here but not its end is waited for; if the wait fails, what came before it is
-        handed out first, then the failure."""
+        answer comes. A proxy may compress even an event stream. Should a read fail, what came before it is handed
+        out first, then the failure."""
         assert self._response is not None, "open() first"
         read1 = _read1(self._response)
         while chunk := read1(READ_SIZE):
             pieces, size = [chunk], len(chunk)
             try:
-                while size < READ_SIZE and self._has_more() and (chunk := read1(READ_SIZE)):
+                while size < READ_SIZE and self._has_more() and (chunk := read1(READ_SIZE - size)):
                     pieces.append(chunk)
                     size += len(chunk)
             except Exception:
@@ -300,6 +297,7 @@ class Call:
         with self._lock:
             conn, handle, response = self._conn, self._handle, self._response
             self._conn = self._handle = self._response = None
+            self._has_more = _nothing_more  # it holds the answer's buffer
             reuse = whole and not self.stopped
         if handle is not None:
             handle.close()
@@ -313,11 +311,39 @@ class Call:
 
 
 def _read1(response: HTTPResponse) -> Callable[[int], bytes]:
-    """What reads the body a piece at a time: `http.client`'s own reader when nothing is to be decompressed, as
-    urllib3's adds about 40 µs a call on the 2-core test machine, and a stream is read a token a call."""
-    if response.headers.get("Content-Encoding", "identity").strip().lower() == "identity":
-        return response._fp.read1  # type: ignore[union-attr]  # urllib3 keeps http.client's answer there
+    """What reads the body a piece at a time: `http.client`'s own reader for an uncompressed chunked answer (a
+    stream), as urllib3's adds about 40 µs a call on the 2-core test machine, and a stream is read a token a call;
+    urllib3's otherwise, which decompresses, and raises when an answer ends short of its Content-Length."""
+    answer = response._fp
+    if isinstance(answer, http.client.HTTPResponse) and answer.chunked and _identity(response):
+        return answer.read1
     return response.read1
+
+
+def _identity(response: HTTPResponse) -> bool:
+    return response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+
+
+def _more_here(answer: Any, held: bytes) -> bool:
+    """Whether `http.client` (`answer`) can hand out more of the body from `held`, the bytes it has buffered,
+    without reading the socket: within a body or a chunk's data, any byte; at the end of a chunk's data, its CRLF,
+    the next chunk's whole size line and some of its data. The last chunk (size 0) is left to the next read, which
+    may wait for its trailers. Whatever is unsure is "no": the caller hands on what it has, and reads later."""
+    if not answer.chunked or answer.chunk_left:
+        return bool(held)
+    if answer.chunk_left == 0:  # a chunk's data was read to its end: its CRLF comes first
+        if not held.startswith(b"\r\n"):
+            return False
+        held = held[2:]
+    line, end, data = held.partition(b"\n")
+    try:
+        return bool(end and data) and int(line.split(b";")[0], 16) > 0
+    except ValueError:
+        return False
+
+
+def _nothing_more() -> bool:
+    return False
 
 
 def _decrypted_bytes(sock: socket.socket) -> int:

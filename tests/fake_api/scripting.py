@@ -32,6 +32,9 @@ class Reply:
     usage: bool = True  # send the usage chunk when the request asked for stream_options.include_usage
     done: bool = True  # end with `data: [DONE]`; False: a plain end of stream
     abort: bool = False  # reset the connection before any response, as a refused or crashed upstream looks
+    # the whole answer as raw bytes (status line, headers, framing by hand), each after its pause in seconds; then
+    # the connection closes. For framings the shapes do not make: a length cut short, a chunk's end split off.
+    raw_answer: list[tuple[float, bytes]] | None = None
     shape: str = "keep-alive"  # how the body is framed and the connection used: one of SHAPES
     thinking: str | None = None  # the model's reasoning, sent before `text` (word by word, counted against max_tokens)
     thinking_shape: str = "think"  # how: one of THINKING_SHAPES

@@ -88,6 +88,11 @@ class _Handler(_Writer):
         reply = api._next_reply(body)
         if reply.abort:
             return self._hang_up(reset=True)
+        if reply.raw_answer is not None:
+            for pause, data in reply.raw_answer:
+                if not self._pause(pause) or not self._write(data):
+                    break
+            return self._hang_up()
         if not self._pause(reply.headers_after):
             return self._hang_up()
         status = 201 if reply.status == 200 and canonical == "abab6.5s-chat" else reply.status
