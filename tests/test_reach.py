@@ -144,12 +144,21 @@ def test_the_phone_layout_gives_the_conversation_the_screen(
     assert hash_right <= words.bounding_box()["x"] + words.bounding_box()["width"] + 1
     facts = page.locator(".thought-group .title").first
     assert float(facts.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 12
+    nothing_floats_over_the_messages(page)
     assert facts.bounding_box()["x"] + facts.bounding_box()["width"] <= viewport["width"]
     shot(page, f"{size}-reply")
     page.locator("#more-toggle").tap()  # one tap brings the description and the saved chats back
     expect(page.locator("#app-description")).to_be_visible()
     expect(page.locator("#new-chat")).to_be_visible()
     expect(page.locator("#more-toggle")).to_have_attribute("aria-expanded", "true")
+
+
+def nothing_floats_over_the_messages(page: Page) -> None:
+    """The conversation's label and its clear and copy-all buttons sit above the scrolling messages, not over
+    them (Gradio floats them over the list's top, where they covered a reply's first lines once it scrolled)."""
+    top = page.locator("[role=log]").bounding_box()["y"]
+    for above in (page.locator("[role=log] >> xpath=.. >> [data-testid=block-label]"), page.locator(".top-panel")):
+        assert above.first.bounding_box()["y"] + above.first.bounding_box()["height"] <= top + 1
 
 
 def tab_to(page: Page, selector: str, most: int, backwards: bool = False) -> None:
@@ -182,3 +191,4 @@ def test_the_keyboard_alone_reaches_and_sends(pages: Pages, live_app: AppProcess
     tab_to(page, "[role=log] button[aria-label='Copy message']", 40, backwards=True)
     log = page.locator("[role=log]")
     expect(log).to_have_attribute("aria-live", "polite")  # notices and replies inside are announced
+    nothing_floats_over_the_messages(page)
