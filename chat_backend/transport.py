@@ -225,7 +225,11 @@ class Call:
         wait, as a non-blocking socket does."""
         answer, buffered = response._fp, getattr(response._fp, "fp", None)
         reader = getattr(buffered, "raw", None)  # the socket's reader, under the buffer
-        if not isinstance(buffered, io.BufferedReader) or not isinstance(reader, socket.SocketIO):
+        if not (
+            isinstance(answer, http.client.HTTPResponse)
+            and isinstance(buffered, io.BufferedReader)
+            and isinstance(reader, socket.SocketIO)
+        ):
             return  # read as it is: pacing and joining only save work
         read_into, poller = reader.readinto, select.poll()
         poller.register(sock, select.POLLIN)
@@ -321,10 +325,11 @@ def _read1(response: HTTPResponse) -> Callable[[int], bytes]:
 
 
 def _identity(response: HTTPResponse) -> bool:
+    """Whether the body comes as it is, not compressed (we ask for that; a proxy may compress anyway)."""
     return response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
 
 
-def _more_here(answer: Any, held: bytes) -> bool:
+def _more_here(answer: http.client.HTTPResponse, held: bytes) -> bool:
     """Whether `http.client` (`answer`) can hand out more of the body from `held`, the bytes it has buffered,
     without reading the socket: within a body or a chunk's data, any byte; at the end of a chunk's data, its CRLF,
     the next chunk's whole size line and some of its data. The last chunk (size 0) is left to the next read, which
