@@ -290,8 +290,9 @@ class Call:
             return
         self._conn.sock.settimeout(DRAIN_GRACE)
         self.read_after = 0.0  # the end is read at once, not when the next update would be due
+        read1 = _read1(self._response)
         with contextlib.suppress(*TRANSPORT_ERRORS):
-            self._whole = any(not _read1(self._response)(READ_SIZE) for _ in range(3))
+            self._whole = any(not read1(READ_SIZE) for _ in range(3))
 
     def close(self) -> None:
         """The reader is done: the connection goes back for reuse if its answer was read whole, else it is closed."""

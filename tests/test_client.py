@@ -64,6 +64,10 @@ def client(fake_api: FakeAPI) -> Iterator[ChatClient]:
         yield chat_client
 
 
+def _sse_bytes(payload: object) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
 def ask(client: ChatClient, text: str = "Hi", **settings: object) -> ChatResult:
     return client.complete([{"role": "user", "content": text}], ChatSettings.of(**settings))
 
@@ -158,9 +162,8 @@ def test_error_object_inside_the_stream_keeps_the_partial_text(client: ChatClien
 
 def test_an_error_object_in_the_same_read_as_text_keeps_that_text(client: ChatClient, fake_api: FakeAPI) -> None:
     """What one read brings is taken together: text before an error in it is kept, not dropped with the read."""
-    deltas = [{"choices": [{"index": 0, "delta": {"content": word}}]} for word in ("one", " two")]
-    events = [*deltas, {"error": {"message": "Model overloaded", "status": 503}}]
-    fake_api.script(Reply(raw_stream=b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events)))
+    error = _sse_bytes({"error": {"message": "Model overloaded", "status": 503}})
+    fake_api.script(Reply(raw_stream=event("one") + event(" two") + error))
     stream = client.stream_chat([{"role": "user", "content": "Hi"}], ChatSettings())
     with pytest.raises(errors.UpstreamError) as caught, stream:
         list(stream)
@@ -440,7 +443,7 @@ def test_a_stream_faster_than_the_reads_is_read_as_fast_as_it_comes(
 
 
 def event(text: str) -> bytes:
-    return b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]}).encode() + b"\n\n"
+    return _sse_bytes({"choices": [{"index": 0, "delta": {"content": text}}]})
 
 
 def chunked(*pieces: bytes) -> bytes:
@@ -692,10 +695,6 @@ LEAKS = [
     ("garbled stream", lambda pad: Reply(raw_stream=b"data: {" + (pad + CANARY).encode() + b"\n\n")),
     ("html answer", lambda pad: Reply(status=200, body="<html>" + pad + CANARY, content_type="text/html")),
 ]
-
-
-def _sse_bytes(payload: object) -> bytes:
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
 def fragments(secret: str, size: int = 5) -> set[str]:
