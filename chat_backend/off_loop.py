@@ -52,11 +52,15 @@ class OffLoop:
 
     async def __call__(self, wait: float, call: Callable[..., T], *args: Any) -> T:
         """`call(*args)` in a thread of the pool; `StoreUnavailable` if it has not returned within `wait` seconds
-        (waiting for a free thread included). Its own exceptions reach the caller as they are."""
+        (waiting for a free thread included). Its own exceptions reach the caller as they are.
+
+        Timed with `asyncio.timeout_at`, not `wait_for`: Python 3.11's `wait_for` returns the answer and drops a
+        cancel that arrives with it, and a Stop pressed as a message started then let the reply go on."""
         loop = asyncio.get_running_loop()
         free, deadline = self._semaphore(loop), loop.time() + wait
         try:
-            await asyncio.wait_for(free.acquire(), wait)
+            async with asyncio.timeout_at(deadline):
+                await free.acquire()
         except TimeoutError:
             raise StoreUnavailable(f"no thread for the store within {wait:g} s") from None
         running = loop.run_in_executor(self._pool, call, *args)
@@ -68,7 +72,8 @@ class OffLoop:
 
         running.add_done_callback(finished)
         try:
-            return await asyncio.wait_for(asyncio.shield(running), max(0.0, deadline - loop.time()))
+            async with asyncio.timeout_at(deadline):
+                return await asyncio.shield(running)
         except TimeoutError:
             raise StoreUnavailable(f"the store did not answer within {wait:g} s") from None
 

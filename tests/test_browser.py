@@ -118,7 +118,7 @@ def test_stop_pressed_before_the_server_acknowledged_the_message_still_stops_the
     app_api.script(Reply(text=" ".join(f"slow{i}" for i in range(400)), delay=0.05))
     app_api.script_for("Something else", Reply(text="Next reply."))  # the stopped message has no reply to end it
     held: dict[str, Route] = {}
-    sent: list[str] = []  # what the page asked Gradio, for the failure's message (1 failure in 42 runs, unexplained)
+    sent: list[str] = []  # what the page asked Gradio, for the failure's message
     page.on("request", lambda r: sent.append(f"{r.url.rpartition('/')[2]} {r.post_data or ''}"[:120]))
     page.route("**/gradio_api/queue/join**", lambda route: held.setdefault("join", route))
     page.route("**/gradio_api/cancel", lambda route: held.setdefault("cancel", route))

@@ -1,8 +1,11 @@
 """The event loop never waits on a store: a Redis that accepts connections and never answers, or a SQLite file
-another process holds locked, degrades the budget and the shared rates, never the streams already running."""
+another process holds locked, degrades the budget and the shared rates, never the streams already running. And
+waiting for a store never swallows a Stop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import sqlite3
@@ -10,13 +13,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from chat_backend.off_loop import OffLoop
 from chat_backend.store import SQLITE_FILE
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
@@ -141,3 +145,40 @@ def test_a_sqlite_store_locked_by_another_process_stalls_no_stream(shared_api: F
         locker.close()
     assert gap < MAX_GAP_S, f"the running stream stalled {gap:.1f} s while other messages met the locked store"
     assert "w79" in final and all(STAND_IN_REPLY in reply for reply in replies)
+
+
+def test_a_stop_that_comes_with_the_stores_answer_still_stops() -> None:
+    """Stop cancels the reply's task. When the cancel reached the loop just behind a store call's answer (the guard
+    and the budget ask the store as a message starts), Python 3.11's `asyncio.wait_for` returned the answer and
+    dropped the cancel: the reply went on after Stop (test_browser's early-Stop test, 1 failure in 42 runs). Here
+    the cancel is queued right behind the answer, every time."""
+
+    async def stopped() -> bool:
+        calls = OffLoop(threads=1)
+        loop = asyncio.get_running_loop()
+        submitted: list[Future[Any]] = []
+        submit = calls._pool.submit
+
+        def noted(fn: Any, *args: Any) -> Future[Any]:
+            submitted.append(submit(fn, *args))
+            return submitted[-1]
+
+        calls._pool.submit = noted  # type: ignore[method-assign]
+        answer = threading.Event()
+        task = asyncio.create_task(calls(5, answer.wait))
+        while not submitted:
+            await asyncio.sleep(0)
+        queued = threading.Event()
+
+        def cancel_behind(_: Future[Any]) -> None:  # runs after asyncio's own, which hands the answer to the loop
+            loop.call_soon_threadsafe(task.cancel)
+            queued.set()
+
+        submitted[0].add_done_callback(cancel_behind)
+        answer.set()
+        assert queued.wait(5)  # holding the loop, so that it finds both queued, the answer first
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert all(asyncio.run(stopped()) for _ in range(20))
