@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import web.gradio_import  # noqa: F401  first, as in app.py: apps built in this process start sooner
+
+# isort: split
 import os
 import socket
 from collections.abc import Iterator
