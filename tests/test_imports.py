@@ -35,18 +35,3 @@ def test_no_module_of_chat_backend_imports_one_that_imports_it_back() -> None:
     assert "transport" in graph["stream"] and "stream" in graph["client"]  # the graph is really read
     cycles = sorted(module for module in graph if module in reachable(module))
     assert not cycles, f"modules on an import cycle: {cycles}"
-
-
-def test_gradio_is_imported_without_rewriting_its_type_stubs() -> None:
-    """app.py imports web.gradio_import before anything else, so that Gradio's metaclass, which calls its stub writer
-    by name as each component class is made, gets the one that does nothing (see web/gradio_import.py)."""
-    import gradio.component_meta
-
-    from web import gradio_import
-
-    app_module = ast.parse((PACKAGE.parent / "app.py").read_text(encoding="utf-8"))
-    imports = [node for node in app_module.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    first = next(n for n in imports if getattr(n, "module", None) != "__future__")
-    assert isinstance(first, ast.Import) and first.names[0].name == "web.gradio_import"
-    assert gradio_import.STUB_WRITER in gradio.component_meta.ComponentMeta.__new__.__code__.co_names
-    assert getattr(gradio.component_meta, gradio_import.STUB_WRITER) is gradio_import.write_no_stub

@@ -1,0 +1,76 @@
+"""web/gradio_import.py: what it changes in Gradio as Gradio loads, that the change is in place (app.py imports it
+first; so does conftest.py, for the apps tests build), and that Gradio still works the way the change relies on."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import gradio as gr
+import gradio.component_meta
+import gradio.state_holder
+
+from web import gradio_import
+
+ROOT = Path(__file__).resolve().parent.parent
+GRADIO = Path(gr.__file__).parent
+
+
+def test_app_py_imports_it_before_anything_else() -> None:
+    module = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    imports = [node for node in module.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    first = next(node for node in imports if getattr(node, "module", None) != "__future__")
+    assert isinstance(first, ast.Import) and first.names[0].name == "web.gradio_import"
+
+
+def test_component_classes_are_made_without_rewriting_type_stubs() -> None:
+    """The metaclass calls the stub writer by its name in the module, so the one that does nothing is called."""
+    assert "create_or_modify_pyi" in gradio.component_meta.ComponentMeta.__new__.__code__.co_names
+    assert gradio.component_meta.create_or_modify_pyi is gradio_import.write_no_stub
+
+
+def test_a_new_session_keeps_its_state_but_no_copy_of_the_page() -> None:
+    with gr.Blocks() as demo:
+        kept = gr.State({"saved": 1})
+        gr.Textbox("hello")
+    holder = gradio.state_holder.StateHolder()
+    holder.set_blocks(demo)
+    session = holder["visitor"]
+    gradios_own = type(session).__mro__[1](demo)
+    assert type(session) is not type(gradios_own) and gradios_own.config_values  # Gradio's builds the copy
+    assert set(vars(session)) == set(vars(gradios_own))  # every attribute Gradio's session has
+    assert session.config_values == {} and list(session.components) == []
+    session[kept._id]["saved"] = 2  # a State's value is the session's own copy, as with Gradio's
+    assert holder["visitor"][kept._id] == {"saved": 2} and kept.value == {"saved": 1}
+    session._update_value_in_config(kept._id, {"saved": 3})
+    assert session.config_values == {}
+
+
+def readers_of_the_copy(tree: ast.AST) -> list[str]:
+    """The functions (innermost) that read `config_values`, or `components` of a session from the state holder."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+        if isinstance(node, ast.Attribute) and (
+            node.attr == "config_values" or (node.attr == "components" and "state_holder[" in ast.unparse(node.value))
+        ):
+            found.append(function)
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(tree, "<module>")
+    return found
+
+
+def test_only_the_deep_link_route_reads_a_sessions_copy_of_the_page() -> None:
+    """If another part of Gradio came to read the copy, leaving it out would change what that part does. The deep
+    link route is refused by the guard (tests/test_guard.py's closed routes)."""
+    readers = [
+        f"{path.relative_to(GRADIO)}:{function}"
+        for path in sorted(GRADIO.rglob("*.py"))
+        if path.name != "state_holder.py"
+        for function in readers_of_the_copy(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert readers == ["routes.py:deep_link"]
