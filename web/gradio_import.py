@@ -38,11 +38,12 @@ def _skip_stub_writing(module: ModuleType) -> None:
 def _keep_no_deep_link_copy(module: ModuleType) -> None:
     class SessionWithoutDeepLinkCopy(vars(module)["SessionState"]):  # type: ignore[misc]
         """A visitor's session as Gradio keeps it (its states, TTLs, and the blocks an event replaced), without the
-        copy of every component's config for deep links. `__init__` is Gradio's, minus that copy."""
+        copy of every component's config for deep links. `__init__` is Gradio's, minus that copy. Gradio's
+        `__setitem__` still keeps the config of a component an event replaced, as before: a few per page."""
 
         def __init__(self, blocks: Any) -> None:
             self.blocks_config = copy(blocks.default_config)
-            self.config_values: dict[int, dict[str, Any]] = {}  # stays empty: `components` yields nothing
+            self.config_values: dict[int, dict[str, Any]] = {}  # only what `__setitem__` puts there
             self.state_data: dict[int, Any] = {}
             self._state_ttl: dict[int, tuple[float, Any]] = {}
             self.is_closed = False
