@@ -47,14 +47,16 @@ def test_a_new_session_keeps_its_state_but_no_copy_of_the_page() -> None:
 
 
 def readers_of_the_copy(tree: ast.AST) -> list[str]:
-    """The functions (innermost) that read `config_values`, or `components` of a session from the state holder."""
+    """The functions (innermost) that read `config_values`, or a `components` that is neither the object's own (as
+    in flagging) nor the `gradio.components` module: a session's, whoever holds it."""
     found: list[str] = []
 
     def visit(node: ast.AST, function: str) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             function = node.name
         if isinstance(node, ast.Attribute) and (
-            node.attr == "config_values" or (node.attr == "components" and "state_holder[" in ast.unparse(node.value))
+            node.attr == "config_values"
+            or (node.attr == "components" and ast.unparse(node.value) not in ("self", "gr", "gradio"))
         ):
             found.append(function)
         for child in ast.iter_child_nodes(node):
