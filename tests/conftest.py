@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import web.gradio_import  # noqa: F401  first, as in app.py: apps built in this process start sooner
+import web.gradio_import  # noqa: F401  first, as in app.py: the apps built here load Gradio as app.py does
 
 # isort: split
 import os
