@@ -143,9 +143,11 @@ class ChatApp:
             choices.insert(0, (_label(self.client.catalogue.info(current), lang), current))
         return choices
 
-    def visitor_models(self, current: str, request: gr.Request) -> dict[str, Any]:
-        """The model list as the page loads, its notes in the visitor's language."""
-        return gr.update(choices=self.model_choices(current, language(request.headers.get("accept-language"))))
+    def page_opened(self, request: gr.Request, current: str, links: dict[str, Any] | None = None) -> Any:
+        """What the page shows once loaded, in one call: the model list with its notes in the visitor's language
+        and, when sharing is on, this browser's shared links (`own_links`)."""
+        models = gr.update(choices=self.model_choices(current, language(request.headers.get("accept-language"))))
+        return (models, *own_links(links)) if self.settings.share_links else models
 
     async def respond(
         self, message: str | dict[str, Any], history: list[dict[str, Any]], values: Sequence[Any], request: gr.Request
@@ -488,8 +490,10 @@ def blocks(app: ChatApp) -> tuple[gr.Blocks, dict[str, Any]]:
         more_button.click(None, js="() => window.toggleMore && window.toggleMore()", **ui_only)
         model_box.change(app.temperature_for, [model_box, inputs["temperature"]], inputs["temperature"], **ui_only)
         export_button.click(app.export, chat.chatbot, [markdown_download, json_download], **ui_only)
-        demo.load(app.visitor_models, model_box, model_box, **ui_only)
+        opened_inputs, opened_outputs = [model_box], [model_box]
         if settings.share_links:
+            opened_inputs.append(my_links)
+            opened_outputs += [my_links_box, unshare_button]
             share_button.click(
                 app.share,
                 [chat.chatbot, model_box, inputs["system_prompt"], share_prompt_box, my_links, inputs["user_key"]],
@@ -502,7 +506,7 @@ def blocks(app: ChatApp) -> tuple[gr.Blocks, dict[str, Any]]:
                 [my_links, my_links_box, unshare_button, share_note, share_link_box],
                 **ui_only,
             )
-            demo.load(own_links, my_links, [my_links_box, unshare_button], **ui_only)
+        demo.load(app.page_opened, opened_inputs, opened_outputs, **ui_only)  # one call for both (docs/bench.md)
     demo.queue(
         max_size=settings.queue_size,
         default_concurrency_limit=settings.concurrency,

@@ -231,3 +231,18 @@ def test_saved_conversations_stay_readable_after_a_restart(tmp_path: Path) -> No
         for demo, _ in (app.build(load_settings(environ, None)) for _ in range(2))
     ]
     assert stored[0] == stored[1] and ("minimax-chat-saved-conversations", "saved-conversations") in stored[0]
+
+
+@pytest.mark.parametrize("share", ["1", "0"])
+def test_a_page_load_is_one_gradio_call_with_sharing_on_or_off(tmp_path: Path, share: str) -> None:
+    """The model list in the visitor's language and this browser's shared links come in one call (one request
+    through the guard per visitor, not two); its outputs are the model setting, and the links when sharing is on."""
+    import app
+
+    environ = {"DATA_DIR": str(tmp_path), "AIMLAPI_BASE_URL": "http://127.0.0.1:9/v1", "SHARE": share}
+    demo, _ = app.build(load_settings(environ, None))
+    kinds = {c["id"]: c["type"] for c in demo.config["components"]}
+    on_load = [d for d in demo.config["dependencies"] if d["backend_fn"] and any(t[1] == "load" for t in d["targets"])]
+    assert len(on_load) == 1
+    outputs = sorted(kinds[i] for i in on_load[0]["outputs"])
+    assert outputs == (["button", "dropdown", "dropdown"] if share == "1" else ["dropdown"])
