@@ -89,10 +89,16 @@ class ChatInterface(gr.ChatInterface):
         self.carried = [gr.State() for _ in self.additional_outputs]
         for state, output in zip(self.carried, self.additional_outputs, strict=True):
             state.change(_apply_carried, state, output, show_progress="hidden", **ui)
+        # The reply takes its inputs as Gradio validated them, without each component's `preprocess`: Gradio runs
+        # each of those in a thread hop of its own (11 here, each waiting for the busy event loop: the largest
+        # step left in a first token's delay under load, docs/bench.md), and for these inputs it changes nothing
+        # the reply relies on. The chat's text and file parts are as `Chatbot.preprocess` returns them (files are
+        # still checked and cached by Gradio), and `fn` checks the settings itself (visitor_settings.read).
         reply = {
             "fn": self._reply_in_page(),
             "inputs": [self.chatbot, *self.additional_inputs],
             "outputs": [self.chatbot, *self.carried],
+            "preprocess": False,
             "api_visibility": "undocumented",
             "concurrency_limit": self.concurrency_limit,
             "show_progress": self.show_progress,
@@ -252,7 +258,8 @@ class ChatInterface(gr.ChatInterface):
         `gr.skip()` for a component on every streamed step costs Gradio a new component each time."""
         fn, additional = self.fn, bool(self.additional_outputs)
 
-        async def reply_in_page(chat: Chat, *args: Any) -> AsyncIterator[tuple[Any, ...]]:
+        async def reply_in_page(chat: Chat | None, *args: Any) -> AsyncIterator[tuple[Any, ...]]:
+            chat = chat or []  # an empty chat arrives as None (not preprocessed: see `_setup_events`)
             history, message = self._split_last(chat)
             async with aclosing(fn(message, history, *args)) as replies:
                 async for response in replies:

@@ -192,7 +192,9 @@ def _check(spec: Field, value: Any) -> None:
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
     low = -math.inf if spec.low is None else spec.low
     high = math.inf if spec.high is None else spec.high
-    if not (math.isfinite(number) and low <= number <= high and (spec.step != 1 or float(number).is_integer())):
+    # Compared before any conversion: a whole number may be too large for a float (JSON sends any size).
+    finite = isinstance(number, int) or math.isfinite(number)
+    if not (finite and low <= number <= high and (spec.step != 1 or float(number).is_integer())):
         raise InvalidSettings(
             key="settings_range",
             params={"label": Msg(spec.label_key), "low": _shown(low), "high": _shown(high), "value": str(value)[:40]},

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chat_backend.config import Settings, load_settings, resolve_key
 from chat_backend.errors import REDACTED, ConfigError, InvalidKey, InvalidSettings, MissingKey, redact
 from chat_backend.transport import MAX_RETRY_DELAY, backoff_delay
-from chat_backend.visitor_settings import ChatSettings
+from chat_backend.visitor_settings import FIELDS, ChatSettings, Chosen, read
 
 
 def test_defaults_with_an_empty_environment(tmp_path: Path) -> None:
@@ -104,6 +106,30 @@ def test_chat_settings_out_of_range_are_refused(changes: dict, message: str) -> 
 
 def test_chat_settings_edges_are_accepted() -> None:
     ChatSettings.of(temperature=0, top_p=0.01, frequency_penalty=-2, presence_penalty=2, seed=1, max_tokens=1)
+
+
+# Any value JSON can carry, as the page's reply step hands the settings to `read` (Gradio does not preprocess them).
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+SENT = st.one_of(JSON, st.integers(min_value=-(10**400), max_value=10**400))  # whole numbers past any float
+
+
+@given(st.dictionaries(st.integers(0, len(FIELDS) - 1), SENT, min_size=1, max_size=3))
+def test_any_settings_values_are_read_or_refused_saying_why(changed: dict[int, object]) -> None:
+    """`read` is the only judge of the page's settings: whatever a script sends in place of some of them, it
+    returns checked settings or raises InvalidSettings (a notice the visitor reads), never another error (which
+    the visitor would see as an "unexpected" failure)."""
+    values = [changed.get(place, spec.default) for place, spec in enumerate(FIELDS)]
+    try:
+        chosen = read(values, "MiniMax-Text-01")
+    except InvalidSettings:
+        return
+    assert isinstance(chosen, Chosen)
+    for name, value in chosen.settings.options.items():
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), (name, value)
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 4, 10])
