@@ -28,8 +28,8 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter, RateLimiter
+from limits.storage import MemoryStorage, SlidingWindowCounterSupport, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
 
 from .config import Settings
 from .errors import BadInput, Busy, ChatError, InvalidKey, InvalidSettings, Throttled
@@ -78,6 +78,24 @@ def scope_address(scope: Mapping[str, Any], trusted_hops: int) -> str:
     return visitor_address(forwarded, peer[0], trusted_hops)
 
 
+def sliding_counter_wait(
+    limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, key: tuple[str, ...], cost: int
+) -> float:
+    """Seconds until `cost` fits under a sliding window counter, which weighs the previous window's count by the
+    part of it still inside the sliding window. The library's own reset time is when one more unit fits (for a
+    budget of bytes, one byte), and, with only this window's count, this window's end: when that count starts to
+    fade, not when it has faded enough (an hour's upload share said a minute, near the end of an hour)."""
+    storage = cast(SlidingWindowCounterSupport, limiter.storage)
+    expiry, room = item.get_expiry(), item.amount - cost
+    previous, fading, current, current_ttl = storage.get_sliding_window(item.key_for(*key), expiry)
+    if room < 0:
+        return math.inf
+    if current <= room:  # once the previous count's weight (`fading` seconds left of it) has fallen far enough
+        return max(0.0, fading - expiry * (room - current) / previous) if previous else 0.0
+    # This window's count must fade too: it starts to when this window ends (the counter keeps it twice as long).
+    return max(0.0, current_ttl - expiry) + expiry * (1 - room / current)
+
+
 class Windows:
     """Rate windows for keys, shared through Redis when given, else (and while Redis fails) in memory.
 
@@ -112,13 +130,15 @@ class Windows:
         return self._local
 
     def wait_needed(self, item: RateLimitItem, *key: str, cost: int = 1) -> float:
-        """Seconds until `cost` more fits under `item` for `key` (0 if it fits now, else at least 1); records
-        nothing. The wait is the window's own estimate: for a sliding counter, when it next has room."""
+        """Seconds until `cost` more fits under `item` for `key` (0 if it fits now, else at least 1; `inf` if it
+        never can); records nothing."""
         limiter = self._limiter()
         try:
             if limiter.test(item, *key, cost=cost):
                 return 0.0
-            reset = limiter.get_window_stats(item, *key).reset_time
+            if isinstance(limiter, SlidingWindowCounterRateLimiter):
+                return max(sliding_counter_wait(limiter, item, key, cost), 1.0)
+            reset = limiter.get_window_stats(item, *key).reset_time  # a moving window: when its oldest hit leaves
         except self._errors as error:
             return self._fail_over(error).wait_needed(item, *key, cost=cost)
         return max(reset - time.time(), 1.0)

@@ -11,12 +11,18 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest.mock import patch
 
 import gradio as gr
+import limits.storage.memory
 import pytest
 import requests
 from gradio.state_holder import StateHolder
 from gradio_client import Client
+from hypothesis import example, given
+from hypothesis import strategies as st
+from limits import RateLimitItemPerSecond
+from limits.strategies import SlidingWindowCounterRateLimiter
 from playwright.sync_api import expect
 
 from chat_backend.config import (
@@ -26,6 +32,7 @@ from chat_backend.config import (
     UPLOAD_SHARE_PER_ADDRESS,
     Settings,
 )
+from chat_backend.quotas import Windows
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.asgi_driver import Answer, Recorder, request
 from tests.fake_api import FakeAPI, Reply
@@ -305,7 +312,57 @@ def test_one_address_gets_its_share_of_the_upload_folder_and_others_still_theirs
     assert [answer.status for answer in accepted] == [200, 200] and other.status == 200
     assert refused.status == 429 and refused.headers["content-type"].startswith("text/plain")
     assert "share" in refused.body.decode() and "10 MB in 60 minutes" in refused.body.decode()
-    assert 60 < int(refused.headers["retry-after"]) <= 3600  # the long window's wait, not a minute's
+    # The long window's wait, not a minute's: its count fades over the next hour once this (clock) hour ends.
+    assert 60 < int(refused.headers["retry-after"]) <= 2 * 3600
+
+
+class Clock:
+    """The clock of `limits`' memory storage, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0 + 3599  # the last second of an hour: an hour's window is about to end
+
+    def time(self) -> float:
+        return self.now
+
+
+HOUR, SHARE = 3600, 10_000_000
+PAUSES = st.one_of(st.just(0.0), st.floats(0, 120), st.floats(0, 2 * HOUR))  # most often within the window
+SIZES = st.one_of(st.just(SHARE), st.integers(1_000, SHARE))
+
+
+@given(uploads=st.lists(st.tuples(PAUSES, SIZES), min_size=1, max_size=6), later=PAUSES, cost=SIZES)
+@example(uploads=[(0.0, SHARE)], later=5.0, cost=SHARE // 4)  # the share used up in an hour's last minute
+def test_the_wait_a_refusal_names_is_when_that_upload_fits(uploads: list, later: float, cost: int) -> None:
+    """After the wait the upload fits, and not long before it. `limits` reports when one more byte fits, and with
+    only this window's count, this window's end: an hour's share said 56 s at 19:59:04, and the upload was refused
+    again then. (Not long before: by a second and one byte's weight, since the library rounds the count down.)"""
+    clock, item, key = Clock(), RateLimitItemPerSecond(SHARE, HOUR), "198.51.100.7"
+    with patch.object(limits.storage.memory, "time", clock):
+        windows = Windows(None, SlidingWindowCounterRateLimiter)
+        for pause, size in uploads:
+            clock.now += pause
+            windows.hit(item, key, cost=size)
+        clock.now += later
+        wait, asked_at = windows.wait_needed(item, key, cost=cost), clock.now
+        if wait > 1 + HOUR / 1_000:
+            clock.now = asked_at + wait - 1 - HOUR / 1_000
+            assert windows.wait_needed(item, key, cost=cost) > 0, (wait, clock.now - asked_at)
+        clock.now = asked_at + wait + 0.001
+        assert windows.hit(item, key, cost=cost), wait
+
+
+def test_through_redis_the_wait_is_when_the_upload_fits(tmp_path: Path) -> None:
+    """Redis keeps the counters as windows of its own (each begins at its first hit): the same rule holds."""
+    server = RedisServer(tmp_path).start()
+    try:
+        item = RateLimitItemPerSecond(SHARE, HOUR)
+        windows = Windows(server.url, SlidingWindowCounterRateLimiter)
+        assert windows.hit(item, "198.51.100.7", cost=SHARE)
+        wait = windows.wait_needed(item, "198.51.100.7", cost=SHARE // 4)
+        assert HOUR + HOUR / 4 - 5 < wait <= HOUR + HOUR / 4  # the full hour, then a quarter of it fades
+    finally:
+        server.stop()
 
 
 def test_the_share_is_the_apps_setting_and_follows_the_forwarded_address(shared_api: FakeAPI, tmp_path: Path) -> None:
