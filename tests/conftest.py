@@ -26,17 +26,20 @@ settings.load_profile("suite")
 
 # The test files that take longest, longest first: each starts processes (app.py, a cluster, a venv, Chromium).
 LONGEST_FIRST = (
-    "test_cluster.py",
+    "test_reasoning_browser.py",
     "test_serving.py",
-    "test_quotas.py",
+    "test_cluster.py",
     "test_bench.py",
-    "test_browser.py",
     "test_reach.py",
+    "test_browser.py",
+    "test_volume.py",
+    "test_quotas.py",
+    "test_stop.py",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`LONGEST_FIRST`, then the rest as collected: the two workers take whole files in this order (pyproject's
+    """`LONGEST_FIRST`, then the rest as collected: the workers take whole files in this order (pyproject's
     addopts), so that neither ends the run waiting on the other's long file."""
     rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
