@@ -84,6 +84,16 @@ def shared_api() -> Iterator[FakeAPI]:
         yield api
 
 
+@pytest.fixture(autouse=True)
+def shared_api_left_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used the shared stand-in, its defaults again: what a test scripted or retired must not
+    reach the next one, nor an app a later fixture starts (its catalogue reads the stand-in's models at start, before
+    that test's own fixtures reset it: a model retired for a fallback test stayed retired for the share tests)."""
+    yield
+    if "shared_api" in request.fixturenames:
+        request.getfixturevalue("shared_api").reset()
+
+
 @pytest.fixture(scope="session")
 def live_app(shared_api: FakeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """`python app.py` with a server key, talking to the shared stand-in API. A process of its own, as tests
