@@ -84,12 +84,11 @@ def sliding_counter_wait(
     """Seconds until `cost` fits under a sliding window counter, which weighs the previous window's count by the
     part of it still inside the sliding window. The library's own reset time is when one more unit fits (for a
     budget of bytes, one byte), and, with only this window's count, this window's end: when that count starts to
-    fade, not when it has faded enough (an hour's upload share said a minute, near the end of an hour)."""
+    fade, not when it has faded enough (an hour's upload share said a minute, near the end of an hour). A cost
+    over the whole amount never fits: the wait until nothing is counted (the refusal names the amount)."""
     storage = cast(SlidingWindowCounterSupport, limiter.storage)
-    expiry, room = item.get_expiry(), item.amount - cost
+    expiry, room = item.get_expiry(), max(item.amount - cost, 0)
     previous, fading, current, current_ttl = storage.get_sliding_window(item.key_for(*key), expiry)
-    if room < 0:
-        return math.inf
     if current <= room:  # once the previous count's weight (`fading` seconds left of it) has fallen far enough
         return max(0.0, fading - expiry * (room - current) / previous) if previous else 0.0
     # This window's count must fade too: it starts to when this window ends (the counter keeps it twice as long).
@@ -130,8 +129,8 @@ class Windows:
         return self._local
 
     def wait_needed(self, item: RateLimitItem, *key: str, cost: int = 1) -> float:
-        """Seconds until `cost` more fits under `item` for `key` (0 if it fits now, else at least 1; `inf` if it
-        never can); records nothing."""
+        """Seconds until `cost` more fits under `item` for `key` (0 if it fits now, else at least 1); records
+        nothing."""
         limiter = self._limiter()
         try:
             if limiter.test(item, *key, cost=cost):

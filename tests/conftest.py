@@ -40,7 +40,7 @@ LONGEST_FIRST = (
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`LONGEST_FIRST`, then the rest as collected: the workers take whole files in this order (pyproject's
-    addopts), so that neither ends the run waiting on the other's long file."""
+    addopts), so that no worker ends the run waiting on another's long file."""
     rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 

@@ -352,6 +352,14 @@ def test_the_wait_a_refusal_names_is_when_that_upload_fits(uploads: list, later:
         assert windows.hit(item, key, cost=cost), wait
 
 
+def test_an_upload_larger_than_the_whole_budget_is_refused_with_a_wait() -> None:
+    """It never fits: refused with the budget's message and a finite Retry-After, not a server error."""
+    quota, _ = volume(upload_per_minute=1_000_000, upload_per_address=0, upload_store=0)
+    answer = asyncio.run(upload_from(quota, ROOM_ADDRESS, 1, 2_000_000))
+    assert answer.status == 429 and "at most 1 MB a minute" in answer.body.decode()
+    assert 1 <= int(answer.headers["retry-after"]) <= 120
+
+
 def test_through_redis_the_wait_is_when_the_upload_fits(tmp_path: Path) -> None:
     """Redis keeps the counters as windows of its own (each begins at its first hit): the same rule holds."""
     server = RedisServer(tmp_path).start()
