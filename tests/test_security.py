@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat_backend.attachments import PATH_MAX, Attachments, Forged
+from chat_backend.config import load_settings
 from tests.app_process import ROOT, AppProcess, make_app
 from tests.fake_api import FakeAPI
 from tests.helpers import app_on, cache_bytes, chat_step, chat_value, event_index, raw_post, rss_mb, served_urls
@@ -75,6 +76,27 @@ def test_the_apps_own_files_still_serve(live_app: AppProcess) -> None:
     assert any(url.endswith("avatar-assistant.png") for url in urls)
     assert any(url.endswith("harbour-microgrid-report.md") for url in urls)
     assert all(requests.get(url, timeout=10).ok for url in urls)
+
+
+def test_a_virtual_environment_in_the_apps_folder_still_serves_gradios_icons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m venv .venv` in the app's folder puts Gradio there, and the page loads its icons from Gradio's
+    package: blocking the whole `.venv` broke them (found running README's commands that way). Gradio's folder
+    stays served; the app's code, `.env`, `.git` and tests stay blocked."""
+    import app
+
+    folder = tmp_path / "minimax-chat"
+    package = folder / ".venv" / "lib" / "python3.11" / "site-packages" / "gradio"
+    for made in (package / "icons", folder / ".git", folder / "tests", folder / "chat_backend"):
+        made.mkdir(parents=True)
+    for written in (package / "__init__.py", package / "icons" / "plus.svg", folder / ".env", folder / "app.py"):
+        written.write_text("")
+    monkeypatch.setattr(app.gr, "__file__", str(package / "__init__.py"))
+    blocked = app.private_paths(load_settings({"DATA_DIR": str(tmp_path / "data")}, None), folder)
+    assert not [path for path in blocked if inside(str(package / "icons" / "plus.svg"), path)], blocked
+    for private in (".env", ".git", "tests", "chat_backend", "app.py"):
+        assert [path for path in blocked if inside(str(folder / private), path)], private
 
 
 def test_a_saved_conversation_with_an_upload_still_opens(live_app: AppProcess) -> None:
