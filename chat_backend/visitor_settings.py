@@ -174,7 +174,19 @@ def _text(spec: Field, value: Any) -> str:
             key="settings_too_long",
             params={"label": Msg(spec.label_key), "length": f"{len(value):,}", "limit": f"{spec.max_chars:,}"},
         )
+    if not _sendable(spec, value):
+        raise InvalidSettings(key="settings_type", params={"label": Msg(spec.label_key)})
     return value
+
+
+def _sendable(spec: Field, value: str) -> bool:
+    """Text that can go into a request body: no lone surrogate (what a JSON `\\ud800` escape gives, which UTF-8
+    cannot carry), and in a model name no control character either (a key's are `config.check_key`'s to judge)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return spec.kind != "model" or value.isprintable()
 
 
 def _number(spec: Field, value: Any) -> float | int:

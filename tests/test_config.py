@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from chat_backend.config import Settings, load_settings, resolve_key
@@ -108,9 +108,10 @@ def test_chat_settings_edges_are_accepted() -> None:
     ChatSettings.of(temperature=0, top_p=0.01, frequency_penalty=-2, presence_penalty=2, seed=1, max_tokens=1)
 
 
+ODD_TEXTS = ["\x00", "abab6.5s-chat\x00", "\ud800", "a\udfff b", "\u200bsk-key", "\U0001f600"]
 # Any value JSON can carry, as the page's reply step hands the settings to `read` (Gradio does not preprocess them).
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | st.sampled_from(ODD_TEXTS),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=6,
 )
@@ -118,6 +119,8 @@ SENT = st.one_of(JSON, st.integers(min_value=-(10**400), max_value=10**400))  # 
 
 
 @given(st.dictionaries(st.integers(0, len(FIELDS) - 1), SENT, min_size=1, max_size=3))
+@example(changed={0: "abab6.5s-chat\x00"})  # no model's name
+@example(changed={1: "a\udfff b"})  # UTF-8 cannot carry it
 def test_any_settings_values_are_read_or_refused_saying_why(changed: dict[int, object]) -> None:
     """`read` is the only judge of the page's settings: whatever a script sends in place of some of them, it
     returns checked settings or raises InvalidSettings (a notice the visitor reads), never another error (which
@@ -128,6 +131,9 @@ def test_any_settings_values_are_read_or_refused_saying_why(changed: dict[int, o
     except InvalidSettings:
         return
     assert isinstance(chosen, Chosen)
+    texts = [chosen.settings.model, chosen.settings.system_prompt, chosen.user_key]
+    assert all(isinstance(text.encode("utf-8"), bytes) for text in texts)  # no lone surrogate: sendable
+    assert chosen.settings.model.isprintable()
     for name, value in chosen.settings.options.items():
         assert isinstance(value, (int, float)) and not isinstance(value, bool), (name, value)
 

@@ -66,6 +66,7 @@ def test_a_page_reply_takes_its_inputs_without_a_thread_hop_each(
         ("max_tokens", 2.5, "Max tokens must be between"),
         ("max_tokens", 10**400, "Max tokens must be between"),  # larger than any float
         ("model", 5, "Model has a value of the wrong kind"),
+        ("model", "abab6.5s-chat\x00", "Model has a value of the wrong kind"),  # no model's name
         ("system_prompt", {"text": "x"}, "System prompt has a value of the wrong kind"),
     ],
 )
@@ -95,3 +96,14 @@ def test_an_empty_chat_is_answered_as_an_empty_message(app: AppProcess | AppInPr
     shared_api.reset()
     outputs = RawSession(app).queued("reply_in_page", [None, *SETTINGS])
     assert outputs is not None and isinstance(outputs[0], list), outputs
+
+
+def test_a_lone_surrogate_is_refused_at_the_edge(app: AppProcess | AppInProcess, shared_api: FakeAPI) -> None:
+    """A JSON `\\ud800` escape gives text UTF-8 cannot carry: Gradio's answer echoing it broke off the event
+    stream. The request guard refuses the body (400); a message after it is answered."""
+    shared_api.reset()
+    assert RawSession(app).send({"text": "Hi \ud800", "files": []}) is None
+    assert RawSession(app).send({"text": "Hi", "files": []}, settings=[*SETTINGS[:1], "\ud800", *SETTINGS[2:]]) is None
+    assert shared_api.chat_requests() == []
+    turn = RawSession(app).send({"text": "Hi \U0001f600", "files": []})  # a pair is a character, and passes
+    assert turn is not None and STAND_IN_REPLY in str(turn.chat)

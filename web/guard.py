@@ -109,6 +109,9 @@ def objects(data: Any) -> Iterator[dict[str, Any]]:
         stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
 
 
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # the escapes \ud800 to \udfff, paired or not
+
+
 def path_values(data: Any) -> Iterator[Any]:
     """Every value under a `"path"` key at any depth, whatever its type: what Gradio may read as a file."""
     return (value["path"] for value in objects(data) if "path" in value)
@@ -121,13 +124,17 @@ def is_component(value: dict[str, Any]) -> bool:
 
 def read_json(body: bytes) -> Any:
     """The body as Starlette reads it (`json.loads`), or `Refused` for what two readers might take differently:
-    not UTF-8 (`json.loads` would guess UTF-16 or -32), a BOM, a key twice, NaN or Infinity, or nesting deeper
-    than the parser goes."""
+    not UTF-8 (`json.loads` would guess UTF-16 or -32), a BOM, a key twice, NaN or Infinity, nesting deeper than
+    the parser goes, or a lone surrogate (`"\\ud800"`: Gradio's answer, which echoes it, cannot be encoded, and the
+    event stream broke off)."""
     if json_items(body) > MAX_JSON_ITEMS:
         raise Refused(400, "edge_too_complex")
     try:
-        return json.loads(body.decode("utf-8"), object_pairs_hook=_one_of_each, parse_constant=_not_a_number)
-    except (ValueError, RecursionError):
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_one_of_each, parse_constant=_not_a_number)
+        if SURROGATE_ESCAPE.search(body):  # only an escape makes one: UTF-8 itself cannot hold a surrogate
+            json.dumps(data, ensure_ascii=False).encode("utf-8")  # a lone one cannot be encoded
+        return data
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         raise Refused(400, "edge_unreadable") from None
 
 
