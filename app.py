@@ -62,7 +62,7 @@ from web.volume import VolumeQuota
 
 log = logging.getLogger("app")
 APP_FOLDER = Path(__file__).resolve().parent
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = APP_FOLDER / "assets"
 FAVICON = ASSETS / "favicon.png"
 LATEX: list[dict[str, str | bool]] = [
     {"left": "$$", "right": "$$", "display": True},
@@ -547,13 +547,13 @@ def launch_options(app: ChatApp, i18n: gr.I18n) -> dict[str, Any]:
     }
 
 
-def private_paths(settings: Settings, folder: Path = APP_FOLDER) -> list[str]:
+def private_paths(settings: Settings, app_folder: Path = APP_FOLDER) -> list[str]:
     """What Gradio must never copy into its cache or serve: all in the app's folder but `assets/` (code, `.env`,
     `.git`, tests), DATA_DIR and the working directory, each unless it holds the assets, Gradio's uploads or Gradio
     itself (a virtual environment made in the app's folder, as `python -m venv .venv` does: Gradio serves the page's
     icons from its package)."""
     public = [gr.utils.get_upload_folder(), str(ASSETS), str(Path(gr.__file__).parent)]
-    folders = [*folder.iterdir(), settings.data_dir.resolve(), Path.cwd().resolve()]
+    folders = [*app_folder.iterdir(), settings.data_dir.resolve(), Path.cwd().resolve()]
     return sorted({str(folder) for folder in folders if not any(inside(path, str(folder)) for path in public)})
 
 
