@@ -380,7 +380,12 @@ def test_gradios_cancel_through_an_http_proxy_closes_upstream(
 
 @pytest.mark.parametrize(
     ("shape", "case"),
-    [("http1.0", "tokens-flowing"), ("http1.0", "silent-before-the-headers"), ("close", "tokens-flowing")],
+    [
+        ("keep-alive", "tokens-flowing"),
+        ("close", "tokens-flowing"),
+        ("http1.0", "tokens-flowing"),  # close-delimited: the body ends when the connection does
+        ("http1.0", "silent-before-the-headers"),
+    ],
 )
 def test_the_pages_stop_button_closes_upstream_at_once(
     pages: Pages, one_slot_app: AppProcess, shared_api: FakeAPI, shape: str, case: str
