@@ -18,14 +18,14 @@ import app
 from chat_backend.visitor_settings import DEFAULT_MAX_TOKENS
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import DEFAULTS, SERVER_KEY, app_on, chat, notices
+from tests.helpers import DEFAULTS, SERVER_KEY, app_on, chat, gradio_client, notices
 from tests.raw_queue import raw_chat
 
 
 @pytest.fixture
 def client(live_app: AppProcess) -> Iterator[Client]:
     """A fresh API session: its own conversation history on the server."""
-    yield Client(live_app.url, verbose=False)
+    yield gradio_client(live_app.url)
 
 
 def test_reply_streams_in_growing_updates_and_ends_with_facts(client: Client, app_api: FakeAPI) -> None:
@@ -111,7 +111,7 @@ def test_a_visitor_key_is_used_instead_of_the_servers(client: Client, app_api: F
 def test_without_any_key_the_first_message_says_how_to_set_one(shared_api: FakeAPI, tmp_path: Path) -> None:
     app = app_on(shared_api, tmp_path, AIMLAPI_KEY="").start()
     try:
-        _, final = chat(Client(app.url, verbose=False), "Hello?")
+        _, final = chat(gradio_client(app.url), "Hello?")
     finally:
         app.stop()
     [notice] = notices(final)
@@ -130,7 +130,7 @@ def test_a_reply_reads_the_api_once_per_update_not_once_per_token(
     try:
         shared_api.reset()
         shared_api.script(Reply(text=" ".join(words), delay=0.02))  # 0.8 s of tokens
-        visitor = Client(app.url, verbose=False)
+        visitor = gradio_client(app.url)
         socket_reads.clear()
         _, final = chat(visitor, "Hi")
     finally:

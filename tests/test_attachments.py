@@ -20,7 +20,7 @@ from chat_backend.attachments import FORGED
 from chat_backend.messages import NOTICE_ID
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI
-from tests.helpers import app_on, make_pdf
+from tests.helpers import app_on, gradio_client, make_pdf
 from tests.raw_queue import SETTINGS, RawSession
 
 CANARY = "FAKE-KEY-sk-canary-0b7e4f19d2"
@@ -107,7 +107,7 @@ def memory_kb(app: AppProcess, field: str) -> int:
 
 @pytest.fixture
 def client(live_app: AppProcess) -> Client:
-    return Client(live_app.url, verbose=False)
+    return gradio_client(live_app.url)
 
 
 def test_twenty_big_attachments_are_refused_without_filling_memory(

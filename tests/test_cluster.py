@@ -25,7 +25,7 @@ from deploy.cluster import cluster_env
 from tests.app_process import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
 from tests.cluster import ADDRESS_LIMIT, TOKEN, Cluster, needs_haproxy_and_redis, status_of
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import DEFAULTS, SERVER_KEY, notices
+from tests.helpers import DEFAULTS, SERVER_KEY, gradio_client, notices
 
 pytestmark = needs_haproxy_and_redis
 SLOW = " ".join(f"w{i}" for i in range(60))  # 60 chunks, 3 s at 0.05 s each
@@ -58,7 +58,7 @@ def api(cluster: Cluster, cluster_api: FakeAPI) -> Iterator[FakeAPI]:
 
 def visitor(cluster: Cluster) -> tuple[Client, str]:
     """A new gradio_client session through the balancer and the replica its cookie pins it to."""
-    client = Client(cluster.url, verbose=False)
+    client = gradio_client(cluster.url)
     return client, client.cookies["SERVERID"]
 
 
@@ -313,7 +313,7 @@ def test_sigterm_drains_a_reply_in_flight_and_refuses_new_ones(cluster: Cluster,
     while status_of(cluster.replica_url(name) + "healthz/ready") != 503:
         assert time.monotonic() < deadline, "the draining replica still says ready"
         time.sleep(0.05)  # polling the replica's readiness
-    direct = Client(cluster.replica_url(name), verbose=False)  # past the balancer, straight to the draining one
+    direct = gradio_client(cluster.replica_url(name))  # past the balancer, straight to the draining one
     [refusal] = notices(final(submit(direct, "too late")))
     assert "restarting" in refusal["content"].lower() and not any("too late" in str(r.body) for r in api.requests)
     api.release()

@@ -23,7 +23,7 @@ from chat_backend.fallback import FallbackStream, Switch, known_refused, moved_t
 from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import SERVER_KEY, app_on, chat_with_model, notices
+from tests.helpers import SERVER_KEY, app_on, chat_with_model, gradio_client, notices
 
 OLD, NEW = "abab6.5s-chat", "MiniMax-Text-01"
 UNCHANGED = {"__type__": "update"}  # the Model output when the setting stays as it is
@@ -31,7 +31,7 @@ UNCHANGED = {"__type__": "update"}  # the Model output when the setting stays as
 
 @pytest.fixture
 def client(live_app: AppProcess) -> Iterator[Client]:
-    yield Client(live_app.url, verbose=False)
+    yield gradio_client(live_app.url)
 
 
 def models_asked(api: FakeAPI) -> list[str]:
@@ -108,7 +108,7 @@ def test_a_model_the_live_catalogue_leaves_out_gets_no_call(fake_api: FakeAPI, t
     fake_api.deprecated_models = frozenset({OLD})  # absent from /models from the start
     app = start_app(fake_api, tmp_path)
     try:
-        _, final, model = chat_with_model(Client(app.url, verbose=False), "Hello")  # the default model
+        _, final, model = chat_with_model(gradio_client(app.url), "Hello")  # the default model
     finally:
         app.stop()
     assert models_asked(fake_api) == [NEW]
@@ -123,7 +123,7 @@ def test_a_fallback_call_that_fails_is_not_announced_as_having_answered(fake_api
     fake_api.script(Reply(status=500))  # for the fallback's call, and no retry of it
     app = start_app(fake_api, tmp_path, AIMLAPI_MAX_RETRIES="0")
     try:
-        _, final, _ = chat_with_model(Client(app.url, verbose=False), "fallback fails", model="abab7-chat")
+        _, final, _ = chat_with_model(gradio_client(app.url), "fallback fails", model="abab7-chat")
     finally:
         app.stop()
     assert models_asked(fake_api) == ["abab7-chat", NEW]

@@ -7,11 +7,10 @@ import threading
 from typing import Any
 
 import pytest
-from gradio_client import Client
 
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import chat, notices
+from tests.helpers import chat, gradio_client, notices
 
 PARTIAL = "one two three four five six seven eight"
 BYSTANDER = " ".join(f"calm{i}" for i in range(40))
@@ -45,12 +44,12 @@ def test_a_fault_is_explained_and_the_conversation_and_others_go_on(
     app_api.script_for(f"victim {fault}", *replies)
     bystander: dict[str, Any] = {}
     other = threading.Thread(
-        target=lambda: bystander.update(result=chat(Client(live_app.url, verbose=False), f"bystander {fault}"))
+        target=lambda: bystander.update(result=chat(gradio_client(live_app.url), f"bystander {fault}"))
     )
     other.start()
     app_api.wait_for_message(f"bystander {fault}")
 
-    victim = Client(live_app.url, verbose=False)
+    victim = gradio_client(live_app.url)
     _, failed = chat(victim, f"victim {fault}")
     [notice] = notices(failed)
     assert words in notice["content"] and "Request id" in notice["content"]

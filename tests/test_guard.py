@@ -421,6 +421,7 @@ def test_the_count_of_values_decides_like_a_parse(value: Any, limit: int, ascii_
         (json.dumps(['a, [b], {c}, \\"d" ' * 150_000]).encode(), 200),  # text full of them: one value
         (b"[" + b"1," * (MAX_JSON_ITEMS - 2) + b"0]", 200),
     ],
+    ids=["empty-lists", "numbers", "empty-strings", "one-text-of-separators", "at-the-limit"],  # not megabytes
 )
 def test_a_body_of_too_many_values_is_refused_before_it_is_parsed(body: bytes, status: int) -> None:
     assert through_guard(body, {"content-type": "application/json"})[0] == status
@@ -437,6 +438,7 @@ def test_a_body_of_too_many_values_is_refused_before_it_is_parsed(body: bytes, s
         ("bytes=0-1,2-3", 400),  # the page asks for one range at most
         ("items=0-1", 400),
     ],
+    ids=["open", "closed", "suffix", "5000-digits", "superscript-digit", "two-ranges", "other-unit"],
 )
 def test_a_range_is_one_plain_byte_range(value: str, status: int) -> None:
     downstream = Recorder()

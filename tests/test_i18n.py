@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gradio_client import Client
 
 import chat_backend
 from chat_backend import errors, i18n, transcript
@@ -21,7 +20,7 @@ from chat_backend.stream import ChatResult
 from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import app_on, chat, notices
+from tests.helpers import app_on, chat, gradio_client, notices
 
 
 def test_every_key_exists_in_both_languages_with_the_same_placeholders() -> None:
@@ -120,7 +119,7 @@ def test_api_and_limit_notices_come_back_in_the_browsers_language(
 ) -> None:
     shared_api.reset()
     shared_api.script(Reply(status=401))
-    client = Client(one_a_minute.url, verbose=False, headers={"Accept-Language": header})
+    client = gradio_client(one_a_minute.url, headers={"Accept-Language": header})
     shown = []
     for text in ("Hello", "Again"):
         _, final = chat(client, text)

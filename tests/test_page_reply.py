@@ -9,12 +9,11 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
-from gradio_client import Client
 
 from chat_backend.visitor_settings import NAMES
 from tests.app_process import AppInProcess, AppProcess
 from tests.fake_api import FakeAPI
-from tests.helpers import app_on, chat
+from tests.helpers import app_on, chat, gradio_client
 from tests.raw_queue import SETTINGS, RawSession
 
 STAND_IN_REPLY = "Hello from the stand-in."
@@ -53,7 +52,7 @@ def test_a_page_reply_takes_its_inputs_without_a_thread_hop_each(
     turn = RawSession(app).send({"text": "Hi", "files": []})
     assert turn is not None and turn.notices == [] and STAND_IN_REPLY in str(turn.chat)
     assert preprocess_hops == []
-    replies, _ = chat(Client(app.url, verbose=False), "Hi")
+    replies, _ = chat(gradio_client(app.url), "Hi")
     assert STAND_IN_REPLY in str(replies[-1]) and "MultimodalTextbox" in preprocess_hops
 
 

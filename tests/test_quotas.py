@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,7 +25,7 @@ from chat_backend.off_loop import OffLoop
 from chat_backend.quotas import Guard, visitor_address
 from tests.app_process import AppProcess, make_app
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import DEFAULTS, chat, make_pdf, notices
+from tests.helpers import DEFAULTS, chat, gradio_client, make_pdf, notices
 from tests.raw_queue import raw_chat
 from tests.redis_server import RedisServer
 
@@ -63,11 +63,11 @@ def test_message_rates_per_session_and_per_address(shared_api: FakeAPI, tmp_path
     shared_api.reset()
     app = start_app(shared_api, tmp_path, RATE_LIMIT_PER_SESSION="3", RATE_LIMIT_PER_ADDRESS="5")
     try:
-        first = Client(app.url, verbose=False)
+        first = gradio_client(app.url)
         for turn in range(3):
             assert not [n for n in notices(chat(first, f"hello {turn}")[1]) if "error" in n["metadata"]["id"]]
         assert "at most 3 a minute" in error_notice(chat(first, "one too many")[1])
-        second = Client(app.url, verbose=False)  # a new session from the same address
+        second = gradio_client(app.url)  # a new session from the same address
         for turn in range(2):
             chat(second, f"second {turn}")
         notice = error_notice(chat(second, "over the address limit")[1])
@@ -79,14 +79,14 @@ def test_message_rates_per_session_and_per_address(shared_api: FakeAPI, tmp_path
 
 
 def test_an_overlong_message_is_refused_with_the_limit(limited_app: AppProcess, app_api: FakeAPI) -> None:
-    notice = error_notice(chat(Client(limited_app.url, verbose=False), "x" * 201)[1])
+    notice = error_notice(chat(gradio_client(limited_app.url), "x" * 201)[1])
     assert "201 characters; the limit is 200" in notice and app_api.chat_requests() == []
 
 
 def test_a_pdf_with_too_many_pages_is_refused(limited_app: AppProcess, app_api: FakeAPI, tmp_path: Path) -> None:
     pdf = tmp_path / "two-pages.pdf"
     pdf.write_bytes(make_pdf(["one", "two"]))
-    client = Client(limited_app.url, verbose=False)
+    client = gradio_client(limited_app.url)
     job = client.submit({"text": "read", "files": [handle_file(str(pdf))]}, *DEFAULTS.values(), api_name="/chat")
     assert "PDFs may have at most 1" in error_notice(job.result(timeout=30)[0])  # (messages, Model output)
     assert app_api.chat_requests() == []
@@ -95,7 +95,7 @@ def test_a_pdf_with_too_many_pages_is_refused(limited_app: AppProcess, app_api: 
 def test_an_oversized_attachment_is_refused_at_upload(limited_app: AppProcess, tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("x" * 5_000)
-    client = Client(limited_app.url, verbose=False)
+    client = gradio_client(limited_app.url)
     with pytest.raises(Exception, match="(?i)too large|size"):
         client.submit({"text": "read", "files": [handle_file(str(big))]}, *DEFAULTS.values(), api_name="/chat").result(
             timeout=30
@@ -103,7 +103,7 @@ def test_an_oversized_attachment_is_refused_at_upload(limited_app: AppProcess, t
 
 
 def test_only_the_newest_messages_go_upstream(limited_app: AppProcess, app_api: FakeAPI) -> None:
-    client = Client(limited_app.url, verbose=False)
+    client = gradio_client(limited_app.url)
     for turn in range(4):
         chat(client, f"turn {turn}")
     _, final = chat(client, "turn 4")
@@ -114,19 +114,19 @@ def test_only_the_newest_messages_go_upstream(limited_app: AppProcess, app_api: 
 
 def test_the_upstream_cap_answers_busy_instead_of_waiting(limited_app: AppProcess, app_api: FakeAPI) -> None:
     app_api.script_for("slow one", Reply(text=" ".join(f"w{i}" for i in range(60)), delay=0.03))
-    slow = threading.Thread(target=chat, args=(Client(limited_app.url, verbose=False), "slow one"))
+    slow = threading.Thread(target=chat, args=(gradio_client(limited_app.url), "slow one"))
     slow.start()
     app_api.wait_for_message("slow one")
-    notice = error_notice(chat(Client(limited_app.url, verbose=False), "while busy")[1])
+    notice = error_notice(chat(gradio_client(limited_app.url), "while busy")[1])
     slow.join(30)
     assert "maximum of 1 messages at once" in notice
-    assert chat(Client(limited_app.url, verbose=False), "after")[1][0]["content"] == "Hello from the stand-in."
+    assert chat(gradio_client(limited_app.url), "after")[1][0]["content"] == "Hello from the stand-in."
 
 
 def test_the_owner_can_hide_the_programmatic_api(shared_api: FakeAPI, tmp_path: Path) -> None:
     app = start_app(shared_api, tmp_path, HIDE_API="1")
     try:
-        client = Client(app.url, verbose=False)
+        client = gradio_client(app.url)
         assert "/chat" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         with pytest.raises(ValueError, match="Cannot find a function"):
             client.predict({"text": "hi", "files": []}, *DEFAULTS.values(), api_name="/chat")

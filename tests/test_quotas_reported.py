@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradio_client import Client
-
 from tests.fake_api import FakeAPI
-from tests.helpers import DEFAULTS, app_on
+from tests.helpers import DEFAULTS, app_on, gradio_client
 
 
 def test_a_message_the_app_refuses_before_sending_does_not_count_against_the_session_rate(
@@ -19,7 +17,7 @@ def test_a_message_the_app_refuses_before_sending_does_not_count_against_the_ses
     shared_api.reset()
     app = app_on(shared_api, tmp_path, RATE_LIMIT_PER_SESSION="2").start()
     try:
-        client = Client(app.url, verbose=False)
+        client = gradio_client(app.url)
         settings = {**DEFAULTS, "model": "MiniMax-Text-01", "temperature": 1.5}
         refused = [
             client.submit({"text": f"too hot {n}", "files": []}, *settings.values(), api_name="/chat").result(

@@ -11,7 +11,7 @@ from gradio_client import Client
 from chat_backend.messages import THOUGHT_ID
 from tests.app_process import AppProcess
 from tests.fake_api import THINKING_SHAPES, FakeAPI, Reply
-from tests.helpers import DEFAULTS, chat, notices
+from tests.helpers import DEFAULTS, chat, gradio_client, notices
 
 THOUGHT = "The user asks for the capital of France. That is Paris; say so briefly."
 ANSWER = "The capital of France is Paris."
@@ -20,7 +20,7 @@ TAGS = ("<think>", "</think>", "<mm:think>", "</mm:think>")
 
 @pytest.fixture
 def client(live_app: AppProcess) -> Client:
-    return Client(live_app.url, verbose=False)
+    return gradio_client(live_app.url)
 
 
 def thoughts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,7 +120,7 @@ def test_a_stream_cut_while_thinking_keeps_the_thought_marked_cut(client: Client
 
 def test_the_thought_speaks_the_visitors_language(live_app: AppProcess, app_api: FakeAPI) -> None:
     app_api.script(Reply(text=ANSWER, thinking=THOUGHT, thinking_shape="mm:think", delay=0.01))
-    zh = Client(live_app.url, verbose=False, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    zh = gradio_client(live_app.url, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
     _, final = chat(zh, "法国的首都？", model="minimax/minimax-m3")
     [thought] = thoughts(final)
     assert thought["metadata"]["title"].startswith("💭 已思考 ") and thought["metadata"]["title"].endswith(" 秒")

@@ -10,12 +10,11 @@ import re
 from pathlib import Path
 
 import requests
-from gradio_client import Client
 
 from chat_backend.errors import REDACTED, StreamRedactor, redact
 from tests.app_process import AppProcess
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import SERVER_KEY, app_on, chat, notices
+from tests.helpers import SERVER_KEY, app_on, chat, gradio_client, notices
 
 ECHO = f'{{"message": "Invalid header Authorization: Bearer {SERVER_KEY}", "key": "{SERVER_KEY}"}}'
 
@@ -35,7 +34,7 @@ def test_the_key_is_not_in_api_answers_even_when_upstream_echoes_it(live_app: Ap
     app_api.script(
         Reply(status=400, body=ECHO), Reply(status=502, body=f"<pre>{SERVER_KEY}</pre>", content_type="text/html")
     )
-    client = Client(live_app.url, verbose=False)
+    client = gradio_client(live_app.url)
     outputs = [chat(client, "first")[1], chat(client, "second")[1], chat(client, "third")]
     assert SERVER_KEY not in str(outputs)
     assert "[redacted]" in notices(outputs[0])[0]["content"]
@@ -44,7 +43,7 @@ def test_the_key_is_not_in_api_answers_even_when_upstream_echoes_it(live_app: Ap
 
 def test_the_key_is_not_in_the_logs(live_app: AppProcess, app_api: FakeAPI) -> None:
     app_api.script(Reply(status=401, body=ECHO), Reply(text="fine"))
-    client = Client(live_app.url, verbose=False)
+    client = gradio_client(live_app.url)
     chat(client, "fail")
     chat(client, "work")
     logs = live_app.logs()
@@ -59,7 +58,7 @@ def test_the_key_is_not_in_the_log_of_an_app_served_in_the_test_process(shared_a
     app = app_on(shared_api, tmp_path).start()
     try:
         shared_api.script(Reply(status=401, body=ECHO))
-        chat(Client(app.url, verbose=False), "fail")
+        chat(gradio_client(app.url), "fail")
         logs = app.logs()
     finally:
         app.stop()
@@ -78,7 +77,7 @@ def test_the_key_is_not_in_a_reply_that_echoes_it(live_app: AppProcess, app_api:
         Reply(text=f"Your key is {SERVER_KEY}."),
         Reply(text=f"key {SERVER_KEY}", chunks=["key ", SERVER_KEY[:6], SERVER_KEY[6:]]),
     )
-    client = Client(live_app.url, verbose=False)
+    client = gradio_client(live_app.url)
     outputs = [chat(client, "first"), chat(client, "second")]
     assert app_api.chat_requests()[1].headers["Authorization"] == f"Bearer {SERVER_KEY}"  # it was really used
     assert SERVER_KEY not in str(outputs)
@@ -91,7 +90,7 @@ def test_the_key_is_not_in_a_request_id_that_echoes_it(live_app: AppProcess, app
         Reply(status=400, body={"requestId": SERVER_KEY, "message": "bad request"}),
         Reply(text="fine", headers={"x-inference-id": SERVER_KEY}),
     )
-    client = Client(live_app.url, verbose=False)
+    client = gradio_client(live_app.url)
     outputs = [chat(client, "first"), chat(client, "second")]
     assert SERVER_KEY not in str(outputs)
 

@@ -19,7 +19,7 @@ from gradio_client import Client
 
 from tests.app_process import ROOT, AppProcess, free_port
 from tests.fake_api import FakeAPI
-from tests.helpers import app_on, run_event
+from tests.helpers import app_on, gradio_client, run_event
 
 SPACE_HOST = "someone-minimax-chat.hf.space"
 PROXY_HEADERS = {
@@ -94,7 +94,7 @@ def test_the_front_matter_declares_the_python_that_runs_the_tests() -> None:
 
 def check_offline(url: str, log: str) -> None:
     """A bare API call gets the canned reply, and the log says the app runs offline."""
-    reply, _model = Client(url, verbose=False).predict({"text": "Hello there", "files": []}, api_name="/chat")
+    reply, _model = gradio_client(url).predict({"text": "Hello there", "files": []}, api_name="/chat")
     assert "canned reply" in reply[0]["content"] and "Hello there" in reply[0]["content"]
     assert "runs offline" in reply[0]["content"] and "[redacted]" not in reply[0]["content"]  # "offline" is no key
     assert "offline" in log
@@ -120,7 +120,7 @@ def chat_request(client: Client, api: FakeAPI, **settings: Any) -> dict[str, Any
 
 
 def test_the_chat_api_takes_a_bare_message_and_settings_by_name(live_app: AppProcess, app_api: FakeAPI) -> None:
-    client = Client(live_app.url, verbose=False)
+    client = gradio_client(live_app.url)
     bare = chat_request(client, app_api)
     assert bare["model"] == "abab6.5s-chat" and bare["messages"][0]["content"] == "You are a helpful assistant."
     tuned = chat_request(

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-from gradio_client import Client
 from gradio_client.client import Job
 from playwright.sync_api import expect
 
@@ -26,7 +25,7 @@ from chat_backend.visitor_settings import ChatSettings
 from tests.app_process import ROOT, AppProcess
 from tests.fake_api import SHAPES, FakeAPI, Recorded, Reply
 from tests.fake_api.proxy import ForwardProxy
-from tests.helpers import DEFAULTS, SERVER_KEY, Pages, app_on, chat
+from tests.helpers import DEFAULTS, SERVER_KEY, Pages, app_on, chat, gradio_client
 
 PARTIAL = "one two three four five six seven eight"
 LONG = " ".join(f"w{i}" for i in range(400))
@@ -300,9 +299,7 @@ def test_gradios_cancel_closes_upstream_at_once_and_frees_the_slot(
     shared_api.reset()
     marker = f"stop me {shape} {case}"
     shared_api.script_for(marker, *shaped(CASES[case].replies, shape))
-    job = Client(one_slot_app.url, verbose=False).submit(
-        {"text": marker, "files": []}, *DEFAULTS.values(), api_name="/chat"
-    )
+    job = gradio_client(one_slot_app.url).submit({"text": marker, "files": []}, *DEFAULTS.values(), api_name="/chat")
     shared_api.wait_for_message(marker, PATIENCE)
     [request] = shared_api.chat_requests()
     if CASES[case].ready == "text":
@@ -313,12 +310,12 @@ def test_gradios_cancel_closes_upstream_at_once_and_frees_the_slot(
     started = time.monotonic()
     cancel(job)
     if CASES[case].ready == "refused":  # the slot is free at once, and no retry ever goes out
-        _, final = chat(Client(one_slot_app.url, verbose=False), "next visitor")
+        _, final = chat(gradio_client(one_slot_app.url), "next visitor")
         assert time.monotonic() - started < PATIENCE and len(shared_api.chat_requests()) == 2, final
     else:
         assert request.client_disconnected.wait(APP_LEAVE_WITHIN), "upstream still open"
         LATENCY[f"app, {shape}", case] = time.monotonic() - started
-        _, final = chat(Client(one_slot_app.url, verbose=False), "next visitor")
+        _, final = chat(gradio_client(one_slot_app.url), "next visitor")
     assert final[0]["content"] == "Hello from the stand-in."  # the one upstream slot was given back at once
 
 
@@ -328,7 +325,7 @@ def test_stop_during_the_fallback_call_closes_it_at_once(one_slot_app: AppProces
     try:
         shared_api.deprecated_models = frozenset({"abab6.5s-chat"})  # the app's catalogue still lists it
         shared_api.script(Reply(text="never sent", ttft=40))
-        job = Client(app.url, verbose=False).submit(
+        job = gradio_client(app.url).submit(
             {"text": "stop the fallback", "files": []}, *DEFAULTS.values(), api_name="/chat"
         )
         assert wait_for(lambda: len(shared_api.chat_requests()) == 2, PATIENCE)
@@ -339,7 +336,7 @@ def test_stop_during_the_fallback_call_closes_it_at_once(one_slot_app: AppProces
         assert fallback.client_disconnected.wait(APP_LEAVE_WITHIN), "upstream still open"
         shared_api.deprecated_models = frozenset()
         final, _ = (
-            Client(app.url, verbose=False)
+            gradio_client(app.url)
             .submit({"text": "next", "files": []}, *{**DEFAULTS, "model": "MiniMax-Text-01"}.values(), api_name="/chat")
             .result(timeout=30)
         )
@@ -362,9 +359,7 @@ def test_gradios_cancel_through_an_http_proxy_closes_upstream(
         for case in ("silent-before-the-headers", "tokens-flowing"):
             shared_api.reset()
             shared_api.script_for(case, *CASES[case].replies)
-            job = Client(app.url, verbose=False).submit(
-                {"text": case, "files": []}, *DEFAULTS.values(), api_name="/chat"
-            )
+            job = gradio_client(app.url).submit({"text": case, "files": []}, *DEFAULTS.values(), api_name="/chat")
             shared_api.wait_for_message(case, PATIENCE)
             [request] = shared_api.chat_requests()
             assert request.headers_sent.wait(PATIENCE) if case == "tokens-flowing" else True

@@ -18,7 +18,6 @@ import limits.storage.memory
 import pytest
 import requests
 from gradio.state_holder import StateHolder
-from gradio_client import Client
 from hypothesis import example, given
 from hypothesis import strategies as st
 from limits import RateLimitItemPerSecond
@@ -36,7 +35,18 @@ from chat_backend.quotas import Windows
 from tests.app_process import CHROMIUM, ROOT, AppProcess
 from tests.asgi_driver import Answer, Recorder, request
 from tests.fake_api import FakeAPI, Reply
-from tests.helpers import Pages, app_on, cache_bytes, chat, chat_step, chat_value, raw_post, rss_mb, run_event
+from tests.helpers import (
+    Pages,
+    app_on,
+    cache_bytes,
+    chat,
+    chat_step,
+    chat_value,
+    gradio_client,
+    raw_post,
+    rss_mb,
+    run_event,
+)
 from tests.redis_server import RedisServer
 from web.guard import RequestGuard
 from web.sessions import SessionExpiry, forget_idle
@@ -127,11 +137,11 @@ def test_session_state_is_bounded_by_the_session_capacity(shared_api: FakeAPI, t
     shared_api.reset()
     app = app_on(shared_api, tmp_path, STATE_SESSIONS="2").start()
     try:
-        first = Client(app.url, verbose=False)
+        first = gradio_client(app.url)
         shared_api.script(Reply(text="Paris."))
         chat(first, "Capital of France?")
         for other in range(2):
-            chat(Client(app.url, verbose=False), f"other visitor {other}")
+            chat(gradio_client(app.url), f"other visitor {other}")
         chat(first, "Population?")
     finally:
         app.stop()
@@ -168,7 +178,7 @@ def test_one_address_opening_fresh_sessions_forgets_only_its_own(
     env = {"STATE_SESSIONS": "6", "STATE_SESSIONS_PER_ADDRESS": "3", "TRUSTED_PROXY_HOPS": "1"}
     app = app_on(shared_api, tmp_path, **env).start()
     try:
-        visitor = Client(app.url, headers={"X-Forwarded-For": "198.51.100.20"}, verbose=False)
+        visitor = gradio_client(app.url, headers={"X-Forwarded-For": "198.51.100.20"})
         shared_api.script(Reply(text="Paris."))
         chat(visitor, "Capital of France?")
         opened = [fresh(app.url, number) for number in range(12)]  # twice the whole capacity
