@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import gradio.component_meta
+import gradio.routes
 import gradio.state_holder
+import pytest
+import requests
 
+from tests.app_process import free_port
 from web import gradio_import
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,3 +81,37 @@ def test_only_the_deep_link_route_reads_a_sessions_copy_of_the_page() -> None:
         for function in readers_of_the_copy(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert readers == ["routes.py:deep_link"]
+
+
+def test_the_server_app_is_built_once_at_launch_and_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Any] = []
+    gradios = gradio.routes.App.create_app
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(gradios(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(gradio.routes.App, "create_app", staticmethod(counted))
+    with gr.Blocks() as demo:
+        gr.ChatInterface(lambda message, history: f"echo {message}")  # a Blocks inside the page
+    demo.queue()
+    assert built == [] and demo.app is None  # Gradio's own made three here, then dropped them
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", server_port=port)
+    try:
+        assert len(built) == 1 and demo.app is built[0]
+        assert requests.get(f"http://127.0.0.1:{port}/config", timeout=10).json()["components"]
+    finally:
+        demo.close()
+
+
+def test_only_launch_passes_the_server_apps_arguments() -> None:
+    """What tells the served app from the dropped ones: each call in gradio/blocks.py, by function, and whether it
+    passes `app_kwargs`. A new call that passes none would get no app, so it has to be looked at."""
+    calls = set()
+    for function in ast.walk(ast.parse((GRADIO / "blocks.py").read_text(encoding="utf-8"))):
+        if isinstance(function, ast.FunctionDef):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call) and ast.unparse(node.func) == "App.create_app":
+                    calls.add((function.name, any(keyword.arg == "app_kwargs" for keyword in node.keywords)))
+    assert calls == {("__exit__", False), ("queue", False), ("launch", True)}

@@ -1,4 +1,4 @@
-"""gradio_import: Gradio as this app loads it, with two costs taken out as its modules load. Each was measured.
+"""gradio_import: Gradio as this app loads it, with three costs taken out as its modules load. Each was measured.
 
 - **Type stubs.** As each component class is defined, Gradio's metaclass parses the source file that holds it and
   rewrites the `.pyi` stub beside it (`create_or_modify_pyi`, gradio/component_meta.py). This helps Gradio's own
@@ -9,6 +9,11 @@
   `/gradio_api/deep_link` reads it, and `web/guard.py` closes that route. The copy cost a new visitor about 10 ms
   of the event loop's time, in one block. With 10 new chats a second, that was a quarter of the loop's work, and
   it held up every other chat's next step (docs/bench.md, "A visitor's session without Gradio's deep-link copy").
+- **Server apps nobody serves.** Gradio builds a FastAPI app (about 60 routes, each with its parameters' pydantic
+  models) at the end of every `with gr.Blocks()` (the page's, and ChatInterface's, which is a Blocks too) and at
+  `queue()`; `launch` then builds the one it serves, and the others are dropped unused. Building the page made five:
+  about 0.35 s of the 0.6 s of CPU it cost, paid by every start and by every app the tests build. They are no
+  longer built: a Blocks has no `app` until `launch` gives it the one it serves.
 
 Importing this module before gradio (app.py's first import; tests/conftest.py's) puts a finder first on
 `sys.meta_path`. It changes those two modules just after each has run, before any component or session exists.
@@ -58,9 +63,26 @@ def _keep_no_deep_link_copy(module: ModuleType) -> None:
     vars(module)["SessionState"] = SessionWithoutDeepLinkCopy
 
 
+def _build_only_the_served_app(module: ModuleType) -> None:
+    gradios_app = vars(module)["App"]
+
+    class AppBuiltOnlyToServe(gradios_app):  # type: ignore[misc,valid-type]
+        """Gradio's server app, as `gradio.blocks` sees it. `launch` passes the server's own `app_kwargs`;
+        the other calls there (`Blocks.__exit__`, `queue`) pass none, and get no app."""
+
+        @staticmethod
+        def create_app(blocks: Any, app_kwargs: dict[str, Any] | None = None, **options: Any) -> Any:
+            if app_kwargs is None:
+                return None
+            return gradios_app.create_app(blocks, app_kwargs=app_kwargs, **options)
+
+    vars(module)["App"] = AppBuiltOnlyToServe
+
+
 CHANGES: dict[str, Callable[[ModuleType], None]] = {
     "gradio.component_meta": _skip_stub_writing,
     "gradio.state_holder": _keep_no_deep_link_copy,
+    "gradio.blocks": _build_only_the_served_app,
 }
 
 
