@@ -20,7 +20,7 @@ from chat_backend.config import check_key
 from chat_backend.errors import BadInput, Busy, InvalidKey, InvalidSettings, MissingKey, Throttled
 from chat_backend.quotas import Guard
 from chat_backend.visitor_settings import MAX_KEY_CHARS, ChatSettings, defaults
-from tests.app_process import AppProcess
+from tests.app_process import AppInProcess, AppProcess, make_app
 from tests.fake_api import FakeAPI
 from tests.raw_queue import chat_fn_index, raw_chat
 
@@ -101,9 +101,9 @@ def test_refusals_count_per_address_and_then_refuse_at_once() -> None:
 
 
 @pytest.fixture
-def refusing_app(shared_api: FakeAPI, tmp_path: Path) -> Iterator[AppProcess]:
+def refusing_app(shared_api: FakeAPI, tmp_path: Path) -> Iterator[AppProcess | AppInProcess]:
     shared_api.reset()
-    app = AppProcess(
+    app = make_app(
         tmp_path / "app.log",
         AIMLAPI_BASE_URL=shared_api.base_url,
         AIMLAPI_KEY="server-key",
@@ -115,7 +115,7 @@ def refusing_app(shared_api: FakeAPI, tmp_path: Path) -> Iterator[AppProcess]:
 
 
 def test_an_address_whose_messages_keep_being_refused_is_refused_at_once(
-    refusing_app: AppProcess, shared_api: FakeAPI
+    refusing_app: AppProcess | AppInProcess, shared_api: FakeAPI
 ) -> None:
     def send(text: str, address: str, **fields: Any) -> str:
         return raw_chat(refusing_app.url, text, headers={"X-Forwarded-For": address}, **fields)
@@ -128,7 +128,7 @@ def test_an_address_whose_messages_keep_being_refused_is_refused_at_once(
     assert [r.body["messages"][-1]["content"] for r in shared_api.chat_requests()] == ["someone else"]
 
 
-def test_a_huge_model_name_is_never_sent(refusing_app: AppProcess, shared_api: FakeAPI) -> None:
+def test_a_huge_model_name_is_never_sent(refusing_app: AppProcess | AppInProcess, shared_api: FakeAPI) -> None:
     """A 4.9 MB model name went upstream (and came back as the Model setting) in about a minute."""
     data: list[Any] = [{"text": "hi", "files": []}, [], *{**defaults(), "model": "m" * HUGE}.values()]
     session_hash = uuid.uuid4().hex[:11]
