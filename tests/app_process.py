@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from chat_backend.config import load_settings
+from chat_backend.config import Settings, load_settings
 from deploy.cluster import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,17 +120,18 @@ class AppInProcess:
 
     process: None = None  # none of its own: what measures a process's memory needs an AppProcess
 
-    def __init__(self, log_path: Path, **env: str) -> None:
+    def __init__(self, log_path: Path, settings: Settings | None = None, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
         self.env = {"GRADIO_TEMP_DIR": os.environ["GRADIO_TEMP_DIR"], "DATA_DIR": str(log_path.parent / "data"), **env}
+        self.settings = settings  # served as given, if given, instead of those `env` makes
         self.running: tuple[Any, Any, logging.Handler] | None = None  # the Blocks, its ChatApp, the log's handler
 
     def start(self, timeout: float = 60.0) -> AppInProcess:
         import app  # Gradio's import, once per test process
 
-        chat_app = app.ChatApp(load_settings(self.env, None))
+        chat_app = app.ChatApp(self.settings or load_settings(self.env, None))
         demo, options = app.blocks(chat_app)
         self.running = demo, chat_app, APP_LOGS.add(self.log_path)
         chat_app.client.catalogue.refresh_in_background()  # as `main` does
