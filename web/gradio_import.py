@@ -12,11 +12,11 @@
 - **Server apps nobody serves.** Gradio builds a FastAPI app (about 60 routes, each with its parameters' pydantic
   models) at the end of every `with gr.Blocks()` (the page's, and ChatInterface's, which is a Blocks too) and at
   `queue()`; `launch` then builds the one it serves, and the others are dropped unused. Building the page made five:
-  about 0.35 s of the 0.6 s of CPU it cost, paid by every start and by every app the tests build. They are no
+  about 0.35 s of the 0.4–0.6 s of CPU it cost, paid by every start and by every app the tests build. They are no
   longer built: a Blocks has no `app` until `launch` gives it the one it serves.
 
 Importing this module before gradio (app.py's first import; tests/conftest.py's) puts a finder first on
-`sys.meta_path`. It changes those two modules just after each has run, before any component or session exists.
+`sys.meta_path`. It changes those three modules just after each has run, before any component or session exists.
 Once gradio is loaded, as under `gradio app.py`, it changes nothing.
 """
 
